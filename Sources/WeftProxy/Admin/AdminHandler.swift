@@ -1,0 +1,86 @@
+import NIOCore
+import NIOHTTP1
+import WeftTelemetry
+
+/// Serves the admin endpoints on :15000.
+///
+/// - `GET /live`: 200 while the process runs (liveness probe).
+/// - `GET /ready`: 200 once the listeners are bound, 503 while draining (readiness probe).
+/// - `GET /metrics`: Prometheus text exposition.
+/// - `POST /shutdown`: starts a graceful drain (for Jobs whose main container has exited).
+///
+/// Off the data path, so it uses NIOHTTP1's typed pipeline for clarity.
+final class AdminHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let state: ProxyState
+    private let registry: PrometheusCollectorRegistry
+    private var head: HTTPRequestHead?
+
+    init(state: ProxyState, registry: PrometheusCollectorRegistry) {
+        self.state = state
+        self.registry = registry
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): self.head = head
+        case .body: break
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            respond(context: context, to: head)
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, to head: HTTPRequestHead) {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        switch (head.method, path) {
+        case (.GET, "/live"):
+            send(context, head, .ok, "live\n")
+        case (.GET, "/ready"):
+            if state.isReady {
+                send(context, head, .ok, "ready\n")
+            } else {
+                send(context, head, .serviceUnavailable, state.isDraining ? "draining\n" : "not ready\n")
+            }
+        case (.GET, "/metrics"):
+            var buffer = context.channel.allocator.buffer(capacity: 16 * 1024)
+            buffer.writeBytes(registry.emitToBuffer())
+            send(context, head, .ok, buffer, contentType: Telemetry.prometheusContentType)
+        case (.POST, "/shutdown"):
+            send(context, head, .ok, "draining\n")
+            state.requestShutdown()
+        case (_, "/live"), (_, "/ready"), (_, "/metrics"), (_, "/shutdown"):
+            send(context, head, .methodNotAllowed, "method \(head.method) not allowed on \(path)\n")
+        default:
+            send(context, head, .notFound, "no admin endpoint \(path); try /live, /ready, /metrics, POST /shutdown\n")
+        }
+    }
+
+    private func send(
+        _ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ status: HTTPResponseStatus, _ text: String
+    ) {
+        send(context, request, status, context.channel.allocator.buffer(string: text), contentType: "text/plain; charset=utf-8")
+    }
+
+    private func send(
+        _ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ status: HTTPResponseStatus, _ body: ByteBuffer,
+        contentType: String
+    ) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: contentType)
+        headers.add(name: "content-length", value: "\(body.readableBytes)")
+        let keepAlive = request.isKeepAlive
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        let head = HTTPResponseHead(version: request.version, status: status, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if request.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+    }
+}
+
+@available(*, unavailable)
+extension AdminHandler: Sendable {}

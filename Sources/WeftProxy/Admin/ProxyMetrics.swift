@@ -1,0 +1,127 @@
+import WeftTelemetry
+
+/// Which capture port a connection came through.
+enum TrafficDirection: String, CaseIterable, Sendable {
+    case inbound, outbound
+}
+
+/// Why the proxy failed or refused a connection or request; the `error` metric label
+/// and, for HTTP, the `weft-error` response header (with `-` for `_`).
+enum ProxyErrorKind: String, CaseIterable, Sendable {
+    case connectFailed = "connect_failed"
+    case upstreamReset = "upstream_reset"
+    case upstreamTimeout = "upstream_timeout"
+    case upstreamProtocol = "upstream_protocol"
+    case badRequest = "bad_request"
+    case requestTimeout = "request_timeout"
+    case loop
+    case noOriginalDestination = "no_original_destination"
+
+    /// The `weft-error` header value.
+    var headerValue: String { rawValue.replacingUnderscores() }
+}
+
+extension String {
+    fileprivate func replacingUnderscores() -> String {
+        String(self.map { $0 == "_" ? "-" : $0 })
+    }
+}
+
+/// The request protocols the proxy counts.
+enum RequestProtocol: String, CaseIterable, Sendable {
+    case http1, http2, grpc
+}
+
+/// Every metric handle of the proxy, created once at start-up.
+///
+/// Labels come from fixed enums, so the label set is closed: no peer address or path
+/// ever becomes a label. The hot path indexes arrays; it never builds a string.
+final class ProxyMetrics: Sendable {
+    let registry: PrometheusCollectorRegistry
+    let inbound: DirectionMetrics
+    let outbound: DirectionMetrics
+
+    init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        self.inbound = DirectionMetrics(registry: registry, direction: .inbound)
+        self.outbound = DirectionMetrics(registry: registry, direction: .outbound)
+    }
+
+    func direction(_ direction: TrafficDirection) -> DirectionMetrics {
+        direction == .inbound ? inbound : outbound
+    }
+}
+
+/// The handles for one direction.
+final class DirectionMetrics: Sendable {
+    let connectionsOpen: Gauge
+    private let connectionsTotal: [Counter]  // by DetectedProtocol label
+    let readFromSource: Counter
+    let writtenToSource: Counter
+    let readFromDestination: Counter
+    let writtenToDestination: Counter
+    private let requests: [Counter]  // protocol × status class
+    private let durations: [DurationHistogram]  // by protocol
+    private let errors: [Counter]  // by ProxyErrorKind
+
+    static let protocolLabels = ["http1", "http2", "tls", "opaque"]
+
+    init(registry: PrometheusCollectorRegistry, direction: TrafficDirection) {
+        let d = ("direction", direction.rawValue)
+        connectionsOpen = registry.makeGauge(
+            descriptor: .init(metricName: "weft_connections_open", helpText: "Connections open through the proxy."),
+            labels: [d])
+        let connections = MetricNameDescriptor(
+            metricName: "weft_connections", unitName: "total", helpText: "Connections accepted, by detected protocol.")
+        connectionsTotal = Self.protocolLabels.map { registry.makeCounter(descriptor: connections, labels: [d, ("protocol", $0)]) }
+        let read = MetricNameDescriptor(
+            metricName: "weft_tcp_read_bytes", unitName: "total",
+            helpText: "Bytes read, from the source (client) or the destination (upstream).")
+        let written = MetricNameDescriptor(
+            metricName: "weft_tcp_write_bytes", unitName: "total",
+            helpText: "Bytes written, to the source (client) or the destination (upstream).")
+        readFromSource = registry.makeCounter(descriptor: read, labels: [d, ("peer", "src")])
+        readFromDestination = registry.makeCounter(descriptor: read, labels: [d, ("peer", "dst")])
+        writtenToSource = registry.makeCounter(descriptor: written, labels: [d, ("peer", "src")])
+        writtenToDestination = registry.makeCounter(descriptor: written, labels: [d, ("peer", "dst")])
+        let requestName = MetricNameDescriptor(
+            metricName: "weft_requests", unitName: "total", helpText: "Requests proxied, by protocol and response status class.")
+        requests = RequestProtocol.allCases.flatMap { proto in
+            Telemetry.StatusClass.allCases.map { status in
+                registry.makeCounter(
+                    descriptor: requestName, labels: [d, ("protocol", proto.rawValue), ("status_class", status.label)])
+            }
+        }
+        let duration = MetricNameDescriptor(
+            metricName: "weft_request_duration", unitName: "seconds",
+            helpText: "Time from a request's head to the end of its response.")
+        durations = RequestProtocol.allCases.map {
+            registry.makeDurationHistogram(descriptor: duration, labels: [d, ("protocol", $0.rawValue)], buckets: Telemetry.latencyBuckets)
+        }
+        let errorName = MetricNameDescriptor(
+            metricName: "weft_errors", unitName: "total", helpText: "Connections or requests the proxy failed or refused, by reason.")
+        errors = ProxyErrorKind.allCases.map { registry.makeCounter(descriptor: errorName, labels: [d, ("error", $0.rawValue)]) }
+    }
+
+    func connectionAccepted(_ detected: DetectedProtocol) {
+        let index: Int
+        switch detected {
+        case .http1: index = 0
+        case .http2: index = 1
+        case .tls: index = 2
+        case .opaque: index = 3
+        }
+        connectionsTotal[index].increment()
+    }
+
+    func requestFinished(_ proto: RequestProtocol, status: Int, duration: Duration) {
+        let protoIndex = RequestProtocol.allCases.firstIndex(of: proto)!
+        let statusIndex = Telemetry.statusClass(status).rawValue - 1
+        requests[protoIndex * Telemetry.StatusClass.allCases.count + statusIndex].increment()
+        durations[protoIndex].record(duration)
+    }
+
+    func error(_ kind: ProxyErrorKind) {
+        errors[ProxyErrorKind.allCases.firstIndex(of: kind)!].increment()
+    }
+}

@@ -1,0 +1,133 @@
+import Glibc
+import Logging
+import NIOCore
+import NIOExtras
+import NIOPosix
+
+/// Binds a capture port (outbound :15001 or inbound :15006) and sets up each accepted
+/// connection: original destination, loop check, then protocol detection.
+struct CaptureListener {
+    let direction: TrafficDirection
+    let config: ProxyConfig
+    let metrics: DirectionMetrics
+    let pools: UpstreamPools
+    let logger: Logger
+
+    /// Binds `host:port`. IPv6 listeners are IPv6-only, so each family has its own
+    /// socket and `SO_ORIGINAL_DST` is always asked at the matching level.
+    func bind(
+        host: String, port: Int, group: EventLoopGroup, quiesce: ServerQuiescingHelper
+    ) async throws -> Channel {
+        let isIPv6 = host.contains(":")
+        var bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try self.setUp(channel) }
+            }
+        if isIPv6 {
+            bootstrap = bootstrap.serverChannelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1)
+        }
+        return try await bootstrap.bind(host: host, port: port).get()
+    }
+
+    private func setUp(_ channel: Channel) throws {
+        metrics.connectionsOpen.increment()
+        let original: SocketAddress
+        switch OriginalDestination.read(channel) {
+        case .success(let address):
+            original = address
+        case .failure(let failure):
+            metrics.connectionsOpen.decrement()
+            metrics.error(.noOriginalDestination)
+            logger.warning("refused connection", metadata: ["direction": "\(direction.rawValue)", "reason": "\(failure)"])
+            throw failure
+        }
+        if isLoop(original, local: channel.localAddress) {
+            metrics.connectionsOpen.decrement()
+            metrics.error(.loop)
+            logger.debug(
+                "refused connection to a capture port",
+                metadata: ["direction": "\(direction.rawValue)", "dst": "\(describe(original))"])
+            throw CaptureError.loop(describe(original))
+        }
+        let upstream = direction == .outbound ? original : inboundTarget(port: original.port ?? 0, like: original)
+        let target = ConnectionTarget(direction: direction, originalDestination: original, upstream: upstream)
+        try channel.pipeline.syncOperations.addHandler(
+            ProtocolDetectHandler(
+                target: target, metrics: metrics, config: config, pool: pools.pool(for: channel.eventLoop),
+                logger: logger))
+    }
+
+    /// A connection that was not redirected (it came straight to the capture port), or
+    /// that was addressed to a capture port on this host, would loop into the proxy.
+    private func isLoop(_ original: SocketAddress, local: SocketAddress?) -> Bool {
+        if let local, original == local { return true }
+        guard let port = original.port, config.capturePorts.contains(port) || port == config.adminPort else {
+            return false
+        }
+        return isLoopback(original) || original.ipAddress == local?.ipAddress
+    }
+
+    private func isLoopback(_ address: SocketAddress) -> Bool {
+        switch address {
+        case .v4(let v4): return UInt32(bigEndian: v4.address.sin_addr.s_addr) >> 24 == 127
+        case .v6: return address.ipAddress == "::1"
+        default: return false
+        }
+    }
+
+    /// The app's address for an inbound connection: the forward host at the original port.
+    private func inboundTarget(port: Int, like original: SocketAddress) -> SocketAddress {
+        let host: String
+        if case .v6 = original, config.inboundForwardHost == "127.0.0.1" {
+            host = "::1"
+        } else {
+            host = config.inboundForwardHost
+        }
+        return (try? SocketAddress(ipAddress: host, port: port)) ?? original
+    }
+}
+
+enum CaptureError: Error, CustomStringConvertible {
+    case loop(String)
+
+    var description: String {
+        switch self {
+        case .loop(let address): return "connection to \(address) would loop into the proxy"
+        }
+    }
+}
+
+/// One HTTP/1 upstream pool per event loop, so pools need no locks.
+final class UpstreamPools: @unchecked Sendable {
+    // Written once at start-up, then only read; each pool is used on its own loop only.
+    private let pools: [ObjectIdentifier: HTTP1UpstreamPool]
+
+    init(group: EventLoopGroup, config: ProxyConfig) {
+        var pools: [ObjectIdentifier: HTTP1UpstreamPool] = [:]
+        for loop in group.makeIterator() {
+            pools[ObjectIdentifier(loop)] = HTTP1UpstreamPool(eventLoop: loop, config: config)
+        }
+        self.pools = pools
+    }
+
+    func pool(for loop: EventLoop) -> HTTP1UpstreamPool {
+        pools[ObjectIdentifier(loop)]!
+    }
+
+    /// Closes idle pooled connections on every loop.
+    func closeAll(group: EventLoopGroup) async {
+        for loop in group.makeIterator() {
+            let pool = pool(for: loop)
+            try? await loop.submit { pool.closeAll() }.get()
+        }
+    }
+}

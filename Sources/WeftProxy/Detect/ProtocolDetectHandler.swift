@@ -1,0 +1,210 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Where an accepted connection goes, decided at accept time from its original destination.
+struct ConnectionTarget {
+    let direction: TrafficDirection
+    /// The original destination, as the client addressed it.
+    let originalDestination: SocketAddress
+    /// Where the proxy connects: the original destination (outbound) or the app on
+    /// loopback at the original port (inbound).
+    let upstream: SocketAddress
+}
+
+/// The first handler on every captured connection: it reads the client's first bytes,
+/// decides the protocol, and replaces itself with the handler that forwards it.
+///
+/// - Reads are held once a verdict is reached, until the forwarding handler is in place,
+///   so no byte is read before something can take it.
+/// - A client that sends nothing within the detection timeout is treated as opaque TCP
+///   (server-speaks-first protocols on ports not listed as opaque still work, late);
+///   listed opaque ports skip detection altogether.
+final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+
+    private let target: ConnectionTarget
+    private let metrics: DirectionMetrics
+    private let config: ProxyConfig
+    private let pool: HTTP1UpstreamPool
+    private let logger: Logger
+    private let skipDetection: Bool
+
+    private var context: ChannelHandlerContext?
+    private var buffered: ByteBuffer?
+    private var isDecided = false
+    private var clientInputEnded = false
+    private var ownsConnection = true
+    private var timer: Scheduled<Void>?
+
+    init(
+        target: ConnectionTarget, metrics: DirectionMetrics, config: ProxyConfig, pool: HTTP1UpstreamPool,
+        logger: Logger
+    ) {
+        self.target = target
+        self.metrics = metrics
+        self.config = config
+        self.pool = pool
+        self.logger = logger
+        self.skipDetection = config.opaquePorts.contains(target.originalDestination.port ?? 0)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if skipDetection {
+            decide(.opaque)
+        } else {
+            timer = context.eventLoop.scheduleTask(in: config.detectTimeout) { [self] in
+                timer = nil
+                decide(.opaque)
+            }
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        if isDecided {
+            // Already read before the verdict held reads: keep it for the forwarder.
+            buffered.append(&bytes)
+            return
+        }
+        buffered.append(&bytes)
+        let verdict = buffered!.withUnsafeReadableBytes { ProtocolDetector.detect($0) }
+        switch verdict {
+        case .needMoreBytes:
+            if buffered!.readableBytes >= ProtocolDetector.maxBytes { decide(.opaque) }
+        case .detected(let detected):
+            decide(detected)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if !isDecided { context.read() }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            clientInputEnded = true
+            if (buffered?.readableBytes ?? 0) == 0 && !isDecided {
+                // Connected and closed without a byte: nothing to forward.
+                isDecided = true
+                context.close(promise: nil)
+            } else if !isDecided {
+                decide(.opaque)
+            }
+        } else if event is ChannelShouldQuiesceEvent {
+            if !isDecided { context.close(promise: nil) }
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if ownsConnection {
+            ownsConnection = false
+            metrics.connectionsOpen.decrement()
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    private func decide(_ detected: DetectedProtocol) {
+        guard !isDecided, let context else { return }
+        isDecided = true
+        timer?.cancel()
+        timer = nil
+        metrics.connectionAccepted(detected)
+        logger.debug(
+            "connection",
+            metadata: [
+                "direction": "\(target.direction.rawValue)", "protocol": "\(detected.label)",
+                "dst": "\(describe(target.originalDestination))",
+            ])
+        switch detected {
+        case .http1:
+            let handler = HTTP1ProxyHandler(
+                destination: target.upstream, pool: pool, metrics: metrics, config: config,
+                initialBytes: buffered ?? context.channel.allocator.buffer(capacity: 0),
+                clientInputEnded: clientInputEnded)
+            let channel = context.channel
+            handOver(context) {
+                try context.pipeline.syncOperations.addHandler(handler, position: .after(self))
+            }
+            channel.read()
+        default:
+            // Opaque TCP, TLS (passed through), and HTTP/2 (spliced as bytes for now).
+            connectAndSplice(context)
+        }
+    }
+
+    /// Installs the next handler, then removes this one; the next handler now owns the
+    /// connection (and its open-connections gauge).
+    private func handOver(_ context: ChannelHandlerContext, install: () throws -> Void) {
+        do {
+            try install()
+            ownsConnection = false
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        } catch {
+            context.close(promise: nil)
+        }
+    }
+
+    private func connectAndSplice(_ context: ChannelHandlerContext) {
+        let client = context.channel
+        let upstreamAddress = target.upstream
+        ClientBootstrap(group: context.eventLoop)
+            .connectTimeout(config.connectTimeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .connect(to: upstreamAddress)
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let upstream):
+                    guard client.isActive, let context = self.context else {
+                        upstream.close(promise: nil)
+                        return
+                    }
+                    let early = buffered
+                    buffered = nil
+                    let inputEnded = clientInputEnded
+                    handOver(context) {}
+                    SpliceHandler.join(
+                        client: client, upstream: upstream, metrics: metrics, toUpstream: early, toClient: nil,
+                        clientOwnsGauge: true, clientInputEnded: inputEnded)
+                case .failure(let error):
+                    metrics.error(.connectFailed)
+                    logger.debug(
+                        "upstream connect failed",
+                        metadata: ["dst": "\(describe(upstreamAddress))", "error": "\(describe(error))"])
+                    // TCP has no error message: a reset tells the client the destination failed.
+                    SpliceHandler.reset(client)
+                }
+            }
+    }
+}
+
+@available(*, unavailable)
+extension ProtocolDetectHandler: Sendable {}
+
+extension Optional where Wrapped == ByteBuffer {
+    /// Appends to the buffer, creating it from `bytes` (without a copy) when empty.
+    fileprivate mutating func append(_ bytes: inout ByteBuffer) {
+        if var existing = self, existing.readableBytes > 0 {
+            self = nil
+            existing.writeBuffer(&bytes)
+            self = existing
+        } else {
+            self = bytes
+        }
+    }
+}

@@ -1,0 +1,489 @@
+import Glibc
+
+/// A strict RFC 9112 scanner for HTTP/1.x message heads.
+///
+/// The proxy never re-serialises a head: it scans the bytes in place, records what
+/// routing and framing need, and forwards the original bytes as slices. Strictness is
+/// the point, because a proxy that frames a message differently from the server behind
+/// it is a request-smuggling hole:
+/// - lines end in CRLF; a bare LF or a bare CR is rejected;
+/// - obs-fold (a field line starting with whitespace) is rejected;
+/// - whitespace between a field name and its colon is rejected;
+/// - Content-Length must be digits, and repeated values must agree;
+/// - a request with both Content-Length and Transfer-Encoding, or with a
+///   Transfer-Encoding whose final coding is not chunked, or an HTTP/1.0 request with
+///   Transfer-Encoding, is rejected;
+/// - an HTTP/1.1 request must carry exactly one Host.
+enum HTTP1HeadParser {
+    static let maxHeadBytes = 64 * 1024
+    static let maxFields = 128
+
+    enum Kind {
+        case request
+        /// A response to a request with this method (HEAD and CONNECT change framing).
+        case response(requestMethod: HTTP1Method)
+    }
+
+    /// Looks for the empty line that ends a head.
+    ///
+    /// - Parameters:
+    ///   - bytes: the buffered bytes, starting at the head's first byte.
+    ///   - resumeAt: how many bytes an earlier call already scanned (it may be 0).
+    /// - Returns: the head's length including the final CRLF, or nil when more bytes are needed.
+    /// - Throws: `bareLF` at the first LF not preceded by CR, `headTooLarge` past the limit.
+    static func findEnd(_ bytes: UnsafeRawBufferPointer, resumeAt: Int) throws -> Int? {
+        var index = resumeAt
+        let count = bytes.count
+        guard let base = bytes.baseAddress else { return nil }
+        while index < count {
+            guard let found = memchr(base + index, 0x0A, count - index) else { break }
+            let lf = base.distance(to: UnsafeRawPointer(found))
+            if lf == 0 || bytes[lf - 1] != 0x0D {
+                throw HTTP1ParseError(.bareLF, "line ends in LF without CR at byte \(lf)")
+            }
+            if lf >= 3 && bytes[lf - 2] == 0x0A && bytes[lf - 3] == 0x0D {
+                if lf + 1 > maxHeadBytes { throw tooLarge() }
+                return lf + 1
+            }
+            index = lf + 1
+        }
+        if count > maxHeadBytes { throw tooLarge() }
+        return nil
+    }
+
+    private static func tooLarge() -> HTTP1ParseError {
+        HTTP1ParseError(.headTooLarge, "head is larger than \(maxHeadBytes) bytes")
+    }
+
+    /// Counts the empty lines (CRLF) that may precede a request line (RFC 9112 §2.2).
+    static func leadingEmptyLines(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var index = 0
+        while index + 1 < bytes.count && bytes[index] == 0x0D && bytes[index + 1] == 0x0A { index += 2 }
+        return index
+    }
+
+    /// Parses a complete head (as delimited by `findEnd`).
+    ///
+    /// - Parameters:
+    ///   - bytes: exactly the head's bytes, ending in CRLF CRLF.
+    ///   - kind: request, or response to a request with a given method.
+    ///   - head: filled in; its `droppedLines` array is reused so steady-state parsing
+    ///     does not allocate.
+    /// - Throws: `HTTP1ParseError` naming the first violation.
+    static func parse(_ bytes: UnsafeRawBufferPointer, kind: Kind, into head: inout HTTP1Head) throws {
+        var dropped = head.droppedLines
+        dropped.removeAll(keepingCapacity: true)
+        head = HTTP1Head()
+        head.length = bytes.count
+        var cursor = 0
+        switch kind {
+        case .request: try parseRequestLine(bytes, cursor: &cursor, head: &head)
+        case .response: try parseStatusLine(bytes, cursor: &cursor, head: &head)
+        }
+
+        var fields = FieldSummary()
+        var fieldCount = 0
+        while true {
+            // `findEnd` guarantees every LF is preceded by CR and that the head ends in an empty line.
+            let lineStart = cursor
+            if bytes[cursor] == 0x0D { break }
+            fieldCount += 1
+            if fieldCount > maxFields {
+                throw HTTP1ParseError(.tooManyFields, "more than \(maxFields) header fields")
+            }
+            let first = bytes[cursor]
+            if first == 0x20 || first == 0x09 {
+                throw HTTP1ParseError(.obsFold, "line folding (obs-fold) at byte \(cursor)")
+            }
+            while cursor < bytes.count && isTokenByte(bytes[cursor]) { cursor += 1 }
+            let nameEnd = cursor
+            guard nameEnd > lineStart, bytes[cursor] == 0x3A else {
+                throw HTTP1ParseError(.invalidFieldName, "invalid header field name at byte \(lineStart)")
+            }
+            cursor += 1
+            while bytes[cursor] == 0x20 || bytes[cursor] == 0x09 { cursor += 1 }
+            let valueStart = cursor
+            while true {
+                let byte = bytes[cursor]
+                if byte == 0x0D {
+                    if bytes[cursor + 1] == 0x0A { break }
+                    throw HTTP1ParseError(.bareCR, "CR without LF at byte \(cursor)")
+                }
+                if !isFieldValueByte(byte) {
+                    throw HTTP1ParseError(.invalidFieldValue, "control byte 0x\(hex(byte)) in a header field value at byte \(cursor)")
+                }
+                cursor += 1
+            }
+            var valueEnd = cursor
+            while valueEnd > valueStart && (bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09) { valueEnd -= 1 }
+            cursor += 2
+            try fields.note(
+                bytes, name: lineStart..<nameEnd, value: valueStart..<valueEnd, line: lineStart..<cursor,
+                dropped: &dropped)
+        }
+
+        if !fields.nominated.isEmpty {
+            dropNominated(bytes, fields: fields, headEnd: bytes.count, dropped: &dropped)
+        }
+        head.isUpgrade = fields.connectionUpgrade && fields.hasUpgradeField
+        if !head.isUpgrade {
+            dropped.append(contentsOf: fields.connectionLines)
+            dropped.append(contentsOf: fields.upgradeLines)
+        }
+        if dropped.count > 1 { dropped.sort { $0.lowerBound < $1.lowerBound } }
+        head.droppedLines = dropped
+        head.wantsClose = fields.connectionClose || (head.minorVersion == 0 && !fields.connectionKeepAlive)
+        head.host = fields.host
+        try resolveFraming(kind: kind, fields: fields, head: &head)
+    }
+
+    // MARK: - Start lines
+
+    private static func parseRequestLine(_ bytes: UnsafeRawBufferPointer, cursor: inout Int, head: inout HTTP1Head) throws {
+        let methodStart = cursor
+        while isTokenByte(bytes[cursor]) { cursor += 1 }
+        guard cursor > methodStart, bytes[cursor] == 0x20 else {
+            throw HTTP1ParseError(.invalidRequestLine, "request line does not start with a method and one space")
+        }
+        head.method = method(bytes, methodStart..<cursor)
+        cursor += 1
+        let targetStart = cursor
+        while bytes[cursor] > 0x20 && bytes[cursor] < 0x7F { cursor += 1 }
+        guard cursor > targetStart, bytes[cursor] == 0x20 else {
+            throw HTTP1ParseError(.invalidRequestLine, "request target is empty or holds a byte that is not visible ASCII")
+        }
+        head.target = targetStart..<cursor
+        cursor += 1
+        head.minorVersion = try parseVersion(bytes, cursor: &cursor)
+        guard bytes[cursor] == 0x0D, bytes[cursor + 1] == 0x0A else {
+            throw HTTP1ParseError(.invalidRequestLine, "request line does not end after the HTTP version")
+        }
+        cursor += 2
+    }
+
+    private static func parseStatusLine(_ bytes: UnsafeRawBufferPointer, cursor: inout Int, head: inout HTTP1Head) throws {
+        head.minorVersion = try parseVersion(bytes, cursor: &cursor)
+        guard bytes[cursor] == 0x20,
+            isDigit(bytes[cursor + 1]), isDigit(bytes[cursor + 2]), isDigit(bytes[cursor + 3])
+        else {
+            throw HTTP1ParseError(.invalidStatusLine, "status line has no three-digit status code")
+        }
+        head.status = Int(bytes[cursor + 1] - 0x30) * 100 + Int(bytes[cursor + 2] - 0x30) * 10 + Int(bytes[cursor + 3] - 0x30)
+        cursor += 4
+        guard head.status >= 100 else { throw HTTP1ParseError(.invalidStatusLine, "status code \(head.status) is below 100") }
+        if bytes[cursor] == 0x20 {
+            cursor += 1
+            while bytes[cursor] != 0x0D {
+                guard isFieldValueByte(bytes[cursor]) else {
+                    throw HTTP1ParseError(.invalidStatusLine, "control byte in the reason phrase")
+                }
+                cursor += 1
+            }
+        }
+        guard bytes[cursor] == 0x0D, bytes[cursor + 1] == 0x0A else {
+            throw HTTP1ParseError(.invalidStatusLine, "status line does not end after the status code")
+        }
+        cursor += 2
+    }
+
+    private static func parseVersion(_ bytes: UnsafeRawBufferPointer, cursor: inout Int) throws -> Int {
+        guard bytes.count - cursor >= 10,
+            bytes[cursor] == 0x48, bytes[cursor + 1] == 0x54, bytes[cursor + 2] == 0x54,
+            bytes[cursor + 3] == 0x50, bytes[cursor + 4] == 0x2F,
+            isDigit(bytes[cursor + 5]), bytes[cursor + 6] == 0x2E, isDigit(bytes[cursor + 7])
+        else {
+            throw HTTP1ParseError(.invalidRequestLine, "malformed HTTP version")
+        }
+        let major = bytes[cursor + 5] - 0x30
+        let minor = bytes[cursor + 7] - 0x30
+        guard major == 1, minor <= 1 else {
+            throw HTTP1ParseError(.unsupportedVersion, "HTTP/\(major).\(minor) is not HTTP/1.0 or HTTP/1.1")
+        }
+        cursor += 8
+        return Int(minor)
+    }
+
+    private static func method(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> HTTP1Method {
+        // Methods are case-sensitive (RFC 9110 §9.1).
+        switch range.count {
+        case 3:
+            if matches(bytes, range, "GET") { return .get }
+            if matches(bytes, range, "PUT") { return .put }
+        case 4:
+            if matches(bytes, range, "POST") { return .post }
+            if matches(bytes, range, "HEAD") { return .head }
+        case 5:
+            if matches(bytes, range, "PATCH") { return .patch }
+            if matches(bytes, range, "TRACE") { return .trace }
+        case 6: if matches(bytes, range, "DELETE") { return .delete }
+        case 7:
+            if matches(bytes, range, "OPTIONS") { return .options }
+            if matches(bytes, range, "CONNECT") { return .connect }
+        default: break
+        }
+        return .other
+    }
+
+    // MARK: - Framing
+
+    private static func resolveFraming(kind: Kind, fields: FieldSummary, head: inout HTTP1Head) throws {
+        switch kind {
+        case .request:
+            if head.minorVersion == 1 && fields.hostCount == 0 {
+                throw HTTP1ParseError(.missingHost, "HTTP/1.1 request without a Host header")
+            }
+            if fields.hasTransferEncoding {
+                if fields.contentLength != nil {
+                    throw HTTP1ParseError(.conflictingFraming, "request has both Content-Length and Transfer-Encoding")
+                }
+                if head.minorVersion == 0 {
+                    throw HTTP1ParseError(.conflictingFraming, "HTTP/1.0 request with Transfer-Encoding")
+                }
+                guard fields.chunkedIsFinal else {
+                    throw HTTP1ParseError(.invalidTransferEncoding, "request Transfer-Encoding does not end in chunked")
+                }
+                head.framing = .chunked
+            } else if let length = fields.contentLength, length > 0 {
+                head.framing = .contentLength(length)
+            } else {
+                head.framing = .none
+            }
+        case .response(let method):
+            let status = head.status
+            if status < 200 || status == 204 || status == 304 || method == .head
+                || (method == .connect && status < 300)
+            {
+                head.framing = .none
+            } else if fields.hasTransferEncoding {
+                if fields.contentLength != nil {
+                    throw HTTP1ParseError(.conflictingFraming, "response has both Content-Length and Transfer-Encoding")
+                }
+                head.framing = fields.chunkedIsFinal ? .chunked : .untilClose
+            } else if let length = fields.contentLength {
+                head.framing = length > 0 ? .contentLength(length) : .none
+            } else {
+                head.framing = .untilClose
+            }
+        }
+    }
+
+    // MARK: - Fields
+
+    /// What the field lines said, gathered in one pass.
+    private struct FieldSummary {
+        var contentLength: Int?
+        var hasTransferEncoding = false
+        var chunkedIsFinal = false
+        var connectionClose = false
+        var connectionKeepAlive = false
+        var connectionUpgrade = false
+        var hasUpgradeField = false
+        var hostCount = 0
+        var host: Range<Int>?
+        var connectionLines: [Range<Int>] = []
+        var upgradeLines: [Range<Int>] = []
+        /// Field names listed in Connection other than close, keep-alive and upgrade.
+        var nominated: [Range<Int>] = []
+
+        mutating func note(
+            _ bytes: UnsafeRawBufferPointer, name: Range<Int>, value: Range<Int>, line: Range<Int>,
+            dropped: inout [Range<Int>]
+        ) throws {
+            switch name.count {
+            case 2:
+                if equalsLowercase(bytes, name, "te") { dropped.append(line) }
+            case 4:
+                if equalsLowercase(bytes, name, "host") {
+                    hostCount += 1
+                    if hostCount > 1 { throw HTTP1ParseError(.duplicateHost, "more than one Host header") }
+                    host = value
+                }
+            case 7:
+                if equalsLowercase(bytes, name, "upgrade") {
+                    hasUpgradeField = true
+                    upgradeLines.append(line)
+                }
+            case 10:
+                if equalsLowercase(bytes, name, "connection") {
+                    connectionLines.append(line)
+                    noteConnection(bytes, value)
+                } else if equalsLowercase(bytes, name, "keep-alive") {
+                    dropped.append(line)
+                }
+            case 14:
+                if equalsLowercase(bytes, name, "content-length") { try noteContentLength(bytes, value) }
+            case 16:
+                if equalsLowercase(bytes, name, "proxy-connection") { dropped.append(line) }
+            case 17:
+                if equalsLowercase(bytes, name, "transfer-encoding") { try noteTransferEncoding(bytes, value) }
+            default:
+                break
+            }
+        }
+
+        private mutating func noteConnection(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) {
+            forEachListElement(bytes, value) { token in
+                if equalsLowercase(bytes, token, "close") {
+                    connectionClose = true
+                } else if equalsLowercase(bytes, token, "keep-alive") {
+                    connectionKeepAlive = true
+                } else if equalsLowercase(bytes, token, "upgrade") {
+                    connectionUpgrade = true
+                } else if !equalsLowercase(bytes, token, "content-length")
+                    && !equalsLowercase(bytes, token, "transfer-encoding")
+                    && !equalsLowercase(bytes, token, "host")
+                {
+                    // Framing fields are never dropped on a peer's say-so: removing them
+                    // would make the next hop frame the body differently from us.
+                    nominated.append(token)
+                }
+            }
+        }
+
+        private mutating func noteContentLength(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) throws {
+            var sawElement = false
+            var failure: HTTP1ParseError?
+            forEachListElement(bytes, value) { element in
+                sawElement = true
+                guard failure == nil else { return }
+                guard element.count <= 18, element.allSatisfy({ isDigit(bytes[$0]) }) else {
+                    failure = HTTP1ParseError(.invalidContentLength, "Content-Length is not a number")
+                    return
+                }
+                let length = element.reduce(0) { $0 * 10 + Int(bytes[$1] - 0x30) }
+                if let existing = contentLength, existing != length {
+                    failure = HTTP1ParseError(.invalidContentLength, "Content-Length values disagree (\(existing) and \(length))")
+                }
+                contentLength = length
+            }
+            if let failure { throw failure }
+            if !sawElement { throw HTTP1ParseError(.invalidContentLength, "empty Content-Length") }
+        }
+
+        private mutating func noteTransferEncoding(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) throws {
+            var sawElement = false
+            var chunkedSeen = chunkedIsFinal
+            var failure: HTTP1ParseError?
+            forEachListElement(bytes, value) { coding in
+                sawElement = true
+                // chunked must be applied once, and last (RFC 9112 §6.1).
+                if chunkedSeen {
+                    failure = HTTP1ParseError(.invalidTransferEncoding, "a transfer coding follows chunked")
+                }
+                if equalsLowercase(bytes, coding, "chunked") { chunkedSeen = true }
+            }
+            if let failure { throw failure }
+            guard sawElement else { throw HTTP1ParseError(.invalidTransferEncoding, "empty Transfer-Encoding") }
+            hasTransferEncoding = true
+            chunkedIsFinal = chunkedSeen
+        }
+    }
+
+    /// Drops every field line whose name `Connection` nominated.
+    private static func dropNominated(
+        _ bytes: UnsafeRawBufferPointer, fields: FieldSummary, headEnd: Int, dropped: inout [Range<Int>]
+    ) {
+        // The first line is the start line; field lines follow until the empty line.
+        var cursor = 0
+        while bytes[cursor] != 0x0A { cursor += 1 }
+        cursor += 1
+        while bytes[cursor] != 0x0D {
+            let lineStart = cursor
+            var colon = cursor
+            while bytes[colon] != 0x3A { colon += 1 }
+            while bytes[cursor] != 0x0A { cursor += 1 }
+            cursor += 1
+            let name = lineStart..<colon
+            if fields.nominated.contains(where: { equalsCaseInsensitive(bytes, $0, name) }),
+                !dropped.contains(lineStart..<cursor)
+            {
+                dropped.append(lineStart..<cursor)
+            }
+        }
+    }
+
+    // MARK: - Byte classes
+
+    /// tchar (RFC 9110 §5.6.2).
+    @inline(__always)
+    static func isTokenByte(_ byte: UInt8) -> Bool { tokenTable[Int(byte)] }
+
+    private static let tokenTable: [Bool] = (0..<256).map { value in
+        let byte = UInt8(value)
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+
+    /// field-vchar, SP or HTAB (RFC 9110 §5.5); obs-text is allowed, controls are not.
+    @inline(__always)
+    static func isFieldValueByte(_ byte: UInt8) -> Bool { byte == 0x09 || (byte >= 0x20 && byte != 0x7F) }
+
+    @inline(__always)
+    static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+
+    private static func hex(_ byte: UInt8) -> String {
+        let digits = Array("0123456789abcdef")
+        return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
+    }
+}
+
+// MARK: - Small byte helpers
+
+/// Calls `body` with each non-empty element of a comma-separated list, trimmed of OWS.
+@inline(__always)
+private func forEachListElement(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
+    var start = range.lowerBound
+    while start < range.upperBound {
+        var end = start
+        while end < range.upperBound && bytes[end] != 0x2C { end += 1 }
+        var lower = start
+        var upper = end
+        while lower < upper && (bytes[lower] == 0x20 || bytes[lower] == 0x09) { lower += 1 }
+        while upper > lower && (bytes[upper - 1] == 0x20 || bytes[upper - 1] == 0x09) { upper -= 1 }
+        if lower < upper { body(lower..<upper) }
+        start = end + 1
+    }
+}
+
+/// Compares bytes with a lowercase ASCII literal, ignoring the case of the bytes.
+@inline(__always)
+func equalsLowercase(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ literal: StaticString) -> Bool {
+    guard range.count == literal.utf8CodeUnitCount else { return false }
+    let pointer = literal.utf8Start
+    var index = 0
+    for position in range {
+        var byte = bytes[position]
+        if byte >= 0x41 && byte <= 0x5A { byte |= 0x20 }
+        if byte != pointer[index] { return false }
+        index += 1
+    }
+    return true
+}
+
+@inline(__always)
+private func matches(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ literal: StaticString) -> Bool {
+    guard range.count == literal.utf8CodeUnitCount else { return false }
+    let pointer = literal.utf8Start
+    var index = 0
+    for position in range {
+        if bytes[position] != pointer[index] { return false }
+        index += 1
+    }
+    return true
+}
+
+private func equalsCaseInsensitive(_ bytes: UnsafeRawBufferPointer, _ lhs: Range<Int>, _ rhs: Range<Int>) -> Bool {
+    guard lhs.count == rhs.count else { return false }
+    for offset in 0..<lhs.count {
+        var left = bytes[lhs.lowerBound + offset]
+        var right = bytes[rhs.lowerBound + offset]
+        if left >= 0x41 && left <= 0x5A { left |= 0x20 }
+        if right >= 0x41 && right <= 0x5A { right |= 0x20 }
+        if left != right { return false }
+    }
+    return true
+}

@@ -1,0 +1,634 @@
+import Glibc
+import NIOCore
+
+/// Proxies one client's HTTP/1.x connection, a request at a time, to pooled upstream
+/// connections.
+///
+/// Heads are scanned in place by `HTTP1HeadParser` and forwarded as slices of the bytes
+/// the client sent, minus hop-by-hop fields; bodies are followed by `HTTP1BodyTracker`
+/// and forwarded as they arrive, never buffered whole. So a 1 GiB upload or download
+/// passes in bounded memory, and the proxy never frames a message differently from how
+/// it was sent.
+///
+/// - Pipelining: the next request is parsed only once the current response has ended,
+///   and reads are held meanwhile, so responses go back in request order.
+/// - Backpressure: the client is read only while the upstream is writable, and the
+///   upstream only while the client is.
+/// - Upgrade: a 101 answer to an `Upgrade` request (and a 2xx to CONNECT) hands both
+///   channels to `SpliceHandler` for byte forwarding.
+/// - Failures answer with 400, 408, 502 or 504 and a `weft-error` header naming the
+///   cause, and close this connection only.
+final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum RequestPhase { case head, connecting, body, complete }
+    private enum ResponsePhase { case idle, head, body }
+
+    private let destination: SocketAddress
+    private let pool: HTTP1UpstreamPool
+    private let metrics: DirectionMetrics
+    private let config: ProxyConfig
+    private var context: ChannelHandlerContext?
+
+    /// Client bytes not yet forwarded; starts at the current request's head.
+    private var inbound: ByteBuffer
+    private var headScanned = 0
+    private var request = HTTP1Head()
+    /// The current request's head, kept until its response starts, for one retry.
+    private var requestHeadBytes: ByteBuffer?
+    private var requestBody = HTTP1BodyTracker(framing: .none)
+    private var requestPhase = RequestPhase.head
+    private var requestStart = NIODeadline.uptimeNanoseconds(0)
+    private var hasRetried = false
+
+    private var response = HTTP1Head()
+    private var responseBody = HTTP1BodyTracker(framing: .none)
+    private var responsePhase = ResponsePhase.idle
+    private var responseBuffer: ByteBuffer?
+    private var responseScanned = 0
+    /// Whether any byte of the current response went to the client; after that, a
+    /// failure can only close the connection.
+    private var hasSentResponseBytes = false
+
+    private var upstream: HTTP1UpstreamConnection?
+    /// The current upstream served an earlier exchange (it came from the pool).
+    private var isPooledUpstream = false
+    private var closeAfterResponse = false
+    private var isClosing = false
+    private var pendingRead = false
+    private var headTimer: Scheduled<Void>?
+    private var responseTimer: Scheduled<Void>?
+
+    /// - Parameters:
+    ///   - destination: where this connection's requests go (the original destination,
+    ///     or the app's loopback address for inbound traffic).
+    ///   - initialBytes: what detection already read from the client.
+    init(
+        destination: SocketAddress, pool: HTTP1UpstreamPool, metrics: DirectionMetrics, config: ProxyConfig,
+        initialBytes: ByteBuffer, clientInputEnded: Bool = false
+    ) {
+        self.destination = destination
+        self.pool = pool
+        self.metrics = metrics
+        self.config = config
+        self.inbound = initialBytes
+        self.closeAfterResponse = clientInputEnded
+    }
+
+    // MARK: - Client side
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        processInbound()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        cancelTimers()
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        metrics.readFromSource.increment(by: Int64(buffer.readableBytes))
+        if inbound.readableBytes == 0 {
+            inbound = buffer
+        } else {
+            inbound.writeBuffer(&buffer)
+        }
+        processInbound()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        upstream?.flush()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if isHoldingReads {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        upstream?.isReadPaused = !context.channel.isWritable
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            // The client will send nothing more: finish the exchange in flight, then close.
+            closeAfterResponse = true
+            if isIdle { closeClient() }
+        } else if event is ChannelShouldQuiesceEvent {
+            closeAfterResponse = true
+            if isIdle { closeClient() }
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        metrics.connectionsOpen.decrement()
+        cancelTimers()
+        if let upstream {
+            self.upstream = nil
+            upstream.close()
+        }
+        isClosing = true
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        closeClient()
+    }
+
+    /// No exchange in flight and no buffered request bytes.
+    private var isIdle: Bool {
+        requestPhase == .head && responsePhase == .idle && inbound.readableBytes == 0
+    }
+
+    private var isHoldingReads: Bool {
+        switch requestPhase {
+        case .head: return responsePhase != .idle
+        case .connecting, .complete: return true
+        case .body: return !(upstream?.isWritable ?? false)
+        }
+    }
+
+    private func resumeReadsIfPossible() {
+        guard pendingRead, !isHoldingReads, let context else { return }
+        pendingRead = false
+        context.read()
+    }
+
+    /// Advances the current request as far as the buffered client bytes allow.
+    private func processInbound() {
+        guard !isClosing else { return }
+        while true {
+            switch requestPhase {
+            case .head:
+                guard responsePhase == .idle, startRequestIfComplete() else { return }
+            case .connecting, .complete:
+                return
+            case .body:
+                guard let upstream else { return }
+                let consumed: Int
+                do {
+                    consumed = try inbound.withUnsafeReadableBytes { try requestBody.consume($0) }
+                } catch {
+                    // The head already went upstream; a broken body can only end both connections.
+                    metrics.error(.badRequest)
+                    closeClient()
+                    return
+                }
+                if consumed > 0 {
+                    metrics.writtenToDestination.increment(by: Int64(consumed))
+                    upstream.write(inbound.readSlice(length: consumed)!)
+                }
+                guard requestBody.isComplete else {
+                    resumeReadsIfPossible()
+                    return
+                }
+                requestPhase = .complete
+                upstream.flush()
+                startResponseTimer()
+                return
+            }
+        }
+    }
+
+    /// Parses a request head if a whole one is buffered and starts its exchange.
+    /// Returns false when it must wait (for bytes or for an upstream connection).
+    private func startRequestIfComplete() -> Bool {
+        if headScanned == 0 {
+            let empty = inbound.withUnsafeReadableBytes { HTTP1HeadParser.leadingEmptyLines($0) }
+            inbound.moveReaderIndex(forwardBy: empty)
+        }
+        guard inbound.readableBytes > 0 else {
+            cancelHeadTimer()
+            if closeAfterResponse { closeClient() }
+            resumeReadsIfPossible()
+            return false
+        }
+        do {
+            let end = try inbound.withUnsafeReadableBytes { try HTTP1HeadParser.findEnd($0, resumeAt: headScanned) }
+            guard let end else {
+                headScanned = inbound.readableBytes
+                startHeadTimer()
+                resumeReadsIfPossible()
+                return false
+            }
+            try inbound.withUnsafeReadableBytes { bytes in
+                try HTTP1HeadParser.parse(UnsafeRawBufferPointer(rebasing: bytes[0..<end]), kind: .request, into: &request)
+            }
+        } catch let error as HTTP1ParseError {
+            let status = error.code == .headTooLarge || error.code == .tooManyFields ? 431 : 400
+            respondWithError(status: status, kind: .badRequest, detail: "malformed request: \(error.reason)")
+            return false
+        } catch {
+            closeClient()
+            return false
+        }
+        cancelHeadTimer()
+        headScanned = 0
+        hasRetried = false
+        requestStart = .now()
+        requestBody = HTTP1BodyTracker(framing: request.framing)
+        requestHeadBytes = inbound.readSlice(length: request.length)
+        if request.wantsClose { closeAfterResponse = true }
+        requestPhase = .connecting
+        if let pooled = pool.checkout(destination) {
+            beginExchange(on: pooled)
+            return true
+        }
+        connectUpstream()
+        return false
+    }
+
+    private func connectUpstream() {
+        pool.connect(destination).whenComplete { [self] result in
+            guard !isClosing else {
+                if case .success(let connection) = result { connection.close() }
+                return
+            }
+            switch result {
+            case .success(let connection):
+                beginExchange(on: connection)
+                processInbound()
+            case .failure(let error):
+                respondWithError(
+                    status: 502, kind: .connectFailed,
+                    detail: "connect to \(describe(destination)) failed: \(describe(error))")
+            }
+        }
+    }
+
+    /// Sends the request head on `connection` and makes it this exchange's upstream.
+    private func beginExchange(on connection: HTTP1UpstreamConnection) {
+        isPooledUpstream = connection.hasBeenUsed
+        connection.hasBeenUsed = true
+        connection.owner = self
+        connection.isReadPaused = !(context?.channel.isWritable ?? true)
+        upstream = connection
+        responsePhase = .head
+        responseScanned = 0
+        responseBuffer = nil
+        hasSentResponseBytes = false
+        if let head = requestHeadBytes {
+            let written = writeHead(head, droppedLines: request.droppedLines, appendClose: false) { connection.write($0) }
+            metrics.writtenToDestination.increment(by: Int64(written))
+        }
+        // A body-less request is complete with its head.
+        requestPhase = .body
+        if requestBody.isComplete {
+            requestPhase = .complete
+            connection.flush()
+            startResponseTimer()
+        }
+    }
+
+    // MARK: - Upstream side
+
+    func upstreamRead(_ buffer: ByteBuffer) {
+        metrics.readFromDestination.increment(by: Int64(buffer.readableBytes))
+        var buffer = buffer
+        switch responsePhase {
+        case .idle:
+            // Bytes with no request outstanding: the connection cannot be trusted.
+            upstream?.close()
+        case .head:
+            if var pending = responseBuffer, pending.readableBytes > 0 {
+                pending.writeBuffer(&buffer)
+                responseBuffer = pending
+            } else {
+                responseBuffer = buffer
+            }
+            processResponseHead()
+        case .body:
+            forwardResponseBody(&buffer)
+        }
+    }
+
+    func upstreamReadComplete() {
+        context?.flush()
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        resumeReadsIfPossible()
+    }
+
+    func upstreamClosed(error: Error?) {
+        guard upstream != nil else { return }
+        upstream = nil
+        switch responsePhase {
+        case .body where responseBody.isUntilClose:
+            finishExchange(reusable: false)
+        case .head where !hasSentResponseBytes && (responseBuffer?.readableBytes ?? 0) == 0:
+            if isPooledUpstream && !hasRetried && request.framing == .none && request.method.isIdempotent
+                && requestHeadBytes != nil
+            {
+                // A pooled connection the server had closed while idle: retry once, fresh.
+                hasRetried = true
+                cancelResponseTimer()
+                requestPhase = .connecting
+                connectUpstream()
+                return
+            }
+            let reason = error.map { describe($0) } ?? "connection closed"
+            respondWithError(
+                status: 502, kind: .upstreamReset,
+                detail: "upstream \(describe(destination)) closed before responding: \(reason)")
+        default:
+            // Mid-response: the client cannot be told more than that the connection ended.
+            metrics.error(.upstreamReset)
+            closeClient()
+        }
+    }
+
+    private func processResponseHead() {
+        guard var buffer = responseBuffer else { return }
+        while responsePhase == .head {
+            let end: Int?
+            do {
+                end = try buffer.withUnsafeReadableBytes { try HTTP1HeadParser.findEnd($0, resumeAt: responseScanned) }
+                guard let end else {
+                    responseScanned = buffer.readableBytes
+                    responseBuffer = buffer
+                    return
+                }
+                try buffer.withUnsafeReadableBytes { bytes in
+                    try HTTP1HeadParser.parse(
+                        UnsafeRawBufferPointer(rebasing: bytes[0..<end]), kind: .response(requestMethod: request.method),
+                        into: &response)
+                }
+            } catch {
+                upstream?.close()
+                upstream = nil
+                respondWithError(
+                    status: 502, kind: .upstreamProtocol,
+                    detail: "upstream \(describe(destination)) sent a malformed response: \(error)")
+                return
+            }
+            guard let end else { return }
+            cancelResponseTimer()
+            requestHeadBytes = nil
+            responseScanned = 0
+            let head = buffer.readSlice(length: end)!
+            let status = response.status
+            let isTunnel =
+                (status == 101 && request.isUpgrade) || (request.method == .connect && status >= 200 && status < 300)
+            if status == 101 && !request.isUpgrade {
+                upstream?.close()
+                upstream = nil
+                respondWithError(
+                    status: 502, kind: .upstreamProtocol,
+                    detail: "upstream \(describe(destination)) switched protocols without an Upgrade request")
+                return
+            }
+            if isTunnel {
+                writeToClient(head)
+                startTunnel(upstreamBytes: buffer)
+                return
+            }
+            if status < 200 {
+                // Interim response (100 Continue, 103 Early Hints): forward, keep waiting.
+                _ = writeHead(head, droppedLines: response.droppedLines, appendClose: false) { writeToClient($0) }
+                context?.flush()
+                continue
+            }
+            if response.framing == .untilClose { closeAfterResponse = true }
+            _ = writeHead(head, droppedLines: response.droppedLines, appendClose: closeAfterResponse) { writeToClient($0) }
+            responseBody = HTTP1BodyTracker(framing: response.framing)
+            responsePhase = .body
+            responseBuffer = nil
+            if responseBody.isComplete {
+                finishExchange(reusable: buffer.readableBytes == 0)
+            } else {
+                forwardResponseBody(&buffer)
+            }
+            return
+        }
+    }
+
+    private func forwardResponseBody(_ buffer: inout ByteBuffer) {
+        let consumed: Int
+        do {
+            consumed = try buffer.withUnsafeReadableBytes { try responseBody.consume($0) }
+        } catch {
+            metrics.error(.upstreamProtocol)
+            closeClient()
+            return
+        }
+        if consumed > 0 { writeToClient(buffer.readSlice(length: consumed)!) }
+        if responseBody.isComplete {
+            // Bytes after the end of the response mean the connection is out of step.
+            finishExchange(reusable: buffer.readableBytes == 0)
+        }
+    }
+
+    /// Ends the exchange: records it, returns or closes the upstream connection, and
+    /// starts on the next pipelined request or closes the client.
+    private func finishExchange(reusable: Bool) {
+        cancelResponseTimer()
+        metrics.requestFinished(.http1, status: response.status, duration: .nanoseconds(Int64((NIODeadline.now() - requestStart).nanoseconds)))
+        let requestComplete = requestPhase == .complete
+        if let connection = upstream {
+            upstream = nil
+            if reusable && requestComplete && request.minorVersion == 1 && !response.wantsClose
+                && response.framing != .untilClose
+            {
+                pool.release(connection)
+            } else {
+                connection.close()
+            }
+        }
+        responsePhase = .idle
+        requestPhase = .head
+        hasSentResponseBytes = false
+        if !requestComplete || closeAfterResponse {
+            // A response that ended before its request (e.g. an early 413) leaves the
+            // client's remaining body in flight: the connection cannot carry another request.
+            closeClient()
+            return
+        }
+        context?.flush()
+        processInbound()
+    }
+
+    // MARK: - Upgrade
+
+    private func startTunnel(upstreamBytes: ByteBuffer) {
+        guard let context, let connection = upstream, let upstreamChannel = connection.channel else {
+            closeClient()
+            return
+        }
+        metrics.requestFinished(.http1, status: response.status, duration: .nanoseconds(Int64((NIODeadline.now() - requestStart).nanoseconds)))
+        cancelTimers()
+        upstream = nil
+        connection.owner = nil
+        isClosing = true
+        let clientChannel = context.channel
+        let leftover = inbound
+        context.flush()
+        let pipeline = context.pipeline.syncOperations
+        upstreamChannel.pipeline.syncOperations.removeHandler(connection, promise: nil)
+        pipeline.removeHandler(context: context, promise: nil)
+        SpliceHandler.join(
+            client: clientChannel, upstream: upstreamChannel, metrics: metrics,
+            toUpstream: leftover, toClient: upstreamBytes, clientOwnsGauge: true)
+    }
+
+    // MARK: - Writing
+
+    /// Writes a head as slices of the original bytes, skipping dropped lines, and
+    /// optionally ends it with `connection: close`. Returns the bytes written.
+    @discardableResult
+    private func writeHead(
+        _ head: ByteBuffer, droppedLines: [Range<Int>], appendClose: Bool, write: (ByteBuffer) -> Void
+    ) -> Int {
+        let base = head.readerIndex
+        let end = head.readableBytes - (appendClose ? 2 : 0)
+        var written = 0
+        var cursor = 0
+        for dropped in droppedLines {
+            if dropped.lowerBound > cursor {
+                write(head.getSlice(at: base + cursor, length: dropped.lowerBound - cursor)!)
+                written += dropped.lowerBound - cursor
+            }
+            cursor = dropped.upperBound
+        }
+        if end > cursor {
+            write(head.getSlice(at: base + cursor, length: end - cursor)!)
+            written += end - cursor
+        }
+        if appendClose {
+            write(Self.connectionClose)
+            written += Self.connectionClose.readableBytes
+        }
+        return written
+    }
+
+    private static let connectionClose = ByteBuffer(string: "connection: close\r\n\r\n")
+
+    private func writeToClient(_ buffer: ByteBuffer) {
+        guard let context else { return }
+        hasSentResponseBytes = true
+        metrics.writtenToSource.increment(by: Int64(buffer.readableBytes))
+        context.write(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// Answers the current request with an error the proxy made, then closes.
+    private func respondWithError(status: Int, kind: ProxyErrorKind, detail: String) {
+        metrics.error(kind)
+        metrics.requestFinished(.http1, status: status, duration: .nanoseconds(Int64((NIODeadline.now() - requestStart).nanoseconds)))
+        guard !hasSentResponseBytes, let context else {
+            closeClient()
+            return
+        }
+        let body = "weft-proxy: \(detail)\n"
+        let head =
+            "HTTP/1.1 \(status) \(Self.reason(status))\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            + "content-length: \(body.utf8.count)\r\nweft-error: \(kind.headerValue)\r\nconnection: close\r\n\r\n"
+        writeToClient(context.channel.allocator.buffer(string: head + body))
+        closeClient()
+    }
+
+    private static func reason(_ status: Int) -> String {
+        switch status {
+        case 400: return "Bad Request"
+        case 408: return "Request Timeout"
+        case 431: return "Request Header Fields Too Large"
+        case 502: return "Bad Gateway"
+        case 504: return "Gateway Timeout"
+        default: return "Error"
+        }
+    }
+
+    /// Flushes what was written, then closes the client connection (and any upstream
+    /// still attached, which can no longer be reused).
+    private func closeClient() {
+        guard !isClosing, let context else { return }
+        isClosing = true
+        cancelTimers()
+        if let upstream {
+            self.upstream = nil
+            upstream.close()
+        }
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: - Timers
+
+    private func startHeadTimer() {
+        guard headTimer == nil, let context else { return }
+        headTimer = context.eventLoop.scheduleTask(in: config.requestHeadTimeout) { [self] in
+            headTimer = nil
+            requestStart = .now()
+            respondWithError(
+                status: 408, kind: .requestTimeout,
+                detail: "request head not complete within \(seconds(config.requestHeadTimeout))")
+        }
+    }
+
+    private func cancelHeadTimer() {
+        headTimer?.cancel()
+        headTimer = nil
+    }
+
+    private func startResponseTimer() {
+        guard responseTimer == nil, let context else { return }
+        responseTimer = context.eventLoop.scheduleTask(in: config.responseTimeout) { [self] in
+            responseTimer = nil
+            guard responsePhase == .head, let connection = upstream else { return }
+            upstream = nil
+            connection.close()
+            respondWithError(
+                status: 504, kind: .upstreamTimeout,
+                detail: "upstream \(describe(destination)) sent no response within \(seconds(config.responseTimeout))")
+        }
+    }
+
+    private func cancelResponseTimer() {
+        responseTimer?.cancel()
+        responseTimer = nil
+    }
+
+    private func cancelTimers() {
+        cancelHeadTimer()
+        cancelResponseTimer()
+    }
+}
+
+@available(*, unavailable)
+extension HTTP1ProxyHandler: Sendable {}
+
+extension HTTP1ProxyHandler: HTTP1UpstreamOwner {}
+
+/// `10.0.0.1:80` or `[fd00::1]:80`, for error messages and logs.
+func describe(_ address: SocketAddress) -> String {
+    switch address {
+    case .v4: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+    case .v6: return "[\(address.ipAddress ?? "?")]:\(address.port ?? 0)"
+    default: return "\(address)"
+    }
+}
+
+/// A short reason for an I/O failure: "connection refused", "timed out", …
+func describe(_ error: Error) -> String {
+    if let io = error as? IOError {
+        return String(cString: strerror(io.errnoCode))
+    }
+    if error is ChannelError, case ChannelError.connectTimeout = error as! ChannelError {
+        return "timed out"
+    }
+    return "\(error)"
+}
+
+func seconds(_ amount: TimeAmount) -> String {
+    let milliseconds = amount.nanoseconds / 1_000_000
+    return milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(milliseconds)ms"
+}

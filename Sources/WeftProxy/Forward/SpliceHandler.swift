@@ -1,0 +1,169 @@
+import Glibc
+import NIOCore
+import WeftTelemetry
+
+/// One side of a byte-for-byte TCP splice between two channels on the same event loop.
+///
+/// Used for opaque TCP, TLS passed through, and upgraded HTTP connections (WebSocket).
+/// - Backpressure: a side reads only while its partner is writable (`read` is held
+///   otherwise and replayed when the partner drains), so nothing buffers without bound.
+/// - Half-close: end of input on one side shuts down the partner's output; the pair
+///   closes once both directions have ended.
+/// - Reset: a reset on one side resets the other (SO_LINGER 0), so a client sees the
+///   upstream's failure rather than a clean end of stream.
+final class SpliceHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Shared by both sides: counts the directions that have ended.
+    final class Pair {
+        var endedDirections = 0
+    }
+
+    private var partner: SpliceHandler?
+    private var context: ChannelHandlerContext?
+    private var pendingRead = false
+    private let pair: Pair
+    private let readCounter: Counter
+    private let writeCounter: Counter
+    private let openGauge: Gauge?
+
+    /// - Parameters:
+    ///   - readCounter: bytes read on this side; `writeCounter`: bytes written on this side.
+    ///   - openGauge: decremented when this side closes (the client side owns the gauge).
+    private init(pair: Pair, readCounter: Counter, writeCounter: Counter, openGauge: Gauge?) {
+        self.pair = pair
+        self.readCounter = readCounter
+        self.writeCounter = writeCounter
+        self.openGauge = openGauge
+    }
+
+    /// Joins a client channel and an upstream channel and sends along what each side
+    /// already sent before the splice started. Call on their shared event loop.
+    ///
+    /// - Parameters:
+    ///   - toUpstream: bytes the client sent before the splice (e.g. during detection).
+    ///   - toClient: bytes the upstream sent before the splice (e.g. after a 101).
+    ///   - clientInputEnded: the client half-closed before the splice started.
+    static func join(
+        client: Channel, upstream: Channel, metrics: DirectionMetrics,
+        toUpstream: ByteBuffer?, toClient: ByteBuffer?, clientOwnsGauge: Bool, clientInputEnded: Bool = false
+    ) {
+        let pair = Pair()
+        let clientSide = SpliceHandler(
+            pair: pair, readCounter: metrics.readFromSource, writeCounter: metrics.writtenToSource,
+            openGauge: clientOwnsGauge ? metrics.connectionsOpen : nil)
+        let upstreamSide = SpliceHandler(
+            pair: pair, readCounter: metrics.readFromDestination, writeCounter: metrics.writtenToDestination,
+            openGauge: nil)
+        clientSide.partner = upstreamSide
+        upstreamSide.partner = clientSide
+        do {
+            try client.pipeline.syncOperations.addHandler(clientSide)
+            try upstream.pipeline.syncOperations.addHandler(upstreamSide)
+        } catch {
+            client.close(promise: nil)
+            upstream.close(promise: nil)
+            return
+        }
+        if let toUpstream, toUpstream.readableBytes > 0 { upstreamSide.send(toUpstream) }
+        if let toClient, toClient.readableBytes > 0 { clientSide.send(toClient) }
+        upstreamSide.context?.flush()
+        clientSide.context?.flush()
+        if clientInputEnded {
+            // The client already half-closed during detection: pass that on.
+            pair.endedDirections += 1
+            upstream.close(mode: .output, promise: nil)
+        }
+        client.read()
+        upstream.read()
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        self.partner = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        readCounter.increment(by: Int64(buffer.readableBytes))
+        partner?.send(buffer)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        partner?.context?.flush()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        openGauge?.decrement()
+        if let partner {
+            self.partner = nil
+            partner.partner = nil
+            partner.context?.close(promise: nil)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let event = event as? ChannelEvent, case .inputClosed = event else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        pair.endedDirections += 1
+        if pair.endedDirections == 2 {
+            context.close(promise: nil)
+            partner?.context?.close(promise: nil)
+        } else if let partnerContext = partner?.context {
+            partnerContext.flush()
+            partnerContext.close(mode: .output, promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A reset (or any I/O error) on one side ends the pair; reset the other side
+        // too so the peer learns the connection failed instead of seeing a clean EOF.
+        if let partner, let partnerContext = partner.context {
+            self.partner = nil
+            partner.partner = nil
+            Self.reset(partnerContext.channel)
+        }
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let partner, partner.pendingRead {
+            partner.pendingRead = false
+            partner.context?.read()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let partner, let partnerContext = partner.context, !partnerContext.channel.isWritable {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    private func send(_ buffer: ByteBuffer) {
+        guard let context else { return }
+        writeCounter.increment(by: Int64(buffer.readableBytes))
+        context.write(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// Closes a channel with a TCP reset rather than a FIN.
+    static func reset(_ channel: Channel) {
+        if let provider = channel as? SocketOptionProvider {
+            _ = provider.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+        }
+        channel.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension SpliceHandler: Sendable {}

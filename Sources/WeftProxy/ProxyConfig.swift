@@ -1,0 +1,36 @@
+import NIOCore
+import WeftCore
+
+/// Everything `weft-proxy run` was told, validated; immutable and shared by all loops.
+public struct ProxyConfig: Sendable {
+    public var outboundPort = MeshDefaults.outboundPort
+    public var inboundPort = MeshDefaults.inboundPort
+    public var adminPort = MeshDefaults.adminPort
+    /// Where the admin server listens; the capture listeners always bind all addresses.
+    public var adminHost = "0.0.0.0"
+    /// The host inbound connections are delivered to (the app, in the same Pod).
+    public var inboundForwardHost = "127.0.0.1"
+    public var threads = 1
+    public var opaquePorts: Set<Int> = Set(MeshDefaults.opaquePorts)
+    /// How long detection waits for a client's first bytes before calling it opaque.
+    public var detectTimeout = TimeAmount.seconds(Int64(MeshDefaults.detectTimeoutSeconds))
+    public var connectTimeout = TimeAmount.seconds(1)
+    /// How long an HTTP request waits for its response head once it has been sent.
+    public var responseTimeout = TimeAmount.seconds(15)
+    /// How long a client may take to send a whole request head once it started one.
+    public var requestHeadTimeout = TimeAmount.seconds(10)
+    /// How long pooled upstream HTTP/1 connections stay idle before they are closed.
+    public var upstreamIdleTimeout = TimeAmount.seconds(60)
+    /// The most idle upstream HTTP/1 connections kept per destination and event loop.
+    public var maxIdlePerDestination = 128
+    /// How long a graceful shutdown waits for open connections before closing them.
+    public var drainTimeout = TimeAmount.seconds(10)
+    /// Bind the capture listeners on IPv6 too (`[::]`), when the host has IPv6.
+    public var enableIPv6 = true
+
+    public init() {}
+
+    /// The capture ports; a connection whose original destination is one of them, on
+    /// this host, would loop back into the proxy and is refused.
+    var capturePorts: Set<Int> { [outboundPort, inboundPort] }
+}

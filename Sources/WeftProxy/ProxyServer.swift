@@ -24,7 +24,7 @@ public final class ProxyServer: Service {
 
     public func run() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.threads)
-        let pools = UpstreamPools(group: group, config: config)
+        let pools = UpstreamPools(group: group, config: config, metrics: metrics)
         let quiesce = ServerQuiescingHelper(group: group)
         var listeners: [Channel] = []
         do {

@@ -62,7 +62,7 @@ struct CaptureListener {
         let target = ConnectionTarget(direction: direction, originalDestination: original, upstream: upstream)
         try channel.pipeline.syncOperations.addHandler(
             ProtocolDetectHandler(
-                target: target, metrics: metrics, config: config, pool: pools.pool(for: channel.eventLoop),
+                target: target, metrics: metrics, config: config, pools: pools.pools(for: channel.eventLoop),
                 logger: logger))
     }
 
@@ -106,28 +106,56 @@ enum CaptureError: Error, CustomStringConvertible {
     }
 }
 
-/// One HTTP/1 upstream pool per event loop, so pools need no locks.
+/// The upstream pools of one event loop: HTTP/1 (shared by both directions, since
+/// each exchange counts its own bytes) and HTTP/2 per direction (the connection counts
+/// bytes, so it belongs to one direction).
+final class LoopPools {
+    let http1: HTTP1UpstreamPool
+    let http2Inbound: HTTP2UpstreamPool
+    let http2Outbound: HTTP2UpstreamPool
+
+    init(loop: EventLoop, config: ProxyConfig, metrics: ProxyMetrics) {
+        http1 = HTTP1UpstreamPool(eventLoop: loop, config: config)
+        http2Inbound = HTTP2UpstreamPool(eventLoop: loop, config: config, metrics: metrics.inbound)
+        http2Outbound = HTTP2UpstreamPool(eventLoop: loop, config: config, metrics: metrics.outbound)
+    }
+
+    func http2(_ direction: TrafficDirection) -> HTTP2UpstreamPool {
+        direction == .inbound ? http2Inbound : http2Outbound
+    }
+
+    func closeAll() {
+        http1.closeAll()
+        http2Inbound.closeAll()
+        http2Outbound.closeAll()
+    }
+}
+
+/// One set of upstream pools per event loop, so pools need no locks.
 final class UpstreamPools: @unchecked Sendable {
     // Written once at start-up, then only read; each pool is used on its own loop only.
-    private let pools: [ObjectIdentifier: HTTP1UpstreamPool]
+    private let pools: [ObjectIdentifier: LoopPools]
 
-    init(group: EventLoopGroup, config: ProxyConfig) {
-        var pools: [ObjectIdentifier: HTTP1UpstreamPool] = [:]
+    init(group: EventLoopGroup, config: ProxyConfig, metrics: ProxyMetrics) {
+        var pools: [ObjectIdentifier: LoopPools] = [:]
         for loop in group.makeIterator() {
-            pools[ObjectIdentifier(loop)] = HTTP1UpstreamPool(eventLoop: loop, config: config)
+            pools[ObjectIdentifier(loop)] = LoopPools(loop: loop, config: config, metrics: metrics)
         }
         self.pools = pools
     }
 
-    func pool(for loop: EventLoop) -> HTTP1UpstreamPool {
+    func pools(for loop: EventLoop) -> LoopPools {
         pools[ObjectIdentifier(loop)]!
     }
 
-    /// Closes idle pooled connections on every loop.
+    /// Closes pooled connections on every loop.
     func closeAll(group: EventLoopGroup) async {
         for loop in group.makeIterator() {
-            let pool = pool(for: loop)
-            try? await loop.submit { pool.closeAll() }.get()
+            let pools = pools(for: loop)
+            try? await loop.submit { pools.closeAll() }.get()
         }
     }
 }
+
+@available(*, unavailable)
+extension LoopPools: Sendable {}

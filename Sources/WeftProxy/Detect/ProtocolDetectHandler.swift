@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOHTTP2
 import NIOPosix
 
 /// Where an accepted connection goes, decided at accept time from its original destination.
@@ -27,7 +28,7 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
     private let target: ConnectionTarget
     private let metrics: DirectionMetrics
     private let config: ProxyConfig
-    private let pool: HTTP1UpstreamPool
+    private let pools: LoopPools
     private let logger: Logger
     private let skipDetection: Bool
 
@@ -39,13 +40,13 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var timer: Scheduled<Void>?
 
     init(
-        target: ConnectionTarget, metrics: DirectionMetrics, config: ProxyConfig, pool: HTTP1UpstreamPool,
+        target: ConnectionTarget, metrics: DirectionMetrics, config: ProxyConfig, pools: LoopPools,
         logger: Logger
     ) {
         self.target = target
         self.metrics = metrics
         self.config = config
-        self.pool = pool
+        self.pools = pools
         self.logger = logger
         self.skipDetection = config.opaquePorts.contains(target.originalDestination.port ?? 0)
     }
@@ -70,6 +71,7 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
+        metrics.readFromSource.increment(by: Int64(bytes.readableBytes))
         if isDecided {
             // Already read before the verdict held reads: keep it for the forwarder.
             buffered.append(&bytes)
@@ -133,7 +135,7 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
         switch detected {
         case .http1:
             let handler = HTTP1ProxyHandler(
-                destination: target.upstream, pool: pool, metrics: metrics, config: config,
+                destination: target.upstream, pool: pools.http1, metrics: metrics, config: config,
                 initialBytes: buffered ?? context.channel.allocator.buffer(capacity: 0),
                 clientInputEnded: clientInputEnded)
             let channel = context.channel
@@ -141,10 +143,44 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
                 try context.pipeline.syncOperations.addHandler(handler, position: .after(self))
             }
             channel.read()
+        case .http2 where !clientInputEnded:
+            startHTTP2(context)
         default:
-            // Opaque TCP, TLS (passed through), and HTTP/2 (spliced as bytes for now).
+            // Opaque TCP and TLS (passed through).
             connectAndSplice(context)
         }
+    }
+
+    /// Terminates the client's HTTP/2 connection; each stream is relayed to a stream on
+    /// the shared upstream connection (`HTTP2StreamRelay`).
+    private func startHTTP2(_ context: ChannelHandlerContext) {
+        let destination = target.upstream
+        let pool = pools.http2(target.direction)
+        let metrics = self.metrics
+        let config = self.config
+        let logger = self.logger
+        let early = buffered
+        buffered = nil
+        handOver(context) {
+            let sync = context.pipeline.syncOperations
+            let accounting = ConnectionAccountingHandler(
+                readCounter: metrics.readFromSource, writeCounter: metrics.writtenToSource,
+                openGauge: metrics.connectionsOpen)
+            try sync.addHandler(accounting, position: .after(self))
+            _ = try sync.configureHTTP2Pipeline(
+                mode: .server, connectionConfiguration: .init(), streamConfiguration: .init(),
+                position: .after(accounting)
+            ) { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    let exchange = HTTP2Exchange(
+                        destination: destination, pool: pool, metrics: metrics, config: config, logger: logger)
+                    try stream.pipeline.syncOperations.addHandler(HTTP2StreamRelay(clientStreamOf: exchange))
+                }
+            }
+            // Detection already counted these bytes; hand them to the HTTP/2 handler.
+            if let early { context.fireChannelRead(NIOAny(early)) }
+        }
+        context.channel.read()
     }
 
     /// Installs the next handler, then removes this one; the next handler now owns the

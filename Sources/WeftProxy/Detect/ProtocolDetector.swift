@@ -36,6 +36,10 @@ enum ProtocolDetector {
     static let maxRequestLine = 8 * 1024
 
     private static let h2Preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+    private static let http1Version: [UInt8] = Array("HTTP/1.".utf8)
+
+    /// The longest method detection accepts; longer tokens are not HTTP.
+    static let maxMethod = 16
 
     static func detect(_ bytes: UnsafeRawBufferPointer) -> Verdict {
         guard !bytes.isEmpty else { return .needMoreBytes }
@@ -53,19 +57,24 @@ enum ProtocolDetector {
     }
 
     /// HTTP/1 if the first line is `TOKEN SP TARGET SP HTTP/1.x CRLF`.
+    ///
+    /// The limits are checked against where a run ends, not against how many bytes have
+    /// arrived, so that the verdict does not depend on how the bytes were segmented: a
+    /// verdict reached on a prefix is the verdict on every longer input.
     private static func detectHTTP1(_ bytes: UnsafeRawBufferPointer) -> Verdict {
         var index = 0
-        while index < bytes.count && HTTP1HeadParser.isTokenByte(bytes[index]) { index += 1 }
-        if index == bytes.count { return index <= 16 ? .needMoreBytes : .detected(.opaque) }
+        while index < bytes.count && index <= maxMethod && HTTP1HeadParser.isTokenByte(bytes[index]) { index += 1 }
+        if index > maxMethod { return .detected(.opaque) }
+        if index == bytes.count { return .needMoreBytes }
         guard index > 0, bytes[index] == 0x20 else { return .detected(.opaque) }
         index += 1
         let targetStart = index
-        while index < bytes.count && bytes[index] > 0x20 && bytes[index] < 0x7F { index += 1 }
-        if index == bytes.count { return index < maxRequestLine ? .needMoreBytes : .detected(.opaque) }
+        while index < bytes.count && index < maxRequestLine && bytes[index] > 0x20 && bytes[index] < 0x7F { index += 1 }
+        if index >= maxRequestLine { return .detected(.opaque) }
+        if index == bytes.count { return .needMoreBytes }
         guard index > targetStart, bytes[index] == 0x20 else { return .detected(.opaque) }
         index += 1
-        let version: [UInt8] = Array("HTTP/1.".utf8)
-        for expected in version {
+        for expected in http1Version {
             if index == bytes.count { return .needMoreBytes }
             if bytes[index] != expected { return .detected(.opaque) }
             index += 1

@@ -8,6 +8,8 @@ struct HTTP1BodyTracker {
     private enum State: Equatable {
         case length(remaining: Int)
         case chunkSize(digits: Int, size: Int)
+        /// Whitespace after the size: only more of it, an extension or the CRLF may follow.
+        case chunkSizeWhitespace(size: Int)
         case chunkExtension(size: Int)
         case chunkSizeLF(size: Int)
         case chunkData(remaining: Int)
@@ -70,9 +72,23 @@ struct HTTP1BodyTracker {
                     throw chunkError("chunk size is not hexadecimal")
                 } else if byte == 0x0D {
                     state = .chunkSizeLF(size: size)
-                } else if byte == 0x3B || byte == 0x20 || byte == 0x09 {
+                } else if byte == 0x3B {
                     state = .chunkExtension(size: size)
+                } else if byte == 0x20 || byte == 0x09 {
+                    state = .chunkSizeWhitespace(size: size)
                 } else {
+                    throw chunkError("unexpected byte after chunk size")
+                }
+                index += 1
+            case .chunkSizeWhitespace(let size):
+                // chunk-ext = *( BWS ";" ... ) (RFC 9112 §7.1.1): `5 x` or `1 0` is not a chunk
+                // size line, and another parser could read it as a different size.
+                let byte = bytes[index]
+                if byte == 0x3B {
+                    state = .chunkExtension(size: size)
+                } else if byte == 0x0D {
+                    state = .chunkSizeLF(size: size)
+                } else if byte != 0x20 && byte != 0x09 {
                     throw chunkError("unexpected byte after chunk size")
                 }
                 index += 1

@@ -72,6 +72,7 @@ enum HTTP1HeadParser {
     /// - Throws: `HTTP1ParseError` naming the first violation.
     static func parse(_ bytes: UnsafeRawBufferPointer, kind: Kind, into head: inout HTTP1Head) throws {
         var dropped = head.droppedLines
+        head.droppedLines = []  // leaves `dropped` the only reference, so its storage is reused
         dropped.removeAll(keepingCapacity: true)
         head = HTTP1Head()
         head.length = bytes.count
@@ -86,7 +87,14 @@ enum HTTP1HeadParser {
         while true {
             // `findEnd` guarantees every LF is preceded by CR and that the head ends in an empty line.
             let lineStart = cursor
-            if bytes[cursor] == 0x0D { break }
+            if bytes[cursor] == 0x0D {
+                // Only the final empty line may start with CR: a line starting `CR x` is a bare CR,
+                // and stopping there would leave the fields after it unread but forwarded.
+                guard cursor + 2 == bytes.count else {
+                    throw HTTP1ParseError(.bareCR, "CR without LF at byte \(cursor)")
+                }
+                break
+            }
             fieldCount += 1
             if fieldCount > maxFields {
                 throw HTTP1ParseError(.tooManyFields, "more than \(maxFields) header fields")
@@ -154,7 +162,7 @@ enum HTTP1HeadParser {
         }
         head.target = targetStart..<cursor
         cursor += 1
-        head.minorVersion = try parseVersion(bytes, cursor: &cursor)
+        head.minorVersion = try parseVersion(bytes, cursor: &cursor, malformed: .invalidRequestLine)
         guard bytes[cursor] == 0x0D, bytes[cursor + 1] == 0x0A else {
             throw HTTP1ParseError(.invalidRequestLine, "request line does not end after the HTTP version")
         }
@@ -162,7 +170,7 @@ enum HTTP1HeadParser {
     }
 
     private static func parseStatusLine(_ bytes: UnsafeRawBufferPointer, cursor: inout Int, head: inout HTTP1Head) throws {
-        head.minorVersion = try parseVersion(bytes, cursor: &cursor)
+        head.minorVersion = try parseVersion(bytes, cursor: &cursor, malformed: .invalidStatusLine)
         guard bytes[cursor] == 0x20,
             isDigit(bytes[cursor + 1]), isDigit(bytes[cursor + 2]), isDigit(bytes[cursor + 3])
         else {
@@ -186,13 +194,15 @@ enum HTTP1HeadParser {
         cursor += 2
     }
 
-    private static func parseVersion(_ bytes: UnsafeRawBufferPointer, cursor: inout Int) throws -> Int {
+    private static func parseVersion(
+        _ bytes: UnsafeRawBufferPointer, cursor: inout Int, malformed: HTTP1ParseError.Code
+    ) throws -> Int {
         guard bytes.count - cursor >= 10,
             bytes[cursor] == 0x48, bytes[cursor + 1] == 0x54, bytes[cursor + 2] == 0x54,
             bytes[cursor + 3] == 0x50, bytes[cursor + 4] == 0x2F,
             isDigit(bytes[cursor + 5]), bytes[cursor + 6] == 0x2E, isDigit(bytes[cursor + 7])
         else {
-            throw HTTP1ParseError(.invalidRequestLine, "malformed HTTP version")
+            throw HTTP1ParseError(malformed, "malformed HTTP version")
         }
         let major = bytes[cursor + 5] - 0x30
         let minor = bytes[cursor + 7] - 0x30
@@ -257,6 +267,11 @@ enum HTTP1HeadParser {
             } else if fields.hasTransferEncoding {
                 if fields.contentLength != nil {
                     throw HTTP1ParseError(.conflictingFraming, "response has both Content-Length and Transfer-Encoding")
+                }
+                if head.minorVersion == 0 {
+                    // RFC 9112 §6.1: the framing of an HTTP/1.0 message with Transfer-Encoding
+                    // is faulty; the client behind us may frame it differently.
+                    throw HTTP1ParseError(.conflictingFraming, "HTTP/1.0 response with Transfer-Encoding")
                 }
                 head.framing = fields.chunkedIsFinal ? .chunked : .untilClose
             } else if let length = fields.contentLength {
@@ -332,9 +347,12 @@ enum HTTP1HeadParser {
                 } else if !equalsLowercase(bytes, token, "content-length")
                     && !equalsLowercase(bytes, token, "transfer-encoding")
                     && !equalsLowercase(bytes, token, "host")
+                    && !equalsLowercase(bytes, token, "connection")
                 {
                     // Framing fields are never dropped on a peer's say-so: removing them
-                    // would make the next hop frame the body differently from us.
+                    // would make the next hop frame the body differently from us. Connection
+                    // lines have their own rule (dropped unless upgrading); nominating them
+                    // would drop them twice, or drop them from an upgrade.
                     nominated.append(token)
                 }
             }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building, testing, the demo and the benchmarks need (Debian 12, root).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt_packages=(
+  iptables iproute2 util-linux procps psmisc     # netns, redirect rules, setpriv
+  curl nginx-light haproxy wrk nghttp2-client    # real peers and load generators
+  prometheus                                     # promtool check metrics
+  socat netcat-openbsd openssl                   # raw sockets and TLS peers in tests
+  valgrind linux-perf                            # instructions per request
+  python3-pip
+)
+missing=()
+for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Python peers for the end-to-end tests (gRPC, WebSocket) and the test runner.
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+  pytest grpcio websockets

@@ -18,4 +18,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # Python peers for the end-to-end tests (gRPC, WebSocket) and the test runner.
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
-  pytest grpcio websockets
+  pytest pytest-timeout grpcio websockets

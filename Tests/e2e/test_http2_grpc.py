@@ -1,0 +1,144 @@
+"""HTTP/2 cleartext (prior knowledge) and gRPC through both sidecars."""
+
+import json
+import os
+import re
+
+from weft_e2e import GRPC_PORT, H2_PORT, HERE, POD_B_V4, PYTHON
+
+H2 = "http://%s:%d" % (POD_B_V4, H2_PORT)
+WWW_INDEX = b"<html><body>weft e2e pod B</body></html>\n"
+
+
+def test_h2c_prior_knowledge_get(topo, probe):
+    r = topo.a.curl("--http2-prior-knowledge", "-o", "-", "-w", "\n%{http_code} %{http_version}",
+                    H2 + "/index.html")
+    assert r.returncode == 0, r.stderr
+    body, tail = r.stdout.rsplit(b"\n", 1)
+    assert tail == b"200 2"
+    assert body == WWW_INDEX
+    probe.expect("a", "weft_connections_total", exactly=1, direction="outbound", protocol="http2")
+    probe.expect("a", "weft_requests_total", exactly=1, direction="outbound", protocol="http2", status_class="2xx")
+    probe.expect("b", "weft_requests_total", exactly=1, direction="inbound", protocol="http2", status_class="2xx")
+    probe.expect("a", "weft_request_duration_seconds_count", exactly=1, direction="outbound", protocol="http2")
+
+
+def test_h2c_404(topo, probe):
+    r = topo.a.curl("--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+                    H2 + "/nope")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"404 2"
+    probe.expect("a", "weft_requests_total", exactly=1, direction="outbound", protocol="http2", status_class="4xx")
+    probe.expect("b", "weft_requests_total", exactly=1, direction="inbound", protocol="http2", status_class="4xx")
+
+
+def test_h2c_parallel_connections_curl(topo, probe):
+    # curl 7.88 cannot reuse a prior-knowledge h2c connection (it fails with
+    # "Error in the HTTP2 framing layer" even without a proxy), so --parallel-immediate
+    # gives each transfer its own connection; multiplexing is covered by h2load below.
+    n = 10
+    args = ["--http2-prior-knowledge", "--parallel", "--parallel-immediate", "--parallel-max", str(n),
+            "-w", "%{http_code} %{http_version} %{size_download} %{num_connects}\n"]
+    for _ in range(n):
+        args += ["-o", "/dev/null", H2 + "/big.bin"]
+    r = topo.a.curl(*args, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [x for x in r.stdout.decode().split("\n") if x]
+    assert lines == ["200 2 %d 1" % (8 << 20)] * n
+    probe.expect("a", "weft_connections_total", exactly=n, direction="outbound", protocol="http2")
+    probe.expect("a", "weft_requests_total", exactly=n, direction="outbound", protocol="http2", status_class="2xx")
+    probe.expect("b", "weft_requests_total", exactly=n, direction="inbound", protocol="http2", status_class="2xx")
+    probe.expect("b", "weft_tcp_read_bytes_total", at_least=n * (8 << 20), direction="inbound", peer="dst")
+    probe.expect("a", "weft_tcp_write_bytes_total", at_least=n * (8 << 20), direction="outbound", peer="src")
+
+
+def test_h2load_multiplexed(topo, probe):
+    # 100 requests, one connection, up to 10 concurrent streams on it.
+    r = topo.a.run(["h2load", "-n", "100", "-c", "1", "-m", "10", "-T", "20", "-N", "20",
+                    H2 + "/index.html"], timeout=60, check=False)
+    out = r.stdout.decode(errors="replace")
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                  r"(\d+) failed, (\d+) errored, (\d+) timeout", out)
+    assert m, "unexpected h2load output:\n%s\n%s" % (out, r.stderr.decode(errors="replace"))
+    total, started, done, succeeded, failed, errored, timeout = map(int, m.groups())
+    assert (succeeded, failed, errored, timeout) == (100, 0, 0, 0), out
+    assert re.search(r"status codes: 100 2xx", out), out
+    probe.expect("a", "weft_connections_total", exactly=1, direction="outbound", protocol="http2")
+    probe.expect("a", "weft_requests_total", exactly=100, direction="outbound", protocol="http2", status_class="2xx")
+    probe.expect("b", "weft_requests_total", exactly=100, direction="inbound", protocol="http2", status_class="2xx")
+
+
+# ------------------------------------------------------------------- gRPC --
+
+def grpc_call(topo, scenario, target=None):
+    target = target or "%s:%d" % (POD_B_V4, GRPC_PORT)
+    r = topo.a.run([PYTHON, os.path.join(HERE, "grpc_client.py"), target, scenario], timeout=40, check=False)
+    assert r.returncode == 0, "grpc client %s failed (exit %d):\n%s\n%s" % (
+        scenario, r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace"))
+    return json.loads(r.stdout.decode().strip().splitlines()[-1])
+
+
+def md(pairs):
+    return {k: v for k, v in pairs}
+
+
+def test_grpc_unary(topo, probe):
+    res = grpc_call(topo, "unary")
+    assert res["code"] == "OK"
+    assert res["response"] == "hello weft"
+    initial = md(res["initial"])
+    assert initial.get("x-weft-initial") == "hello"
+    assert initial.get("x-weft-echo") == "ping"  # request metadata reached the server
+    trailing = md(res["trailing"])
+    assert trailing.get("x-weft-trailer") == "unary-ok"
+    assert trailing.get("x-weft-trailer-bin") == "0001feff"  # binary trailer intact
+    probe.expect("a", "weft_connections_total", at_least=1, direction="outbound", protocol="http2")
+    probe.expect("a", "weft_requests_total", at_least=1, direction="outbound", protocol="grpc")
+    probe.expect("b", "weft_requests_total", at_least=1, direction="inbound", protocol="grpc")
+
+
+def test_grpc_unary_large_message(topo, probe):
+    res = grpc_call(topo, "unary_large")
+    assert res["code"] == "OK"
+    assert res["equal"] is True and res["size"] == 3 << 20
+    probe.expect("a", "weft_tcp_read_bytes_total", at_least=3 << 20, direction="outbound", peer="src")
+    probe.expect("b", "weft_tcp_read_bytes_total", at_least=3 << 20, direction="inbound", peer="dst")
+
+
+def test_grpc_server_streaming(topo, probe):
+    res = grpc_call(topo, "server_stream")
+    assert res["code"] == "OK"
+    assert res["messages"] == ["msg-%d" % i for i in range(100)]
+    assert md(res["trailing"]).get("x-weft-count") == "100"
+    probe.expect("a", "weft_requests_total", exactly=1, direction="outbound", protocol="grpc")
+    probe.expect("b", "weft_requests_total", exactly=1, direction="inbound", protocol="grpc")
+
+
+def test_grpc_client_streaming(topo):
+    res = grpc_call(topo, "client_stream")
+    assert res["code"] == "OK"
+    assert res["response"] == "50 %d" % sum(range(1, 51))
+
+
+def test_grpc_bidi_streaming(topo, probe):
+    res = grpc_call(topo, "bidi")
+    assert res["code"] == "OK"
+    assert res["messages"] == ["echo:m%d" % i for i in range(20)]
+    probe.expect("a", "weft_requests_total", exactly=1, direction="outbound", protocol="grpc")
+
+
+def test_grpc_error_status_and_trailers(topo, probe):
+    res = grpc_call(topo, "fail")
+    assert res["code"] == "FAILED_PRECONDITION"
+    assert res["details"] == "weft says no: please"
+    trailing = md(res["trailing"])
+    assert trailing.get("x-weft-detail") == "failed-on-purpose"
+    assert trailing.get("x-weft-detail-bin") == b"\x00\xffweft".hex()
+    # gRPC errors travel in trailers of an HTTP 200 response; counted as grpc requests.
+    probe.expect("a", "weft_requests_total", exactly=1, direction="outbound", protocol="grpc")
+    probe.expect("b", "weft_requests_total", exactly=1, direction="inbound", protocol="grpc")
+
+
+def test_grpc_unimplemented(topo):
+    res = grpc_call(topo, "unimplemented")
+    assert res["code"] == "UNIMPLEMENTED"

@@ -115,8 +115,17 @@ final class SpliceHandler: ChannelDuplexHandler {
         }
         pair.endedDirections += 1
         if pair.endedDirections == 2 {
-            context.close(promise: nil)
-            partner?.context?.close(promise: nil)
+            // Both directions ended. The partner may still hold bytes from this side
+            // (its input already ended, so shutting its output would close it at once and
+            // drop them): close both once its pending writes are done.
+            guard let partnerContext = partner?.context else {
+                context.close(promise: nil)
+                return
+            }
+            partnerContext.writeAndFlush(NIOAny(partnerContext.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+                partnerContext.close(promise: nil)
+                context.close(promise: nil)
+            }
         } else if let partnerContext = partner?.context {
             partnerContext.flush()
             partnerContext.close(mode: .output, promise: nil)

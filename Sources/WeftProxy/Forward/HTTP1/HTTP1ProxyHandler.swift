@@ -299,9 +299,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // Bytes with no request outstanding: the connection cannot be trusted.
             upstream?.close()
         case .head:
-            if var pending = responseBuffer, pending.readableBytes > 0 {
-                pending.writeBuffer(&buffer)
-                responseBuffer = pending
+            if (responseBuffer?.readableBytes ?? 0) > 0 {
+                responseBuffer!.writeBuffer(&buffer)
             } else {
                 responseBuffer = buffer
             }

@@ -11,8 +11,7 @@ for tool in ip iptables-restore nginx curl setpriv; do
 done
 
 echo "== building weft-proxy (release)"
-swift build -c release --product weft-proxy 2>&1 | tail -n 1
-BIN="$PWD/.build/release/weft-proxy"
+BIN=$(scripts/build-release.sh 2> >(tail -n 1 >&2))
 
 A="weft-demo-a-$$" B="weft-demo-b-$$" WORK=$(mktemp -d)
 cleanup() {

@@ -12,5 +12,5 @@ echo "== fuzzing (bounded)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}" fuzz/run.sh
 
 echo "== end-to-end (network namespaces, real peers)"
-swift build -c release --product weft-proxy 2>&1 | tail -n 1
-WEFT_PROXY_BIN="$PWD/.build/release/weft-proxy" python3 -m pytest -q -p no:cacheprovider Tests/e2e
+BIN=$(scripts/build-release.sh 2> >(tail -n 1 >&2))
+WEFT_PROXY_BIN="$BIN" python3 -m pytest -q -p no:cacheprovider Tests/e2e

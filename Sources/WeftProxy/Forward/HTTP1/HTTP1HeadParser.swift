@@ -423,18 +423,20 @@ enum HTTP1HeadParser {
     // MARK: - Byte classes
 
     /// tchar (RFC 9110 §5.6.2).
+    ///
+    /// Two 64-bit masks rather than a table: integer constants are laid out statically,
+    /// while a global array needs a lazy-initialisation check on every access.
     @inline(__always)
-    static func isTokenByte(_ byte: UInt8) -> Bool { tokenTable[Int(byte)] }
-
-    private static let tokenTable: [Bool] = (0..<256).map { value in
-        let byte = UInt8(value)
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        if byte < 64 { return tokenMaskLow & (1 << UInt64(byte)) != 0 }
+        if byte < 128 { return tokenMaskHigh & (1 << UInt64(byte - 64)) != 0 }
+        return false
     }
+
+    /// Bytes 0–63 that are tchar: ! # $ % & ' * + - . 0-9
+    private static let tokenMaskLow: UInt64 = 0x03FF_6CFA_0000_0000
+    /// Bytes 64–127 that are tchar: A-Z ^ _ ` a-z | ~
+    private static let tokenMaskHigh: UInt64 = 0x57FF_FFFF_C7FF_FFFE
 
     /// field-vchar, SP or HTAB (RFC 9110 §5.5); obs-text is allowed, controls are not.
     @inline(__always)

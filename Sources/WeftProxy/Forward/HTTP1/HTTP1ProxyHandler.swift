@@ -28,6 +28,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let destination: SocketAddress
     private let pool: HTTP1UpstreamPool
+    private let bucket: HTTP1UpstreamPool.Bucket
     private let metrics: DirectionMetrics
     private let config: ProxyConfig
     private var context: ChannelHandlerContext?
@@ -60,6 +61,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var pendingRead = false
     private var headTimer: Scheduled<Void>?
     private var responseTimer: Scheduled<Void>?
+    private var responseDeadline: NIODeadline?
 
     /// - Parameters:
     ///   - destination: where this connection's requests go (the original destination,
@@ -71,6 +73,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     ) {
         self.destination = destination
         self.pool = pool
+        self.bucket = pool.bucket(for: destination)
         self.metrics = metrics
         self.config = config
         self.inbound = initialBytes
@@ -149,10 +152,18 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         requestPhase == .head && responsePhase == .idle && inbound.readableBytes == 0
     }
 
+    /// How many client bytes may wait while no request can take them (pipelined
+    /// requests, or a body waiting for its upstream connection).
+    private static let maxBufferedWhileWaiting = 64 * 1024
+
+    /// Whether to stop reading the client. While a request waits for its connection or
+    /// its response, reading goes on until `maxBufferedWhileWaiting` is buffered: holding
+    /// every time would cost two epoll_ctl calls per request, and most clients send
+    /// nothing until they have their response.
     private var isHoldingReads: Bool {
         switch requestPhase {
-        case .head: return responsePhase != .idle
-        case .connecting, .complete: return true
+        case .head where responsePhase == .idle: return false
+        case .head, .connecting, .complete: return inbound.readableBytes >= Self.maxBufferedWhileWaiting
         case .body: return !(upstream?.isWritable ?? false)
         }
     }
@@ -205,6 +216,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if headScanned == 0 {
             let empty = inbound.withUnsafeReadableBytes { HTTP1HeadParser.leadingEmptyLines($0) }
             inbound.moveReaderIndex(forwardBy: empty)
+            // A request's time starts when its head starts, so errors answered before
+            // the head is complete are timed too.
+            requestStart = .now()
         }
         guard inbound.readableBytes > 0 else {
             cancelHeadTimer()
@@ -234,12 +248,11 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         cancelHeadTimer()
         headScanned = 0
         hasRetried = false
-        requestStart = .now()
         requestBody = HTTP1BodyTracker(framing: request.framing)
         requestHeadBytes = inbound.readSlice(length: request.length)
         if request.wantsClose { closeAfterResponse = true }
         requestPhase = .connecting
-        if let pooled = pool.checkout(destination) {
+        if let pooled = pool.checkout(bucket) {
             beginExchange(on: pooled)
             return true
         }
@@ -248,7 +261,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func connectUpstream() {
-        pool.connect(destination).whenComplete { [self] result in
+        pool.connect(bucket).whenComplete { [self] result in
             guard !isClosing else {
                 if case .success(let connection) = result { connection.close() }
                 return
@@ -257,6 +270,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .success(let connection):
                 beginExchange(on: connection)
                 processInbound()
+                // Outside a client read there is no channelReadComplete to flush for us.
+                upstream?.flush()
             case .failure(let error):
                 respondWithError(
                     status: 502, kind: .connectFailed,
@@ -566,7 +581,6 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard headTimer == nil, let context else { return }
         headTimer = context.eventLoop.scheduleTask(in: config.requestHeadTimeout) { [self] in
             headTimer = nil
-            requestStart = .now()
             respondWithError(
                 status: 408, kind: .requestTimeout,
                 detail: "request head not complete within \(seconds(config.requestHeadTimeout))")
@@ -578,10 +592,25 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         headTimer = nil
     }
 
+    /// Arms the response timeout. The timer task is not rescheduled per request: one
+    /// pending check re-arms itself for the current deadline, so a connection doing
+    /// thousands of quick requests schedules a timer once per timeout period.
     private func startResponseTimer() {
-        guard responseTimer == nil, let context else { return }
-        responseTimer = context.eventLoop.scheduleTask(in: config.responseTimeout) { [self] in
+        let deadline = NIODeadline.now() + config.responseTimeout
+        responseDeadline = deadline
+        if responseTimer == nil { scheduleResponseCheck(at: deadline) }
+    }
+
+    private func scheduleResponseCheck(at deadline: NIODeadline) {
+        guard let context else { return }
+        responseTimer = context.eventLoop.scheduleTask(deadline: deadline) { [self] in
             responseTimer = nil
+            guard let armed = responseDeadline else { return }
+            guard armed <= .now() else {
+                scheduleResponseCheck(at: armed)
+                return
+            }
+            responseDeadline = nil
             guard responsePhase == .head, let connection = upstream else { return }
             upstream = nil
             connection.close()
@@ -592,13 +621,14 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func cancelResponseTimer() {
-        responseTimer?.cancel()
-        responseTimer = nil
+        responseDeadline = nil
     }
 
     private func cancelTimers() {
         cancelHeadTimer()
-        cancelResponseTimer()
+        responseDeadline = nil
+        responseTimer?.cancel()
+        responseTimer = nil
     }
 }
 

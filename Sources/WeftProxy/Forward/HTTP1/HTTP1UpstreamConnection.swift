@@ -20,6 +20,8 @@ final class HTTP1UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandl
     typealias OutboundOut = ByteBuffer
 
     let destination: SocketAddress
+    /// The pool bucket it returns to; set when the pool opens it.
+    var bucket: HTTP1UpstreamPool.Bucket?
     private(set) var context: ChannelHandlerContext?
     var owner: HTTP1UpstreamOwner?
     /// When it went back to the pool; the pool's sweep closes it after the idle timeout.

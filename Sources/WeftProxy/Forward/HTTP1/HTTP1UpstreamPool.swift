@@ -8,9 +8,20 @@ import NIOPosix
 /// syscalls). Checkout is LIFO: the most recently used connection is the least likely
 /// to have been closed by the server's keep-alive timeout. Only its own loop touches it.
 final class HTTP1UpstreamPool {
+    /// The idle connections to one destination. A client connection looks its bucket up
+    /// once and keeps it, so checkout and release are array operations, not hash lookups.
+    final class Bucket {
+        let destination: SocketAddress
+        fileprivate var idle: [HTTP1UpstreamConnection] = []
+
+        fileprivate init(destination: SocketAddress) {
+            self.destination = destination
+        }
+    }
+
     private let eventLoop: EventLoop
     private let config: ProxyConfig
-    private var idle: [SocketAddress: [HTTP1UpstreamConnection]] = [:]
+    private var buckets: [SocketAddress: Bucket] = [:]
     private var sweep: RepeatedTask?
 
     init(eventLoop: EventLoop, config: ProxyConfig) {
@@ -18,10 +29,17 @@ final class HTTP1UpstreamPool {
         self.config = config
     }
 
-    /// An idle connection to `destination`, if one is still open.
-    func checkout(_ destination: SocketAddress) -> HTTP1UpstreamConnection? {
-        while var list = idle[destination], let connection = list.popLast() {
-            idle[destination] = list.isEmpty ? nil : list
+    /// The bucket for `destination`, created on first use.
+    func bucket(for destination: SocketAddress) -> Bucket {
+        if let bucket = buckets[destination] { return bucket }
+        let bucket = Bucket(destination: destination)
+        buckets[destination] = bucket
+        return bucket
+    }
+
+    /// An idle connection from `bucket`, if one is still open.
+    func checkout(_ bucket: Bucket) -> HTTP1UpstreamConnection? {
+        while let connection = bucket.idle.popLast() {
             if connection.isActive {
                 connection.idleSince = .distantFuture
                 return connection
@@ -30,25 +48,24 @@ final class HTTP1UpstreamPool {
         return nil
     }
 
-    /// Returns a connection for reuse; closes it if the pool for its destination is full.
+    /// Returns a connection for reuse; closes it if its bucket is full.
     func release(_ connection: HTTP1UpstreamConnection) {
         connection.owner = nil
         connection.isReadPaused = false
-        guard connection.isActive else { return }
-        var list = idle[connection.destination] ?? []
-        guard list.count < config.maxIdlePerDestination else {
+        guard connection.isActive, let bucket = connection.bucket else { return }
+        guard bucket.idle.count < config.maxIdlePerDestination else {
             connection.close()
             return
         }
         connection.idleSince = .now()
-        list.append(connection)
-        idle[connection.destination] = list
+        bucket.idle.append(connection)
         scheduleSweep()
     }
 
-    /// Opens a new connection to `destination`.
-    func connect(_ destination: SocketAddress) -> EventLoopFuture<HTTP1UpstreamConnection> {
-        let connection = HTTP1UpstreamConnection(destination: destination)
+    /// Opens a new connection to the bucket's destination.
+    func connect(_ bucket: Bucket) -> EventLoopFuture<HTTP1UpstreamConnection> {
+        let connection = HTTP1UpstreamConnection(destination: bucket.destination)
+        connection.bucket = bucket
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(config.connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -57,14 +74,16 @@ final class HTTP1UpstreamPool {
                     try channel.pipeline.syncOperations.addHandler(connection)
                 }
             }
-            .connect(to: destination)
+            .connect(to: bucket.destination)
             .map { _ in connection }
     }
 
     /// Closes every idle connection (graceful shutdown).
     func closeAll() {
-        for list in idle.values { list.forEach { $0.close() } }
-        idle.removeAll()
+        for bucket in buckets.values {
+            bucket.idle.forEach { $0.close() }
+            bucket.idle.removeAll()
+        }
         sweep?.cancel()
         sweep = nil
     }
@@ -79,12 +98,21 @@ final class HTTP1UpstreamPool {
 
     private func closeExpired(_ task: RepeatedTask) {
         let cutoff = NIODeadline.now() - config.upstreamIdleTimeout
-        for (destination, list) in idle {
-            let (expired, kept) = (list.filter { $0.idleSince < cutoff || !$0.isActive }, list.filter { $0.idleSince >= cutoff && $0.isActive })
-            expired.forEach { $0.close() }
-            idle[destination] = kept.isEmpty ? nil : kept
+        var anyIdle = false
+        for destination in Array(buckets.keys) {
+            var bucket = buckets.removeValue(forKey: destination)!
+            bucket.idle.removeAll { connection in
+                guard connection.idleSince < cutoff || !connection.isActive else { return false }
+                connection.close()
+                return true
+            }
+            anyIdle = anyIdle || !bucket.idle.isEmpty
+            // Forget a bucket nobody holds any more (no client handler, no connection).
+            if !bucket.idle.isEmpty || !isKnownUniquelyReferenced(&bucket) {
+                buckets[destination] = bucket
+            }
         }
-        if idle.isEmpty {
+        if !anyIdle {
             task.cancel()
             sweep = nil
         }

@@ -107,6 +107,14 @@ final class HTTP2StreamRelay: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        exchange.logger.debug("http2 stream error", metadata: ["side": "\(side)", "error": "\(error)"])
+        if error is NIOHTTP2Errors.BadStreamStateTransition {
+            // swift-nio-http2 may try to return receive window (WINDOW_UPDATE) for frames
+            // delivered after the peer's END_STREAM, when reads were held for flow control;
+            // the state machine refuses that frame and reports it here. The stream itself
+            // is fine, and closing it would cancel a healthy exchange.
+            return
+        }
         let code = (error as? NIOHTTP2Errors.StreamClosed)?.errorCode ?? .cancel
         if side == .upstream {
             exchange.upstreamFailed(code: code, error: error)
@@ -121,6 +129,8 @@ final class HTTP2StreamRelay: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        exchange.logger.debug(
+            "http2 stream closed", metadata: ["side": "\(side)", "sawEndStream": "\(sawEndStream)", "linked": "\(partner != nil)"])
         if side == .upstream {
             exchange.upstreamClosed()
         } else {
@@ -212,7 +222,7 @@ final class HTTP2Exchange {
     let pool: HTTP2UpstreamPool
     private let metrics: DirectionMetrics
     private let config: ProxyConfig
-    private let logger: Logger
+    fileprivate let logger: Logger
     fileprivate weak var client: HTTP2StreamRelay?
     fileprivate weak var upstream: HTTP2StreamRelay?
 
@@ -286,7 +296,7 @@ final class HTTP2Exchange {
             client?.unlink()
             respond(
                 status: 502, kind: .upstreamReset,
-                detail: "upstream \(describe(destination)) reset the stream (\(code)) before responding")
+                detail: "upstream \(describe(destination)) reset the stream (\(code)) before responding: \(error)")
         }
     }
 

@@ -33,6 +33,11 @@ struct HTTP1Head {
     /// Lines (field line plus its CRLF) that must not be forwarded: hop-by-hop fields
     /// and fields that `Connection` nominates (RFC 9110 §7.6.1).
     var droppedLines: [Range<Int>]
+    /// A `Connection: keep-alive` line (that option alone). RFC 9110 §7.6.1 lets an
+    /// intermediary replace Connection with its own options, and keep-alive is the
+    /// proxy's own option whenever it keeps the next hop open: so the line is forwarded
+    /// as is (sparing a split write), and dropped only when the proxy closes instead.
+    var keepAliveLine: Range<Int>?
 
     init() {
         length = 0
@@ -45,6 +50,7 @@ struct HTTP1Head {
         wantsClose = false
         isUpgrade = false
         droppedLines = []
+        keepAliveLine = nil
     }
 }
 

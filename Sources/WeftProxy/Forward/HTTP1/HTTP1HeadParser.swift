@@ -135,8 +135,16 @@ enum HTTP1HeadParser {
         }
         head.isUpgrade = fields.connectionUpgrade && fields.hasUpgradeField
         if !head.isUpgrade {
-            dropped.append(contentsOf: fields.connectionLines)
-            dropped.append(contentsOf: fields.upgradeLines)
+            if let line = fields.connectionLine {
+                if fields.isKeepAliveOnly {
+                    head.keepAliveLine = line
+                } else {
+                    dropped.append(line)
+                }
+            }
+            dropped.append(contentsOf: fields.moreConnectionLines)
+            if let line = fields.upgradeLine { dropped.append(line) }
+            dropped.append(contentsOf: fields.moreUpgradeLines)
         }
         if dropped.count > 1 { dropped.sort { $0.lowerBound < $1.lowerBound } }
         head.droppedLines = dropped
@@ -295,8 +303,18 @@ enum HTTP1HeadParser {
         var hasUpgradeField = false
         var hostCount = 0
         var host: Range<Int>?
-        var connectionLines: [Range<Int>] = []
-        var upgradeLines: [Range<Int>] = []
+        // The first Connection and Upgrade lines are kept inline: one of each is the
+        // common case, and arrays here would allocate on every message.
+        var connectionLine: Range<Int>?
+        var moreConnectionLines: [Range<Int>] = []
+        var upgradeLine: Range<Int>?
+        var moreUpgradeLines: [Range<Int>] = []
+
+        /// One Connection line whose only option is keep-alive.
+        var isKeepAliveOnly: Bool {
+            connectionKeepAlive && !connectionClose && !connectionUpgrade && nominated.isEmpty
+                && moreConnectionLines.isEmpty
+        }
         /// Field names listed in Connection other than close, keep-alive and upgrade.
         var nominated: [Range<Int>] = []
 
@@ -316,11 +334,11 @@ enum HTTP1HeadParser {
             case 7:
                 if equalsLowercase(bytes, name, "upgrade") {
                     hasUpgradeField = true
-                    upgradeLines.append(line)
+                    if upgradeLine == nil { upgradeLine = line } else { moreUpgradeLines.append(line) }
                 }
             case 10:
                 if equalsLowercase(bytes, name, "connection") {
-                    connectionLines.append(line)
+                    if connectionLine == nil { connectionLine = line } else { moreConnectionLines.append(line) }
                     noteConnection(bytes, value)
                 } else if equalsLowercase(bytes, name, "keep-alive") {
                     dropped.append(line)

@@ -94,7 +94,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
-        metrics.readFromSource.increment(by: Int64(buffer.readableBytes))
+        bytesFromClient += buffer.readableBytes
+        if bytesFromClient > Self.publishThreshold { publishBytes() }
         if inbound.readableBytes == 0 {
             inbound = buffer
         } else {
@@ -135,6 +136,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         metrics.connectionsOpen.decrement()
+        publishBytes()
         cancelTimers()
         if let upstream {
             self.upstream = nil
@@ -195,7 +197,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     return
                 }
                 if consumed > 0 {
-                    metrics.writtenToDestination.increment(by: Int64(consumed))
+                    bytesToUpstream += consumed
                     upstream.write(inbound.readSlice(length: consumed)!)
                 }
                 guard requestBody.isComplete else {
@@ -292,8 +294,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         responseBuffer = nil
         hasSentResponseBytes = false
         if let head = requestHeadBytes {
-            let written = writeHead(head, droppedLines: request.droppedLines, appendClose: false) { connection.write($0) }
-            metrics.writtenToDestination.increment(by: Int64(written))
+            bytesToUpstream += writeHead(head, of: request, appendClose: false) { connection.write($0) }
         }
         // A body-less request is complete with its head.
         requestPhase = .body
@@ -307,7 +308,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: - Upstream side
 
     func upstreamRead(_ buffer: ByteBuffer) {
-        metrics.readFromDestination.increment(by: Int64(buffer.readableBytes))
+        bytesFromUpstream += buffer.readableBytes
+        if bytesFromUpstream > Self.publishThreshold { publishBytes() }
         var buffer = buffer
         switch responsePhase {
         case .idle:
@@ -321,7 +323,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             processResponseHead()
         case .body:
-            forwardResponseBody(&buffer)
+            forwardResponseBody(&buffer, headLength: 0)
         }
     }
 
@@ -389,7 +391,6 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             cancelResponseTimer()
             requestHeadBytes = nil
             responseScanned = 0
-            let head = buffer.readSlice(length: end)!
             let status = response.status
             let isTunnel =
                 (status == 101 && request.isUpgrade) || (request.method == .connect && status >= 200 && status < 300)
@@ -402,40 +403,46 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             if isTunnel {
-                writeToClient(head)
+                writeToClient(buffer.readSlice(length: end)!)
                 startTunnel(upstreamBytes: buffer)
                 return
             }
             if status < 200 {
                 // Interim response (100 Continue, 103 Early Hints): forward, keep waiting.
-                _ = writeHead(head, droppedLines: response.droppedLines, appendClose: false) { writeToClient($0) }
+                writeHead(buffer.readSlice(length: end)!, of: response, appendClose: false) { writeToClient($0) }
                 context?.flush()
                 continue
             }
             if response.framing == .untilClose { closeAfterResponse = true }
-            _ = writeHead(head, droppedLines: response.droppedLines, appendClose: closeAfterResponse) { writeToClient($0) }
             responseBody = HTTP1BodyTracker(framing: response.framing)
             responsePhase = .body
             responseBuffer = nil
-            if responseBody.isComplete {
-                finishExchange(reusable: buffer.readableBytes == 0)
+            if response.droppedLines.isEmpty && !closeAfterResponse {
+                // The head goes out unchanged: send it in one write with the body bytes
+                // that follow it in this read.
+                forwardResponseBody(&buffer, headLength: end)
             } else {
-                forwardResponseBody(&buffer)
+                writeHead(buffer.readSlice(length: end)!, of: response, appendClose: closeAfterResponse) { writeToClient($0) }
+                forwardResponseBody(&buffer, headLength: 0)
             }
             return
         }
     }
 
-    private func forwardResponseBody(_ buffer: inout ByteBuffer) {
+    /// Forwards the response body bytes in `buffer`, preceded by `headLength` bytes of
+    /// head still at its front, as one slice.
+    private func forwardResponseBody(_ buffer: inout ByteBuffer, headLength: Int) {
         let consumed: Int
         do {
-            consumed = try buffer.withUnsafeReadableBytes { try responseBody.consume($0) }
+            consumed = try buffer.withUnsafeReadableBytes { bytes in
+                try responseBody.consume(UnsafeRawBufferPointer(rebasing: bytes[headLength...]))
+            }
         } catch {
             metrics.error(.upstreamProtocol)
             closeClient()
             return
         }
-        if consumed > 0 { writeToClient(buffer.readSlice(length: consumed)!) }
+        if headLength + consumed > 0 { writeToClient(buffer.readSlice(length: headLength + consumed)!) }
         if responseBody.isComplete {
             // Bytes after the end of the response mean the connection is out of step.
             finishExchange(reusable: buffer.readableBytes == 0)
@@ -446,6 +453,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// starts on the next pipelined request or closes the client.
     private func finishExchange(reusable: Bool) {
         cancelResponseTimer()
+        publishBytes()
         metrics.requestFinished(.http1, status: response.status, duration: .nanoseconds(Int64((NIODeadline.now() - requestStart).nanoseconds)))
         let requestComplete = requestPhase == .complete
         if let connection = upstream {
@@ -479,6 +487,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         metrics.requestFinished(.http1, status: response.status, duration: .nanoseconds(Int64((NIODeadline.now() - requestStart).nanoseconds)))
+        publishBytes()
         cancelTimers()
         upstream = nil
         connection.owner = nil
@@ -497,21 +506,28 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: - Writing
 
     /// Writes a head as slices of the original bytes, skipping dropped lines, and
-    /// optionally ends it with `connection: close`. Returns the bytes written.
+    /// optionally ends it with `connection: close` (then a kept `Connection: keep-alive`
+    /// line is dropped too). Returns the bytes written.
     @discardableResult
     private func writeHead(
-        _ head: ByteBuffer, droppedLines: [Range<Int>], appendClose: Bool, write: (ByteBuffer) -> Void
+        _ head: ByteBuffer, of parsed: HTTP1Head, appendClose: Bool, write: (ByteBuffer) -> Void
     ) -> Int {
+        var dropped = parsed.droppedLines
+        if appendClose, let line = parsed.keepAliveLine {
+            // Only when closing, so the extra array is off the keep-alive path.
+            dropped.append(line)
+            dropped.sort { $0.lowerBound < $1.lowerBound }
+        }
         let base = head.readerIndex
         let end = head.readableBytes - (appendClose ? 2 : 0)
         var written = 0
         var cursor = 0
-        for dropped in droppedLines {
-            if dropped.lowerBound > cursor {
-                write(head.getSlice(at: base + cursor, length: dropped.lowerBound - cursor)!)
-                written += dropped.lowerBound - cursor
+        for line in dropped {
+            if line.lowerBound > cursor {
+                write(head.getSlice(at: base + cursor, length: line.lowerBound - cursor)!)
+                written += line.lowerBound - cursor
             }
-            cursor = dropped.upperBound
+            cursor = line.upperBound
         }
         if end > cursor {
             write(head.getSlice(at: base + cursor, length: end - cursor)!)
@@ -529,8 +545,28 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func writeToClient(_ buffer: ByteBuffer) {
         guard let context else { return }
         hasSentResponseBytes = true
-        metrics.writtenToSource.increment(by: Int64(buffer.readableBytes))
+        bytesToClient += buffer.readableBytes
         context.write(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    // Byte counts are kept here and published to the shared counters at the end of each
+    // exchange, at close, and every `publishThreshold` bytes of a long body: one atomic
+    // add per counter per exchange instead of one per read and write.
+    private var bytesFromClient = 0
+    private var bytesToClient = 0
+    private var bytesFromUpstream = 0
+    private var bytesToUpstream = 0
+    private static let publishThreshold = 1 << 20
+
+    private func publishBytes() {
+        if bytesFromClient > 0 { metrics.readFromSource.increment(by: Int64(bytesFromClient)) }
+        if bytesToClient > 0 { metrics.writtenToSource.increment(by: Int64(bytesToClient)) }
+        if bytesFromUpstream > 0 { metrics.readFromDestination.increment(by: Int64(bytesFromUpstream)) }
+        if bytesToUpstream > 0 { metrics.writtenToDestination.increment(by: Int64(bytesToUpstream)) }
+        bytesFromClient = 0
+        bytesToClient = 0
+        bytesFromUpstream = 0
+        bytesToUpstream = 0
     }
 
     /// Answers the current request with an error the proxy made, then closes.

@@ -381,8 +381,21 @@ final class HTTP1HeadParserTests: XCTestCase {
     }
 
     func testDroppedLinesOfAResponse() throws {
+        // Keep-Alive is dropped; a Connection line holding only keep-alive is kept aside
+        // (`keepAliveLine`): the proxy forwards it as its own option unless it closes.
         let parsed = try response("HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n")
+        XCTAssertEqual(parsed.forwarded, "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n")
+        let line = try XCTUnwrap(parsed.head.keepAliveLine)
+        XCTAssertEqual(line, 40..<64)
+    }
+
+    func testConnectionWithMoreThanKeepAliveIsDropped() throws {
+        let parsed = try response("HTTP/1.1 200 OK\r\nConnection: keep-alive, x-trace\r\nX-Trace: 1\r\nContent-Length: 0\r\n\r\n")
+        XCTAssertNil(parsed.head.keepAliveLine)
         XCTAssertEqual(parsed.forwarded, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        let closing = try response("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        XCTAssertNil(closing.head.keepAliveLine)
+        XCTAssertEqual(closing.forwarded, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
     }
 
     func testReusedHeadIsReset() throws {

@@ -32,6 +32,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let metrics: DirectionMetrics
     private let config: ProxyConfig
     private var context: ChannelHandlerContext?
+    /// Kept from `handlerAdded` (see `HTTP1UpstreamConnection.channel`).
+    private var clientChannel: Channel?
+    private var clientNeedsFlush = false
 
     /// Client bytes not yet forwarded; starts at the current request's head.
     private var inbound: ByteBuffer
@@ -84,12 +87,14 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.clientChannel = context.channel
         processInbound()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         cancelTimers()
         self.context = nil
+        self.clientChannel = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -105,7 +110,18 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        upstream?.flush()
+        flushPending()
+    }
+
+    /// Flushes whichever side was written to. Writes are only queued as they happen; the
+    /// flush comes once per read batch (`channelReadComplete` on either side) or at the
+    /// end of an event that is not a read (a connect, a timer).
+    private func flushPending() {
+        if clientNeedsFlush, let context {
+            clientNeedsFlush = false
+            context.flush()
+        }
+        upstream?.flushIfNeeded()
     }
 
     func read(context: ChannelHandlerContext) {
@@ -205,7 +221,6 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     return
                 }
                 requestPhase = .complete
-                upstream.flush()
                 startResponseTimer()
                 return
             }
@@ -273,7 +288,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 beginExchange(on: connection)
                 processInbound()
                 // Outside a client read there is no channelReadComplete to flush for us.
-                upstream?.flush()
+                flushPending()
             case .failure(let error):
                 respondWithError(
                     status: 502, kind: .connectFailed,
@@ -287,7 +302,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         isPooledUpstream = connection.hasBeenUsed
         connection.hasBeenUsed = true
         connection.owner = self
-        connection.isReadPaused = !(context?.channel.isWritable ?? true)
+        connection.isReadPaused = !(clientChannel?.isWritable ?? true)
         upstream = connection
         responsePhase = .head
         responseScanned = 0
@@ -300,7 +315,6 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         requestPhase = .body
         if requestBody.isComplete {
             requestPhase = .complete
-            connection.flush()
             startResponseTimer()
         }
     }
@@ -328,7 +342,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func upstreamReadComplete() {
-        context?.flush()
+        flushPending()
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
@@ -410,7 +424,6 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if status < 200 {
                 // Interim response (100 Continue, 103 Early Hints): forward, keep waiting.
                 writeHead(buffer.readSlice(length: end)!, of: response, appendClose: false) { writeToClient($0) }
-                context?.flush()
                 continue
             }
             if response.framing == .untilClose { closeAfterResponse = true }
@@ -454,6 +467,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func finishExchange(reusable: Bool) {
         cancelResponseTimer()
         publishBytes()
+        // Flush now: once the connection is back in the pool, its read-complete no
+        // longer reaches this handler.
+        flushPending()
         metrics.requestFinished(.http1, status: response.status, duration: .nanoseconds(Int64((NIODeadline.now() - requestStart).nanoseconds)))
         let requestComplete = requestPhase == .complete
         if let connection = upstream {
@@ -475,7 +491,6 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             closeClient()
             return
         }
-        context?.flush()
         processInbound()
     }
 
@@ -545,6 +560,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func writeToClient(_ buffer: ByteBuffer) {
         guard let context else { return }
         hasSentResponseBytes = true
+        clientNeedsFlush = true
         bytesToClient += buffer.readableBytes
         context.write(wrapOutboundOut(buffer), promise: nil)
     }

@@ -45,28 +45,40 @@ final class HTTP1UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandl
         self.destination = destination
     }
 
-    var isActive: Bool { context?.channel.isActive ?? false }
-    var isWritable: Bool { context?.channel.isWritable ?? false }
-    var channel: Channel? { context?.channel }
+    /// The channel, kept from `handlerAdded`: asking the context for it on every request
+    /// costs a retain/release pair and NIO's lifecycle checks.
+    private(set) var channel: Channel?
+    private var isClosed = false
+    private var needsFlush = false
+
+    var isActive: Bool { !isClosed && channel != nil }
+    var isWritable: Bool { channel?.isWritable ?? false }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.channel = context.channel
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        self.channel = nil
     }
 
     func write(_ buffer: ByteBuffer) {
+        needsFlush = true
         context?.write(wrapOutboundOut(buffer), promise: nil)
     }
 
-    func flush() {
+    /// Flushes if anything was written since the last flush.
+    func flushIfNeeded() {
+        guard needsFlush else { return }
+        needsFlush = false
         context?.flush()
     }
 
     func close() {
         owner = nil
+        isClosed = true
         context?.close(promise: nil)
     }
 
@@ -94,6 +106,7 @@ final class HTTP1UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        isClosed = true
         let owner = self.owner
         self.owner = nil
         owner?.upstreamClosed(error: failure)

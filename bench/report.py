@@ -19,6 +19,7 @@ CONFIGS = [
     ("direct", "direct"),
     ("weft", "weft-proxy"),
     ("haproxy", "haproxy"),
+    ("haproxy-capture", "haproxy behind the same REDIRECT"),
     ("nginx", "nginx"),
 ]
 H2_CONFIGS = [("direct", "direct"), ("weft", "weft-proxy")]

@@ -92,6 +92,8 @@ done
 SERVER_IP=10.212.0.2
 CLIENT_IP=10.212.0.1
 HAPROXY_PORT=8001
+HAPROXY_CAPTURE_PORT=8003
+HAPROXY_UID=2103 # haproxy drops to this uid, so the capture rule can skip its own traffic
 NGINX_PROXY_PORT=8002
 
 # fds 7/8 keep the script's own stdout/stderr: a trap can fire while a
@@ -367,6 +369,8 @@ cat >"$TMP/haproxy.conf" <<EOF
 global
     nbthread 1
     maxconn 2000
+    uid $HAPROXY_UID
+    gid $HAPROXY_UID
 defaults
     mode http
     option http-keep-alive
@@ -378,9 +382,16 @@ defaults
 frontend fe
     bind 127.0.0.1:$HAPROXY_PORT
     default_backend be
+# The same proxy behind the same kind of iptables REDIRECT the sidecar gets, so the
+# capture's kernel cost can be told apart from the proxy's own cost.
+frontend fe_capture
+    bind 127.0.0.1:$HAPROXY_CAPTURE_PORT
+    default_backend be
 backend be
     server s1 $SERVER_IP:80
 EOF
+# Under callgrind haproxy must keep the uid it starts with (callgrind_control reaches it).
+grep -vE '^[[:space:]]+(uid|gid) ' "$TMP/haproxy.conf" >"$TMP/haproxy-instr.conf"
 haproxy -c -q -f "$TMP/haproxy.conf" >"$TMP/haproxy-test.log" 2>&1 || die "haproxy config invalid: $(cat "$TMP/haproxy-test.log")"
 
 # nginx as keep-alive reverse proxy.
@@ -508,7 +519,7 @@ NGW=$(nginx_worker)
 # ---------------------------------------------------------------- throughput (wrk)
 url_for() {
   case $1 in
-    direct | weft) echo "http://$SERVER_IP:80/" ;;
+    direct | weft | haproxy-capture) echo "http://$SERVER_IP:80/" ;;
     haproxy) echo "http://127.0.0.1:$HAPROXY_PORT/" ;;
     nginx) echo "http://127.0.0.1:$NGINX_PROXY_PORT/" ;;
   esac
@@ -531,7 +542,7 @@ wrk_slot() { # wrk_slot CONFIG ROUND
 
 CONFIGS=(direct)
 ((WEFT)) && CONFIGS+=(weft)
-CONFIGS+=(haproxy nginx)
+CONFIGS+=(haproxy haproxy-capture nginx)
 log "throughput: ${CONFIGS[*]} × $REPEATS, interleaved"
 for ((r = 1; r <= REPEATS; r++)); do
   for cfg in "${CONFIGS[@]}"; do
@@ -541,6 +552,11 @@ for ((r = 1; r <= REPEATS; r++)); do
       c=$(weft_captured)
       ((c < 0 || c >= CONNS)) || note "round $r: only $c connections were captured by the REDIRECT to :$WEFT_OUTBOUND_PORT (expected >= $CONNS)"
       weft_rules_off
+    elif [[ $cfg == haproxy-capture ]]; then
+      capture_rule=(OUTPUT -p tcp -d "$SERVER_IP" --dport 80 -m owner ! --uid-owner "$HAPROXY_UID" -j REDIRECT --to-ports "$HAPROXY_CAPTURE_PORT")
+      in_c iptables -t nat -A "${capture_rule[@]}"
+      wrk_slot "$cfg" "$r"
+      in_c iptables -t nat -D "${capture_rule[@]}" || in_c iptables -t nat -F OUTPUT
     else
       wrk_slot "$cfg" "$r"
     fi
@@ -722,7 +738,7 @@ if ((DO_INSTR)); then
   if ((INSTR_REFS)); then
     # shellcheck disable=SC2046
     instr_measure haproxy "" "http://127.0.0.1:$HAPROXY_PORT/" "http://127.0.0.1:$HAPROXY_PORT/" "$HAPROXY_PORT" -- \
-      ip netns exec "$NS_C" $(VG haproxy) haproxy -db -f "$TMP/haproxy.conf" || true
+      ip netns exec "$NS_C" $(VG haproxy) haproxy -db -f "$TMP/haproxy-instr.conf" || true
     # shellcheck disable=SC2046
     instr_measure nginx "" "http://127.0.0.1:$NGINX_PROXY_PORT/" "http://127.0.0.1:$NGINX_PROXY_PORT/" "$NGINX_PROXY_PORT" -- \
       ip netns exec "$NS_C" $(VG nginx) nginx -g 'master_process off;' -p "$TMP/ngp" -c "$TMP/nginx-proxy.conf" -e "$TMP/ngp/error.log" || true

@@ -4,6 +4,7 @@ import NIOExtras
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// The sidecar: capture listeners, admin server, and graceful drain, as one `Service`.
 ///
@@ -25,7 +26,8 @@ public final class ProxyServer: Service {
     public func run() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.threads)
         let pools = UpstreamPools(group: group, config: config, metrics: metrics)
-        let quiesce = ServerQuiescingHelper(group: group)
+        // One quiescing helper per listener: a helper tracks a single server channel.
+        var quiescers: [ServerQuiescingHelper] = []
         var listeners: [Channel] = []
         do {
             for direction in TrafficDirection.allCases {
@@ -33,10 +35,14 @@ public final class ProxyServer: Service {
                     direction: direction, config: config, metrics: metrics.direction(direction), pools: pools,
                     logger: logger)
                 let port = direction == .outbound ? config.outboundPort : config.inboundPort
-                listeners.append(try await listener.bind(host: "0.0.0.0", port: port, group: group, quiesce: quiesce))
+                let v4 = ServerQuiescingHelper(group: group)
+                listeners.append(try await listener.bind(host: "0.0.0.0", port: port, group: group, quiesce: v4))
+                quiescers.append(v4)
                 if config.enableIPv6 {
                     do {
-                        listeners.append(try await listener.bind(host: "::", port: port, group: group, quiesce: quiesce))
+                        let v6 = ServerQuiescingHelper(group: group)
+                        listeners.append(try await listener.bind(host: "::", port: port, group: group, quiesce: v6))
+                        quiescers.append(v6)
                     } catch {
                         logger.info("no IPv6 capture listener", metadata: ["port": "\(port)", "error": "\(error)"])
                     }
@@ -56,10 +62,13 @@ public final class ProxyServer: Service {
             } onGracefulShutdown: { [state] in
                 state.requestShutdown()
             }
-            await drain(group: group, quiesce: quiesce, pools: pools)
+            await drain(group: group, quiescers: quiescers, pools: pools)
             try? await admin.close()
+            // A helper's deinit completes a promise on the loop: let them go before the loops stop.
+            quiescers.removeAll()
         } catch {
             for listener in listeners { try? await listener.close() }
+            quiescers.removeAll()
             try? await group.shutdownGracefully()
             throw error
         }
@@ -67,24 +76,28 @@ public final class ProxyServer: Service {
         logger.info("weft-proxy stopped")
     }
 
-    private func drain(group: EventLoopGroup, quiesce: ServerQuiescingHelper, pools: UpstreamPools) async {
+    private func drain(group: EventLoopGroup, quiescers: [ServerQuiescingHelper], pools: UpstreamPools) async {
         state.markDraining()
         logger.info("draining", metadata: ["timeout": "\(seconds(config.drainTimeout))"])
-        let drained = group.next().makePromise(of: Void.self)
-        quiesce.initiateShutdown(promise: drained)
-        await pools.closeAll(group: group)
-        let deadline = group.next().scheduleTask(in: config.drainTimeout) {}
-        let finished = await withTaskGroup(of: Bool.self) { tasks in
-            tasks.addTask { (try? await drained.futureResult.get()) != nil }
-            tasks.addTask {
-                _ = try? await deadline.futureResult.get()
-                return false
-            }
-            let first = await tasks.next() ?? false
-            tasks.cancelAll()
-            deadline.cancel()
-            return first
+        let loop = group.next()
+        let promises = quiescers.map { quiescer in
+            let promise = loop.makePromise(of: Void.self)
+            quiescer.initiateShutdown(promise: promise)
+            return promise.futureResult
         }
+        let drained = EventLoopFuture.andAllComplete(promises, on: loop)
+        await pools.closeAll(group: group)
+        // Whichever comes first: every connection closed, or the drain timeout. (Awaiting
+        // both in a task group would wait for the drain even after the timeout won.)
+        let outcome = loop.makePromise(of: Bool.self)
+        let settled = Mutex(false)
+        let settle: @Sendable (Bool) -> Void = { result in
+            if settled.withLock({ done in defer { done = true }; return !done }) { outcome.succeed(result) }
+        }
+        drained.whenComplete { _ in settle(true) }
+        let timer = loop.scheduleTask(in: config.drainTimeout) { settle(false) }
+        let finished = (try? await outcome.futureResult.get()) ?? false
+        timer.cancel()
         if !finished { logger.warning("drain timeout: closing the connections still open") }
     }
 

@@ -102,8 +102,11 @@ struct RunCommand: AsyncParsableCommand {
         config.drainTimeout = drainTimeout.amount
         config.enableIPv6 = ipv6
         let server = ProxyServer(config: config, logger: logger)
+        // The server returns after a drain (SIGTERM or POST /shutdown): that is success.
         let group = ServiceGroup(
-            services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration: .init(
+                services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

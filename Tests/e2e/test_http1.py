@@ -125,6 +125,24 @@ def test_pipelined_requests(topo, probe):
     probe.expect("b", "weft_requests_total", exactly=3, direction="inbound", protocol="http1", status_class="2xx")
 
 
+def test_empty_lines_before_a_request_split_across_reads(topo):
+    # RFC 9112 §2.2: empty lines before a request line are ignored, also when the CR
+    # and the LF of one arrive in different TCP segments.
+    import time
+    s = topo.a.connect(POD_B_V4, NGINX_PORT)
+    try:
+        s.sendall(b"GET /a.txt HTTP/1.1\r\nHost: podb\r\n\r\n\r")
+        reader = RawReader(s, timeout=10)
+        assert reader.read_response().status == 200
+        time.sleep(0.2)
+        s.sendall(b"\nGET /b.txt HTTP/1.1\r\nHost: podb\r\n\r\n")
+        resp = reader.read_response()
+        assert resp.status == 200, resp.status
+        assert resp.body.startswith(b"this is b.txt")
+    finally:
+        s.close()
+
+
 def test_head_then_get_same_connection(topo):
     r = topo.a.curl("-I", "-w", "%{http_code}", NGINX + "/index.html")
     assert r.returncode == 0, r.stderr

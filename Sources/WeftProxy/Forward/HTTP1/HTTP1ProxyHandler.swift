@@ -231,11 +231,16 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Returns false when it must wait (for bytes or for an upstream connection).
     private func startRequestIfComplete() -> Bool {
         if headScanned == 0 {
-            let empty = inbound.withUnsafeReadableBytes { HTTP1HeadParser.leadingEmptyLines($0) }
-            inbound.moveReaderIndex(forwardBy: empty)
             // A request's time starts when its head starts, so errors answered before
             // the head is complete are timed too.
             requestStart = .now()
+        }
+        // Empty lines before a request line are skipped (RFC 9112 §2.2), also when their
+        // CR and LF arrive in different reads.
+        let empty = inbound.withUnsafeReadableBytes { HTTP1HeadParser.leadingEmptyLines($0) }
+        if empty > 0 {
+            inbound.moveReaderIndex(forwardBy: empty)
+            headScanned = 0
         }
         guard inbound.readableBytes > 0 else {
             cancelHeadTimer()

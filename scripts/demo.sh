@@ -61,9 +61,10 @@ echo "== curl in pod A -> http://10.213.0.2/ (HTTP/1.1, through both sidecars)"
 ip netns exec "$A" curl -sS -i http://10.213.0.2/ | sed 's/^/   /'
 echo "== curl --http2-prior-knowledge in pod A -> http://10.213.0.2:8080/"
 ip netns exec "$A" curl -sS --http2-prior-knowledge http://10.213.0.2:8080/ | sed 's/^/   /'
-echo "== 200 keep-alive requests with curl"
+echo "== 200 requests on one keep-alive connection (curl with 200 URLs)"
 urls=(); for _ in $(seq 200); do urls+=(http://10.213.0.2/); done
-ip netns exec "$A" curl -s -o /dev/null "${urls[@]}"
+ip netns exec "$A" curl -s "${urls[@]}" >"$WORK/bodies"
+echo "   $(grep -c 'hello from pod B' "$WORK/bodies") of 200 answered"
 
 show() {
   ip netns exec "$1" curl -s http://127.0.0.1:15000/metrics \

@@ -64,6 +64,15 @@ def pod():
         sh("ip", "netns", "exec", ns, PROXY_BIN, "init")
         server = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", SLOW_SERVER, ADDR, str(SLOW_PORT)])
         procs.append(server)
+        for _ in range(100):  # at most 10 s for the server to listen
+            ss = subprocess.run(["ip", "netns", "exec", ns, "ss", "-Hltn", "sport = :%d" % SLOW_PORT],
+                                capture_output=True, timeout=10)
+            if ss.stdout.strip():
+                break
+            assert server.poll() is None, "slow server exited"
+            time.sleep(0.1)
+        else:
+            raise AssertionError("slow server never listened")
         yield ns, procs
     finally:
         for p in procs:
@@ -102,6 +111,19 @@ def curl_async(ns, path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def wait_for_open_connection(ns, deadline_s=10):
+    """Waits until the sidecar holds an outbound connection (the request is in flight)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        r = subprocess.run(["ip", "netns", "exec", ns, "curl", "-s", "--max-time", "3",
+                            "http://127.0.0.1:15000/metrics"], capture_output=True, timeout=10)
+        for line in r.stdout.decode().splitlines():
+            if line.startswith('weft_connections_open{direction="outbound"}') and float(line.split()[-1]) >= 1:
+                return
+        time.sleep(0.05)
+    raise AssertionError("the request never reached the sidecar")
+
+
 def wait_for_port_down(ns, deadline_s=5):
     """True once a new connection through the capture is refused or reset."""
     deadline = time.monotonic() + deadline_s
@@ -119,7 +141,7 @@ def test_drain_finishes_in_flight_request(pod, trigger):
     ns, procs = pod
     proxy = start_proxy(ns, procs, "--drain-timeout", "10s")
     inflight = curl_async(ns, "/2")  # answered after 2 s
-    time.sleep(0.5)
+    wait_for_open_connection(ns)
     started = time.monotonic()
     if trigger == "sigterm":
         proxy.send_signal(signal.SIGTERM)  # ip netns exec passes it on (exec)
@@ -143,7 +165,7 @@ def test_drain_is_bounded(pod):
     ns, procs = pod
     proxy = start_proxy(ns, procs, "--drain-timeout", "1s")
     stuck = curl_async(ns, "/-1")  # the server never answers
-    time.sleep(0.5)
+    wait_for_open_connection(ns)
     started = time.monotonic()
     proxy.send_signal(signal.SIGTERM)
     rc = proxy.wait(timeout=10)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import NIOCore
+import WeftInject
 
 /// A duration flag: `10s`, `500ms`, `2m`, or a plain number of seconds.
 struct DurationArgument: ExpressibleByArgument, CustomStringConvertible {
@@ -29,29 +30,17 @@ struct DurationArgument: ExpressibleByArgument, CustomStringConvertible {
     static var defaultCompletionKind: CompletionKind { .default }
 }
 
-/// A comma-separated list of ports, e.g. `25,587,3306`; empty means none.
+/// A comma-separated list of ports, e.g. `25,587,3306`; empty means none. Parsed by
+/// the same strict parser as `init`'s port lists.
 struct PortList: ExpressibleByArgument, CustomStringConvertible {
     let ports: [Int]
 
     init(_ ports: [Int]) { self.ports = ports }
 
     init?(argument: String) {
-        var ports: [Int] = []
-        for element in argument.split(separator: ",", omittingEmptySubsequences: true) {
-            guard let port = Int(element.trimmingSpaces), (1...65535).contains(port) else { return nil }
-            ports.append(port)
-        }
-        self.ports = ports
+        guard let ports = try? FlagValueParser.portList(argument, flag: "--opaque-ports") else { return nil }
+        self.ports = ports.map(Int.init)
     }
 
     var description: String { ports.map(String.init).joined(separator: ",") }
-}
-
-extension Substring {
-    fileprivate var trimmingSpaces: Substring {
-        var result = self
-        while result.first == " " { result = result.dropFirst() }
-        while result.last == " " { result = result.dropLast() }
-        return result
-    }
 }

@@ -12,7 +12,8 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
             Outbound connections (redirected to --outbound-port) go to their original destination; \
             inbound connections (redirected to --inbound-port) go to --inbound-forward-host at their \
-            original port. SIGTERM or POST /shutdown on the admin port drains gracefully.
+            original port. SIGTERM or POST /shutdown on the admin port drains gracefully. \
+            Durations are written 500ms, 10s, 2m or 1h.
             """
     )
 

@@ -52,6 +52,40 @@ def test_opaque_echo_half_close(topo, probe):
     probe.expect("ab", "weft_requests_total", exactly=0)
 
 
+def test_opaque_echo_half_close_slow_reader(topo):
+    # The client reads slowly, so when the echo server's FIN reaches the sidecars they
+    # still hold echoed bytes for the client: those must all arrive before the EOF.
+    payload = os.urandom(2 << 20)
+    s = topo.a.connect(POD_B_V4, ECHO_PORT, timeout=10)
+    err = []
+
+    def writer():
+        try:
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            err.append(e)
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    received = bytearray()
+    deadline = time.monotonic() + 30
+    try:
+        s.settimeout(10)
+        while time.monotonic() < deadline:
+            chunk = s.recv(16 * 1024)
+            if not chunk:
+                break
+            received += chunk
+            time.sleep(0.002)
+    finally:
+        t.join(10)
+        s.close()
+    assert not err, err
+    assert len(received) == len(payload), "got %d of %d bytes" % (len(received), len(payload))
+    assert bytes(received) == payload
+
+
 def test_opaque_echo_ipv6(topo, probe):
     payload = os.urandom(256 * 1024)
     s = topo.a.connect(POD_B_V6, ECHO_PORT, timeout=10)

@@ -101,10 +101,14 @@ final class SpliceHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         openGauge?.decrement()
-        if let partner {
+        // Still linked means this side closed without an error (errorCaught unlinks and
+        // resets): e.g. its output had been shut down and then its peer's FIN arrived,
+        // which NIO turns into a full close. The partner may still hold bytes from this
+        // side: close it once they are written.
+        if let partner, let partnerContext = partner.context {
             self.partner = nil
             partner.partner = nil
-            partner.context?.close(promise: nil)
+            Self.closeAfterPendingWrites(partnerContext)
         }
     }
 
@@ -163,6 +167,13 @@ final class SpliceHandler: ChannelDuplexHandler {
         guard let context else { return }
         writeCounter.increment(by: Int64(buffer.readableBytes))
         context.write(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// Closes a channel after the writes queued on it have gone out.
+    private static func closeAfterPendingWrites(_ context: ChannelHandlerContext) {
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+            context.close(promise: nil)
+        }
     }
 
     /// Closes a channel with a TCP reset rather than a FIN.

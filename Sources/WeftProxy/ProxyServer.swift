@@ -92,7 +92,11 @@ public final class ProxyServer: Service {
         let outcome = loop.makePromise(of: Bool.self)
         let settled = Mutex(false)
         let settle: @Sendable (Bool) -> Void = { result in
-            if settled.withLock({ done in defer { done = true }; return !done }) { outcome.succeed(result) }
+            if settled.withLock({ done in
+                defer { done = true }; return !done
+            }) {
+                outcome.succeed(result)
+            }
         }
         drained.whenComplete { _ in settle(true) }
         let timer = loop.scheduleTask(in: config.drainTimeout) { settle(false) }

@@ -66,13 +66,16 @@ struct RunCommand: AsyncParsableCommand {
     var logLevel = "info"
 
     func validate() throws {
-        for (name, port) in [("--outbound-port", outboundPort), ("--inbound-port", inboundPort), ("--admin-port", adminPort)]
+        for (name, port) in [
+            ("--outbound-port", outboundPort), ("--inbound-port", inboundPort), ("--admin-port", adminPort),
+        ]
         where !(1...65535).contains(port) {
             throw ValidationError("\(name): \(port) is not a port number (1-65535)")
         }
         guard (1...64).contains(threads) else { throw ValidationError("--threads: \(threads) is not between 1 and 64") }
         guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level: \(logLevel) is not one of trace, debug, info, notice, warning, error, critical")
+            throw ValidationError(
+                "--log-level: \(logLevel) is not one of trace, debug, info, notice, warning, error, critical")
         }
         guard Set([outboundPort, inboundPort, adminPort]).count == 3 else {
             throw ValidationError("--outbound-port, --inbound-port and --admin-port must differ")

@@ -18,7 +18,8 @@ struct DefaultsCommand: ParsableCommand {
     )
 
     func run() {
-        print("""
+        print(
+            """
             outbound capture port   \(MeshDefaults.outboundPort)
             inbound capture port    \(MeshDefaults.inboundPort)
             proxy admin port        \(MeshDefaults.adminPort)

@@ -62,7 +62,9 @@ final class AdminHandler: ChannelInboundHandler {
     private func send(
         _ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ status: HTTPResponseStatus, _ text: String
     ) {
-        send(context, request, status, context.channel.allocator.buffer(string: text), contentType: "text/plain; charset=utf-8")
+        send(
+            context, request, status, context.channel.allocator.buffer(string: text),
+            contentType: "text/plain; charset=utf-8")
     }
 
     private func send(

@@ -73,7 +73,9 @@ final class DirectionMetrics: Sendable {
             labels: [d])
         let connections = MetricNameDescriptor(
             metricName: "weft_connections", unitName: "total", helpText: "Connections accepted, by detected protocol.")
-        connectionsTotal = Self.protocolLabels.map { registry.makeCounter(descriptor: connections, labels: [d, ("protocol", $0)]) }
+        connectionsTotal = Self.protocolLabels.map {
+            registry.makeCounter(descriptor: connections, labels: [d, ("protocol", $0)])
+        }
         let read = MetricNameDescriptor(
             metricName: "weft_tcp_read_bytes", unitName: "total",
             helpText: "Bytes read, from the source (client) or the destination (upstream).")
@@ -85,7 +87,8 @@ final class DirectionMetrics: Sendable {
         writtenToSource = registry.makeCounter(descriptor: written, labels: [d, ("peer", "src")])
         writtenToDestination = registry.makeCounter(descriptor: written, labels: [d, ("peer", "dst")])
         let requestName = MetricNameDescriptor(
-            metricName: "weft_requests", unitName: "total", helpText: "Requests proxied, by protocol and response status class.")
+            metricName: "weft_requests", unitName: "total",
+            helpText: "Requests proxied, by protocol and response status class.")
         requests = RequestProtocol.allCases.flatMap { proto in
             Telemetry.StatusClass.allCases.map { status in
                 registry.makeCounter(
@@ -96,11 +99,15 @@ final class DirectionMetrics: Sendable {
             metricName: "weft_request_duration", unitName: "seconds",
             helpText: "Time from a request's head to the end of its response.")
         durations = RequestProtocol.allCases.map {
-            registry.makeDurationHistogram(descriptor: duration, labels: [d, ("protocol", $0.rawValue)], buckets: Telemetry.latencyBuckets)
+            registry.makeDurationHistogram(
+                descriptor: duration, labels: [d, ("protocol", $0.rawValue)], buckets: Telemetry.latencyBuckets)
         }
         let errorName = MetricNameDescriptor(
-            metricName: "weft_errors", unitName: "total", helpText: "Connections or requests the proxy failed or refused, by reason.")
-        errors = ProxyErrorKind.allCases.map { registry.makeCounter(descriptor: errorName, labels: [d, ("error", $0.rawValue)]) }
+            metricName: "weft_errors", unitName: "total",
+            helpText: "Connections or requests the proxy failed or refused, by reason.")
+        errors = ProxyErrorKind.allCases.map {
+            registry.makeCounter(descriptor: errorName, labels: [d, ("error", $0.rawValue)])
+        }
     }
 
     func connectionAccepted(_ detected: DetectedProtocol) {

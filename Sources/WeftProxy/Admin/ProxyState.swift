@@ -13,7 +13,8 @@ final class ProxyState: Sendable {
     let shutdownRequested: AsyncStream<Void>
 
     init() {
-        (shutdownRequested, shutdownRequests) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (shutdownRequested, shutdownRequests) = AsyncStream.makeStream(
+            of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Ready means serving: listeners bound and not draining. Identity and config join

@@ -33,7 +33,8 @@ struct CaptureListener {
                 channel.eventLoop.makeCompletedFuture { try self.setUp(channel) }
             }
         if isIPv6 {
-            bootstrap = bootstrap.serverChannelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1)
+            bootstrap = bootstrap.serverChannelOption(
+                ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1)
         }
         return try await bootstrap.bind(host: host, port: port).get()
     }
@@ -47,7 +48,8 @@ struct CaptureListener {
         case .failure(let failure):
             metrics.connectionsOpen.decrement()
             metrics.error(.noOriginalDestination)
-            logger.warning("refused connection", metadata: ["direction": "\(direction.rawValue)", "reason": "\(failure)"])
+            logger.warning(
+                "refused connection", metadata: ["direction": "\(direction.rawValue)", "reason": "\(failure)"])
             throw failure
         }
         if isLoop(original, local: channel.localAddress) {

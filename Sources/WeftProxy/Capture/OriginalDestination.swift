@@ -15,7 +15,8 @@ enum OriginalDestination {
         var description: String {
             switch self {
             case .unavailable(let code):
-                return "no original destination (SO_ORIGINAL_DST failed: \(String(cString: strerror(code)))); is the redirect installed (weft-proxy init)?"
+                return
+                    "no original destination (SO_ORIGINAL_DST failed: \(String(cString: strerror(code)))); is the redirect installed (weft-proxy init)?"
             case .notASocket:
                 return "channel has no socket options"
             }

@@ -126,7 +126,8 @@ final class SpliceHandler: ChannelDuplexHandler {
                 context.close(promise: nil)
                 return
             }
-            partnerContext.writeAndFlush(NIOAny(partnerContext.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+            partnerContext.writeAndFlush(NIOAny(partnerContext.channel.allocator.buffer(capacity: 0))).whenComplete {
+                _ in
                 partnerContext.close(promise: nil)
                 context.close(promise: nil)
             }

@@ -12,7 +12,9 @@ private func detect(_ text: String) -> ProtocolDetector.Verdict {
 
 private func bytes(hex lines: [String]) -> [UInt8] {
     let hex = Array(lines.joined().utf8)
-    return stride(from: 0, to: hex.count, by: 2).map { UInt8(String(decoding: hex[$0..<($0 + 2)], as: UTF8.self), radix: 16)! }
+    return stride(from: 0, to: hex.count, by: 2).map {
+        UInt8(String(decoding: hex[$0..<($0 + 2)], as: UTF8.self), radix: 16)!
+    }
 }
 
 private func u16(_ value: Int) -> [UInt8] { [UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)] }
@@ -67,7 +69,8 @@ final class ProtocolDetectorTests: XCTestCase {
     /// Asserts that every proper prefix of `bytes` shorter than `decisive` needs more
     /// bytes and every longer one gives `expected`, as when bytes arrive one at a time.
     private func assertByteAtATime(
-        _ bytes: [UInt8], decisive: Int, _ expected: DetectedProtocol, file: StaticString = #filePath, line: UInt = #line
+        _ bytes: [UInt8], decisive: Int, _ expected: DetectedProtocol, file: StaticString = #filePath,
+        line: UInt = #line
     ) {
         for length in 0...bytes.count {
             let verdict = detect(Array(bytes[0..<length]))
@@ -87,8 +90,10 @@ final class ProtocolDetectorTests: XCTestCase {
 
     func testHTTP1Requests() {
         for request in [
-            "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "POST /x HTTP/1.0\r\n", "OPTIONS * HTTP/1.1\r\n", "CONNECT a:443 HTTP/1.1\r\n",
-            "PRI * HTTP/1.1\r\n", "PROPFIND /d HTTP/1.1\r\n", "M-SEARCH * HTTP/1.1\r\n", "PUT http://a.example/x?y HTTP/1.1\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "POST /x HTTP/1.0\r\n", "OPTIONS * HTTP/1.1\r\n",
+            "CONNECT a:443 HTTP/1.1\r\n",
+            "PRI * HTTP/1.1\r\n", "PROPFIND /d HTTP/1.1\r\n", "M-SEARCH * HTTP/1.1\r\n",
+            "PUT http://a.example/x?y HTTP/1.1\r\n",
         ] {
             XCTAssertEqual(detect(request), .detected(.http1), request.debugDescription)
         }
@@ -103,7 +108,8 @@ final class ProtocolDetectorTests: XCTestCase {
 
     func testNotQuiteHTTP1IsOpaque() {
         for text in [
-            "GET / HTTP/2.0\r\n", "GET / http/1.1\r\n", "GET /\r\n", "GET  / HTTP/1.1\r\n", "GET\t/ HTTP/1.1\r\n", " GET / HTTP/1.1",
+            "GET / HTTP/2.0\r\n", "GET / http/1.1\r\n", "GET /\r\n", "GET  / HTTP/1.1\r\n", "GET\t/ HTTP/1.1\r\n",
+            " GET / HTTP/1.1",
             "GET / HTTP/1,1", "GET /\u{7F} HTTP/1.1",
         ] {
             XCTAssertEqual(detect(text), .detected(.opaque), text.debugDescription)
@@ -165,7 +171,8 @@ final class ProtocolDetectorTests: XCTestCase {
         XCTAssertEqual(detect(opensslHello), .detected(.tls(serverName: "weft.example")))
         XCTAssertEqual(detect(opensslHelloWithoutSNI), .detected(.tls(serverName: nil)))
         // Bytes after the record (the client's next flight) change nothing.
-        XCTAssertEqual(detect(opensslHello + [0x14, 0x03, 0x03, 0x00, 0x01, 0x01]), .detected(.tls(serverName: "weft.example")))
+        XCTAssertEqual(
+            detect(opensslHello + [0x14, 0x03, 0x03, 0x00, 0x01, 0x01]), .detected(.tls(serverName: "weft.example")))
     }
 
     func testClientHelloByteAtATime() {
@@ -174,7 +181,10 @@ final class ProtocolDetectorTests: XCTestCase {
     }
 
     func testServerNameAmongOtherExtensions() {
-        let hello = clientHello([(0x000A, [0x00, 0x02, 0x00, 0x1D]), (0x0017, []), serverName("api.default.svc.cluster.local"), (0x002B, [0x02, 0x03, 0x04])])
+        let hello = clientHello([
+            (0x000A, [0x00, 0x02, 0x00, 0x1D]), (0x0017, []), serverName("api.default.svc.cluster.local"),
+            (0x002B, [0x02, 0x03, 0x04]),
+        ])
         XCTAssertEqual(detect(hello), .detected(.tls(serverName: "api.default.svc.cluster.local")))
     }
 
@@ -184,14 +194,21 @@ final class ProtocolDetectorTests: XCTestCase {
     }
 
     func testUnusableServerNamesAreNil() {
-        for name in [[], Array("a b".utf8), Array("a\u{00}b".utf8), [0x61, 0x80], Array("tab\there".utf8), [0x7F]] as [[UInt8]] {
+        for name in [[], Array("a b".utf8), Array("a\u{00}b".utf8), [0x61, 0x80], Array("tab\there".utf8), [0x7F]]
+            as [[UInt8]]
+        {
             XCTAssertEqual(detect(clientHello([serverName(name)])), .detected(.tls(serverName: nil)), "\(name)")
         }
-        XCTAssertEqual(detect(clientHello([serverName(Array("a.example".utf8), type: 1)])), .detected(.tls(serverName: nil)))
+        XCTAssertEqual(
+            detect(clientHello([serverName(Array("a.example".utf8), type: 1)])), .detected(.tls(serverName: nil)))
         // A server_name extension whose name runs past the extension.
-        XCTAssertEqual(detect(clientHello([(0, u16(12) + [0] + u16(40) + Array("a.example".utf8))])), .detected(.tls(serverName: nil)))
+        XCTAssertEqual(
+            detect(clientHello([(0, u16(12) + [0] + u16(40) + Array("a.example".utf8))])),
+            .detected(.tls(serverName: nil)))
         // An extension list that runs past the end of the hello.
-        XCTAssertEqual(detect(clientHello([(0x0017, []), (0x0010, [])]).dropLastChangingLength(1)), .detected(.tls(serverName: nil)))
+        XCTAssertEqual(
+            detect(clientHello([(0x0017, []), (0x0010, [])]).dropLastChangingLength(1)),
+            .detected(.tls(serverName: nil)))
     }
 
     func testRecordHeaderPrefixes() {
@@ -215,7 +232,8 @@ final class ProtocolDetectorTests: XCTestCase {
         XCTAssertEqual(detect(futureVersion), .detected(.opaque))
         // Record lengths that cannot hold a ClientHello, or exceed the TLS limit.
         for length in [0, 4, 16_385, 0xFFFF] {
-            XCTAssertEqual(detect([0x16, 0x03, 0x01] + u16(length) + [0x01, 0x00, 0x00]), .detected(.opaque), "length \(length)")
+            XCTAssertEqual(
+                detect([0x16, 0x03, 0x01] + u16(length) + [0x01, 0x00, 0x00]), .detected(.opaque), "length \(length)")
         }
     }
 
@@ -243,7 +261,8 @@ final class ProtocolDetectorTests: XCTestCase {
                 garbled[index] = value
                 let verdict = detect(garbled)
                 switch (index, verdict) {
-                case (5..., .detected(.tls(_))), (1...4, .detected(.tls(_))), (1...4, .needMoreBytes), (1..., .detected(.opaque)):
+                case (5..., .detected(.tls(_))), (1...4, .detected(.tls(_))), (1...4, .needMoreBytes),
+                    (1..., .detected(.opaque)):
                     break
                 case (0, _) where value != 0x16:
                     XCTAssertNotEqual(verdict, .detected(.tls(serverName: "weft.example")))

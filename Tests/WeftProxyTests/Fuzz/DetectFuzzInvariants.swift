@@ -39,7 +39,9 @@ enum DetectFuzzInvariants {
                 if name.isEmpty || !name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
                     fail("server name \(name.debugDescription) is empty or not visible ASCII")
                 }
-                if !containsRun(data[...], Array(name.utf8)) { fail("server name \(name.debugDescription) is not in the input") }
+                if !containsRun(data[...], Array(name.utf8)) {
+                    fail("server name \(name.debugDescription) is not in the input")
+                }
             }
         }
 
@@ -59,7 +61,10 @@ enum DetectFuzzInvariants {
         let step = max(1, (count - allPrefixesUpTo) / 200)
         lengths += stride(from: allPrefixesUpTo, to: count, by: step)
         // The limits the detector counts against.
-        for limit in [16, 17, ProtocolDetector.maxRequestLine - 1, ProtocolDetector.maxRequestLine, ProtocolDetector.maxRequestLine + 1]
+        for limit in [
+            16, 17, ProtocolDetector.maxRequestLine - 1, ProtocolDetector.maxRequestLine,
+            ProtocolDetector.maxRequestLine + 1,
+        ]
         where limit < count {
             lengths.append(limit)
         }

@@ -123,9 +123,14 @@ enum HTTP1FuzzInvariants {
         var reused = HTTP1Head()
         _ = parseHead(reusableSample, kind: .request, into: &reused, fail: fail)
         let reusedError = parseHead(head, kind: kind, into: &reused, fail: fail)
-        if reusedError != error { fail("parse into a reused head threw \(String(describing: reusedError)), fresh \(String(describing: error))") }
+        if reusedError != error {
+            fail(
+                "parse into a reused head threw \(String(describing: reusedError)), fresh \(String(describing: error))")
+        }
         guard error == nil else { return }
-        if summary(reused) != summary(parsed) { fail("parse into a reused head gave \(summary(reused)), fresh \(summary(parsed))") }
+        if summary(reused) != summary(parsed) {
+            fail("parse into a reused head gave \(summary(reused)), fresh \(summary(parsed))")
+        }
 
         if checkParsed(parsed, head: head, kind: kind, fail: fail) {
             checkForwarded(parsed, head: head, kind: kind, fail: fail)
@@ -158,7 +163,9 @@ enum HTTP1FuzzInvariants {
     }
 
     /// Returns false when the head's ranges are too broken to build the forwarded head from.
-    private static func checkParsed(_ parsed: HTTP1Head, head: [UInt8], kind: HTTP1HeadParser.Kind, fail: (String) -> Void) -> Bool {
+    private static func checkParsed(
+        _ parsed: HTTP1Head, head: [UInt8], kind: HTTP1HeadParser.Kind, fail: (String) -> Void
+    ) -> Bool {
         let count = head.count
         if parsed.length != count {
             fail("length \(parsed.length) for a head of \(count) bytes")
@@ -215,7 +222,9 @@ enum HTTP1FuzzInvariants {
             if target.isEmpty || target.lowerBound < 2 || target.upperBound > startLineEnd {
                 fail("target \(target) is not inside the request line (ends at \(startLineEnd))")
                 return false
-            } else if head[target.lowerBound - 1] != space || head[target].contains(where: { $0 <= space || $0 >= 0x7F }) {
+            } else if head[target.lowerBound - 1] != space
+                || head[target].contains(where: { $0 <= space || $0 >= 0x7F })
+            {
                 fail("target \(target) is not a space-delimited run of visible bytes")
             }
             if let host = parsed.host {
@@ -235,16 +244,22 @@ enum HTTP1FuzzInvariants {
         case .response(let method):
             let status = parsed.status
             if status < 100 || status > 999 { fail("status \(status)") }
-            let bodiless = status < 200 || status == 204 || status == 304 || method == .head || (method == .connect && status < 300)
+            let bodiless =
+                status < 200 || status == 204 || status == 304 || method == .head
+                || (method == .connect && status < 300)
             if bodiless && parsed.framing != .none { fail("status \(status) to \(method) framed as \(parsed.framing)") }
-            if case .contentLength(let length) = parsed.framing, length <= 0 { fail("Content-Length \(length) framing") }
+            if case .contentLength(let length) = parsed.framing, length <= 0 {
+                fail("Content-Length \(length) framing")
+            }
         }
         return true
     }
 
     /// The head the proxy forwards (the original bytes minus `droppedLines`) must parse
     /// to the same message, with nothing left to drop.
-    private static func checkForwarded(_ parsed: HTTP1Head, head: [UInt8], kind: HTTP1HeadParser.Kind, fail: (String) -> Void) {
+    private static func checkForwarded(
+        _ parsed: HTTP1Head, head: [UInt8], kind: HTTP1HeadParser.Kind, fail: (String) -> Void
+    ) {
         var forwarded: [UInt8] = []
         var cursor = 0
         for line in parsed.droppedLines {
@@ -265,7 +280,9 @@ enum HTTP1FuzzInvariants {
         }
         if case .request = kind {
             guard again.target.upperBound <= forwarded.count, (again.host?.upperBound ?? 0) <= forwarded.count else {
-                return fail("the forwarded head's target \(again.target) or host \(String(describing: again.host)) is outside it")
+                return fail(
+                    "the forwarded head's target \(again.target) or host \(String(describing: again.host)) is outside it"
+                )
             }
             if forwarded[again.target] != head[parsed.target] { fail("the forwarded head has another target") }
             if again.host.map({ Array(forwarded[$0]) }) != parsed.host.map({ Array(head[$0]) }) {
@@ -311,7 +328,9 @@ enum HTTP1FuzzInvariants {
 
     /// Feeds the body in pieces ending at `cuts`, each piece a buffer of its own, until
     /// the tracker stops short of a piece's end. `consumed` is meaningless once `failed`.
-    private static func feedBody(_ data: [UInt8], framing: HTTP1Head.Framing, cuts: [Int], fail: (String) -> Void) -> BodyOutcome {
+    private static func feedBody(_ data: [UInt8], framing: HTTP1Head.Framing, cuts: [Int], fail: (String) -> Void)
+        -> BodyOutcome
+    {
         var tracker = HTTP1BodyTracker(framing: framing)
         var total = 0
         var start = 0
@@ -330,11 +349,15 @@ enum HTTP1FuzzInvariants {
             if consumed < 0 || consumed > piece.count { fail("consume took \(consumed) of \(piece.count) bytes") }
             total += consumed
             if consumed < piece.count {
-                if !tracker.isComplete { fail("consume stopped short (\(consumed) of \(piece.count)) of an unfinished body") }
+                if !tracker.isComplete {
+                    fail("consume stopped short (\(consumed) of \(piece.count)) of an unfinished body")
+                }
                 break
             }
         }
-        if tracker.isUntilClose != (framing == .untilClose) { fail("isUntilClose is \(tracker.isUntilClose) for \(framing)") }
+        if tracker.isUntilClose != (framing == .untilClose) {
+            fail("isUntilClose is \(tracker.isUntilClose) for \(framing)")
+        }
         return BodyOutcome(consumed: total, isComplete: tracker.isComplete, failed: false)
     }
 

@@ -118,12 +118,15 @@ enum HTTP1HeadParser {
                     throw HTTP1ParseError(.bareCR, "CR without LF at byte \(cursor)")
                 }
                 if !isFieldValueByte(byte) {
-                    throw HTTP1ParseError(.invalidFieldValue, "control byte 0x\(hex(byte)) in a header field value at byte \(cursor)")
+                    throw HTTP1ParseError(
+                        .invalidFieldValue, "control byte 0x\(hex(byte)) in a header field value at byte \(cursor)")
                 }
                 cursor += 1
             }
             var valueEnd = cursor
-            while valueEnd > valueStart && (bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09) { valueEnd -= 1 }
+            while valueEnd > valueStart && (bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09) {
+                valueEnd -= 1
+            }
             cursor += 2
             try fields.note(
                 bytes, name: lineStart..<nameEnd, value: valueStart..<valueEnd, line: lineStart..<cursor,
@@ -155,7 +158,9 @@ enum HTTP1HeadParser {
 
     // MARK: - Start lines
 
-    private static func parseRequestLine(_ bytes: UnsafeRawBufferPointer, cursor: inout Int, head: inout HTTP1Head) throws {
+    private static func parseRequestLine(_ bytes: UnsafeRawBufferPointer, cursor: inout Int, head: inout HTTP1Head)
+        throws
+    {
         let methodStart = cursor
         while isTokenByte(bytes[cursor]) { cursor += 1 }
         guard cursor > methodStart, bytes[cursor] == 0x20 else {
@@ -166,7 +171,8 @@ enum HTTP1HeadParser {
         let targetStart = cursor
         while bytes[cursor] > 0x20 && bytes[cursor] < 0x7F { cursor += 1 }
         guard cursor > targetStart, bytes[cursor] == 0x20 else {
-            throw HTTP1ParseError(.invalidRequestLine, "request target is empty or holds a byte that is not visible ASCII")
+            throw HTTP1ParseError(
+                .invalidRequestLine, "request target is empty or holds a byte that is not visible ASCII")
         }
         head.target = targetStart..<cursor
         cursor += 1
@@ -177,16 +183,21 @@ enum HTTP1HeadParser {
         cursor += 2
     }
 
-    private static func parseStatusLine(_ bytes: UnsafeRawBufferPointer, cursor: inout Int, head: inout HTTP1Head) throws {
+    private static func parseStatusLine(_ bytes: UnsafeRawBufferPointer, cursor: inout Int, head: inout HTTP1Head)
+        throws
+    {
         head.minorVersion = try parseVersion(bytes, cursor: &cursor, malformed: .invalidStatusLine)
         guard bytes[cursor] == 0x20,
             isDigit(bytes[cursor + 1]), isDigit(bytes[cursor + 2]), isDigit(bytes[cursor + 3])
         else {
             throw HTTP1ParseError(.invalidStatusLine, "status line has no three-digit status code")
         }
-        head.status = Int(bytes[cursor + 1] - 0x30) * 100 + Int(bytes[cursor + 2] - 0x30) * 10 + Int(bytes[cursor + 3] - 0x30)
+        head.status =
+            Int(bytes[cursor + 1] - 0x30) * 100 + Int(bytes[cursor + 2] - 0x30) * 10 + Int(bytes[cursor + 3] - 0x30)
         cursor += 4
-        guard head.status >= 100 else { throw HTTP1ParseError(.invalidStatusLine, "status code \(head.status) is below 100") }
+        guard head.status >= 100 else {
+            throw HTTP1ParseError(.invalidStatusLine, "status code \(head.status) is below 100")
+        }
         if bytes[cursor] == 0x20 {
             cursor += 1
             while bytes[cursor] != 0x0D {
@@ -388,7 +399,8 @@ enum HTTP1HeadParser {
                 }
                 let length = element.reduce(0) { $0 * 10 + Int(bytes[$1] - 0x30) }
                 if let existing = contentLength, existing != length {
-                    failure = HTTP1ParseError(.invalidContentLength, "Content-Length values disagree (\(existing) and \(length))")
+                    failure = HTTP1ParseError(
+                        .invalidContentLength, "Content-Length values disagree (\(existing) and \(length))")
                 }
                 contentLength = length
             }

@@ -257,7 +257,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return false
             }
             try inbound.withUnsafeReadableBytes { bytes in
-                try HTTP1HeadParser.parse(UnsafeRawBufferPointer(rebasing: bytes[0..<end]), kind: .request, into: &request)
+                try HTTP1HeadParser.parse(
+                    UnsafeRawBufferPointer(rebasing: bytes[0..<end]), kind: .request, into: &request)
             }
         } catch let error as HTTP1ParseError {
             let status = error.code == .headTooLarge || error.code == .tooManyFields ? 431 : 400
@@ -395,7 +396,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
                 try buffer.withUnsafeReadableBytes { bytes in
                     try HTTP1HeadParser.parse(
-                        UnsafeRawBufferPointer(rebasing: bytes[0..<end]), kind: .response(requestMethod: request.method),
+                        UnsafeRawBufferPointer(rebasing: bytes[0..<end]),
+                        kind: .response(requestMethod: request.method),
                         into: &response)
                 }
             } catch {
@@ -440,7 +442,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 // that follow it in this read.
                 forwardResponseBody(&buffer, headLength: end)
             } else {
-                writeHead(buffer.readSlice(length: end)!, of: response, appendClose: closeAfterResponse) { writeToClient($0) }
+                writeHead(buffer.readSlice(length: end)!, of: response, appendClose: closeAfterResponse) {
+                    writeToClient($0)
+                }
                 forwardResponseBody(&buffer, headLength: 0)
             }
             return
@@ -475,7 +479,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // Flush now: once the connection is back in the pool, its read-complete no
         // longer reaches this handler.
         flushPending()
-        metrics.requestFinished(.http1, status: response.status, duration: .nanoseconds(Int64((NIODeadline.now() - requestStart).nanoseconds)))
+        metrics.requestFinished(
+            .http1, status: response.status,
+            duration: .nanoseconds(Int64((NIODeadline.now() - requestStart).nanoseconds)))
         let requestComplete = requestPhase == .complete
         if let connection = upstream {
             upstream = nil
@@ -506,7 +512,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             closeClient()
             return
         }
-        metrics.requestFinished(.http1, status: response.status, duration: .nanoseconds(Int64((NIODeadline.now() - requestStart).nanoseconds)))
+        metrics.requestFinished(
+            .http1, status: response.status,
+            duration: .nanoseconds(Int64((NIODeadline.now() - requestStart).nanoseconds)))
         publishBytes()
         cancelTimers()
         upstream = nil
@@ -593,7 +601,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Answers the current request with an error the proxy made, then closes.
     private func respondWithError(status: Int, kind: ProxyErrorKind, detail: String) {
         metrics.error(kind)
-        metrics.requestFinished(.http1, status: status, duration: .nanoseconds(Int64((NIODeadline.now() - requestStart).nanoseconds)))
+        metrics.requestFinished(
+            .http1, status: status, duration: .nanoseconds(Int64((NIODeadline.now() - requestStart).nanoseconds)))
         guard !hasSentResponseBytes, let context else {
             closeClient()
             return

@@ -128,7 +128,8 @@ final class HTTP2StreamRelay: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         exchange.logger.debug(
-            "http2 stream closed", metadata: ["side": "\(side)", "sawEndStream": "\(sawEndStream)", "linked": "\(partner != nil)"])
+            "http2 stream closed",
+            metadata: ["side": "\(side)", "sawEndStream": "\(sawEndStream)", "linked": "\(partner != nil)"])
         if side == .upstream {
             exchange.upstreamClosed()
         } else {
@@ -252,7 +253,9 @@ final class HTTP2Exchange {
     }
 
     fileprivate func responseHeaders(_ headers: HPACKHeaders) {
-        guard !hasResponseStarted, let code = headers.first(name: ":status").flatMap({ Int($0) }), code >= 200 else { return }
+        guard !hasResponseStarted, let code = headers.first(name: ":status").flatMap({ Int($0) }), code >= 200 else {
+            return
+        }
         hasResponseStarted = true
         status = code
         timer?.cancel()
@@ -302,14 +305,17 @@ final class HTTP2Exchange {
     private func respond(status: Int, kind: ProxyErrorKind, detail: String) {
         guard !isFinished else { return }
         metrics.error(kind)
-        logger.debug("http2 request failed", metadata: ["status": "\(status)", "error": "\(kind.rawValue)", "detail": "\(detail)"])
+        logger.debug(
+            "http2 request failed",
+            metadata: ["status": "\(status)", "error": "\(kind.rawValue)", "detail": "\(detail)"])
         finish(status: status)
         guard let client, let allocator = client.context?.channel.allocator else { return }
         let headers: HPACKHeaders = [
             ":status": "\(status)", "content-type": "text/plain; charset=utf-8", "weft-error": kind.headerValue,
         ]
         client.send(.headers(.init(headers: headers)))
-        client.send(.data(.init(data: .byteBuffer(allocator.buffer(string: "weft-proxy: \(detail)\n")), endStream: true)))
+        client.send(
+            .data(.init(data: .byteBuffer(allocator.buffer(string: "weft-proxy: \(detail)\n")), endStream: true)))
         client.flush()
     }
 

@@ -58,7 +58,9 @@ final class HTTP1BodyTrackerTests: XCTestCase {
         let bytes = Array("helloGET / HTTP/1.1\r\nHost: a\r\n\r\n".utf8)
         XCTAssertEqual(try feed(bytes, framing: .contentLength(5)), Fed(consumed: 5, isComplete: true))
         for cut in 0...bytes.count {
-            XCTAssertEqual(try feed(bytes, framing: .contentLength(5), cuts: [cut]), Fed(consumed: 5, isComplete: true), "cut at \(cut)")
+            XCTAssertEqual(
+                try feed(bytes, framing: .contentLength(5), cuts: [cut]), Fed(consumed: 5, isComplete: true),
+                "cut at \(cut)")
         }
     }
 
@@ -83,7 +85,8 @@ final class HTTP1BodyTrackerTests: XCTestCase {
     func testUntilCloseTakesEverything() throws {
         var tracker = HTTP1BodyTracker(framing: .untilClose)
         XCTAssertTrue(tracker.isUntilClose)
-        XCTAssertEqual(try Array("0\r\n\r\nHTTP/1.1 200 OK\r\n\r\n".utf8).withUnsafeBytes { try tracker.consume($0) }, 24)
+        XCTAssertEqual(
+            try Array("0\r\n\r\nHTTP/1.1 200 OK\r\n\r\n".utf8).withUnsafeBytes { try tracker.consume($0) }, 24)
         XCTAssertFalse(tracker.isComplete)
         XCTAssertTrue(tracker.isUntilClose)
         XCTAssertFalse(HTTP1BodyTracker(framing: .chunked).isUntilClose)
@@ -93,9 +96,12 @@ final class HTTP1BodyTrackerTests: XCTestCase {
 
     func testChunkedBody() throws {
         let body = "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
-        XCTAssertEqual(try feed(body + "GET / HTTP/1.1\r\n", framing: .chunked), Fed(consumed: body.utf8.count, isComplete: true))
+        XCTAssertEqual(
+            try feed(body + "GET / HTTP/1.1\r\n", framing: .chunked), Fed(consumed: body.utf8.count, isComplete: true))
         XCTAssertEqual(try feed(body, framing: .chunked), Fed(consumed: body.utf8.count, isComplete: true))
-        XCTAssertEqual(try feed(Array(body.utf8.dropLast()), framing: .chunked), Fed(consumed: body.utf8.count - 1, isComplete: false))
+        XCTAssertEqual(
+            try feed(Array(body.utf8.dropLast()), framing: .chunked),
+            Fed(consumed: body.utf8.count - 1, isComplete: false))
     }
 
     func testChunkSizesAreHexInEitherCase() throws {
@@ -107,9 +113,13 @@ final class HTTP1BodyTrackerTests: XCTestCase {
     }
 
     func testChunkExtensions() throws {
-        for line in ["5;name", "5;name=value", "5;a=1;b=\"two; three\"", "5 ;x", "5\t; x = y", "5;", "5 \t ;x", "5 ", "5\t"] {
+        for line in [
+            "5;name", "5;name=value", "5;a=1;b=\"two; three\"", "5 ;x", "5\t; x = y", "5;", "5 \t ;x", "5 ", "5\t",
+        ] {
             let body = "\(line)\r\nhello\r\n0;last\r\n\r\n"
-            XCTAssertEqual(try feed(body, framing: .chunked), Fed(consumed: body.utf8.count, isComplete: true), line.debugDescription)
+            XCTAssertEqual(
+                try feed(body, framing: .chunked), Fed(consumed: body.utf8.count, isComplete: true),
+                line.debugDescription)
         }
     }
 
@@ -182,7 +192,9 @@ final class HTTP1BodyTrackerTests: XCTestCase {
     func testALargeChunkIsCountedAcrossBuffers() throws {
         let size = 70_000
         let body = Array("11170\r\n".utf8) + [UInt8](repeating: 0x61, count: size) + Array("\r\n0\r\n\r\n".utf8)
-        XCTAssertEqual(try feed(body, framing: .chunked, cuts: [3, 100, 65_536, size]), Fed(consumed: body.count, isComplete: true))
+        XCTAssertEqual(
+            try feed(body, framing: .chunked, cuts: [3, 100, 65_536, size]), Fed(consumed: body.count, isComplete: true)
+        )
     }
 
     // MARK: - Buffer boundaries
@@ -204,9 +216,13 @@ final class HTTP1BodyTrackerTests: XCTestCase {
             let bytes = Array((body + next).utf8)
             let expected = Fed(consumed: body.utf8.count, isComplete: true)
             XCTAssertEqual(try feed(bytes, framing: .chunked), expected, body.debugDescription)
-            XCTAssertEqual(try feed(bytes, framing: .chunked, cuts: Array(1..<bytes.count)), expected, "\(body.debugDescription) byte by byte")
+            XCTAssertEqual(
+                try feed(bytes, framing: .chunked, cuts: Array(1..<bytes.count)), expected,
+                "\(body.debugDescription) byte by byte")
             for first in 0...bytes.count {
-                XCTAssertEqual(try feed(bytes, framing: .chunked, cuts: [first]), expected, "\(body.debugDescription) cut at \(first)")
+                XCTAssertEqual(
+                    try feed(bytes, framing: .chunked, cuts: [first]), expected,
+                    "\(body.debugDescription) cut at \(first)")
                 for second in stride(from: first, through: bytes.count, by: 3) {
                     XCTAssertEqual(
                         try feed(bytes, framing: .chunked, cuts: [first, second]), expected,
@@ -222,7 +238,9 @@ final class HTTP1BodyTrackerTests: XCTestCase {
         for length in 0..<body.count {
             let prefix = Array(body[0..<length])
             for cut in 0...length {
-                XCTAssertEqual(try feed(prefix, framing: .chunked, cuts: [cut]), Fed(consumed: length, isComplete: false), "\(length) cut at \(cut)")
+                XCTAssertEqual(
+                    try feed(prefix, framing: .chunked, cuts: [cut]), Fed(consumed: length, isComplete: false),
+                    "\(length) cut at \(cut)")
             }
         }
     }
@@ -232,7 +250,9 @@ final class HTTP1BodyTrackerTests: XCTestCase {
         for body in ["5\r\nhelloX\r\n", "5 x\r\n", "0\r\n X\r\n\r\n", "fffffffffffffffff"] {
             let bytes = Array(body.utf8)
             for cut in 0...bytes.count {
-                XCTAssertThrowsError(try feed(bytes, framing: .chunked, cuts: [cut]), "\(body.debugDescription) cut at \(cut)") {
+                XCTAssertThrowsError(
+                    try feed(bytes, framing: .chunked, cuts: [cut]), "\(body.debugDescription) cut at \(cut)"
+                ) {
                     XCTAssertEqual(($0 as? HTTP1ParseError)?.code, .invalidChunk)
                 }
             }
@@ -243,7 +263,9 @@ final class HTTP1BodyTrackerTests: XCTestCase {
         let bytes = Array("0123456789NEXT".utf8)
         for length in 1...10 {
             for cut in 0...bytes.count {
-                XCTAssertEqual(try feed(bytes, framing: .contentLength(length), cuts: [cut]), Fed(consumed: length, isComplete: true))
+                XCTAssertEqual(
+                    try feed(bytes, framing: .contentLength(length), cuts: [cut]),
+                    Fed(consumed: length, isComplete: true))
             }
         }
     }

@@ -107,30 +107,42 @@ final class HTTP1HeadParserTests: XCTestCase {
     }
 
     func testRequestContentLengthFieldNameIsCaseInsensitive() throws {
-        XCTAssertEqual(try parse("POST / HTTP/1.1\r\nhost: a\r\ncontent-LENGTH: 7\r\n\r\n").head.framing, .contentLength(7))
+        XCTAssertEqual(
+            try parse("POST / HTTP/1.1\r\nhost: a\r\ncontent-LENGTH: 7\r\n\r\n").head.framing, .contentLength(7))
     }
 
     func testRequestChunked() throws {
-        XCTAssertEqual(try parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n").head.framing, .chunked)
-        XCTAssertEqual(try parse("POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: Chunked\r\n\r\n").head.framing, .chunked)
-        XCTAssertEqual(try parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").head.framing, .chunked)
         XCTAssertEqual(
-            try parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n").head.framing,
+            try parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n").head.framing, .chunked)
+        XCTAssertEqual(
+            try parse("POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: Chunked\r\n\r\n").head.framing, .chunked)
+        XCTAssertEqual(
+            try parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").head.framing, .chunked)
+        XCTAssertEqual(
+            try parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .head.framing,
             .chunked)
-        XCTAssertEqual(try parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked \t\r\n\r\n").head.framing, .chunked)
+        XCTAssertEqual(
+            try parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked \t\r\n\r\n").head.framing, .chunked)
     }
 
     func testRequestTransferEncodingNotEndingInChunkedIsRejected() {
-        XCTAssertEqual(errorCode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"), .invalidTransferEncoding)
-        XCTAssertEqual(errorCode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), .invalidTransferEncoding)
+        XCTAssertEqual(
+            errorCode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"), .invalidTransferEncoding)
+        XCTAssertEqual(
+            errorCode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
+            .invalidTransferEncoding)
         XCTAssertEqual(
             errorCode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n"),
             .invalidTransferEncoding)
-        XCTAssertEqual(errorCode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n"), .invalidTransferEncoding)
+        XCTAssertEqual(
+            errorCode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n"), .invalidTransferEncoding)
     }
 
     func testChunkedTwiceIsRejected() {
-        XCTAssertEqual(errorCode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"), .invalidTransferEncoding)
+        XCTAssertEqual(
+            errorCode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"),
+            .invalidTransferEncoding)
         XCTAssertEqual(
             errorCode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
             .invalidTransferEncoding)
@@ -138,16 +150,20 @@ final class HTTP1HeadParserTests: XCTestCase {
 
     func testEmptyTransferEncodingIsRejected() {
         XCTAssertEqual(errorCode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n"), .invalidTransferEncoding)
-        XCTAssertEqual(errorCode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , \r\n\r\n"), .invalidTransferEncoding)
+        XCTAssertEqual(
+            errorCode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , \r\n\r\n"), .invalidTransferEncoding)
     }
 
     func testContentLengthWithTransferEncodingIsRejected() {
         XCTAssertEqual(
-            errorCode("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"), .conflictingFraming)
+            errorCode("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            .conflictingFraming)
         XCTAssertEqual(
-            errorCode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"), .conflictingFraming)
+            errorCode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"),
+            .conflictingFraming)
         XCTAssertEqual(
-            errorCode("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n"), .conflictingFraming)
+            errorCode("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            .conflictingFraming)
     }
 
     func testHTTP10RequestWithTransferEncodingIsRejected() {
@@ -155,16 +171,22 @@ final class HTTP1HeadParserTests: XCTestCase {
     }
 
     func testDifferingContentLengthsAreRejected() {
-        XCTAssertEqual(errorCode("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"), .invalidContentLength)
+        XCTAssertEqual(
+            errorCode("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+            .invalidContentLength)
         XCTAssertEqual(errorCode("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n"), .invalidContentLength)
     }
 
     func testRepeatedEqualContentLengthsAreAccepted() throws {
-        XCTAssertEqual(try parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n").head.framing, .contentLength(5))
         XCTAssertEqual(
-            try parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n").head.framing, .contentLength(5))
-        XCTAssertEqual(try parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n").head.framing, .contentLength(7))
-        XCTAssertEqual(try parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:5\t\r\n\r\n").head.framing, .contentLength(5))
+            try parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n").head.framing, .contentLength(5))
+        XCTAssertEqual(
+            try parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n").head.framing,
+            .contentLength(5))
+        XCTAssertEqual(
+            try parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n").head.framing, .contentLength(7))
+        XCTAssertEqual(
+            try parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:5\t\r\n\r\n").head.framing, .contentLength(5))
     }
 
     func testContentLengthMustBeDigits() {
@@ -179,9 +201,12 @@ final class HTTP1HeadParserTests: XCTestCase {
         XCTAssertEqual(
             try parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999999999999\r\n\r\n").head.framing,
             .contentLength(999_999_999_999_999_999))
-        for value in ["1000000000000000000", "9223372036854775807", "9223372036854775808", "99999999999999999999999999"] {
+        for value in [
+            "1000000000000000000", "9223372036854775807", "9223372036854775808", "99999999999999999999999999",
+        ] {
             XCTAssertEqual(
-                errorCode("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \(value)\r\n\r\n"), .invalidContentLength, value)
+                errorCode("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \(value)\r\n\r\n"), .invalidContentLength,
+                value)
         }
     }
 
@@ -207,7 +232,9 @@ final class HTTP1HeadParserTests: XCTestCase {
     }
 
     func testResponsesThatNeverHaveABody() throws {
-        for status in ["100 Continue", "101 Switching Protocols", "103 Early Hints", "204 No Content", "304 Not Modified"] {
+        for status in [
+            "100 Continue", "101 Switching Protocols", "103 Early Hints", "204 No Content", "304 Not Modified",
+        ] {
             let parsed = try response("HTTP/1.1 \(status)\r\nContent-Length: 10\r\n\r\n")
             XCTAssertEqual(parsed.head.framing, .none, status)
             let chunked = try response("HTTP/1.1 \(status)\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -217,7 +244,8 @@ final class HTTP1HeadParserTests: XCTestCase {
 
     func testResponseToHEADHasNoBody() throws {
         XCTAssertEqual(try response("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", to: .head).head.framing, .none)
-        XCTAssertEqual(try response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", to: .head).head.framing, .none)
+        XCTAssertEqual(
+            try response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", to: .head).head.framing, .none)
         XCTAssertEqual(try response("HTTP/1.1 404 Not Found\r\n\r\n", to: .head).head.framing, .none)
     }
 
@@ -225,13 +253,17 @@ final class HTTP1HeadParserTests: XCTestCase {
         XCTAssertEqual(try response("HTTP/1.1 200 Connection Established\r\n\r\n", to: .connect).head.framing, .none)
         XCTAssertEqual(try response("HTTP/1.1 299 OK\r\nContent-Length: 5\r\n\r\n", to: .connect).head.framing, .none)
         // A refusal is an ordinary response with a body.
-        XCTAssertEqual(try response("HTTP/1.1 407 Auth\r\nContent-Length: 5\r\n\r\n", to: .connect).head.framing, .contentLength(5))
+        XCTAssertEqual(
+            try response("HTTP/1.1 407 Auth\r\nContent-Length: 5\r\n\r\n", to: .connect).head.framing, .contentLength(5)
+        )
         XCTAssertEqual(try response("HTTP/1.1 300 X\r\n\r\n", to: .connect).head.framing, .untilClose)
     }
 
     func testResponseWithContentLengthAndTransferEncodingIsRejected() {
         XCTAssertEqual(
-            errorCode("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", as: .response(requestMethod: .get)),
+            errorCode(
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+                as: .response(requestMethod: .get)),
             .conflictingFraming)
     }
 
@@ -243,7 +275,8 @@ final class HTTP1HeadParserTests: XCTestCase {
 
     func testResponseWithDifferingContentLengthsIsRejected() {
         XCTAssertEqual(
-            errorCode("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", as: .response(requestMethod: .get)),
+            errorCode(
+                "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", as: .response(requestMethod: .get)),
             .invalidContentLength)
     }
 
@@ -266,7 +299,8 @@ final class HTTP1HeadParserTests: XCTestCase {
         XCTAssertFalse(try parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n").head.wantsClose)
         XCTAssertTrue(try parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").head.wantsClose)
         XCTAssertTrue(try parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Close\r\n\r\n").head.wantsClose)
-        XCTAssertTrue(try parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: x\r\nConnection: CLOSE\r\n\r\n").head.wantsClose)
+        XCTAssertTrue(
+            try parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: x\r\nConnection: CLOSE\r\n\r\n").head.wantsClose)
         XCTAssertFalse(try parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: closed\r\n\r\n").head.wantsClose)
         XCTAssertTrue(try response("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").head.wantsClose)
         XCTAssertFalse(try response("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").head.wantsClose)
@@ -279,14 +313,16 @@ final class HTTP1HeadParserTests: XCTestCase {
         // The Keep-Alive field is not the Connection option.
         XCTAssertTrue(try parse("GET / HTTP/1.0\r\nKeep-Alive: timeout=5\r\n\r\n").head.wantsClose)
         XCTAssertTrue(try response("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").head.wantsClose)
-        XCTAssertFalse(try response("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n").head.wantsClose)
+        XCTAssertFalse(
+            try response("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n").head.wantsClose)
         XCTAssertEqual(try parse("GET / HTTP/1.0\r\n\r\n").head.minorVersion, 0)
     }
 
     // MARK: - Upgrade
 
     func testUpgradeKeepsConnectionAndUpgradeLines() throws {
-        let text = "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        let text =
+            "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n"
         let parsed = try parse(text)
         XCTAssertTrue(parsed.head.isUpgrade)
         XCTAssertEqual(parsed.head.droppedLines, [])
@@ -295,7 +331,8 @@ final class HTTP1HeadParserTests: XCTestCase {
 
     func testUpgradeStillDropsOtherHopByHopFields() throws {
         let parsed = try parse(
-            "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, upgrade, X-Hop\r\nUpgrade: h2c\r\nKeep-Alive: 5\r\nX-Hop: 1\r\n\r\n")
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, upgrade, X-Hop\r\nUpgrade: h2c\r\nKeep-Alive: 5\r\nX-Hop: 1\r\n\r\n"
+        )
         XCTAssertTrue(parsed.head.isUpgrade)
         XCTAssertEqual(parsed.dropped, ["Keep-Alive: 5\r\n", "X-Hop: 1\r\n"])
     }
@@ -313,7 +350,8 @@ final class HTTP1HeadParserTests: XCTestCase {
     }
 
     func testUpgradeResponse() throws {
-        let parsed = try response("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
+        let parsed = try response(
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
         XCTAssertTrue(parsed.head.isUpgrade)
         XCTAssertEqual(parsed.head.status, 101)
         XCTAssertEqual(parsed.head.droppedLines, [])
@@ -327,12 +365,17 @@ final class HTTP1HeadParserTests: XCTestCase {
                 + "TE: trailers\r\nUpgrade: h2c\r\n\r\n")
         XCTAssertEqual(
             parsed.dropped,
-            ["Connection: close\r\n", "Keep-Alive: timeout=5\r\n", "Proxy-Connection: keep-alive\r\n", "TE: trailers\r\n", "Upgrade: h2c\r\n"])
+            [
+                "Connection: close\r\n", "Keep-Alive: timeout=5\r\n", "Proxy-Connection: keep-alive\r\n",
+                "TE: trailers\r\n", "Upgrade: h2c\r\n",
+            ])
         XCTAssertEqual(parsed.forwarded, "GET / HTTP/1.1\r\nHost: a\r\nX-Keep: 1\r\n\r\n")
     }
 
     func testHopByHopNamesAreCaseInsensitive() throws {
-        let parsed = try parse("GET / HTTP/1.1\r\nHost: a\r\nCONNECTION: x\r\nkeep-alive: 1\r\nte: trailers\r\nPROXY-connection: y\r\n\r\n")
+        let parsed = try parse(
+            "GET / HTTP/1.1\r\nHost: a\r\nCONNECTION: x\r\nkeep-alive: 1\r\nte: trailers\r\nPROXY-connection: y\r\n\r\n"
+        )
         XCTAssertEqual(parsed.head.droppedLines.count, 4)
         XCTAssertEqual(parsed.forwarded, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
     }
@@ -343,24 +386,31 @@ final class HTTP1HeadParserTests: XCTestCase {
                 + "X-Late: 4\r\n\r\n")
         XCTAssertEqual(
             parsed.dropped,
-            ["X-Early: 0\r\n", "Connection: x-early, X-Trace ,,x-late\r\n", "X-Trace: 1\r\n", "x-trace: 2\r\n", "X-Late: 4\r\n"])
+            [
+                "X-Early: 0\r\n", "Connection: x-early, X-Trace ,,x-late\r\n", "X-Trace: 1\r\n", "x-trace: 2\r\n",
+                "X-Late: 4\r\n",
+            ])
         XCTAssertEqual(parsed.forwarded, "GET / HTTP/1.1\r\nHost: a\r\nX-Tracer: 3\r\n\r\n")
     }
 
     func testConnectionCannotNominateFramingOrHost() throws {
         let parsed = try parse(
-            "POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length, Transfer-Encoding, host, X-A\r\nContent-Length: 4\r\nX-A: 1\r\n\r\n")
+            "POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length, Transfer-Encoding, host, X-A\r\nContent-Length: 4\r\nX-A: 1\r\n\r\n"
+        )
         XCTAssertEqual(parsed.dropped, ["Connection: Content-Length, Transfer-Encoding, host, X-A\r\n", "X-A: 1\r\n"])
         XCTAssertEqual(parsed.head.framing, .contentLength(4))
         XCTAssertEqual(parsed.host, "a")
 
-        let chunked = try parse("POST / HTTP/1.1\r\nHost: a\r\nConnection: transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n")
+        let chunked = try parse(
+            "POST / HTTP/1.1\r\nHost: a\r\nConnection: transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n")
         XCTAssertEqual(chunked.dropped, ["Connection: transfer-encoding\r\n"])
         XCTAssertEqual(chunked.head.framing, .chunked)
     }
 
     func testNominatedHopByHopFieldIsDroppedOnce() throws {
-        let parsed = try parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: te, keep-alive, proxy-connection\r\nTE: x\r\nProxy-Connection: y\r\n\r\n")
+        let parsed = try parse(
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: te, keep-alive, proxy-connection\r\nTE: x\r\nProxy-Connection: y\r\n\r\n"
+        )
         XCTAssertEqual(parsed.head.droppedLines.count, 3)
         XCTAssertEqual(parsed.forwarded, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
     }
@@ -383,14 +433,16 @@ final class HTTP1HeadParserTests: XCTestCase {
     func testDroppedLinesOfAResponse() throws {
         // Keep-Alive is dropped; a Connection line holding only keep-alive is kept aside
         // (`keepAliveLine`): the proxy forwards it as its own option unless it closes.
-        let parsed = try response("HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n")
+        let parsed = try response(
+            "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n")
         XCTAssertEqual(parsed.forwarded, "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n")
         let line = try XCTUnwrap(parsed.head.keepAliveLine)
         XCTAssertEqual(line, 40..<64)
     }
 
     func testConnectionWithMoreThanKeepAliveIsDropped() throws {
-        let parsed = try response("HTTP/1.1 200 OK\r\nConnection: keep-alive, x-trace\r\nX-Trace: 1\r\nContent-Length: 0\r\n\r\n")
+        let parsed = try response(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, x-trace\r\nX-Trace: 1\r\nContent-Length: 0\r\n\r\n")
         XCTAssertNil(parsed.head.keepAliveLine)
         XCTAssertEqual(parsed.forwarded, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
         let closing = try response("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
@@ -443,7 +495,8 @@ final class HTTP1HeadParserTests: XCTestCase {
     func testTargetRange() throws {
         XCTAssertEqual(try parse("GET /a/b?c=d&e=%20 HTTP/1.1\r\nHost: a\r\n\r\n").target, "/a/b?c=d&e=%20")
         XCTAssertEqual(try parse("GET http://a.example/x HTTP/1.1\r\nHost: a\r\n\r\n").target, "http://a.example/x")
-        XCTAssertEqual(try parse("CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n").target, "a.example:443")
+        XCTAssertEqual(
+            try parse("CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n").target, "a.example:443")
         XCTAssertEqual(try parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").target, "*")
         XCTAssertEqual(try parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n").head.target, 4..<5)
     }
@@ -481,7 +534,8 @@ final class HTTP1HeadParserTests: XCTestCase {
         XCTAssertEqual(errorCode("GET / HTTP/1.1\r\nHost: a\r\n\n"), .bareLF)
         XCTAssertEqual(errorCode("GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n"), .bareLF)
         XCTAssertEqual(errorCode("\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), .bareLF)
-        XCTAssertEqual(errorCode("HTTP/1.1 200 OK\nContent-Length: 1\r\n\r\n", as: .response(requestMethod: .get)), .bareLF)
+        XCTAssertEqual(
+            errorCode("HTTP/1.1 200 OK\nContent-Length: 1\r\n\r\n", as: .response(requestMethod: .get)), .bareLF)
     }
 
     func testBareCRInAValueIsRejected() {
@@ -497,7 +551,8 @@ final class HTTP1HeadParserTests: XCTestCase {
         XCTAssertEqual(errorCode("GET / HTTP/1.1\r\nHost: a\r\n\rX: y\r\n\r\n"), .bareCR)
         XCTAssertEqual(
             errorCode(
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection:\r\n\r close\r\n\r\n", as: .response(requestMethod: .get)),
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection:\r\n\r close\r\n\r\n",
+                as: .response(requestMethod: .get)),
             .bareCR)
     }
 
@@ -509,23 +564,28 @@ final class HTTP1HeadParserTests: XCTestCase {
     func testWhitespaceBeforeColonIsRejected() {
         XCTAssertEqual(errorCode("GET / HTTP/1.1\r\nHost : a\r\n\r\n"), .invalidFieldName)
         XCTAssertEqual(errorCode("GET / HTTP/1.1\r\nHost\t: a\r\n\r\n"), .invalidFieldName)
-        XCTAssertEqual(errorCode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n"), .invalidFieldName)
+        XCTAssertEqual(
+            errorCode("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n"), .invalidFieldName)
     }
 
     func testInvalidFieldNamesAreRejected() {
         for line in [": x", "X", "X Y: z", "X\"Y: z", "X(: z", "X@Y: z", "\u{80}X: y", "X/Y: z"] {
-            XCTAssertEqual(errorCode("GET / HTTP/1.1\r\nHost: a\r\n\(line)\r\n\r\n"), .invalidFieldName, line.debugDescription)
+            XCTAssertEqual(
+                errorCode("GET / HTTP/1.1\r\nHost: a\r\n\(line)\r\n\r\n"), .invalidFieldName, line.debugDescription)
         }
     }
 
     func testControlBytesInValuesAreRejected() {
         for value in ["a\u{00}b", "\u{00}", "a\u{7F}", "\u{01}", "a\u{1B}[0m", "a\u{0C}"] {
-            XCTAssertEqual(errorCode("GET / HTTP/1.1\r\nHost: a\r\nX: \(value)\r\n\r\n"), .invalidFieldValue, value.debugDescription)
+            XCTAssertEqual(
+                errorCode("GET / HTTP/1.1\r\nHost: a\r\nX: \(value)\r\n\r\n"), .invalidFieldValue,
+                value.debugDescription)
         }
     }
 
     func testObsTextAndTabsInValuesAreAccepted() throws {
-        let bytes = Array("GET / HTTP/1.1\r\nHost: a\r\nX: caf".utf8) + [0xC3, 0xA9, 0x09, 0xFF] + Array(" b\r\n\r\n".utf8)
+        let bytes =
+            Array("GET / HTTP/1.1\r\nHost: a\r\nX: caf".utf8) + [0xC3, 0xA9, 0x09, 0xFF] + Array(" b\r\n\r\n".utf8)
         XCTAssertEqual(try parse(bytes).head.droppedLines, [])
     }
 
@@ -563,12 +623,15 @@ final class HTTP1HeadParserTests: XCTestCase {
 
     func testMalformedRequestLinesAreRejected() {
         for line in [
-            "GET  / HTTP/1.1", "GET /  HTTP/1.1", " GET / HTTP/1.1", "GET\t/ HTTP/1.1", "GET / HTTP/1.1 ", "GET /", "GET / ",
+            "GET  / HTTP/1.1", "GET /  HTTP/1.1", " GET / HTTP/1.1", "GET\t/ HTTP/1.1", "GET / HTTP/1.1 ", "GET /",
+            "GET / ",
             "GET", "/ HTTP/1.1", "GET /a b HTTP/1.1", "GET /\u{7F} HTTP/1.1", "G(T / HTTP/1.1",
         ] {
             XCTAssertEqual(errorCode("\(line)\r\nHost: a\r\n\r\n"), .invalidRequestLine, line.debugDescription)
         }
-        XCTAssertEqual(errorCode(Array("GET /".utf8) + [0xC3, 0xA9] + Array(" HTTP/1.1\r\nHost: a\r\n\r\n".utf8)), .invalidRequestLine)
+        XCTAssertEqual(
+            errorCode(Array("GET /".utf8) + [0xC3, 0xA9] + Array(" HTTP/1.1\r\nHost: a\r\n\r\n".utf8)),
+            .invalidRequestLine)
     }
 
     func testTooManyFields() throws {
@@ -644,7 +707,8 @@ final class HTTP1HeadParserTests: XCTestCase {
             XCTAssertNotNil(whole, text.debugDescription)
             XCTAssertEqual(try findEndIncrementally(bytes, cuts: Array(0..<bytes.count)), whole, text.debugDescription)
             for cut in 0...bytes.count {
-                XCTAssertEqual(try findEndIncrementally(bytes, cuts: [cut]), whole, "\(text.debugDescription) cut at \(cut)")
+                XCTAssertEqual(
+                    try findEndIncrementally(bytes, cuts: [cut]), whole, "\(text.debugDescription) cut at \(cut)")
             }
         }
     }

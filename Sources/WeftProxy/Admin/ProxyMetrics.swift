@@ -122,13 +122,41 @@ final class DirectionMetrics: Sendable {
     }
 
     func requestFinished(_ proto: RequestProtocol, status: Int, duration: Duration) {
-        let protoIndex = RequestProtocol.allCases.firstIndex(of: proto)!
         let statusIndex = Telemetry.statusClass(status).rawValue - 1
-        requests[protoIndex * Telemetry.StatusClass.allCases.count + statusIndex].increment()
-        durations[protoIndex].record(duration)
+        requests[proto.metricIndex * Self.statusClassCount + statusIndex].increment()
+        durations[proto.metricIndex].record(duration)
     }
 
     func error(_ kind: ProxyErrorKind) {
-        errors[ProxyErrorKind.allCases.firstIndex(of: kind)!].increment()
+        errors[kind.metricIndex].increment()
+    }
+
+    private static let statusClassCount = Telemetry.StatusClass.allCases.count
+}
+
+// Array positions of the handles, by switch: `allCases` builds a new array on every
+// access, which the per-request path must not do.
+extension RequestProtocol {
+    var metricIndex: Int {
+        switch self {
+        case .http1: return 0
+        case .http2: return 1
+        case .grpc: return 2
+        }
+    }
+}
+
+extension ProxyErrorKind {
+    var metricIndex: Int {
+        switch self {
+        case .connectFailed: return 0
+        case .upstreamReset: return 1
+        case .upstreamTimeout: return 2
+        case .upstreamProtocol: return 3
+        case .badRequest: return 4
+        case .requestTimeout: return 5
+        case .loop: return 6
+        case .noOriginalDestination: return 7
+        }
     }
 }

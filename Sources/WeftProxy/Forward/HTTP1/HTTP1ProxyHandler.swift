@@ -481,7 +481,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         flushPending()
         metrics.requestFinished(
             .http1, status: response.status,
-            duration: .nanoseconds(Int64((NIODeadline.now() - requestStart).nanoseconds)))
+            duration: elapsed)
         let requestComplete = requestPhase == .complete
         if let connection = upstream {
             upstream = nil
@@ -514,7 +514,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         metrics.requestFinished(
             .http1, status: response.status,
-            duration: .nanoseconds(Int64((NIODeadline.now() - requestStart).nanoseconds)))
+            duration: elapsed)
         publishBytes()
         cancelTimers()
         upstream = nil
@@ -602,7 +602,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func respondWithError(status: Int, kind: ProxyErrorKind, detail: String) {
         metrics.error(kind)
         metrics.requestFinished(
-            .http1, status: status, duration: .nanoseconds(Int64((NIODeadline.now() - requestStart).nanoseconds)))
+            .http1, status: status, duration: elapsed)
         guard !hasSentResponseBytes, let context else {
             closeClient()
             return
@@ -640,6 +640,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.close(promise: nil)
         }
     }
+
+    /// Time since the current request's head began.
+    private var elapsed: Duration { .nanoseconds((NIODeadline.now() - requestStart).nanoseconds) }
 
     // MARK: - Timers
 
@@ -717,7 +720,7 @@ func describe(_ error: Error) -> String {
     if let io = error as? IOError {
         return String(cString: strerror(io.errnoCode))
     }
-    if error is ChannelError, case ChannelError.connectTimeout = error as! ChannelError {
+    if case ChannelError.connectTimeout? = error as? ChannelError {
         return "timed out"
     }
     return "\(error)"

@@ -296,9 +296,7 @@ final class HTTP2Exchange {
     fileprivate func clientClosed() {
         timer?.cancel()
         timer = nil
-        if !isFinished {
-            isFinished = true
-        }
+        isFinished = true
     }
 
     /// Answers the client's stream with an error the proxy made.

@@ -25,14 +25,31 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
-        // Mesh model and shared defaults. No I/O.
-        .target(name: "WeftCore"),
-        // Control protocol (frame codec and messages); filled in by the control-plane work.
-        .target(name: "WeftProtocol", dependencies: ["WeftCore"]),
-        // CA and SPIFFE identities; filled in by the control-plane work.
-        .target(name: "WeftIdentity", dependencies: ["WeftCore"]),
+        // Mesh model (Kubernetes resource shapes, decoding and validation), SPIFFE IDs and
+        // shared defaults. Reads YAML text it is handed; no sockets.
+        .target(name: "WeftCore", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // The control protocol: frame codec and messages, used by both ends (docs/protocol.md).
+        .target(
+            name: "WeftProtocol",
+            dependencies: ["WeftCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // The mesh CA, CSRs, leaf issuance and SPIFFE peer checks.
+        .target(
+            name: "WeftIdentity",
+            dependencies: [
+                "WeftCore",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
         // Metrics registry and Prometheus exposition shared by proxy and control plane.
         .target(
             name: "WeftTelemetry",
@@ -46,8 +63,9 @@ let package = Package(
         .target(
             name: "WeftProxy",
             dependencies: [
-                "WeftCore", "WeftTelemetry",
+                "WeftCore", "WeftTelemetry", "WeftProtocol", "WeftIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
@@ -58,8 +76,19 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
-        // The control plane; filled in by the control-plane work.
-        .target(name: "WeftControl", dependencies: ["WeftCore", "WeftProtocol", "WeftIdentity"]),
+        // The control plane: config sources, per-proxy state, push server, CA service.
+        .target(
+            name: "WeftControl",
+            dependencies: [
+                "WeftCore", "WeftProtocol", "WeftIdentity", "WeftTelemetry",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "weft-proxy",
             dependencies: [
@@ -73,18 +102,41 @@ let package = Package(
         .executableTarget(
             name: "weft-control",
             dependencies: [
-                "WeftControl",
+                "WeftControl", "WeftCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
             name: "weftctl",
             dependencies: [
-                "WeftCore",
+                "WeftCore", "WeftIdentity", "WeftProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore"]),
+        .testTarget(name: "WeftIdentityTests", dependencies: ["WeftIdentity", "WeftCore"]),
+        .testTarget(
+            name: "WeftProtocolTests",
+            dependencies: [
+                "WeftProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "WeftControlTests",
+            dependencies: [
+                "WeftControl", "WeftCore", "WeftProtocol", "WeftIdentity",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "WeftInjectTests", dependencies: ["WeftInject"]),
         .testTarget(name: "WeftTelemetryTests", dependencies: ["WeftTelemetry"]),
         .testTarget(

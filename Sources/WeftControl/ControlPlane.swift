@@ -1,5 +1,5 @@
 import WeftCore
-import WeftIdentity
+
 import WeftProtocol
 
 /// The control plane: config sources, per-proxy state, push server and CA.

@@ -1,5 +1,3 @@
-import WeftCore
-
 /// A workload identity, `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`.
 ///
 /// The mesh names every workload by its Kubernetes namespace and service account, as

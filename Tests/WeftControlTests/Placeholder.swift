@@ -1,0 +1,5 @@
+import XCTest
+
+final class WeftControlPlaceholderTests: XCTestCase {
+    func testModuleLinks() {}
+}

@@ -1,0 +1,5 @@
+import XCTest
+
+final class WeftIdentityPlaceholderTests: XCTestCase {
+    func testModuleLinks() {}
+}

@@ -1,0 +1,5 @@
+import XCTest
+
+final class WeftProtocolPlaceholderTests: XCTestCase {
+    func testModuleLinks() {}
+}

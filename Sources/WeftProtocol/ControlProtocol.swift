@@ -2,9 +2,27 @@ import WeftCore
 
 /// The JSON-over-TLS control protocol shared by `weft-control` and the sidecars.
 ///
-/// Only the version constant exists so far; the frame codec and messages arrive with the
-/// control-plane work (issue 4), specified in docs/protocol.md.
+/// docs/protocol.md is the specification; this module is its one implementation of the
+/// framing and the message schemas, used by both ends so they cannot drift apart.
 public enum ControlProtocol {
-    /// The protocol version a hello carries.
+    /// The protocol version a hello carries. A server answers any other with
+    /// `error{code: "unsupported_protocol"}` and closes.
     public static let version = 1
+
+    /// The largest frame either side may send: 16 MiB of JSON.
+    public static let maxFrameBytes = 16 << 20
+
+    /// The largest frame the control plane accepts from a proxy. No proxy message needs
+    /// more than a few KB (a hello with its CSR is ~1 KB), so the server refuses anything
+    /// bigger before buffering it.
+    public static let maxClientFrameBytes = 1 << 20
+
+    /// Seconds a server waits for a connection's hello before `error{code: "hello_timeout"}`.
+    public static let helloTimeoutSeconds = 10
+
+    /// Seconds between pings when a side has nothing else to send.
+    public static let pingIntervalSeconds = 15
+
+    /// Seconds without any frame from the peer after which a side closes the connection.
+    public static let idleTimeoutSeconds = 45
 }

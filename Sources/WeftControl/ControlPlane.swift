@@ -1,5 +1,4 @@
 import WeftCore
-
 import WeftProtocol
 
 /// The control plane: config sources, per-proxy state, push server and CA.

@@ -1,0 +1,75 @@
+import WeftProtocol
+import WeftTelemetry
+
+/// Every metric handle of the control plane, created once at start-up.
+public final class ControlMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let proxiesConnected: Gauge
+    let configPushLatency: DurationHistogram
+    let deltaPushLatency: DurationHistogram
+    let acks: Counter
+    let nacks: Counter
+    let configsRejected: Counter
+    let configGeneration: Gauge
+    let certificatesIssued: Counter
+    let certificatesRenewed: Counter
+    let pushes: Counter
+    private let protocolErrors: [ProtocolError.Code: Counter]
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        proxiesConnected = registry.makeGauge(
+            descriptor: .init(
+                metricName: "weft_control_proxies_connected",
+                helpText: "Proxies connected to this control plane, past their hello."))
+        let latency = MetricNameDescriptor(
+            metricName: "weft_control_push_latency", unitName: "seconds",
+            helpText:
+                "From an accepted config change (delta) or a hello (config) until the proxy acked the push that carried it."
+        )
+        let buckets: [Duration] = [
+            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+        ]
+        configPushLatency = registry.makeDurationHistogram(
+            descriptor: latency, labels: [("kind", "config")], buckets: buckets)
+        deltaPushLatency = registry.makeDurationHistogram(
+            descriptor: latency, labels: [("kind", "delta")], buckets: buckets)
+        acks = registry.makeCounter(
+            descriptor: .init(metricName: "weft_control_acks", unitName: "total", helpText: "Pushes acked by proxies."))
+        nacks = registry.makeCounter(
+            descriptor: .init(
+                metricName: "weft_control_nacks", unitName: "total",
+                helpText: "Pushes refused by proxies; they stay on their last good config."))
+        configsRejected = registry.makeCounter(
+            descriptor: .init(
+                metricName: "weft_control_config_rejected", unitName: "total",
+                helpText: "Config changes that failed validation; the last good config stayed in force."))
+        configGeneration = registry.makeGauge(
+            descriptor: .init(
+                metricName: "weft_control_config_generation", helpText: "The generation of the config in force."))
+        certificatesIssued = registry.makeCounter(
+            descriptor: .init(
+                metricName: "weft_control_certificates_issued", unitName: "total",
+                helpText: "Workload certificates issued (hello and renew)."))
+        certificatesRenewed = registry.makeCounter(
+            descriptor: .init(
+                metricName: "weft_control_certificates_renewed", unitName: "total",
+                helpText: "Workload certificates issued for a renew."))
+        pushes = registry.makeCounter(
+            descriptor: .init(
+                metricName: "weft_control_pushes", unitName: "total", helpText: "Config and delta frames sent."))
+        let errors = MetricNameDescriptor(
+            metricName: "weft_control_protocol_errors", unitName: "total",
+            helpText: "Error frames sent to proxies, by code; each closed or refused one connection.")
+        var byCode: [ProtocolError.Code: Counter] = [:]
+        for code in ProtocolError.Code.allCases {
+            byCode[code] = registry.makeCounter(descriptor: errors, labels: [("code", code.rawValue)])
+        }
+        protocolErrors = byCode
+    }
+
+    func protocolError(_ code: ProtocolError.Code) {
+        protocolErrors[code]?.increment()
+    }
+}

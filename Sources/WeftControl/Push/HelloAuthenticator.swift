@@ -1,0 +1,51 @@
+import WeftProtocol
+
+/// Decides whether a hello's credentials prove the workload it claims to be.
+///
+/// Standalone mode uses a shared token (`SharedTokenAuthenticator`). The Kubernetes mode
+/// will send the projected ServiceAccount token (audience `weft`) to TokenReview and
+/// compare the namespace and service account it returns with `node`; it fits this same
+/// shape, asynchronously, which is why the result names the workload rather than
+/// returning a Bool.
+public protocol HelloAuthenticator: Sendable {
+    /// - Returns: the namespace and service account the credentials prove.
+    /// - Throws: `ProtocolError.unauthenticated` naming the pod, never echoing the token.
+    func authenticate(token: String, node: Node) throws(ProtocolError) -> (namespace: String, serviceAccount: String)
+}
+
+/// Accepts one shared token, read from `--token-file`.
+///
+/// A shared token proves membership of the mesh, not a particular workload, so the
+/// identity is the one the hello claims; the push server still checks it against the
+/// Pod resources it knows. Compared in constant time.
+public struct SharedTokenAuthenticator: HelloAuthenticator {
+    private let token: [UInt8]
+
+    /// - Throws: when the token is empty after trimming whitespace.
+    public init(token: String) throws(ProtocolError) {
+        let trimmed = Self.trimmed(token)
+        guard !trimmed.isEmpty else { throw ProtocolError(.unauthenticated, "the token file is empty") }
+        self.token = Array(trimmed.utf8)
+    }
+
+    public func authenticate(token: String, node: Node) throws(ProtocolError) -> (
+        namespace: String, serviceAccount: String
+    ) {
+        let offered = Array(token.utf8)
+        var difference = UInt8(offered.count == self.token.count ? 0 : 1)
+        for i in 0..<self.token.count {
+            difference |= self.token[i] ^ (i < offered.count ? offered[i] : 0)
+        }
+        guard difference == 0 else {
+            throw ProtocolError(.unauthenticated, "the token of pod \(node.namespace)/\(node.pod) is not accepted")
+        }
+        return (node.namespace, node.serviceAccount)
+    }
+
+    private static func trimmed(_ text: String) -> String {
+        var s = Substring(text)
+        while let c = s.first, c.isWhitespace { s.removeFirst() }
+        while let c = s.last, c.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}

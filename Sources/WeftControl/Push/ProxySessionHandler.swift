@@ -1,0 +1,266 @@
+import Logging
+import NIOCore
+import WeftCore
+import WeftProtocol
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// Serves one proxy's connection: hello, identity, config, deltas, acks, renewals and
+/// heartbeats (docs/protocol.md).
+///
+/// Frames arrive already split by `ControlFrameDecoder`. Every violation is answered with
+/// an `error` frame and a close of this connection only. Pushes are written only while the
+/// channel is writable: a proxy that stops reading is closed as a slow consumer rather than
+/// buffered without bound.
+final class ProxySessionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        case awaitingHello
+        case established(ProxySession)
+        case closed
+    }
+
+    private var state = State.awaitingHello
+    private let hub: PushHub
+    private let logger: Logger
+    private var helloTimeout: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
+    private var nextPingID = 1
+    private var peer = "unknown peer"
+    private var hasFailed = false
+
+    init(hub: PushHub, logger: Logger) {
+        self.hub = hub
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        peer = context.channel.remoteAddress?.description ?? "unknown peer"
+        let timeout = hub.helloTimeout
+        helloTimeout = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
+            guard let self, case .awaitingHello = self.state, let context = self.context else { return }
+            self.fail(context: context, ProtocolError(.helloTimeout, "no hello within \(timeout)"))
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        helloTimeout?.cancel()
+        if case .established(let session) = state {
+            hub.unregister(sessionID: session.id, loop: context.eventLoop)
+        }
+        state = .closed
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        let message: ClientMessage
+        do {
+            message = try ClientMessage.decode(frame)
+        } catch {
+            fail(context: context, error)
+            return
+        }
+        switch state {
+        case .awaitingHello:
+            guard case .hello(let hello) = message else {
+                fail(context: context, ProtocolError(.unexpectedMessage, "expected hello, got \(message.type)"))
+                return
+            }
+            accept(hello, context: context)
+        case .established(var session):
+            handle(message, session: &session, context: context)
+        case .closed:
+            break
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let protocolError = error as? ProtocolError {
+            fail(context: context, protocolError)
+        } else {
+            logger.debug("control connection failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let idle = event as? IdleStateHandler.IdleStateEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        switch idle {
+        case .read:
+            fail(
+                context: context,
+                ProtocolError(.idleTimeout, "nothing received for \(ControlProtocol.idleTimeoutSeconds) s"))
+        case .write:
+            guard case .established = state else { return }
+            let ping = ServerMessage.ping(Ping(id: nextPingID))
+            nextPingID += 1
+            context.writeAndFlush(wrapOutboundOut(ping.encode(allocator: context.channel.allocator)), promise: nil)
+        case .all:
+            break
+        }
+    }
+
+    // MARK: - Hello
+
+    private func accept(_ hello: Hello, context: ChannelHandlerContext) {
+        let outcome: Result<(Identity, ProxySession), ProtocolError> = hub.admit(hello, peer: peer)
+        switch outcome {
+        case .failure(let error):
+            fail(context: context, error)
+        case .success(let (identity, session)):
+            helloTimeout?.cancel()
+            var session = session
+            let mesh = hub.currentMesh
+            context.write(
+                wrapOutboundOut(ServerMessage.identity(identity).encode(allocator: context.channel.allocator)),
+                promise: nil)
+            let config = session.fullConfig(mesh, allocator: context.channel.allocator)
+            context.writeAndFlush(wrapOutboundOut(config), promise: nil)
+            hub.metrics.pushes.increment()
+            state = .established(session)
+            hub.register(self, sessionID: session.id, loop: context.eventLoop)
+            logger.info(
+                "proxy connected",
+                metadata: [
+                    "pod": "\(hello.node.namespace)/\(hello.node.pod)", "identity": "\(session.identity)",
+                    "peer": "\(peer)",
+                ])
+        }
+    }
+
+    // MARK: - Established
+
+    private func handle(_ message: ClientMessage, session: inout ProxySession, context: ChannelHandlerContext) {
+        let allocator = context.channel.allocator
+        switch message {
+        case .hello:
+            return fail(context: context, ProtocolError(.unexpectedMessage, "a second hello on one connection"))
+        case .ack(let ack):
+            switch session.ack(ack) {
+            case .acked(let since, let isDelta):
+                hub.metrics.acks.increment()
+                let elapsed = ContinuousClock.now - since
+                (isDelta ? hub.metrics.deltaPushLatency : hub.metrics.configPushLatency).recordNanoseconds(
+                    Int64(elapsed.components.seconds) * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+            case .unknown:
+                return fail(
+                    context: context,
+                    ProtocolError(
+                        .invalidMessage, "ack for version \(ack.version) with nonce \(ack.nonce) matches no push"))
+            }
+        case .nack(let nack):
+            guard session.nack(nack) else {
+                return fail(
+                    context: context,
+                    ProtocolError(
+                        .invalidMessage, "nack for version \(nack.version) with nonce \(nack.nonce) matches no push"))
+            }
+            hub.metrics.nacks.increment()
+            logger.warning(
+                "proxy refused a config; it stays on its last good one",
+                metadata: [
+                    "pod": "\(session.node.namespace)/\(session.node.pod)", "version": "\(nack.version)",
+                    "error": "\(nack.error)",
+                ])
+        case .subscribe(let subscription):
+            guard let keys = validKeys(subscription.services, context: context) else { return }
+            if let push = session.subscribe(keys, mesh: hub.currentMesh, allocator: allocator) {
+                send(push, context: context)
+            }
+        case .unsubscribe(let subscription):
+            guard let keys = validKeys(subscription.services, context: context) else { return }
+            if let push = session.unsubscribe(keys, mesh: hub.currentMesh, allocator: allocator) {
+                send(push, context: context)
+            }
+        case .renew(let renew):
+            switch hub.renew(renew, session: session) {
+            case .success(let identity):
+                session.certificateNotAfter = identity.notAfter
+                context.writeAndFlush(
+                    wrapOutboundOut(ServerMessage.identity(identity).encode(allocator: allocator)), promise: nil)
+            case .failure(let error):
+                return fail(context: context, error)
+            }
+        case .ping(let ping):
+            context.writeAndFlush(wrapOutboundOut(ServerMessage.pong(ping).encode(allocator: allocator)), promise: nil)
+        case .pong:
+            break
+        case .error(let error):
+            logger.warning(
+                "proxy reported an error",
+                metadata: [
+                    "pod": "\(session.node.namespace)/\(session.node.pod)", "code": "\(error.code.rawValue)",
+                    "message": "\(error.message)",
+                ])
+            if error.fatal { context.close(promise: nil) }
+        }
+        state = .established(session)
+    }
+
+    private func validKeys(_ keys: [String], context: ChannelHandlerContext) -> [String]? {
+        guard keys.count <= 10_000, keys.allSatisfy(PushHub.isServiceKey) else {
+            fail(context: context, ProtocolError(.invalidMessage, "services: each must be \"namespace/name\""))
+            return nil
+        }
+        return keys
+    }
+
+    /// Called on this channel's event loop by the hub when the mesh moved.
+    func push(_ mesh: CompiledMesh) {
+        guard let context, case .established(var session) = state else { return }
+        if let frame = session.update(to: mesh, allocator: context.channel.allocator) {
+            state = .established(session)
+            send(frame, context: context)
+        } else {
+            state = .established(session)
+        }
+    }
+
+    private func send(_ frame: ByteBuffer, context: ChannelHandlerContext) {
+        guard context.channel.isWritable else {
+            fail(
+                context: context,
+                ProtocolError(.slowConsumer, "the proxy left more than \(PushHub.writeBufferHighWater) bytes unread"))
+            return
+        }
+        hub.metrics.pushes.increment()
+        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+    }
+
+    /// The session's status, for the API; nil before hello.
+    var status: ProxyStatus? {
+        if case .established(let session) = state { return session.status }
+        return nil
+    }
+
+    /// The config this proxy would be sent now, as JSON; for `weftctl config`.
+    func currentConfigJSON(_ mesh: CompiledMesh) -> ByteBuffer? {
+        guard case .established(let session) = state else { return nil }
+        return session.preview(mesh, allocator: ByteBufferAllocator())
+    }
+
+    private func fail(context: ChannelHandlerContext, _ error: ProtocolError) {
+        guard !hasFailed else { return }
+        hasFailed = true
+        hub.metrics.protocolError(error.code)
+        logger.info(
+            "control connection refused",
+            metadata: ["peer": "\(peer)", "code": "\(error.code.rawValue)", "reason": "\(error.reason)"])
+        let frame = ServerMessage.error(ErrorMessage(error)).encode(allocator: context.channel.allocator)
+        state = .closed
+        context.writeAndFlush(wrapOutboundOut(frame)).whenComplete { _ in context.close(promise: nil) }
+    }
+}
+
+@available(*, unavailable) extension ProxySessionHandler: Sendable {}

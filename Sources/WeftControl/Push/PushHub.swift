@@ -1,0 +1,202 @@
+import Logging
+import NIOCore
+import Synchronization
+import WeftCore
+import WeftProtocol
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// What every proxy connection shares: the current mesh, the CA, the authenticator, the
+/// metrics, and the register of established sessions per event loop.
+///
+/// Sessions are registered on their own event loop and only touched there; a publish
+/// runs one task per loop that walks that loop's sessions, so no lock is held while
+/// pushes are built and no handler crosses threads.
+final class PushHub: Sendable {
+    /// Unsent bytes a connection may hold before it counts as a slow consumer.
+    static let writeBufferHighWater = 4 << 20
+
+    let metrics: ControlMetrics
+    let helloTimeout: TimeAmount
+    private let issuer: any WorkloadIssuer
+    private let authenticator: any HelloAuthenticator
+    private let mesh: Mutex<CompiledMesh>
+    private let loops: [(loop: any EventLoop, sessions: NIOLoopBoundBox<[String: ProxySessionHandler]>)]
+    private let logger: Logger
+
+    init(
+        group: any EventLoopGroup, initialMesh: CompiledMesh, issuer: any WorkloadIssuer,
+        authenticator: any HelloAuthenticator, metrics: ControlMetrics, logger: Logger,
+        helloTimeout: TimeAmount = .seconds(Int64(ControlProtocol.helloTimeoutSeconds))
+    ) {
+        self.mesh = Mutex(initialMesh)
+        self.issuer = issuer
+        self.authenticator = authenticator
+        self.metrics = metrics
+        self.logger = logger
+        self.helloTimeout = helloTimeout
+        self.loops = group.makeIterator().map { loop in
+            (loop, NIOLoopBoundBox.makeBoxSendingValue([:], as: [String: ProxySessionHandler].self, eventLoop: loop))
+        }
+    }
+
+    var currentMesh: CompiledMesh { mesh.withLock { $0 } }
+
+    private func box(for loop: any EventLoop) -> NIOLoopBoundBox<[String: ProxySessionHandler]>? {
+        loops.first { $0.loop === loop }?.sessions
+    }
+
+    func register(_ handler: ProxySessionHandler, sessionID: String, loop: any EventLoop) {
+        box(for: loop)?.value[sessionID] = handler
+        metrics.proxiesConnected.increment()
+    }
+
+    func unregister(sessionID: String, loop: any EventLoop) {
+        if box(for: loop)?.value.removeValue(forKey: sessionID) != nil {
+            metrics.proxiesConnected.decrement()
+        }
+    }
+
+    /// Makes `mesh` current and pushes it to every established session.
+    func publish(_ newMesh: CompiledMesh) {
+        mesh.withLock { $0 = newMesh }
+        for (loop, sessions) in loops {
+            loop.execute {
+                for handler in sessions.value.values { handler.push(newMesh) }
+            }
+        }
+    }
+
+    /// Every established session's status.
+    func statuses() async -> [ProxyStatus] {
+        var out: [ProxyStatus] = []
+        for (loop, sessions) in loops {
+            let part = try? await loop.submit { sessions.value.values.compactMap(\.status) }.get()
+            out.append(contentsOf: part ?? [])
+        }
+        return out.sorted { ($0.namespace, $0.pod, $0.session) < ($1.namespace, $1.pod, $1.session) }
+    }
+
+    /// What the proxy in `namespace/pod` would be sent now (status and config JSON).
+    func config(namespace: String, pod: String) async -> (ProxyStatus, [UInt8])? {
+        let mesh = currentMesh
+        for (loop, sessions) in loops {
+            let found = try? await loop.submit { () -> (ProxyStatus, [UInt8])? in
+                for handler in sessions.value.values {
+                    guard let status = handler.status, status.namespace == namespace, status.pod == pod,
+                        let config = handler.currentConfigJSON(mesh)
+                    else { continue }
+                    return (status, Array(config.readableBytesView))
+                }
+                return nil
+            }.get()
+            if let found = found ?? nil { return found }
+        }
+        return nil
+    }
+
+    // MARK: - Hello and renew
+
+    /// Checks a hello and issues its certificate.
+    func admit(_ hello: Hello, peer: String) -> Result<(Identity, ProxySession), ProtocolError> {
+        do throws(ProtocolError) {
+            guard hello.protocol == ControlProtocol.version else {
+                throw ProtocolError(
+                    .unsupportedProtocol,
+                    "protocol \(hello.protocol) is not supported; this control plane speaks [\(ControlProtocol.version)]"
+                )
+            }
+            let node = hello.node
+            for (field, value) in [
+                ("node.pod", node.pod), ("node.namespace", node.namespace),
+                ("node.serviceAccount", node.serviceAccount),
+            ] where !Self.isDNSName(value) {
+                throw ProtocolError(.invalidMessage, "\(field): \"\(value)\" is not a Kubernetes name")
+            }
+            let proven = try authenticator.authenticate(token: hello.token, node: node)
+            guard proven.namespace == node.namespace, proven.serviceAccount == node.serviceAccount else {
+                throw ProtocolError(
+                    .forbiddenIdentity,
+                    "the token proves \(proven.namespace)/\(proven.serviceAccount), the hello claims \(node.namespace)/\(node.serviceAccount)"
+                )
+            }
+            let mesh = currentMesh
+            let known = mesh.pods["\(node.namespace)/\(node.pod)"]
+            if let known, known.serviceAccount != node.serviceAccount {
+                throw ProtocolError(
+                    .forbiddenIdentity,
+                    "pod \(node.namespace)/\(node.pod) runs as service account \(known.serviceAccount), not \(node.serviceAccount)"
+                )
+            }
+            let identity = SPIFFEID(
+                trustDomain: issuer.trustDomain, namespace: node.namespace, serviceAccount: node.serviceAccount)
+            let subscriptions = hello.subscriptions ?? []
+            guard subscriptions.count <= 10_000, subscriptions.allSatisfy(Self.isServiceKey) else {
+                throw ProtocolError(.invalidMessage, "subscriptions: each must be \"namespace/name\"")
+            }
+            let issued = try issuer.issue(csrPEM: hello.csr, for: identity)
+            metrics.certificatesIssued.increment()
+            let sessionID = Self.makeSessionID()
+            let session = ProxySession(
+                id: sessionID, node: node, identity: identity, labels: known?.labels ?? node.labels,
+                connectedAt: Self.timestamp(), certificateNotAfter: issued.notAfter, subscriptions: subscriptions)
+            let message = Identity(
+                spiffeId: identity.description, chain: issued.chainPEM, trustBundle: issuer.trustBundlePEM,
+                notBefore: issued.notBefore, notAfter: issued.notAfter, session: sessionID)
+            return .success((message, session))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Checks a renewal's proof and issues the new certificate.
+    func renew(_ renew: Renew, session: ProxySession) -> Result<Identity, ProtocolError> {
+        do throws(ProtocolError) {
+            let proven = try issuer.verifyRenewal(
+                chainPEM: renew.certificate, data: RenewProof.signedBytes(session: session.id, csr: renew.csr),
+                signatureBase64: renew.signature)
+            guard proven == session.identity else {
+                throw ProtocolError(
+                    .forbiddenIdentity, "the renewal proves \(proven), this connection is \(session.identity)")
+            }
+            let issued = try issuer.issue(csrPEM: renew.csr, for: session.identity)
+            metrics.certificatesIssued.increment()
+            metrics.certificatesRenewed.increment()
+            return .success(
+                Identity(
+                    spiffeId: session.identity.description, chain: issued.chainPEM,
+                    trustBundle: issuer.trustBundlePEM, notBefore: issued.notBefore, notAfter: issued.notAfter,
+                    session: session.id))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    static func isDNSName(_ s: String) -> Bool {
+        guard !s.isEmpty, s.utf8.count <= 253 else { return false }
+        return s.utf8.allSatisfy {
+            ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x2E
+        }
+    }
+
+    static func isServiceKey(_ key: String) -> Bool {
+        let parts = key.split(separator: "/", omittingEmptySubsequences: false)
+        return parts.count == 2 && isDNSName(String(parts[0])) && isDNSName(String(parts[1]))
+    }
+
+    private static func makeSessionID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let hex = Array("0123456789abcdef".utf8)
+        var bytes: [UInt8] = []
+        for _ in 0..<16 { bytes.append(hex[Int(generator.next() % 16)]) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func timestamp(_ date: Date = Date()) -> String {
+        date.formatted(.iso8601)
+    }
+}

@@ -1,0 +1,379 @@
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import NIOTLS
+import ServiceLifecycle
+import Synchronization
+import WeftCore
+import WeftProtocol
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// The crypto the control client needs, behind a seam so it can be tested and so the data
+/// plane does not care which library does it.
+public protocol WorkloadKeyMaking: Sendable {
+    /// A fresh P-256 key (PEM) and a CSR (PEM) for `identity` signed by it.
+    func makeKeyAndCSR(for identity: SPIFFEID) throws -> (keyPEM: String, csrPEM: String)
+    /// Base64 of the DER ECDSA P-256 SHA-256 signature over `data` by `keyPEM`.
+    func sign(_ data: [UInt8], keyPEM: String) throws -> String
+    /// The SPIFFE ID in a DER certificate's URI SAN, if any.
+    func spiffeID(ofCertificateDER der: [UInt8]) -> String?
+}
+
+/// The sidecar's side of the control protocol (docs/protocol.md).
+///
+/// Connects, sends its hello with a CSR for its own identity, installs the identity and
+/// config it is given and acks or nacks every push. It renews at 70% of the certificate's
+/// lifetime, reconnects with jittered exponential backoff, and while the control plane is
+/// away the proxy keeps serving on its last good identity and config (also cached on disk).
+public final class ControlClient: Service, Sendable {
+    private let settings: ControlClientSettings
+    private let store: MeshStore
+    private let keys: any WorkloadKeyMaking
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let cache: ControlCache?
+
+    public init(
+        settings: ControlClientSettings, store: MeshStore, keys: any WorkloadKeyMaking, group: any EventLoopGroup,
+        logger: Logger
+    ) {
+        self.settings = settings
+        self.store = store
+        self.keys = keys
+        self.group = group
+        self.logger = logger
+        self.cache = settings.cacheDirectory.map { ControlCache(directory: $0) }
+    }
+
+    private var ownIdentity: SPIFFEID {
+        SPIFFEID(
+            trustDomain: settings.trustDomain, namespace: settings.node.namespace,
+            serviceAccount: settings.node.serviceAccount)
+    }
+
+    /// Loads the cached identity and config, if the cache holds a current certificate.
+    public func loadCache() {
+        guard let cache else { return }
+        do {
+            if let identity = try cache.loadIdentity() {
+                if let notAfter = try? Date(identity.notAfter, strategy: .iso8601), notAfter > Date() {
+                    store.setIdentity(identity)
+                } else {
+                    logger.warning(
+                        "cached certificate has expired; waiting for the control plane",
+                        metadata: ["notAfter": "\(identity.notAfter)"])
+                }
+            }
+            if let config = try cache.loadConfig() { store.setConfig(config) }
+            if store.hasIdentityAndConfig {
+                logger.info(
+                    "running on the cached identity and config until the control plane answers",
+                    metadata: [
+                        "version": "\(store.config?.version ?? 0)", "identity": "\(store.identity?.spiffeId ?? "")",
+                    ])
+            }
+        } catch {
+            logger.warning("control cache unreadable; ignoring it", metadata: ["error": "\(error)"])
+        }
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var attempt = 0
+            while !Task.isCancelled {
+                let started = ContinuousClock.now
+                do {
+                    try await self.session()
+                } catch is CancellationError {
+                    break
+                } catch {
+                    self.logger.warning(
+                        "control plane session ended; serving on the last good config",
+                        metadata: ["controlPlane": "\(self.settings.host):\(self.settings.port)", "error": "\(error)"])
+                }
+                self.store.setConnected(false)
+                if ContinuousClock.now - started > .seconds(30) { attempt = 0 }
+                let delay = Self.backoff(attempt: attempt)
+                attempt += 1
+                do { try await Task.sleep(for: delay) } catch { break }
+            }
+        }
+    }
+
+    /// Full-jitter exponential backoff: uniform in [0, min(30 s, 0.5 s × 2^attempt)].
+    static func backoff(attempt: Int) -> Duration {
+        let ceilingMs = min(30_000, 500 << min(attempt, 10))
+        return .milliseconds(Int.random(in: 100...max(100, ceilingMs)))
+    }
+
+    // MARK: - One session
+
+    private func tlsContext() throws -> NIOSSLContext {
+        let bundle = try readTextFile(settings.trustBundleFile)
+        let roots = try NIOSSLCertificate.fromPEMBytes(Array(bundle.utf8))
+        guard !roots.isEmpty else { throw ClientFailure("\(settings.trustBundleFile): no PEM certificates") }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv13
+        configuration.trustRoots = .certificates(roots)
+        // Identity, not DNS, names the control plane: checked after the handshake.
+        configuration.certificateVerification = .noHostnameVerification
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    private func session() async throws {
+        let token = try readTextFile(settings.tokenFile).trimmingWhitespace()
+        let tls = try tlsContext()
+        let expected = settings.controlPlaneIdentity
+        let keys = self.keys
+        let verified = group.any().makePromise(of: Void.self)
+        let channel = try await ClientBootstrap(group: group)
+            .connectTimeout(.seconds(5))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: settings.host, port: settings.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil))
+                    try sync.addHandler(ServerIdentityCheck(expected: expected, keys: keys, verified: verified))
+                    try sync.addHandler(ByteToMessageHandler(ControlFrameDecoder()))
+                    try sync.addHandler(ControlFrameEncoder())
+                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        try await channel.executeThenClose { inbound, outbound in
+            // The token goes out only after the peer proved it is the control plane.
+            try await verified.futureResult.get()
+            let state = SessionState()
+            let (keyPEM, csrPEM) = try keys.makeKeyAndCSR(for: ownIdentity)
+            state.setPendingKey(keyPEM)
+            let hello = Hello(
+                proxyVersion: settings.proxyVersion, node: settings.node, token: token, csr: csrPEM,
+                subscriptions: store.subscriptions)
+            try await outbound.write(ClientMessage.hello(hello).encode())
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await self.timers(state: state, outbound: outbound) }
+                group.addTask {
+                    for await service in self.store.newSubscriptions {
+                        try await outbound.write(ClientMessage.subscribe(Subscription(services: [service])).encode())
+                    }
+                }
+                for try await frame in inbound {
+                    state.touch()
+                    let message = try ServerMessage.decode(frame)
+                    if let reply = try self.handle(message, state: state) {
+                        try await outbound.write(reply.encode())
+                    }
+                }
+                group.cancelAll()
+            }
+            throw ClientFailure("the control plane closed the connection")
+        }
+    }
+
+    /// Renewal at 70% of the lifetime, a ping after 15 s of quiet, and the idle timeout.
+    private func timers(state: SessionState, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
+        var pingID = 1
+        while true {
+            try await Task.sleep(for: .seconds(1))
+            if ContinuousClock.now - state.lastReceived > .seconds(ControlProtocol.idleTimeoutSeconds) {
+                throw ClientFailure("nothing from the control plane for \(ControlProtocol.idleTimeoutSeconds) s")
+            }
+            if ContinuousClock.now - state.lastPing >= .seconds(ControlProtocol.pingIntervalSeconds) {
+                state.markPing()
+                try await outbound.write(ClientMessage.ping(Ping(id: pingID)).encode())
+                pingID += 1
+            }
+            if let renew = try renewal(state: state) {
+                try await outbound.write(ClientMessage.renew(renew).encode())
+            }
+        }
+    }
+
+    private func renewal(state: SessionState) throws -> Renew? {
+        guard let identity = store.identity, let session = state.session, !state.isRenewing,
+            let notBefore = try? Date(identity.notBefore, strategy: .iso8601),
+            let notAfter = try? Date(identity.notAfter, strategy: .iso8601)
+        else { return nil }
+        let renewAt = notBefore.addingTimeInterval(notAfter.timeIntervalSince(notBefore) * 0.7)
+        guard Date() >= renewAt else { return nil }
+        let (keyPEM, csrPEM) = try keys.makeKeyAndCSR(for: ownIdentity)
+        let signature = try keys.sign(RenewProof.signedBytes(session: session, csr: csrPEM), keyPEM: identity.keyPEM)
+        state.setPendingKey(keyPEM)
+        state.markRenewing(true)
+        logger.info("renewing the workload certificate", metadata: ["notAfter": "\(identity.notAfter)"])
+        return Renew(csr: csrPEM, certificate: identity.chainPEM, signature: signature)
+    }
+
+    /// Handles one frame; returns the answer to send, if any.
+    private func handle(_ message: ServerMessage, state: SessionState) throws -> ClientMessage? {
+        switch message {
+        case .identity(let identity):
+            guard identity.spiffeId == ownIdentity.description else {
+                throw ClientFailure("the control plane issued \(identity.spiffeId), expected \(ownIdentity)")
+            }
+            guard let keyPEM = state.takePendingKey() else {
+                throw ClientFailure("an identity arrived that this proxy did not ask for")
+            }
+            let workload = WorkloadIdentity(
+                spiffeId: identity.spiffeId, chainPEM: identity.chain, keyPEM: keyPEM,
+                trustBundlePEM: identity.trustBundle, notBefore: identity.notBefore, notAfter: identity.notAfter)
+            store.setIdentity(workload)
+            state.setSession(identity.session)
+            state.markRenewing(false)
+            store.setConnected(true)
+            persist { try $0.store(identity: workload) }
+            logger.info(
+                "identity installed",
+                metadata: ["identity": "\(identity.spiffeId)", "notAfter": "\(identity.notAfter)"])
+            return nil
+        case .config(let push):
+            do {
+                let config = try ConfigApplier.apply(push)
+                install(config)
+                return .ack(Ack(version: push.version, nonce: push.nonce))
+            } catch {
+                return refuse(version: push.version, nonce: push.nonce, error)
+            }
+        case .delta(let push):
+            do {
+                let config = try ConfigApplier.apply(push, to: store.config ?? AppliedConfig(version: -1))
+                install(config)
+                return .ack(Ack(version: push.version, nonce: push.nonce))
+            } catch {
+                return refuse(version: push.version, nonce: push.nonce, error)
+            }
+        case .ping(let ping):
+            return .pong(ping)
+        case .pong:
+            return nil
+        case .error(let error):
+            if error.fatal { throw ClientFailure("control plane refused: \(error.code.rawValue): \(error.message)") }
+            logger.warning(
+                "control plane reported", metadata: ["code": "\(error.code.rawValue)", "message": "\(error.message)"])
+            return nil
+        }
+    }
+
+    private func install(_ config: AppliedConfig) {
+        store.setConfig(config)
+        persist { try $0.store(config: config) }
+        logger.debug(
+            "config installed", metadata: ["version": "\(config.version)", "generation": "\(config.generation)"])
+    }
+
+    private func refuse(version: Int, nonce: String, _ error: ConfigRefusal) -> ClientMessage {
+        logger.warning(
+            "refused a config push; staying on the last good config",
+            metadata: [
+                "version": "\(version)", "reason": "\(error.reason)", "running": "\(store.config?.version ?? 0)",
+            ])
+        return .nack(Nack(version: version, nonce: nonce, error: error.reason))
+    }
+
+    private func persist(_ write: (ControlCache) throws -> Void) {
+        guard let cache else { return }
+        do { try write(cache) } catch {
+            logger.warning("could not write the control cache", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Per-connection state shared by the reader and the timer task.
+private final class SessionState: Sendable {
+    private struct Values {
+        var pendingKey: String?
+        var session: String?
+        var renewing = false
+        var lastReceived = ContinuousClock.now
+        var lastPing = ContinuousClock.now
+    }
+
+    private let values = Mutex(Values())
+
+    func setPendingKey(_ key: String) { values.withLock { $0.pendingKey = key } }
+    func takePendingKey() -> String? {
+        values.withLock { v in
+            defer { v.pendingKey = nil }; return v.pendingKey
+        }
+    }
+    func setSession(_ session: String) { values.withLock { $0.session = session } }
+    var session: String? { values.withLock { $0.session } }
+    var isRenewing: Bool { values.withLock { $0.renewing } }
+    func markRenewing(_ renewing: Bool) { values.withLock { $0.renewing = renewing } }
+    func touch() { values.withLock { $0.lastReceived = .now } }
+    var lastReceived: ContinuousClock.Instant { values.withLock { $0.lastReceived } }
+    func markPing() { values.withLock { $0.lastPing = .now } }
+    var lastPing: ContinuousClock.Instant { values.withLock { $0.lastPing } }
+}
+
+/// Closes the connection unless the control plane's certificate carries the expected
+/// SPIFFE ID. The chain itself was verified against the trust bundle by NIOSSL.
+final class ServerIdentityCheck: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let expected: String
+    private let keys: any WorkloadKeyMaking
+    private let verified: EventLoopPromise<Void>
+    private var isDone = false
+
+    init(expected: String, keys: any WorkloadKeyMaking, verified: EventLoopPromise<Void>) {
+        self.expected = expected
+        self.keys = keys
+        self.verified = verified
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event {
+            let peer = try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate
+            let der = (try? peer?.toDERBytes()) ?? nil
+            let found = der.flatMap { keys.spiffeID(ofCertificateDER: $0) }
+            isDone = true
+            guard found == expected else {
+                verified.fail(
+                    ClientFailure("the control plane presented \(found ?? "no SPIFFE ID"), expected \(expected)"))
+                context.close(promise: nil)
+                return
+            }
+            verified.succeed()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if !isDone {
+            isDone = true
+            verified.fail(error)
+        }
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !isDone {
+            isDone = true
+            verified.fail(ClientFailure("the connection closed during the TLS handshake"))
+        }
+        context.fireChannelInactive()
+    }
+}
+
+@available(*, unavailable) extension ServerIdentityCheck: Sendable {}
+
+struct ClientFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension String {
+    func trimmingWhitespace() -> String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace { s.removeFirst() }
+        while let c = s.last, c.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}

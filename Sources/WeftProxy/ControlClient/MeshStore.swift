@@ -1,0 +1,61 @@
+import Synchronization
+import WeftProtocol
+
+/// The proxy's certificate and key, as issued by the control plane.
+public struct WorkloadIdentity: Codable, Sendable, Hashable {
+    public var spiffeId: String
+    /// PEM, leaf first.
+    public var chainPEM: String
+    /// PEM PKCS#8; made by this proxy, never sent anywhere.
+    public var keyPEM: String
+    public var trustBundlePEM: String
+    public var notBefore: String
+    public var notAfter: String
+}
+
+/// What the proxy holds from the control plane: identity, config and the destinations it
+/// subscribed to. Shared by the control client (writer) and the admin server and data path
+/// (readers); values are swapped whole under a lock, never mutated in place.
+public final class MeshStore: Sendable {
+    private struct Held {
+        var identity: WorkloadIdentity?
+        var config: AppliedConfig?
+        var subscriptions: Set<String> = []
+        var connected = false
+    }
+
+    private let held = Mutex(Held())
+    private let subscriptionRequests: AsyncStream<String>.Continuation
+    /// Yields each service the data path asks for the first time.
+    let newSubscriptions: AsyncStream<String>
+
+    public init() {
+        (newSubscriptions, subscriptionRequests) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .unbounded)
+    }
+
+    public var identity: WorkloadIdentity? { held.withLock { $0.identity } }
+    public var config: AppliedConfig? { held.withLock { $0.config } }
+    public var hasIdentityAndConfig: Bool { held.withLock { $0.identity != nil && $0.config != nil } }
+    public var isConnected: Bool { held.withLock { $0.connected } }
+    public var subscriptions: [String] { held.withLock { $0.subscriptions.sorted() } }
+
+    func setIdentity(_ identity: WorkloadIdentity) { held.withLock { $0.identity = identity } }
+    func setConfig(_ config: AppliedConfig) { held.withLock { $0.config = config } }
+    func setConnected(_ connected: Bool) { held.withLock { $0.connected = connected } }
+
+    /// Asks for a destination's routes and endpoints (`namespace/name`); only the first
+    /// call per service reaches the control plane.
+    public func subscribe(_ service: String) {
+        let isNew = held.withLock { $0.subscriptions.insert(service).inserted }
+        if isNew { subscriptionRequests.yield(service) }
+    }
+
+    /// The Service a connection to `ip:port` is for, if the mesh index knows it.
+    public func service(ip: String, port: Int) -> String? {
+        held.withLock { held in
+            held.config?.services.values.first { entry in
+                entry.clusterIPs.contains(ip) && entry.ports.contains { $0.port == port }
+            }?.key
+        }
+    }
+}

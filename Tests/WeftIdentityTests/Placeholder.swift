@@ -1,5 +1,0 @@
-import XCTest
-
-final class WeftIdentityPlaceholderTests: XCTestCase {
-    func testModuleLinks() {}
-}

@@ -93,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "weft-proxy",
             dependencies: [
-                "WeftProxy", "WeftInject", "WeftCore",
+                "WeftProxy", "WeftInject", "WeftCore", "WeftProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -21,6 +21,12 @@ public enum MeshDefaults {
     /// Ports whose protocols speak first or are known not to be HTTP; they skip detection.
     /// The same list as Linkerd's default opaque ports.
     public static let opaquePorts: [Int] = [25, 587, 3306, 4444, 5432, 6379, 9300, 11211]
+    /// Where the control plane runs; its SPIFFE ID is
+    /// `spiffe://<trust-domain>/ns/weft-system/sa/weft-control`.
+    public static let controlPlaneNamespace = "weft-system"
+    public static let controlPlaneServiceAccount = "weft-control"
+    /// The release, reported in hellos and `--version`.
+    public static let version = "0.2.0"
     /// The default SPIFFE trust domain.
     public static let trustDomain = "cluster.local"
 }

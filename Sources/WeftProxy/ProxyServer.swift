@@ -16,15 +16,22 @@ public final class ProxyServer: Service {
     private let config: ProxyConfig
     private let logger: Logger
     private let metrics = ProxyMetrics()
-    private let state = ProxyState()
+    private let state: ProxyState
+    private let meshStore: MeshStore?
+    /// The proxy's event loops; the control client shares them (a sidecar's thread budget).
+    public let eventLoopGroup: MultiThreadedEventLoopGroup
 
-    public init(config: ProxyConfig, logger: Logger) {
+    /// - Parameter meshStore: what the control client fills in; nil without a control plane.
+    public init(config: ProxyConfig, logger: Logger, meshStore: MeshStore? = nil) {
         self.config = config
         self.logger = logger
+        self.meshStore = meshStore
+        self.state = ProxyState(meshStore: meshStore)
+        self.eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: config.threads)
     }
 
     public func run() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: config.threads)
+        let group = eventLoopGroup
         let pools = UpstreamPools(group: group, config: config, metrics: metrics)
         // One quiescing helper per listener: a helper tracks a single server channel.
         var quiescers: [ServerQuiescingHelper] = []
@@ -33,7 +40,7 @@ public final class ProxyServer: Service {
             for direction in TrafficDirection.allCases {
                 let listener = CaptureListener(
                     direction: direction, config: config, metrics: metrics.direction(direction), pools: pools,
-                    logger: logger)
+                    meshStore: meshStore, logger: logger)
                 let port = direction == .outbound ? config.outboundPort : config.inboundPort
                 let v4 = ServerQuiescingHelper(group: group)
                 listeners.append(try await listener.bind(host: "0.0.0.0", port: port, group: group, quiesce: v4))

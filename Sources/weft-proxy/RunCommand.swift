@@ -1,7 +1,9 @@
 import ArgumentParser
+import Glibc
 import Logging
 import ServiceLifecycle
 import WeftCore
+import WeftProtocol
 import WeftProxy
 
 /// `weft-proxy run`: the sidecar itself.
@@ -65,6 +67,47 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
+    @Option(
+        help: ArgumentHelp(
+            "The control plane's push address. Without it the proxy runs alone: no identity, no config, traffic to original destinations.",
+            valueName: "host:port"))
+    var controlPlane: String?
+
+    @Option(help: "File holding the bootstrap token (the projected ServiceAccount token in Kubernetes); re-read at every connect.")
+    var tokenFile: String?
+
+    @Option(help: "PEM roots that the control plane's certificate must chain to.")
+    var trustBundle: String?
+
+    @Option(
+        help: "Folder for the last good identity and config (files 0600), so a restart during an outage still comes up. In Kubernetes, a memory-backed emptyDir."
+    )
+    var cacheDir: String?
+
+    @Option(help: "SPIFFE trust domain of the mesh.")
+    var trustDomain = MeshDefaults.trustDomain
+
+    @Option(help: "SPIFFE ID the control plane must present. Default: spiffe://<trust-domain>/ns/weft-system/sa/weft-control.")
+    var controlPlaneIdentity: String?
+
+    @Option(help: "This pod's name. Default: $POD_NAME (Downward API metadata.name).")
+    var podName: String?
+
+    @Option(help: "This pod's namespace. Default: $POD_NAMESPACE (metadata.namespace).")
+    var podNamespace: String?
+
+    @Option(help: "This pod's service account. Default: $POD_SERVICE_ACCOUNT (spec.serviceAccountName).")
+    var serviceAccount: String?
+
+    @Option(help: "This pod's IP. Default: $POD_IP (status.podIP).")
+    var podIP: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "This pod's labels: a Downward API labels file (key=\"value\" per line). Default: $POD_LABELS_FILE, else $POD_LABELS as k=v,k=v.",
+            valueName: "file"))
+    var podLabelsFile: String?
+
     func validate() throws {
         for (name, port) in [
             ("--outbound-port", outboundPort), ("--inbound-port", inboundPort), ("--admin-port", adminPort),
@@ -80,6 +123,38 @@ struct RunCommand: AsyncParsableCommand {
         guard Set([outboundPort, inboundPort, adminPort]).count == 3 else {
             throw ValidationError("--outbound-port, --inbound-port and --admin-port must differ")
         }
+        if let controlPlane {
+            guard ControlAddress(controlPlane) != nil else {
+                throw ValidationError("--control-plane: \(controlPlane) is not host:port")
+            }
+            guard tokenFile != nil else { throw ValidationError("--control-plane needs --token-file") }
+            guard trustBundle != nil else { throw ValidationError("--control-plane needs --trust-bundle") }
+            _ = try node()
+        }
+    }
+
+    /// The pod this proxy serves, from flags, then the Downward API environment.
+    func node() throws -> Node {
+        let env = ProcessEnvironment()
+        func required(_ flag: String, _ value: String?, _ variable: String) throws -> String {
+            if let value = value ?? env[variable], !value.isEmpty { return value }
+            throw ValidationError("--control-plane needs \(flag) or $\(variable)")
+        }
+        let labels: [String: String]
+        if let file = podLabelsFile ?? env["POD_LABELS_FILE"] {
+            do {
+                labels = try DownwardAPILabels.parse(file: file)
+            } catch {
+                throw ValidationError("--pod-labels-file: \(error)")
+            }
+        } else {
+            labels = DownwardAPILabels.parse(list: env["POD_LABELS"] ?? "")
+        }
+        return Node(
+            pod: try required("--pod-name", podName, "POD_NAME"),
+            namespace: try required("--pod-namespace", podNamespace, "POD_NAMESPACE"),
+            serviceAccount: try required("--service-account", serviceAccount, "POD_SERVICE_ACCOUNT"),
+            ip: try required("--pod-ip", podIP, "POD_IP"), labels: labels)
     }
 
     func run() async throws {
@@ -105,12 +180,102 @@ struct RunCommand: AsyncParsableCommand {
         config.upstreamIdleTimeout = upstreamIdleTimeout.amount
         config.drainTimeout = drainTimeout.amount
         config.enableIPv6 = ipv6
-        let server = ProxyServer(config: config, logger: logger)
+        let store = controlPlane == nil ? nil : MeshStore()
+        let server = ProxyServer(config: config, logger: logger, meshStore: store)
         // The server returns after a drain (SIGTERM or POST /shutdown): that is success.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)
+        ]
+        if let controlPlane, let address = ControlAddress(controlPlane), let store, let tokenFile, let trustBundle {
+            let settings = ControlClientSettings(
+                host: address.host, port: address.port, tokenFile: tokenFile, trustBundleFile: trustBundle,
+                cacheDirectory: cacheDir, node: try node(), trustDomain: trustDomain,
+                controlPlaneIdentity: controlPlaneIdentity
+                    ?? "spiffe://\(trustDomain)/ns/\(MeshDefaults.controlPlaneNamespace)/sa/\(MeshDefaults.controlPlaneServiceAccount)",
+                proxyVersion: MeshDefaults.version)
+            let client = ControlClient(
+                settings: settings, store: store, keys: IdentityKeys(), group: server.eventLoopGroup,
+                logger: Logger(label: "weft-proxy.control"))
+            client.loadCache()
+            services.append(.init(service: client))
+        }
         let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
+}
+
+/// `host:port`, with `[v6]:port` for IPv6 literals.
+struct ControlAddress {
+    let host: String
+    let port: Int
+
+    init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        self.host = host
+        self.port = port
+    }
+}
+
+/// The process environment, read once.
+struct ProcessEnvironment {
+    private let values: [String: String]
+
+    init() {
+        var values: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let eq = text.firstIndex(of: "=") {
+                values[String(text[..<eq])] = String(text[text.index(after: eq)...])
+            }
+            pointer += 1
+        }
+        self.values = values
+    }
+
+    subscript(_ name: String) -> String? { values[name] }
+}
+
+/// Pod labels as the Downward API writes them: one `key="value"` per line.
+enum DownwardAPILabels {
+    static func parse(file: String) throws -> [String: String] {
+        guard let handle = fopen(file, "r") else {
+            throw LabelFileError(description: "\(file): \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(handle) }
+        var text = ""
+        var buffer = [CChar](repeating: 0, count: 4096)
+        while fgets(&buffer, Int32(buffer.count), handle) != nil {
+            text += String(cString: buffer)
+        }
+        var labels: [String: String] = [:]
+        for (number, line) in text.split(separator: "\n").enumerated() where !line.isEmpty {
+            guard let eq = line.firstIndex(of: "=") else {
+                throw LabelFileError(description: "\(file): line \(number + 1): expected key=\"value\"")
+            }
+            var value = line[line.index(after: eq)...]
+            if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { value = value.dropFirst().dropLast() }
+            labels[String(line[..<eq])] = String(value)
+        }
+        return labels
+    }
+
+    static func parse(list: String) -> [String: String] {
+        var labels: [String: String] = [:]
+        for pair in list.split(separator: ",") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            if parts.count == 2 { labels[String(parts[0])] = String(parts[1]) }
+        }
+        return labels
+    }
+}
+
+struct LabelFileError: Error, CustomStringConvertible {
+    let description: String
 }

@@ -27,5 +27,5 @@ public protocol WorkloadIssuer: Sendable {
     /// Checks a renewal proof: the chain is ours and current, and `signature` (base64 DER)
     /// over `data` verifies with its leaf's key.
     /// - Returns: the identity the chain proves.
-    func verifyRenewal(chainPEM: String, data: [UInt8], signatureBase64: String) throws(ProtocolError) -> SPIFFEID
+    func verifyRenewal(chainPEM: String, data: [UInt8], signatureBase64: String) async throws(ProtocolError) -> SPIFFEID
 }

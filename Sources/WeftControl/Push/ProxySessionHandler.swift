@@ -184,13 +184,14 @@ final class ProxySessionHandler: ChannelInboundHandler {
                 send(push, context: context)
             }
         case .renew(let renew):
-            switch hub.renew(renew, session: session) {
-            case .success(let identity):
-                session.certificateNotAfter = identity.notAfter
-                context.writeAndFlush(
-                    wrapOutboundOut(ServerMessage.identity(identity).encode(allocator: allocator)), promise: nil)
-            case .failure(let error):
-                return fail(context: context, error)
+            // Verifying the current chain is asynchronous (swift-certificates' Verifier);
+            // the answer comes back to this loop.
+            let hub = self.hub
+            let current = session
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.makeFutureWithTask { await hub.renew(renew, session: current) }.whenSuccess { result in
+                let (handler, context) = bound.value
+                handler.renewed(result, context: context)
             }
         case .ping(let ping):
             context.writeAndFlush(wrapOutboundOut(ServerMessage.pong(ping).encode(allocator: allocator)), promise: nil)
@@ -206,6 +207,20 @@ final class ProxySessionHandler: ChannelInboundHandler {
             if error.fatal { context.close(promise: nil) }
         }
         state = .established(session)
+    }
+
+    private func renewed(_ result: Result<Identity, ProtocolError>, context: ChannelHandlerContext) {
+        guard case .established(var session) = state else { return }
+        switch result {
+        case .success(let identity):
+            session.certificateNotAfter = identity.notAfter
+            state = .established(session)
+            context.writeAndFlush(
+                wrapOutboundOut(ServerMessage.identity(identity).encode(allocator: context.channel.allocator)),
+                promise: nil)
+        case .failure(let error):
+            fail(context: context, error)
+        }
     }
 
     private func validKeys(_ keys: [String], context: ChannelHandlerContext) -> [String]? {

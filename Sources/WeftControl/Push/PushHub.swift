@@ -154,9 +154,9 @@ final class PushHub: Sendable {
     }
 
     /// Checks a renewal's proof and issues the new certificate.
-    func renew(_ renew: Renew, session: ProxySession) -> Result<Identity, ProtocolError> {
+    func renew(_ renew: Renew, session: ProxySession) async -> Result<Identity, ProtocolError> {
         do throws(ProtocolError) {
-            let proven = try issuer.verifyRenewal(
+            let proven = try await issuer.verifyRenewal(
                 chainPEM: renew.certificate, data: RenewProof.signedBytes(session: session.id, csr: renew.csr),
                 signatureBase64: renew.signature)
             guard proven == session.identity else {

@@ -5,8 +5,10 @@ import WeftTelemetry
 /// Serves the admin endpoints on :15000.
 ///
 /// - `GET /live`: 200 while the process runs (liveness probe).
-/// - `GET /ready`: 200 once the listeners are bound, 503 while draining (readiness probe).
+/// - `GET /ready`: 200 once the listeners are bound and, with a control plane, an identity
+///   and a config are held; 503 before that and while draining (readiness probe).
 /// - `GET /metrics`: Prometheus text exposition.
+/// - `GET /config`: the identity (never the key) and config the proxy runs on, with versions.
 /// - `POST /shutdown`: starts a graceful drain (for Jobs whose main container has exited).
 ///
 /// Off the data path, so it uses NIOHTTP1's typed pipeline for clarity.
@@ -43,8 +45,11 @@ final class AdminHandler: ChannelInboundHandler {
             if state.isReady {
                 send(context, head, .ok, "ready\n")
             } else {
-                send(context, head, .serviceUnavailable, state.isDraining ? "draining\n" : "not ready\n")
+                send(context, head, .serviceUnavailable, state.notReadyReason + "\n")
             }
+        case (.GET, "/config"):
+            let body = ConfigView(store: state.meshStore).json()
+            send(context, head, .ok, context.channel.allocator.buffer(bytes: body), contentType: "application/json")
         case (.GET, "/metrics"):
             var buffer = context.channel.allocator.buffer(capacity: 16 * 1024)
             buffer.writeBytes(registry.emitToBuffer())
@@ -52,10 +57,10 @@ final class AdminHandler: ChannelInboundHandler {
         case (.POST, "/shutdown"):
             send(context, head, .ok, "draining\n")
             state.requestShutdown()
-        case (_, "/live"), (_, "/ready"), (_, "/metrics"), (_, "/shutdown"):
+        case (_, "/live"), (_, "/ready"), (_, "/metrics"), (_, "/config"), (_, "/shutdown"):
             send(context, head, .methodNotAllowed, "method \(head.method) not allowed on \(path)\n")
         default:
-            send(context, head, .notFound, "no admin endpoint \(path); try /live, /ready, /metrics, POST /shutdown\n")
+            send(context, head, .notFound, "no admin endpoint \(path); try /live, /ready, /metrics, /config, POST /shutdown\n")
         }
     }
 

@@ -12,14 +12,31 @@ final class ProxyState: Sendable {
     /// Yields once per `POST /shutdown`.
     let shutdownRequested: AsyncStream<Void>
 
-    init() {
+    /// What the control plane gave this proxy; nil when it runs without one.
+    let meshStore: MeshStore?
+
+    init(meshStore: MeshStore? = nil) {
+        self.meshStore = meshStore
         (shutdownRequested, shutdownRequests) = AsyncStream.makeStream(
             of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Ready means serving: listeners bound and not draining. Identity and config join
-    /// this condition once the control-plane client exists.
-    var isReady: Bool { flags.withLock { $0.isListening && !$0.isDraining } }
+    /// Ready means serving: listeners bound, not draining, and, with a control plane, an
+    /// identity and a config held (live or from the cache).
+    var isReady: Bool {
+        flags.withLock { $0.isListening && !$0.isDraining } && (meshStore?.hasIdentityAndConfig ?? true)
+    }
+
+    /// Why `isReady` is false, for the probe's body.
+    var notReadyReason: String {
+        if isDraining { return "draining" }
+        if !flags.withLock({ $0.isListening }) { return "listeners not bound yet" }
+        if let store = meshStore, !store.hasIdentityAndConfig {
+            return store.identity == nil
+                ? "waiting for an identity from the control plane" : "waiting for a config from the control plane"
+        }
+        return "not ready"
+    }
     var isDraining: Bool { flags.withLock { $0.isDraining } }
 
     func markListening() { flags.withLock { $0.isListening = true } }

@@ -11,6 +11,7 @@ struct CaptureListener {
     let config: ProxyConfig
     let metrics: DirectionMetrics
     let pools: UpstreamPools
+    let meshStore: MeshStore?
     let logger: Logger
 
     /// Binds `host:port`. IPv6 listeners are IPv6-only, so each family has its own
@@ -59,6 +60,12 @@ struct CaptureListener {
                 "refused connection to a capture port",
                 metadata: ["direction": "\(direction.rawValue)", "dst": "\(describe(original))"])
             throw CaptureError.loop(describe(original))
+        }
+        if direction == .outbound, let store = meshStore, let ip = original.ipAddress, let port = original.port,
+            let service = store.service(ip: ip, port: port)
+        {
+            // A destination's routes and endpoints are fetched the first time it is used.
+            store.subscribe(service)
         }
         let upstream = direction == .outbound ? original : inboundTarget(port: original.port ?? 0, like: original)
         let target = ConnectionTarget(direction: direction, originalDestination: original, upstream: upstream)

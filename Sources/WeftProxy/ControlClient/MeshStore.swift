@@ -22,6 +22,8 @@ public final class MeshStore: Sendable {
         var config: AppliedConfig?
         var subscriptions: Set<String> = []
         var connected = false
+        /// "clusterIP:port" → service key, rebuilt when the config changes.
+        var clusterIndex: [String: String] = [:]
     }
 
     private let held = Mutex(Held())
@@ -40,7 +42,18 @@ public final class MeshStore: Sendable {
     public var subscriptions: [String] { held.withLock { $0.subscriptions.sorted() } }
 
     func setIdentity(_ identity: WorkloadIdentity) { held.withLock { $0.identity = identity } }
-    func setConfig(_ config: AppliedConfig) { held.withLock { $0.config = config } }
+    func setConfig(_ config: AppliedConfig) {
+        var index: [String: String] = [:]
+        for entry in config.services.values {
+            for ip in entry.clusterIPs {
+                for port in entry.ports { index["\(ip):\(port.port)"] = entry.key }
+            }
+        }
+        held.withLock {
+            $0.config = config
+            $0.clusterIndex = index
+        }
+    }
     func setConnected(_ connected: Bool) { held.withLock { $0.connected = connected } }
 
     /// Asks for a destination's routes and endpoints (`namespace/name`); only the first
@@ -52,10 +65,7 @@ public final class MeshStore: Sendable {
 
     /// The Service a connection to `ip:port` is for, if the mesh index knows it.
     public func service(ip: String, port: Int) -> String? {
-        held.withLock { held in
-            held.config?.services.values.first { entry in
-                entry.clusterIPs.contains(ip) && entry.ports.contains { $0.port == port }
-            }?.key
-        }
+        let key = "\(ip):\(port)"
+        return held.withLock { $0.clusterIndex[key] }
     }
 }

@@ -73,21 +73,28 @@ struct RunCommand: AsyncParsableCommand {
             valueName: "host:port"))
     var controlPlane: String?
 
-    @Option(help: "File holding the bootstrap token (the projected ServiceAccount token in Kubernetes); re-read at every connect.")
+    @Option(
+        help:
+            "File holding the bootstrap token (the projected ServiceAccount token in Kubernetes); re-read at every connect."
+    )
     var tokenFile: String?
 
     @Option(help: "PEM roots that the control plane's certificate must chain to.")
     var trustBundle: String?
 
     @Option(
-        help: "Folder for the last good identity and config (files 0600), so a restart during an outage still comes up. In Kubernetes, a memory-backed emptyDir."
+        help:
+            "Folder for the last good identity and config (files 0600), so a restart during an outage still comes up. In Kubernetes, a memory-backed emptyDir."
     )
     var cacheDir: String?
 
     @Option(help: "SPIFFE trust domain of the mesh.")
     var trustDomain = MeshDefaults.trustDomain
 
-    @Option(help: "SPIFFE ID the control plane must present. Default: spiffe://<trust-domain>/ns/weft-system/sa/weft-control.")
+    @Option(
+        help:
+            "SPIFFE ID the control plane must present. Default: spiffe://<trust-domain>/ns/weft-system/sa/weft-control."
+    )
     var controlPlaneIdentity: String?
 
     @Option(help: "This pod's name. Default: $POD_NAME (Downward API metadata.name).")

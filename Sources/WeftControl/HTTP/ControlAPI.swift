@@ -99,8 +99,11 @@ public final class ControlAPI: Sendable {
         let proxies = await hub.statuses()
         let generation = hub.currentMesh.generation
         let upToDate = proxies.filter { $0.ackedGeneration == generation && $0.ackedVersion == $0.version }
-        let behind = proxies.filter { !($0.ackedGeneration == generation && $0.ackedVersion == $0.version) }
-        let nacked = proxies.filter { $0.lastNack != nil && $0.ackedVersion < $0.version }
+        let isNacked: (ProxyStatus) -> Bool = { $0.lastNack != nil && $0.ackedVersion < $0.version }
+        let nacked = proxies.filter(isNacked)
+        let behind = proxies.filter {
+            !($0.ackedGeneration == generation && $0.ackedVersion == $0.version) && !isNacked($0)
+        }
         return ControlStatus(
             config: config, trustDomain: hub.currentMesh.mesh.entry.trustDomain,
             proxies: .init(

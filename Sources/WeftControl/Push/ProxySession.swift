@@ -240,22 +240,3 @@ struct ProxySession {
             subscriptions: subscriptions.sorted())
     }
 }
-
-/// One proxy as `weftctl check` and `weftctl config` see it.
-public struct ProxyStatus: Codable, Sendable, Hashable {
-    public var session: String
-    public var pod: String
-    public var namespace: String
-    public var serviceAccount: String
-    public var ip: String
-    public var identity: String
-    public var connectedAt: String
-    public var certificateNotAfter: String
-    public var version: Int
-    public var ackedVersion: Int
-    public var sentGeneration: Int
-    public var ackedGeneration: Int
-    public var nacks: Int
-    public var lastNack: String?
-    public var subscriptions: [String]
-}

@@ -60,7 +60,9 @@ final class AdminHandler: ChannelInboundHandler {
         case (_, "/live"), (_, "/ready"), (_, "/metrics"), (_, "/config"), (_, "/shutdown"):
             send(context, head, .methodNotAllowed, "method \(head.method) not allowed on \(path)\n")
         default:
-            send(context, head, .notFound, "no admin endpoint \(path); try /live, /ready, /metrics, /config, POST /shutdown\n")
+            send(
+                context, head, .notFound,
+                "no admin endpoint \(path); try /live, /ready, /metrics, /config, POST /shutdown\n")
         }
     }
 

@@ -23,7 +23,9 @@ struct ConfigView: Encodable {
     init(store: MeshStore?) {
         controlPlane = store != nil
         connected = store?.isConnected ?? false
-        identity = store?.identity.map { IdentitySummary(spiffeId: $0.spiffeId, notBefore: $0.notBefore, notAfter: $0.notAfter) }
+        identity = store?.identity.map {
+            IdentitySummary(spiffeId: $0.spiffeId, notBefore: $0.notBefore, notAfter: $0.notAfter)
+        }
         let config = store?.config
         version = config?.version
         generation = config?.generation

@@ -1,0 +1,129 @@
+import ArgumentParser
+import WeftCore
+import WeftProtocol
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// Where the control plane's HTTP API is; shared by the commands that talk to it.
+struct ControlPlaneOptions: ParsableArguments {
+    @Option(
+        name: .customLong("control-plane"),
+        help: ArgumentHelp(
+            "The control plane's HTTP API (port \(MeshDefaults.controlHTTPPort)). Default: $WEFT_CONTROL_PLANE, else 127.0.0.1:\(MeshDefaults.controlHTTPPort).",
+            valueName: "host:port"))
+    var address: String?
+
+    @Option(name: .shortAndLong, help: "Output: text (for people) or json.")
+    var output: OutputFormat = .text
+
+    enum OutputFormat: String, ExpressibleByArgument {
+        case text, json
+    }
+
+    func client() throws -> ControlPlaneHTTP {
+        let text =
+            address ?? ProcessInfo.processInfo.environment["WEFT_CONTROL_PLANE"]
+            ?? "127.0.0.1:\(MeshDefaults.controlHTTPPort)"
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else {
+            throw ValidationError("--control-plane: \(text) is not host:port")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return ControlPlaneHTTP(host: host, port: port)
+    }
+}
+
+/// `weftctl check`: is the mesh healthy?
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check the control plane: reachable, config valid, proxies connected and acked.",
+        discussion: "Exits 0 when every check passes, 1 when one fails."
+    )
+
+    @OptionGroup var options: ControlPlaneOptions
+
+    func run() throws {
+        let http = try options.client()
+        let status: ControlStatus
+        do {
+            status = try http.getJSON("/api/v1/status", as: ControlStatus.self)
+        } catch {
+            if options.output == .json {
+                print(
+                    #"{"reachable":false,"error":"\#(String(describing: error).replacingOccurrences(of: "\"", with: "'"))"}"#
+                )
+            } else {
+                print("✘ \(error)")
+            }
+            throw ExitCode(1)
+        }
+        let checks = Self.checks(status)
+        if options.output == .json {
+            struct Report: Encodable {
+                var reachable = true
+                var healthy: Bool
+                var status: ControlStatus
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            let report = Report(healthy: checks.allSatisfy(\.passed), status: status)
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print("control plane \(http.host):\(http.port)")
+            for check in checks {
+                print("\(check.passed ? "✔" : "✘") \(check.summary)")
+                for line in check.details { print("    \(line)") }
+            }
+        }
+        if !checks.allSatisfy(\.passed) { throw ExitCode(1) }
+    }
+
+    struct Check {
+        var passed: Bool
+        var summary: String
+        var details: [String] = []
+    }
+
+    static func checks(_ status: ControlStatus) -> [Check] {
+        var checks = [Check(passed: true, summary: "reachable; trust domain \(status.trustDomain)")]
+        let config = status.config
+        if config.state == "rejected", let rejection = config.lastRejection {
+            checks.append(
+                Check(
+                    passed: false,
+                    summary:
+                        "config change rejected at \(rejection.at); generation \(config.generation) (accepted \(config.acceptedAt)) stays in force",
+                    details: rejection.errors))
+        } else {
+            checks.append(
+                Check(
+                    passed: true,
+                    summary:
+                        "config valid: generation \(config.generation) from \(config.source), accepted \(config.acceptedAt)"
+                        + (config.rejectedCount > 0 ? " (\(config.rejectedCount) earlier changes rejected)" : ""),
+                    details: config.warnings.map { "warning: \($0)" }))
+        }
+        let proxies = status.proxies
+        if proxies.behind.isEmpty && proxies.nacked.isEmpty {
+            checks.append(
+                Check(
+                    passed: true,
+                    summary: "\(proxies.connected) proxies connected, all acked generation \(config.generation)"))
+        } else {
+            var details = proxies.behind.map { "not acked yet: \($0)" }
+            details += proxies.nacked.map { "nacked: \($0)" }
+            checks.append(
+                Check(
+                    passed: false,
+                    summary:
+                        "\(proxies.connected) proxies connected, \(proxies.upToDate) acked generation \(config.generation)",
+                    details: details))
+        }
+        return checks
+    }
+}

@@ -1,20 +1,116 @@
 import ArgumentParser
+import Glibc
+import Logging
+import ServiceLifecycle
 import WeftControl
+import WeftCore
 
 @main
-struct WeftControlCommand: ParsableCommand {
+struct WeftControlCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weft-control",
         abstract: "The Weft control plane: certificate authority and config server for the sidecars.",
         discussion: """
-            Not part of this build yet: the CA, the folder and Kubernetes config sources and the \
-            JSON-over-TLS push server arrive with the control-plane work. Sidecars run without it \
-            and forward every connection to its original destination.
+            Standalone mode: reads a folder of Kubernetes-shaped YAML (--config) and watches it; a change \
+            that fails validation is rejected and the last good config stays in force. Issues each sidecar's \
+            certificate from its CSR with the CA in --ca (made by `weftctl ca init`), authenticates sidecars \
+            with the shared token in --token-file, and pushes config over JSON-over-TLS on --push-port \
+            (docs/protocol.md). Metrics and the API that `weftctl check` reads are on --http-port. \
+            SIGTERM stops it.
             """
     )
 
-    func run() throws {
-        print(ControlPlane.unavailableMessage)
-        throw ExitCode(2)
+    @Option(help: "Folder of multi-document YAML: Services, EndpointSlices, Pods, HTTPRoutes, AuthorizationPolicies, a MeshConfig.")
+    var config: String
+
+    @Option(help: "CA folder from `weftctl ca init`: intermediate.crt, intermediate.key, bundle.crt.")
+    var ca: String
+
+    @Option(help: "File holding the shared bootstrap token that sidecars present in their hello.")
+    var tokenFile: String
+
+    @Option(help: "Address the push and HTTP ports bind.")
+    var host = "0.0.0.0"
+
+    @Option(help: "Push port (JSON over TLS 1.3).")
+    var pushPort = MeshDefaults.controlPushPort
+
+    @Option(help: "HTTP port: /metrics, /live, /ready, /api/v1/status, /api/v1/proxies.")
+    var httpPort = MeshDefaults.controlHTTPPort
+
+    @Option(help: "Event-loop threads.")
+    var threads = 2
+
+    @Option(help: "Lifetime of workload certificates, e.g. 24h, 90m.")
+    var certificateLifetime = "24h"
+
+    @Option(help: "How long a config change waits for more changes before one push carries them all, e.g. 100ms.")
+    var debounce = "100ms"
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "info"
+
+    func validate() throws {
+        for (name, port) in [("--push-port", pushPort), ("--http-port", httpPort)] where !(1...65535).contains(port) {
+            throw ValidationError("\(name): \(port) is not a port number (1-65535)")
+        }
+        guard pushPort != httpPort else { throw ValidationError("--push-port and --http-port must differ") }
+        guard (1...64).contains(threads) else { throw ValidationError("--threads: \(threads) is not between 1 and 64") }
+        guard let lifetime = Self.duration(certificateLifetime), lifetime >= .seconds(600) else {
+            throw ValidationError("--certificate-lifetime: \(certificateLifetime) is not a duration of at least 10m")
+        }
+        guard Self.duration(debounce) != nil else { throw ValidationError("--debounce: \(debounce) is not a duration") }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level: \(logLevel) is not one of trace, debug, info, notice, warning, error, critical")
+        }
+    }
+
+    /// `500ms`, `10s`, `90m`, `24h`.
+    static func duration(_ text: String) -> Duration? {
+        for (suffix, scale) in [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)] where text.hasSuffix(suffix) {
+            guard let value = Int(text.dropLast(suffix.count)), value >= 0, value < Int.max / scale else { return nil }
+            return .milliseconds(value * scale)
+        }
+        return nil
+    }
+
+    func run() async throws {
+        // Idle proxy connections dominate this process's memory. With glibc's default mmap
+        // threshold each connection's TLS buffers come from the heap and stay resident;
+        // at 16 KiB they are mapped and their untouched pages cost nothing
+        // (docs/ARCHITECTURE.md, "Control plane memory").
+        _ = mallopt(M_MMAP_THRESHOLD, 16 * 1024)
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "weft-control")
+        var settings = ControlPlaneSettings(configDirectory: config, caDirectory: ca, tokenFile: tokenFile)
+        settings.pushHost = host
+        settings.httpHost = host
+        settings.pushPort = pushPort
+        settings.httpPort = httpPort
+        settings.threads = threads
+        settings.certificateLifetime = Self.duration(certificateLifetime) ?? .seconds(86_400)
+        settings.debounce = Self.duration(debounce) ?? .milliseconds(100)
+        let controlPlane = ControlPlane(settings: settings, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: controlPlane, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch let error as ControlPlane.StartupError {
+            FileHandleStderr.write("weft-control: \(error.description)\n")
+            throw ExitCode(1)
+        }
+    }
+}
+
+enum FileHandleStderr {
+    static func write(_ text: String) {
+        _ = text.withCString { fputs($0, stderr) }
     }
 }

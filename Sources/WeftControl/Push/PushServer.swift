@@ -12,10 +12,10 @@ import WeftProtocol
 /// and a bounded write buffer whose high-water mark is the slow-consumer limit.
 public struct PushServer: Sendable {
     let hub: PushHub
-    let tls: NIOSSLContext
+    let tls: ServingCertificate
     let logger: Logger
 
-    init(hub: PushHub, tls: NIOSSLContext, logger: Logger) {
+    init(hub: PushHub, tls: ServingCertificate, logger: Logger) {
         self.hub = hub
         self.tls = tls
         self.logger = logger
@@ -41,7 +41,7 @@ public struct PushServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
-                        NIOSSLServerHandler(context: tls),
+                        NIOSSLServerHandler(context: tls.current),
                         ByteToMessageHandler(ControlFrameDecoder(maxFrameBytes: ControlProtocol.maxClientFrameBytes)),
                         ControlFrameEncoder(),
                         IdleStateHandler(

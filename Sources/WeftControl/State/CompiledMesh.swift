@@ -1,3 +1,4 @@
+import WeftCore
 import WeftProtocol
 
 /// One wire entry, with its JSON encoded once per generation and shared by every push.
@@ -17,18 +18,18 @@ public struct CompiledEntry<Entry: Hashable & Sendable & Encodable>: Sendable {
 /// An AuthorizationPolicy with what the push layer needs to decide which pods it selects.
 public struct PolicySelection: Sendable {
     public let namespace: String
-    /// Empty selects every pod of the namespace.
-    public let matchLabels: [String: String]
+    /// An empty selector selects every pod of the namespace.
+    public let selector: LabelSelector
     public let entry: PolicyEntry
 
-    public init(namespace: String, matchLabels: [String: String], entry: PolicyEntry) {
+    public init(namespace: String, selector: LabelSelector, entry: PolicyEntry) {
         self.namespace = namespace
-        self.matchLabels = matchLabels
+        self.selector = selector
         self.entry = entry
     }
 
     func selects(labels: [String: String]) -> Bool {
-        matchLabels.allSatisfy { labels[$0.key] == $0.value }
+        selector.matches(labels)
     }
 }
 

@@ -1,0 +1,29 @@
+import WeftCore
+
+/// Everything `weft-control` was told.
+public struct ControlPlaneSettings: Sendable {
+    /// The standalone config folder (`--config`).
+    public var configDirectory: String
+    /// The CA folder (`--ca`): intermediate certificate and key, trust bundle.
+    public var caDirectory: String
+    /// The shared bootstrap token's file (`--token-file`), standalone mode.
+    public var tokenFile: String
+    public var pushHost = "0.0.0.0"
+    public var pushPort = MeshDefaults.controlPushPort
+    public var httpHost = "0.0.0.0"
+    public var httpPort = MeshDefaults.controlHTTPPort
+    public var threads = 2
+    /// Lifetime of workload certificates.
+    public var certificateLifetime: Duration = .seconds(86_400)
+    /// How long the push waits after a change for more changes before it pushes them as one.
+    public var debounce: Duration = .milliseconds(100)
+    /// The control plane's own identity (its serving certificate's SPIFFE ID).
+    public var namespace = MeshDefaults.controlPlaneNamespace
+    public var serviceAccount = MeshDefaults.controlPlaneServiceAccount
+
+    public init(configDirectory: String, caDirectory: String, tokenFile: String) {
+        self.configDirectory = configDirectory
+        self.caDirectory = caDirectory
+        self.tokenFile = tokenFile
+    }
+}

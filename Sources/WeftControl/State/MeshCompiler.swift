@@ -1,0 +1,134 @@
+import WeftCore
+import WeftProtocol
+
+/// Turns the validated mesh model into wire entries (docs/protocol.md, "Config content").
+///
+/// Kubernetes shapes stay on this side: a proxy gets flat entries keyed by
+/// `namespace/name`, with durations in milliseconds and endpoints already merged from
+/// their slices and labelled with the workload's SPIFFE ID.
+enum MeshCompiler {
+    static func compile(_ state: MeshState, generation: Int, previous: CompiledMesh?) -> CompiledMesh {
+        let config = state.meshConfig
+        let mesh = MeshSettings(
+            trustDomain: config.trustDomain, mtls: config.mtlsMode.rawValue,
+            retryBudget: RetryBudgetSettings(
+                ratio: config.retryBudget.ratio, minRetriesPerSecond: config.retryBudget.minRetriesPerSecond,
+                windowMs: milliseconds(config.retryBudget.window)),
+            traceSampling: config.tracing.sampling, outboundPolicy: config.outboundPolicy.rawValue)
+        let services = state.serviceIndex.map { entry in
+            ServiceEntry(
+                key: entry.service.description, clusterIPs: entry.clusterIPs, hosts: entry.dnsNames,
+                ports: entry.ports.map(servicePort))
+        }
+        var routes: [RouteSet] = []
+        var endpoints: [EndpointSet] = []
+        for service in state.services {
+            let name = service.name
+            let attached = state.routes(for: name)
+            if !attached.isEmpty {
+                routes.append(RouteSet(service: name.description, routes: attached.flatMap { routeEntries($0, for: name) }))
+            }
+            let merged = state.endpoints(for: name)
+            if !merged.isEmpty {
+                endpoints.append(EndpointSet(service: name.description, endpoints: merged.map(endpointEntry)))
+            }
+        }
+        let policies = state.authorizationPolicies.map { policy in
+            PolicySelection(
+                namespace: policy.metadata.namespace, selector: policy.selector,
+                entry: PolicyEntry(
+                    key: "\(policy.metadata.namespace)/\(policy.metadata.name)", action: policy.action.rawValue,
+                    rules: policy.rules.map(policyRule)))
+        }
+        var pods: [String: KnownPod] = [:]
+        for pod in state.pods {
+            pods["\(pod.metadata.namespace)/\(pod.metadata.name)"] = KnownPod(
+                serviceAccount: pod.serviceAccountName, labels: pod.metadata.labels)
+        }
+        return CompiledMesh(
+            generation: generation, mesh: mesh, services: services, routes: routes, endpoints: endpoints,
+            policies: policies, pods: pods, previous: previous)
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int {
+        let (seconds, attoseconds) = duration.components
+        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+    }
+
+    private static func servicePort(_ port: Service.Port) -> ServicePortEntry {
+        let (number, name): (Int?, String?) =
+            switch port.targetPort {
+            case .number(let n): (n, nil)
+            case .name(let s): (nil, s)
+            }
+        return ServicePortEntry(
+            name: port.name.isEmpty ? nil : port.name, port: port.port, targetPort: number, targetPortName: name,
+            protocol: port.protocol.rawValue, appProtocol: port.appProtocol)
+    }
+
+    /// One entry per parentRef that attaches the route to `service` (a route may attach
+    /// to several of its ports).
+    private static func routeEntries(_ route: HTTPRoute, for service: ServiceName) -> [RouteEntry] {
+        let refs = route.parentRefs.filter {
+            $0.isService && $0.name == service.name && $0.namespace == service.namespace
+        }
+        let ports = Array(Set(refs.map(\.port))).sorted { ($0 ?? 0) < ($1 ?? 0) }
+        let rules = route.rules.map { rule in
+            RouteRuleEntry(
+                matches: rule.matches.map { match in
+                    RouteMatchEntry(
+                        pathType: match.path.type.rawValue, path: match.path.value,
+                        headers: match.headers.isEmpty ? nil : match.headers.map(valueMatch),
+                        queryParams: match.queryParams.isEmpty ? nil : match.queryParams.map(valueMatch),
+                        method: match.method)
+                },
+                backends: rule.backendRefs.filter(\.isService).map { ref in
+                    BackendEntry(service: "\(ref.namespace)/\(ref.name)", port: ref.port, weight: ref.weight)
+                },
+                requestTimeoutMs: rule.timeouts?.request.map(milliseconds),
+                backendRequestTimeoutMs: rule.timeouts?.backendRequest.map(milliseconds),
+                retry: rule.retry.map { retry in
+                    RetryEntry(
+                        attempts: retry.attempts, codes: retry.codes.isEmpty ? nil : retry.codes,
+                        backoffMs: retry.backoff.map(milliseconds))
+                })
+        }
+        let name = "\(route.metadata.namespace)/\(route.metadata.name)"
+        let hostnames = route.hostnames.isEmpty ? nil : route.hostnames
+        return ports.map { RouteEntry(name: name, port: $0, hostnames: hostnames, rules: rules) }
+    }
+
+    private static func valueMatch(_ match: HTTPRouteMatch.ValueMatch) -> ValueMatchEntry {
+        ValueMatchEntry(type: match.type.rawValue, name: match.name, value: match.value)
+    }
+
+    private static func endpointEntry(_ endpoint: MeshEndpoint) -> EndpointEntry {
+        EndpointEntry(
+            address: endpoint.address,
+            ports: endpoint.ports.compactMap { port in
+                port.port.map { EndpointPortEntry(name: port.name, port: $0, appProtocol: port.appProtocol) }
+            },
+            ready: endpoint.ready, serving: endpoint.serving, terminating: endpoint.terminating,
+            identity: endpoint.identity?.description, zone: endpoint.zone)
+    }
+
+    private static func policyRule(_ rule: AuthorizationPolicy.Rule) -> PolicyRule {
+        PolicyRule(
+            from: rule.from.isEmpty
+                ? nil
+                : rule.from.map { source in
+                    PolicyPeer(
+                        identities: source.identities.isEmpty ? nil : source.identities,
+                        namespaces: source.namespaces.isEmpty ? nil : source.namespaces,
+                        serviceAccounts: source.serviceAccounts.isEmpty ? nil : source.serviceAccounts)
+                },
+            to: rule.to.isEmpty
+                ? nil
+                : rule.to.map { operation in
+                    PolicyTarget(
+                        ports: operation.ports.isEmpty ? nil : operation.ports,
+                        methods: operation.methods.isEmpty ? nil : operation.methods,
+                        paths: operation.paths.isEmpty ? nil : operation.paths)
+                })
+    }
+}

@@ -139,12 +139,18 @@ public struct MessageCoder {
         }
     }
 
-    /// The message's `type`.
+    /// The message's `type`. Call it first: it also checks that the whole payload is UTF-8,
+    /// which JSONDecoder does not do for strings it never reads (keys it ignores).
     public func type() throws(ProtocolError) -> String {
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            throw ProtocolError(.invalidJSON, "the frame is not valid UTF-8")
+        }
         do {
             return try JSONDecoder().decode(TypeProbe.self, from: Data(bytes)).type
         } catch DecodingError.keyNotFound {
             throw ProtocolError(.unknownType, "the object has no \"type\" field")
+        } catch DecodingError.valueNotFound {
+            throw ProtocolError(.unknownType, "\"type\" is null")
         } catch DecodingError.typeMismatch {
             throw ProtocolError(.unknownType, "\"type\" must be a string (or the frame is not a JSON object)")
         } catch {
@@ -162,6 +168,9 @@ public struct MessageCoder {
             throw ProtocolError(.invalidMessage, "\(Self.path(context.codingPath)): wrong type")
         } catch let DecodingError.valueNotFound(_, context) {
             throw ProtocolError(.invalidMessage, "\(Self.path(context.codingPath)): null")
+        } catch let DecodingError.dataCorrupted(context) where context.codingPath.isEmpty {
+            // Not a field's value but the document itself (e.g. a string that is not UTF-8).
+            throw ProtocolError(.invalidJSON, "the frame is not valid UTF-8 JSON: \(context.debugDescription)")
         } catch let DecodingError.dataCorrupted(context) {
             throw ProtocolError(.invalidMessage, "\(Self.path(context.codingPath)): \(context.debugDescription)")
         } catch {

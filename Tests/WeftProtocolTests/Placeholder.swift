@@ -1,5 +1,0 @@
-import XCTest
-
-final class WeftProtocolPlaceholderTests: XCTestCase {
-    func testModuleLinks() {}
-}

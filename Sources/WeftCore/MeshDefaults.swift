@@ -23,4 +23,6 @@ public enum MeshDefaults {
     public static let opaquePorts: [Int] = [25, 587, 3306, 4444, 5432, 6379, 9300, 11211]
     /// The default SPIFFE trust domain.
     public static let trustDomain = "cluster.local"
+    /// The default Kubernetes cluster DNS domain (`name.ns.svc.cluster.local`).
+    public static let clusterDomain = "cluster.local"
 }

@@ -32,6 +32,7 @@ public final class FolderConfigSource: Sendable {
     public let coalesceDelay: Duration
 
     private let logger: Logger
+    private let usesInotify: Bool
     private let state = Mutex(WatchState())
 
     private struct WatchState {
@@ -45,14 +46,22 @@ public final class FolderConfigSource: Sendable {
     ///   - logger: where accepted and rejected changes are logged.
     ///   - pollInterval: the fallback poll's period (2 s by default).
     ///   - coalesceDelay: the quiet time before a reload (50 ms by default).
-    public init(
+    public convenience init(
         directory: String, logger: Logger, pollInterval: Duration = .seconds(2),
         coalesceDelay: Duration = .milliseconds(50)
     ) {
+        self.init(
+            directory: directory, logger: logger, pollInterval: pollInterval, coalesceDelay: coalesceDelay,
+            usesInotify: true)
+    }
+
+    /// - Parameter usesInotify: false to rely on the poll alone (tests of the fallback).
+    init(directory: String, logger: Logger, pollInterval: Duration, coalesceDelay: Duration, usesInotify: Bool) {
         self.directory = directory
         self.logger = logger
         self.pollInterval = pollInterval
         self.coalesceDelay = coalesceDelay
+        self.usesInotify = usesInotify
     }
 
     /// The state in force: the last accepted one, nil before the first successful load.
@@ -116,8 +125,8 @@ public final class FolderConfigSource: Sendable {
 
     private func runWatchLoop(stop: StopSignal, emit: (ConfigEvent) -> Void) {
         #if canImport(Glibc)
-            let inotify = InotifyWatcher()
-            if inotify == nil {
+            let inotify = usesInotify ? InotifyWatcher() : nil
+            if usesInotify && inotify == nil {
                 logger.warning(
                     "inotify unavailable; watching the config folder by polling only",
                     metadata: ["folder": "\(directory)", "interval": "\(pollInterval)"])

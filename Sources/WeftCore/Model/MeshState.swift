@@ -10,6 +10,11 @@ public struct MeshState: Sendable, Equatable {
     public struct Origin: Hashable, Sendable {
         public let file: String
         public let document: Int
+
+        public init(file: String, document: Int) {
+            self.file = file
+            self.document = document
+        }
     }
 
     /// The mesh-wide settings; `MeshConfig.default` when no MeshConfig was given.

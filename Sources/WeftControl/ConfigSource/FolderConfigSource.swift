@@ -92,8 +92,8 @@ public final class FolderConfigSource: Sendable {
     /// calling task is cancelled.
     ///
     /// If `loadInitial()` has not succeeded yet, the first event is the result of a load.
-    /// Events are delivered one at a time: the next reload's event waits until
-    /// `onEvent` returns.
+    /// Events are delivered in order, one at a time; reloads go on meanwhile, and their
+    /// events queue. Call it once per source.
     /// - Parameter onEvent: called for every change.
     public func watch(_ onEvent: @escaping @Sendable (ConfigEvent) async -> Void) async throws {
         let (events, continuation) = AsyncStream<ConfigEvent>.makeStream(bufferingPolicy: .unbounded)

@@ -36,12 +36,19 @@ struct FolderListing: Equatable {
     /// - Throws: `ConfigLoadFailure` when the root is not a readable folder.
     static func scan(_ root: String) throws(ConfigLoadFailure) -> FolderListing {
         var info = stat()
-        guard stat(root, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
-            let reason = errno == 0 ? "is not a folder" : String(cString: strerror(errno))
+        var problem: String?
+        if stat(root, &info) != 0 {
+            problem = String(cString: strerror(errno))
+        } else if (info.st_mode & S_IFMT) != S_IFDIR {
+            problem = "not a folder"
+        } else if access(root, R_OK | X_OK) != 0 {
+            problem = String(cString: strerror(errno))
+        }
+        if let problem {
             throw ConfigLoadFailure(errors: [
                 ConfigError(
                     code: .unreadableFile, file: root, document: 0, field: "",
-                    reason: "cannot read the config folder: \(reason)")
+                    reason: "cannot read the config folder: \(problem)")
             ])
         }
         var files: [File] = []

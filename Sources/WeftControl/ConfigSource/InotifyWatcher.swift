@@ -7,7 +7,6 @@
     /// any event means "rescan", which keeps this small and makes a queue overflow harmless.
     final class InotifyWatcher {
         private let fd: Int32
-        private var watched: Set<String> = []
 
         /// The events that can change what the folder holds: a file written and closed,
         /// renamed in or out (editors and the ConfigMap `..data` swap), created, deleted,
@@ -25,14 +24,13 @@
 
         deinit { close(fd) }
 
-        /// Adds watches for folders not watched yet, and forgets folders no longer listed
-        /// (the kernel drops a watch by itself when its folder goes). Re-adding a watched
-        /// path is harmless, and picks up a folder re-created under the same name.
+        /// Adds watches for the folders. Re-adding a watched folder is harmless, and picks
+        /// up a folder re-created under the same name; the kernel drops the watch of a
+        /// folder that goes away by itself.
         func watch(_ directories: [String]) {
             for directory in directories {
                 _ = inotify_add_watch(fd, directory, Self.mask)
             }
-            watched = Set(directories)
         }
 
         /// Waits up to `milliseconds` for events; true when some arrived (they are drained).

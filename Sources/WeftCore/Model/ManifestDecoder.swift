@@ -124,12 +124,22 @@ extension DocumentReader {
             return decodeMeshConfig(object).map { [.meshConfig($0)] } ?? []
         default:
             let name = object.field("metadata").flatMap { ($0.node.mapping?["name"]?.string) }.map { " \($0)" } ?? ""
+            var hint = ""
+            if let known = Self.knownAPIVersions[kind] { hint = " (Weft reads \(known) \(kind))" }
             warn(
-                .unknownKind, object.path("kind"), "\(apiVersion) \(kind)\(name) is not a kind Weft reads; skipped",
-                line: object.line)
+                .unknownKind, object.path("kind"),
+                "\(apiVersion) \(kind)\(name) is not a kind Weft reads\(hint); skipped", line: object.line)
             return []
         }
     }
+
+    /// For a kind Weft reads under another apiVersion, the one it expects (a hint in the
+    /// warning: `weft.dev/v1 MeshConfig` is most likely a typo).
+    static let knownAPIVersions: [String: String] = [
+        "Service": "v1", "Pod": "v1", "EndpointSlice": "discovery.k8s.io/v1",
+        "HTTPRoute": "gateway.networking.k8s.io/v1", "MeshConfig": "weft.dev/v1alpha1",
+        "AuthorizationPolicy": "weft.dev/v1alpha1",
+    ]
 
     enum NameRule {
         case subdomain, label1035

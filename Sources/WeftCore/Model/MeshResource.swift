@@ -26,7 +26,8 @@ public enum MeshResource: Hashable, Sendable {
         case .pod(let r): return r.metadata
         case .httpRoute(let r): return r.metadata
         case .authorizationPolicy(let r): return r.metadata
-        case .meshConfig(let r): return r.metadata!
+        case .meshConfig(let r):
+            return r.metadata ?? ObjectMeta(name: "", namespace: "default", labels: [:], creationTimestamp: nil)
         }
     }
 

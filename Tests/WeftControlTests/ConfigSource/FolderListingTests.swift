@@ -42,3 +42,15 @@ final class FolderListingTests: XCTestCase {
         XCTAssertEqual(failure.errors.map(\.description), ["bin.yaml: is not UTF-8 text"])
     }
 }
+
+extension FolderListingTests {
+    func testAFileIsNotAFolder() throws {
+        let folder = try ConfigFolder()
+        try folder.write("a.yaml", "")
+        XCTAssertThrowsError(try FolderListing.scan("\(folder.path)/a.yaml")) { error in
+            XCTAssertEqual(
+                (error as? ConfigLoadFailure)?.description,
+                "\(folder.path)/a.yaml: cannot read the config folder: not a folder")
+        }
+    }
+}

@@ -88,7 +88,16 @@ final class ManifestDecoderTests: XCTestCase {
             [
                 "other.yaml: document 1: kind: apps/v1 Deployment web is not a kind Weft reads; skipped",
                 "other.yaml: document 2: kind: v1 ConfigMap settings is not a kind Weft reads; skipped",
-                "other.yaml: document 3: kind: security.istio.io/v1 AuthorizationPolicy istio is not a kind Weft reads; skipped",
+                "other.yaml: document 3: kind: security.istio.io/v1 AuthorizationPolicy istio is not a kind Weft reads (Weft reads weft.dev/v1alpha1 AuthorizationPolicy); skipped",
+            ])
+    }
+
+    func testAKnownKindUnderAnotherAPIVersionGetsAHint() {
+        let text = "apiVersion: weft.dev/v1\nkind: MeshConfig\nmetadata: {name: mesh}\n"
+        XCTAssertEqual(
+            ManifestDecoder.decode(text, file: "m.yaml").warnings.map(\.description),
+            [
+                "m.yaml: document 1: kind: weft.dev/v1 MeshConfig mesh is not a kind Weft reads (Weft reads weft.dev/v1alpha1 MeshConfig); skipped"
             ])
     }
 

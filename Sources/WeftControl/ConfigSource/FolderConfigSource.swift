@@ -14,7 +14,7 @@ import WeftCore
 /// and builds a `MeshState`. Then it watches the folder: inotify for a prompt reaction
 /// (Linux), and a fingerprint poll (paths, sizes, mtimes, inodes) as a fallback for
 /// filesystems and editors inotify misses. Bursts of events are coalesced: the folder is
-/// reloaded once it has been quiet for `coalesceDelay`.
+/// reloaded once it has been quiet for `coalesceDelay` (or after a second of constant change).
 ///
 /// A reload is all or nothing. If any file has an error, the change is rejected: the
 /// last good state stays in force and the errors are reported (once, until the folder
@@ -117,6 +117,9 @@ public final class FolderConfigSource: Sendable {
 
     // MARK: The watch thread
 
+    /// A folder that never goes quiet is still reloaded this often.
+    static let maximumBurst: Duration = .seconds(1)
+
     private final class StopSignal: Sendable {
         private let flag = Atomic<Bool>(false)
         func request() { flag.store(true, ordering: .relaxed) }
@@ -143,17 +146,21 @@ public final class FolderConfigSource: Sendable {
         rewatch()
         let clock = ContinuousClock()
         var pending: ContinuousClock.Instant?  // the last event of a burst not yet reloaded
+        var burstStart: ContinuousClock.Instant?  // its first event
         var nextPoll = clock.now + pollInterval
         while !stop.isRequested {
             let now = clock.now
             var wait = min(nextPoll - now, .milliseconds(100))  // wake often enough to notice stop
-            if let pending { wait = min(wait, pending + coalesceDelay - now) }
+            if let pending, let burstStart {
+                wait = min(wait, min(pending + coalesceDelay, burstStart + Self.maximumBurst) - now)
+            }
             let ms = Int32(max(0, wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000))
             #if canImport(Glibc)
                 if let inotify {
                     if inotify.wait(milliseconds: ms) {
                         pending = clock.now
-                        continue
+                        if burstStart == nil { burstStart = pending }
+                        if clock.now < burstStart! + Self.maximumBurst { continue }
                     }
                 } else {
                     usleep(UInt32(ms) * 1000)
@@ -162,8 +169,11 @@ public final class FolderConfigSource: Sendable {
                 usleep(UInt32(ms) * 1000)
             #endif
             if stop.isRequested { break }
-            if let last = pending, clock.now >= last + coalesceDelay {
+            if let last = pending, let first = burstStart,
+                clock.now >= last + coalesceDelay || clock.now >= first + Self.maximumBurst
+            {
                 pending = nil
+                burstStart = nil
                 reload(emit: emit)
                 rewatch()
                 nextPoll = clock.now + pollInterval

@@ -10,10 +10,11 @@
 
         /// The events that can change what the folder holds: a file written and closed,
         /// renamed in or out (editors and the ConfigMap `..data` swap), created, deleted,
-        /// or a watched folder itself deleted.
+        /// or a watched folder itself deleted or moved. Not IN_ATTRIB: reading a file can
+        /// update its atime, and the reload's own reads would wake the watcher again.
         private static let mask: UInt32 =
             UInt32(IN_CLOSE_WRITE) | UInt32(IN_MOVED_TO) | UInt32(IN_MOVED_FROM) | UInt32(IN_CREATE)
-            | UInt32(IN_DELETE) | UInt32(IN_DELETE_SELF) | UInt32(IN_MOVE_SELF) | UInt32(IN_ATTRIB)
+            | UInt32(IN_DELETE) | UInt32(IN_DELETE_SELF) | UInt32(IN_MOVE_SELF)
 
         /// nil when the kernel refuses an instance (for example the user's limit is reached).
         init?() {

@@ -165,6 +165,28 @@ final class FolderConfigSourceTests: XCTestCase {
         XCTAssertNil(extra, "one burst, one update")
     }
 
+    func testAFolderThatNeverGoesQuietIsStillReloaded() async throws {
+        let folder = try ConfigFolder()
+        try folder.write("services.yaml", Manifests.service())
+        let source = source(folder, coalesce: .milliseconds(300))
+        _ = try source.loadInitial()
+        let (task, inbox) = startWatching(source)
+        defer { task.cancel() }
+        try await settle()
+
+        // A write every 50 ms for 2 s: never quiet for 300 ms.
+        let writer = Task {
+            for i in 0..<40 {
+                try folder.write("noise.yaml", "# \(i)\n")
+                if i == 0 { try folder.write("services.yaml", Manifests.service(port: 92)) }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        defer { writer.cancel() }
+        let event = await inbox.next(timeout: .milliseconds(1900))
+        XCTAssertEqual(event?.state?.services.first?.ports.first?.port, 92, "reloaded within the burst")
+    }
+
     func testAReloadWithoutChangesDeliversNothing() async throws {
         let folder = try ConfigFolder()
         try folder.write("services.yaml", Manifests.service())

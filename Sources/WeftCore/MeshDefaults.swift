@@ -29,4 +29,6 @@ public enum MeshDefaults {
     public static let version = "0.2.0"
     /// The default SPIFFE trust domain.
     public static let trustDomain = "cluster.local"
+    /// The default Kubernetes cluster DNS domain (`name.ns.svc.cluster.local`).
+    public static let clusterDomain = "cluster.local"
 }

@@ -1,0 +1,90 @@
+/// weft.dev/v1alpha1 AuthorizationPolicy: who may call the selected pods, and how.
+///
+/// Shaped like Istio's AuthorizationPolicy with Linkerd's identity-first vocabulary:
+/// `selector` picks pods in the policy's namespace, `action` is ALLOW or DENY, and each
+/// rule matches when one of its `from` entries and one of its `to` entries match (an
+/// absent list matches anything). Within an entry every given field must match, and each
+/// field lists alternatives. Evaluation (done by the proxy): any matching DENY rule
+/// denies; otherwise, if ALLOW policies select the pod, one of their rules must match;
+/// otherwise the request is allowed.
+public struct AuthorizationPolicy: Hashable, Sendable {
+    public enum Action: String, Hashable, Sendable {
+        case allow = "ALLOW"
+        case deny = "DENY"
+    }
+
+    /// A source: every non-empty field must match.
+    public struct Source: Hashable, Sendable {
+        /// SPIFFE IDs; an entry may end in `*` (prefix match), and `*` alone matches any
+        /// authenticated peer.
+        public let identities: [String]
+        public let namespaces: [String]
+        /// Service accounts as `name` (in the policy's namespace) or `namespace/name`,
+        /// stored resolved as `namespace/name`.
+        public let serviceAccounts: [String]
+
+        /// True when the peer's identity satisfies this source. `nil` is an
+        /// unauthenticated (plaintext) peer, which only an empty source matches.
+        public func matches(_ peer: SPIFFEID?) -> Bool {
+            if identities.isEmpty && namespaces.isEmpty && serviceAccounts.isEmpty { return true }
+            guard let peer else { return false }
+            if !identities.isEmpty {
+                let id = peer.description
+                let ok = identities.contains { $0.hasSuffix("*") ? id.hasPrefix($0.dropLast()) : $0 == id }
+                if !ok { return false }
+            }
+            if !namespaces.isEmpty && !namespaces.contains(peer.namespace) { return false }
+            if !serviceAccounts.isEmpty && !serviceAccounts.contains("\(peer.namespace)/\(peer.serviceAccount)") {
+                return false
+            }
+            return true
+        }
+    }
+
+    /// An operation: every non-empty field must match.
+    public struct Operation: Hashable, Sendable {
+        /// The pod's own (target) ports.
+        public let ports: [Int]
+        /// HTTP methods, upper case.
+        public let methods: [String]
+        /// Exact paths, or a prefix ending in `*` (`/api/*`).
+        public let paths: [String]
+
+        /// True when the request satisfies this operation; `method` and `path` are nil for
+        /// opaque TCP, which only operations without methods and paths match.
+        public func matches(port: Int, method: String?, path: String?) -> Bool {
+            if !ports.isEmpty && !ports.contains(port) { return false }
+            if !methods.isEmpty {
+                guard let method, methods.contains(method) else { return false }
+            }
+            if !paths.isEmpty {
+                guard let path else { return false }
+                if !paths.contains(where: { $0.hasSuffix("*") ? path.hasPrefix($0.dropLast()) : $0 == path }) {
+                    return false
+                }
+            }
+            return true
+        }
+    }
+
+    public struct Rule: Hashable, Sendable {
+        /// Empty matches any source.
+        public let from: [Source]
+        /// Empty matches any operation.
+        public let to: [Operation]
+
+        public func matches(peer: SPIFFEID?, port: Int, method: String?, path: String?) -> Bool {
+            (from.isEmpty || from.contains { $0.matches(peer) })
+                && (to.isEmpty || to.contains { $0.matches(port: port, method: method, path: path) })
+        }
+    }
+
+    public let metadata: ObjectMeta
+    /// Pods of the policy's namespace it applies to; empty selects them all.
+    public let selector: LabelSelector
+    /// ALLOW when the manifest does not say.
+    public let action: Action
+    /// An ALLOW policy without rules allows nothing; a DENY policy without rules denies
+    /// nothing (Istio's semantics).
+    public let rules: [Rule]
+}

@@ -1,0 +1,241 @@
+extension DocumentReader {
+    /// gateway.networking.k8s.io/v1 HTTPRoute, with Gateway API defaults applied.
+    mutating func decodeHTTPRoute(_ root: ObjectNode) -> HTTPRoute? {
+        let start = errors.count
+        let meta = metadata(root, rule: .subdomain)
+        let namespace = meta?.namespace ?? "default"
+        guard let spec = object(root, "spec") else {
+            if !has(root, "spec") { missing(root, "spec") }
+            return nil
+        }
+
+        var parents: [HTTPRoute.ParentReference] = []
+        for node in list(spec, "parentRefs") {
+            guard let object = object(node) else { continue }
+            let refStart = errors.count
+            let group = string(object, "group") ?? "gateway.networking.k8s.io"
+            let kind = string(object, "kind") ?? "Gateway"
+            let name = requiredString(object, "name")
+            var refNamespace = namespace
+            if let nsNode = object.field("namespace"),
+                let value = validated(nsNode, Self.labelExpectation, NameRules.isDNS1123Label)
+            {
+                refNamespace = value
+            }
+            let port = port(object, "port")
+            guard errors.count == refStart, let name else { continue }
+            let ref = HTTPRoute.ParentReference(
+                group: group, kind: kind, name: name, namespace: refNamespace, port: port)
+            if !ref.isService {
+                let what = kind == "Gateway" ? "a Gateway" : "a \(group)/\(kind)"
+                warn(
+                    .unsupportedField, node.path,
+                    "parent \(refNamespace)/\(name) is \(what); Weft only acts on Service parents (GAMMA), so this parent is ignored for the mesh",
+                    line: node.line)
+            }
+            parents.append(ref)
+        }
+        if meta != nil, !parents.contains(where: \.isService) {
+            warn(
+                .unsupportedField, spec.path("parentRefs"),
+                "names no Service; the route is ignored for the mesh", line: spec.line)
+        }
+
+        var hostnames: [String] = []
+        for node in list(spec, "hostnames") {
+            if let host = validated(
+                node, "must be a hostname (a DNS name, optionally starting with *.)", NameRules.isHostname)
+            {
+                hostnames.append(host)
+            }
+        }
+
+        var rules: [HTTPRouteRule] = []
+        let ruleNodes = list(spec, "rules")
+        for node in ruleNodes {
+            if let rule = routeRule(node, namespace: namespace) { rules.append(rule) }
+        }
+        if ruleNodes.isEmpty {
+            rules = [
+                HTTPRouteRule(name: nil, matches: [.matchAll], backendRefs: [], timeouts: nil, retry: nil)
+            ]
+        }
+        guard errors.count == start, let meta else { return nil }
+        return HTTPRoute(metadata: meta, parentRefs: parents, hostnames: hostnames, rules: rules)
+    }
+
+    private mutating func routeRule(_ node: FieldNode, namespace: String) -> HTTPRouteRule? {
+        guard let object = object(node) else { return nil }
+        let start = errors.count
+        var name: String?
+        if let nameNode = object.field("name") {
+            name = validated(nameNode, Self.labelExpectation, NameRules.isDNS1123Label)
+        }
+        var matches: [HTTPRouteMatch] = []
+        for matchNode in list(object, "matches") {
+            if let match = routeMatch(matchNode) { matches.append(match) }
+        }
+        if !has(object, "matches") { matches = [.matchAll] }
+        if has(object, "filters") {
+            warn(
+                .unsupportedField, object.path("filters"), "filters are not supported yet; ignored",
+                line: object.field("filters")?.line)
+        }
+        var backends: [HTTPBackendRef] = []
+        for backendNode in list(object, "backendRefs") {
+            if let backend = backendRef(backendNode, namespace: namespace) { backends.append(backend) }
+        }
+
+        var timeouts: HTTPRouteRule.Timeouts?
+        if let timeoutObject = self.object(object, "timeouts") {
+            let request = duration(timeoutObject, "request")
+            let backendRequest = duration(timeoutObject, "backendRequest")
+            if let request, let backendRequest, request != .zero, backendRequest > request {
+                fail(
+                    .invalidField, timeoutObject.path("backendRequest"),
+                    "must not be longer than request (\(GatewayDuration.format(request)))",
+                    line: timeoutObject.field("backendRequest")?.line)
+            }
+            timeouts = HTTPRouteRule.Timeouts(request: request, backendRequest: backendRequest)
+        }
+
+        var retry: HTTPRouteRule.Retry?
+        if let retryObject = self.object(object, "retry") {
+            var codes: [Int] = []
+            for codeNode in list(retryObject, "codes") {
+                guard let code = int(codeNode) else { continue }
+                if (400...599).contains(code) {
+                    codes.append(code)
+                } else {
+                    fail(.invalidField, codeNode, "must be an HTTP status between 400 and 599, got \(code)")
+                }
+            }
+            let attempts = int(retryObject, "attempts")
+            if let attempts, attempts < 0 {
+                fail(
+                    .invalidField, retryObject.path("attempts"), "must be ≥ 0, got \(attempts)",
+                    line: retryObject.field("attempts")?.line)
+            }
+            let backoff = duration(retryObject, "backoff")
+            retry = HTTPRouteRule.Retry(codes: codes, attempts: attempts, backoff: backoff)
+        }
+        guard errors.count == start else { return nil }
+        return HTTPRouteRule(name: name, matches: matches, backendRefs: backends, timeouts: timeouts, retry: retry)
+    }
+
+    private mutating func routeMatch(_ node: FieldNode) -> HTTPRouteMatch? {
+        guard let object = object(node) else { return nil }
+        let start = errors.count
+        var path = HTTPRouteMatch.matchAll.path
+        if let pathObject = self.object(object, "path") {
+            let type =
+                oneOf(
+                    pathObject, "type",
+                    ["Exact": .exact, "PathPrefix": .pathPrefix, "RegularExpression": .regularExpression],
+                    default: HTTPRouteMatch.PathMatchType.pathPrefix) ?? .pathPrefix
+            var value = "/"
+            if let valueNode = pathObject.field("value"), let text = string(valueNode) {
+                value = text
+                if type == .regularExpression {
+                    checkRegex(valueNode, text)
+                } else if let problem = Self.pathProblem(text) {
+                    fail(.invalidField, valueNode, "\(problem), got \"\(text)\"")
+                }
+            }
+            path = HTTPRouteMatch.PathMatch(type: type, value: value)
+        }
+        let headers = valueMatches(object, "headers", isHeader: true)
+        let queryParams = valueMatches(object, "queryParams", isHeader: false)
+        let method = oneOf(
+            object, "method",
+            [
+                "GET": "GET", "HEAD": "HEAD", "POST": "POST", "PUT": "PUT", "DELETE": "DELETE",
+                "CONNECT": "CONNECT", "OPTIONS": "OPTIONS", "TRACE": "TRACE", "PATCH": "PATCH",
+            ], default: nil)
+        guard errors.count == start else { return nil }
+        return HTTPRouteMatch(path: path, headers: headers, queryParams: queryParams, method: method)
+    }
+
+    /// Gateway API's rules for Exact and PathPrefix values.
+    static func pathProblem(_ path: String) -> String? {
+        if !path.hasPrefix("/") { return "must be an absolute path starting with /" }
+        for bad in ["//", "/./", "/../", "%2f", "%2F", "#"] where path.contains(bad) {
+            return "must not contain \"\(bad)\""
+        }
+        if path.hasSuffix("/..") || path.hasSuffix("/.") { return "must not end with /. or /.." }
+        return nil
+    }
+
+    private mutating func checkRegex(_ node: FieldNode, _ text: String) {
+        do {
+            _ = try Regex(text)
+        } catch {
+            fail(.invalidField, node, "must be a valid regular expression, got \"\(text)\"")
+        }
+    }
+
+    private mutating func valueMatches(_ parent: ObjectNode, _ key: String, isHeader: Bool)
+        -> [HTTPRouteMatch.ValueMatch]
+    {
+        var result: [HTTPRouteMatch.ValueMatch] = []
+        for node in list(parent, key) {
+            guard let object = object(node) else { continue }
+            let start = errors.count
+            let type =
+                oneOf(
+                    object, "type", ["Exact": .exact, "RegularExpression": .regularExpression],
+                    default: HTTPRouteMatch.ValueMatchType.exact) ?? .exact
+            var name: String?
+            if let nameNode = object.field("name") {
+                name = validated(
+                    nameNode, isHeader ? "must be an HTTP header name" : "must be a query parameter name",
+                    NameRules.isHeaderName)
+            } else {
+                missing(object, "name")
+            }
+            let value = requiredString(object, "value")
+            if type == .regularExpression, let value, let valueNode = object.field("value") {
+                checkRegex(valueNode, value)
+            }
+            guard errors.count == start, let name, let value else { continue }
+            result.append(HTTPRouteMatch.ValueMatch(type: type, name: name, value: value))
+        }
+        return result
+    }
+
+    private mutating func backendRef(_ node: FieldNode, namespace: String) -> HTTPBackendRef? {
+        guard let object = object(node) else { return nil }
+        let start = errors.count
+        let group = string(object, "group") ?? ""
+        let kind = string(object, "kind") ?? "Service"
+        let name = requiredString(object, "name")
+        var refNamespace = namespace
+        if let nsNode = object.field("namespace"),
+            let value = validated(nsNode, Self.labelExpectation, NameRules.isDNS1123Label)
+        {
+            refNamespace = value
+        }
+        let port = port(object, "port")
+        let isService = (group == "" || group == "core") && kind == "Service"
+        if isService, !has(object, "port") {
+            fail(.missingField, object.path("port"), "is required for a Service backend", line: object.line)
+        }
+        var weight = 1
+        if let weightNode = object.field("weight"), let value = int(weightNode) {
+            if value < 0 {
+                fail(.invalidField, weightNode, "must be ≥ 0")
+            } else if value > 1_000_000 {
+                fail(.invalidField, weightNode, "must be ≤ 1000000")
+            } else {
+                weight = value
+            }
+        }
+        if !isService {
+            warn(
+                .unsupportedField, node.path, "only Service backends are supported; \(group)/\(kind) gets no traffic",
+                line: node.line)
+        }
+        guard errors.count == start, let name else { return nil }
+        return HTTPBackendRef(group: group, kind: kind, name: name, namespace: refNamespace, port: port, weight: weight)
+    }
+}

@@ -1,0 +1,19 @@
+/// One address behind a Service, merged from its EndpointSlices, with the identity the
+/// proxy must see in the peer's certificate.
+public struct MeshEndpoint: Hashable, Sendable {
+    public let address: String
+    /// The ports of the slice this address came from.
+    public let ports: [EndpointSlice.Port]
+    public let ready: Bool
+    public let serving: Bool
+    public let terminating: Bool
+    public let targetRef: EndpointSlice.TargetReference?
+    public let nodeName: String?
+    public let zone: String?
+    public let hostname: String?
+    /// `spiffe://<trust domain>/ns/<pod ns>/sa/<pod sa>` when the target Pod is known;
+    /// nil otherwise (the proxy then treats the endpoint as outside the mesh).
+    public let identity: SPIFFEID?
+    /// The EndpointSlice it came from.
+    public let sliceName: String
+}

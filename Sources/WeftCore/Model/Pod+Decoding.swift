@@ -1,0 +1,35 @@
+extension DocumentReader {
+    /// core/v1 Pod: labels, service account, IPs, phase and readiness.
+    mutating func decodePod(_ root: ObjectNode) -> Pod? {
+        let start = errors.count
+        let meta = metadata(root, rule: .subdomain)
+        var serviceAccount = "default"
+        if let spec = object(root, "spec") {
+            let node = spec.field("serviceAccountName") ?? spec.field("serviceAccount")
+            if let node, let value = validated(node, NameRule.subdomain.expectation, NameRules.isDNS1123Subdomain) {
+                serviceAccount = value
+            }
+        }
+        var podIPs: [String] = []
+        var phase: String?
+        var isReady = false
+        if let status = object(root, "status") {
+            var podIP: String?
+            if let node = status.field("podIP") {
+                podIP = validated(node, "must be an IP address", NameRules.isIP)
+            }
+            for node in list(status, "podIPs") {
+                guard let entry = object(node), let ipNode = entry.field("ip") else { continue }
+                if let ip = validated(ipNode, "must be an IP address", NameRules.isIP) { podIPs.append(ip) }
+            }
+            if podIPs.isEmpty, let podIP { podIPs = [podIP] }
+            phase = string(status, "phase")
+            for node in list(status, "conditions") {
+                guard let condition = object(node) else { continue }
+                if string(condition, "type") == "Ready", string(condition, "status") == "True" { isReady = true }
+            }
+        }
+        guard errors.count == start, let meta else { return nil }
+        return Pod(metadata: meta, serviceAccountName: serviceAccount, podIPs: podIPs, phase: phase, isReady: isReady)
+    }
+}

@@ -1,0 +1,18 @@
+/// The part of a core/v1 Pod the mesh needs: labels (policy selection), service account
+/// (identity) and IPs.
+public struct Pod: Hashable, Sendable {
+    public let metadata: ObjectMeta
+    /// `default` when the Pod names none, as Kubernetes does.
+    public let serviceAccountName: String
+    /// `status.podIPs`, or `status.podIP` when only that is set; empty before scheduling.
+    public let podIPs: [String]
+    /// `status.phase` (`Pending`, `Running`, ...), nil when absent.
+    public let phase: String?
+    /// The `Ready` condition is `True`.
+    public let isReady: Bool
+
+    /// The workload identity of this Pod in the given trust domain.
+    public func identity(trustDomain: String) -> SPIFFEID {
+        SPIFFEID(trustDomain: trustDomain, namespace: metadata.namespace, serviceAccount: serviceAccountName)
+    }
+}

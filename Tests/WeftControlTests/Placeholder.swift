@@ -1,5 +1,0 @@
-import XCTest
-
-final class WeftControlPlaceholderTests: XCTestCase {
-    func testModuleLinks() {}
-}

@@ -1,0 +1,68 @@
+import XCTest
+
+@testable import WeftCore
+
+final class PodDecodingTests: XCTestCase {
+    func testKubectlOutputDecodes() throws {
+        guard case .pod(let pod) = Fixtures.decodeClean(Fixtures.pod).first else { return XCTFail() }
+        XCTAssertEqual(pod.metadata.name, "web-0")
+        XCTAssertEqual(pod.metadata.namespace, "demo")
+        XCTAssertEqual(pod.metadata.labels["app"], "web")
+        XCTAssertEqual(pod.serviceAccountName, "web")
+        XCTAssertEqual(pod.podIPs, ["10.211.0.2"])
+        XCTAssertEqual(pod.phase, "Running")
+        XCTAssertTrue(pod.isReady)
+        XCTAssertEqual(
+            pod.identity(trustDomain: "cluster.local").description, "spiffe://cluster.local/ns/demo/sa/web")
+    }
+
+    func testDefaultsForAPendingPod() throws {
+        let yaml = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: p}
+            spec:
+              containers: [{name: c, image: busybox}]
+            status:
+              phase: Pending
+              conditions:
+              - type: Ready
+                status: "False"
+            """
+        guard case .pod(let pod) = Fixtures.decodeClean(yaml).first else { return XCTFail() }
+        XCTAssertEqual(pod.serviceAccountName, "default")
+        XCTAssertEqual(pod.podIPs, [])
+        XCTAssertFalse(pod.isReady)
+    }
+
+    func testDualStackPodIPs() throws {
+        let yaml = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: p}
+            status:
+              podIP: 10.0.0.1
+              podIPs: [{ip: 10.0.0.1}, {ip: "fd00::1"}]
+            """
+        guard case .pod(let pod) = Fixtures.decodeClean(yaml).first else { return XCTFail() }
+        XCTAssertEqual(pod.podIPs, ["10.0.0.1", "fd00::1"])
+    }
+
+    func testValidationErrors() {
+        let yaml = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: p}
+            spec:
+              serviceAccountName: Web
+            status:
+              podIPs: [{ip: nope}]
+            """
+        XCTAssertEqual(
+            Fixtures.errors(yaml, file: "p.yaml"),
+            [
+                "p.yaml: document 1: spec.serviceAccountName: must be a lowercase RFC 1123 subdomain (a-z, 0-9, '-' and '.', at most 253 characters), got \"Web\"",
+                "p.yaml: document 1: status.podIPs[0].ip: must be an IP address, got \"nope\"",
+            ])
+    }
+}

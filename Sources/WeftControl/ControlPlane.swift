@@ -21,7 +21,7 @@ import WeftProtocol
 /// Start-up fails loudly (CA unreadable, token file empty, initial config invalid): a
 /// control plane that serves a wrong or empty mesh is worse than one that does not start.
 /// After start-up, a bad config change is rejected and the last good one stays.
-public final class ControlPlane: Service {
+public final class ControlPlane: ServiceLifecycle.Service {
     private let settings: ControlPlaneSettings
     private let logger: Logger
     public let metrics = ControlMetrics()
@@ -69,10 +69,10 @@ public final class ControlPlane: Service {
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.threads)
         let compiled = MeshCompiler.compile(initial, generation: 1, previous: nil)
-        metrics.configGeneration.set(1)
+        metrics.configGeneration.set(Int64(1))
         let hub = PushHub(
             group: group, initialMesh: compiled, issuer: issuer, authenticator: authenticator, metrics: metrics,
-            logger: logger)
+            logger: logger, debounce: .nanoseconds(Int64(MeshCompiler.milliseconds(settings.debounce)) * 1_000_000))
         let api = ControlAPI(
             hub: hub, metrics: metrics,
             config: ConfigStatus(
@@ -92,7 +92,8 @@ public final class ControlPlane: Service {
         logger.info(
             "weft-control serving",
             metadata: [
-                "push": "\(settings.pushHost):\(settings.pushPort)", "http": "\(settings.httpHost):\(settings.httpPort)",
+                "push": "\(settings.pushHost):\(settings.pushPort)",
+                "http": "\(settings.httpHost):\(settings.httpPort)",
                 "config": "\(settings.configDirectory)", "trustDomain": "\(trustDomain)",
                 "services": "\(initial.services.count)",
             ])
@@ -115,9 +116,6 @@ public final class ControlPlane: Service {
                                     status.rejectedCount += 1
                                     status.lastRejection = .init(at: Self.now(), errors: errors.map(\.description))
                                 }
-                                self.logger.error(
-                                    "config change rejected; the last good config stays in force",
-                                    metadata: ["errors": "\(errors.map(\.description).joined(separator: "; "))"])
                             }
                         }
                     } catch {
@@ -131,10 +129,12 @@ public final class ControlPlane: Service {
                 await cancelWhenGracefulShutdown {
                     for await _ in signals {
                         try? await Task.sleep(for: self.settings.debounce)
-                        guard let state = pending.withLock({ value in
-                            defer { value = nil }
-                            return value
-                        }) else { continue }
+                        guard
+                            let state = pending.withLock({ value in
+                                defer { value = nil }
+                                return value
+                            })
+                        else { continue }
                         generation += 1
                         let next = MeshCompiler.compile(state, generation: generation, previous: hub.currentMesh)
                         hub.publish(next)
@@ -148,7 +148,8 @@ public final class ControlPlane: Service {
                             status.warnings = state.warnings.map(\.description)
                         }
                         self.logger.info(
-                            "config change pushed", metadata: ["generation": "\(generation)", "services": "\(state.services.count)"])
+                            "config change pushed",
+                            metadata: ["generation": "\(generation)", "services": "\(state.services.count)"])
                     }
                 }
             }
@@ -162,6 +163,7 @@ public final class ControlPlane: Service {
         }
         logger.info("weft-control stopping")
         try? await push.close()
+        await hub.shutDownSessions()
         try? await http.close()
         try? await group.shutdownGracefully()
     }

@@ -20,7 +20,10 @@ struct WeftControlCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Folder of multi-document YAML: Services, EndpointSlices, Pods, HTTPRoutes, AuthorizationPolicies, a MeshConfig.")
+    @Option(
+        help:
+            "Folder of multi-document YAML: Services, EndpointSlices, Pods, HTTPRoutes, AuthorizationPolicies, a MeshConfig."
+    )
     var config: String
 
     @Option(help: "CA folder from `weftctl ca init`: intermediate.crt, intermediate.key, bundle.crt.")
@@ -61,7 +64,8 @@ struct WeftControlCommand: AsyncParsableCommand {
         }
         guard Self.duration(debounce) != nil else { throw ValidationError("--debounce: \(debounce) is not a duration") }
         guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level: \(logLevel) is not one of trace, debug, info, notice, warning, error, critical")
+            throw ValidationError(
+                "--log-level: \(logLevel) is not one of trace, debug, info, notice, warning, error, critical")
         }
     }
 
@@ -79,7 +83,7 @@ struct WeftControlCommand: AsyncParsableCommand {
         // threshold each connection's TLS buffers come from the heap and stay resident;
         // at 16 KiB they are mapped and their untouched pages cost nothing
         // (docs/ARCHITECTURE.md, "Control plane memory").
-        _ = mallopt(M_MMAP_THRESHOLD, 16 * 1024)
+        _ = glibcMallopt(glibcMmapThreshold, 16 * 1024)
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -114,3 +118,9 @@ enum FileHandleStderr {
         _ = text.withCString { fputs($0, stderr) }
     }
 }
+
+/// glibc's `mallopt`, which the Glibc module does not export (malloc.h is not in its
+/// umbrella); `M_MMAP_THRESHOLD` is -3 in malloc.h.
+@_silgen_name("mallopt")
+func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+let glibcMmapThreshold: Int32 = -3

@@ -26,6 +26,8 @@ struct ProxySession {
     private(set) var lastNack: String?
     /// After a nack the next push is a whole config (docs/protocol.md, "Versions").
     private var needsFullConfig = true
+    /// The version of the last whole config sent; nacks of older versions are stale.
+    private var latestConfigVersion = 0
     private(set) var subscriptions: Set<String>
     private var sentPolicies: [String: Int] = [:]
     /// Pushes not yet acked: version → (generation, the instant latency counts from, kind).
@@ -64,6 +66,7 @@ struct ProxySession {
     /// A whole `config` for the current mesh.
     mutating func fullConfig(_ mesh: CompiledMesh, allocator: ByteBufferAllocator) -> ByteBuffer {
         let version = nextVersion(generation: mesh.generation, since: .now, isDelta: false)
+        latestConfigVersion = version
         let (frame, policies) = render(mesh, version: version, allocator: allocator)
         sentPolicies = Dictionary(uniqueKeysWithValues: policies.map { ($0.key, $0.json.hashValue) })
         sentGeneration = mesh.generation
@@ -156,8 +159,10 @@ struct ProxySession {
     }
 
     /// Adds subscriptions; the delta carries their current routes and endpoints.
+    /// Subscribing again to a subscribed service answers with its current state again.
     mutating func subscribe(_ services: [String], mesh: CompiledMesh, allocator: ByteBufferAllocator) -> ByteBuffer? {
-        let added = services.filter { subscriptions.insert($0).inserted }.sorted()
+        for service in services { subscriptions.insert(service) }
+        let added = Array(Set(services)).sorted()
         guard !added.isEmpty else { return nil }
         if needsFullConfig { return fullConfig(mesh, allocator: allocator) }
         return subscriptionDelta(
@@ -217,14 +222,26 @@ struct ProxySession {
         return .acked(since: pending.since, isDelta: pending.isDelta)
     }
 
-    mutating func nack(_ nack: Nack) -> Bool {
-        guard nack.nonce == nonce(nack.version), outstanding.removeValue(forKey: nack.version) != nil else {
-            return false
+    enum NackOutcome {
+        /// A delta was refused: send a whole config now (after the debounce).
+        case resendConfig
+        /// A whole config was refused: the next one goes out when the mesh changes.
+        case awaitChange
+        /// Older than the latest config, which supersedes it: nothing to do.
+        case stale
+        /// Matches no push.
+        case unknown
+    }
+
+    mutating func nack(_ nack: Nack) -> NackOutcome {
+        guard nack.nonce == nonce(nack.version), let pending = outstanding.removeValue(forKey: nack.version) else {
+            return .unknown
         }
         nackCount += 1
         lastNack = nack.error
+        if nack.version < latestConfigVersion { return .stale }
         needsFullConfig = true
-        return true
+        return pending.isDelta ? .resendConfig : .awaitChange
     }
 
     /// The next push must be a whole config; `update` sends one even if the mesh has not

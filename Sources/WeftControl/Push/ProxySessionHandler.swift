@@ -34,6 +34,7 @@ final class ProxySessionHandler: ChannelInboundHandler {
     private var nextPingID = 1
     private var peer = "unknown peer"
     private var hasFailed = false
+    private var slowConsumerTimer: Scheduled<Void>?
 
     init(hub: PushHub, logger: Logger) {
         self.hub = hub
@@ -52,6 +53,7 @@ final class ProxySessionHandler: ChannelInboundHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         helloTimeout?.cancel()
+        slowConsumerTimer?.cancel()
         if case .established(let session) = state {
             hub.unregister(sessionID: session.id, loop: context.eventLoop)
         }
@@ -160,7 +162,8 @@ final class ProxySessionHandler: ChannelInboundHandler {
                         .invalidMessage, "ack for version \(ack.version) with nonce \(ack.nonce) matches no push"))
             }
         case .nack(let nack):
-            guard session.nack(nack) else {
+            let outcome = session.nack(nack)
+            if case .unknown = outcome {
                 return fail(
                     context: context,
                     ProtocolError(
@@ -173,10 +176,23 @@ final class ProxySessionHandler: ChannelInboundHandler {
                     "pod": "\(session.node.namespace)/\(session.node.pod)", "version": "\(nack.version)",
                     "error": "\(nack.error)",
                 ])
+            if case .resendConfig = outcome {
+                // docs/protocol.md §8: after a refused delta, a whole config after the debounce.
+                let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                context.eventLoop.scheduleTask(in: hub.debounce) { bound.value.resendConfig() }
+            }
         case .subscribe(let subscription):
             guard let keys = validKeys(subscription.services, context: context) else { return }
-            if let push = session.subscribe(keys, mesh: hub.currentMesh, allocator: allocator) {
-                send(push, context: context)
+            let mesh = hub.currentMesh
+            if let push = session.subscribe(keys, mesh: mesh, allocator: allocator) { send(push, context: context) }
+            let unknown = keys.filter { mesh.services[$0] == nil }
+            if !unknown.isEmpty {
+                let note = ErrorMessage(
+                    code: .unknownService,
+                    message: "\(unknown.joined(separator: ", ")) does not exist (yet); the subscription stays",
+                    fatal: false)
+                context.writeAndFlush(
+                    wrapOutboundOut(ServerMessage.error(note).encode(allocator: allocator)), promise: nil)
             }
         case .unsubscribe(let subscription):
             guard let keys = validKeys(subscription.services, context: context) else { return }
@@ -232,8 +248,14 @@ final class ProxySessionHandler: ChannelInboundHandler {
     }
 
     /// Called on this channel's event loop by the hub when the mesh moved.
+    ///
+    /// While the proxy is not reading (the channel is above its high-water mark) nothing
+    /// is built or queued; when it drains, one push brings it up to date (a whole config
+    /// if it missed a generation). If it stays unwritable for `slowConsumerGrace`, it is
+    /// closed as a slow consumer.
     func push(_ mesh: CompiledMesh) {
         guard let context, case .established(var session) = state else { return }
+        guard context.channel.isWritable else { return }
         if let frame = session.update(to: mesh, allocator: context.channel.allocator) {
             state = .established(session)
             send(frame, context: context)
@@ -242,15 +264,44 @@ final class ProxySessionHandler: ChannelInboundHandler {
         }
     }
 
-    private func send(_ frame: ByteBuffer, context: ChannelHandlerContext) {
-        guard context.channel.isWritable else {
-            fail(
-                context: context,
-                ProtocolError(.slowConsumer, "the proxy left more than \(PushHub.writeBufferHighWater) bytes unread"))
-            return
+    private func resendConfig() {
+        guard let context, case .established(var session) = state, session.isAwaitingFullConfig else { return }
+        let frame = session.fullConfig(hub.currentMesh, allocator: context.channel.allocator)
+        state = .established(session)
+        send(frame, context: context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            slowConsumerTimer?.cancel()
+            slowConsumerTimer = nil
+            push(hub.currentMesh)
+        } else if slowConsumerTimer == nil {
+            let grace = hub.slowConsumerGrace
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            slowConsumerTimer = context.eventLoop.scheduleTask(in: grace) {
+                let handler = bound.value
+                guard let context = handler.context, !context.channel.isWritable else { return }
+                handler.fail(
+                    context: context,
+                    ProtocolError(
+                        .slowConsumer,
+                        "more than \(PushHub.writeBufferHighWater) bytes unread for \(grace.nanoseconds / 1_000_000_000) s"
+                    ))
+            }
         }
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func send(_ frame: ByteBuffer, context: ChannelHandlerContext) {
         hub.metrics.pushes.increment()
         context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+    }
+
+    /// Tells the proxy the control plane is going away, then closes.
+    func shutDown() {
+        guard let context else { return }
+        fail(context: context, ProtocolError(.shuttingDown, "the control plane is shutting down; reconnect"))
     }
 
     /// The session's status, for the API; nil before hello.

@@ -22,6 +22,10 @@ final class PushHub: Sendable {
 
     let metrics: ControlMetrics
     let helloTimeout: TimeAmount
+    /// How long a refused delta waits before the whole config that replaces it.
+    let debounce: TimeAmount
+    /// How long a connection may stay above its write high-water mark before it is closed.
+    let slowConsumerGrace: TimeAmount
     private let issuer: any WorkloadIssuer
     private let authenticator: any HelloAuthenticator
     private let mesh: Mutex<CompiledMesh>
@@ -31,8 +35,11 @@ final class PushHub: Sendable {
     init(
         group: any EventLoopGroup, initialMesh: CompiledMesh, issuer: any WorkloadIssuer,
         authenticator: any HelloAuthenticator, metrics: ControlMetrics, logger: Logger,
-        helloTimeout: TimeAmount = .seconds(Int64(ControlProtocol.helloTimeoutSeconds))
+        helloTimeout: TimeAmount = .seconds(Int64(ControlProtocol.helloTimeoutSeconds)),
+        debounce: TimeAmount = .milliseconds(100), slowConsumerGrace: TimeAmount = .seconds(10)
     ) {
+        self.debounce = debounce
+        self.slowConsumerGrace = slowConsumerGrace
         self.mesh = Mutex(initialMesh)
         self.issuer = issuer
         self.authenticator = authenticator
@@ -68,6 +75,13 @@ final class PushHub: Sendable {
             loop.execute {
                 for handler in sessions.value.values { handler.push(newMesh) }
             }
+        }
+    }
+
+    /// Sends every established session `shutting_down` and closes it.
+    func shutDownSessions() async {
+        for (loop, sessions) in loops {
+            try? await loop.submit { for handler in sessions.value.values { handler.shutDown() } }.get()
         }
     }
 

@@ -26,7 +26,8 @@ enum MeshCompiler {
             let name = service.name
             let attached = state.routes(for: name)
             if !attached.isEmpty {
-                routes.append(RouteSet(service: name.description, routes: attached.flatMap { routeEntries($0, for: name) }))
+                routes.append(
+                    RouteSet(service: name.description, routes: attached.flatMap { routeEntries($0, for: name) }))
             }
             let merged = state.endpoints(for: name)
             if !merged.isEmpty {

@@ -31,7 +31,7 @@ public protocol WorkloadKeyMaking: Sendable {
 /// config it is given and acks or nacks every push. It renews at 70% of the certificate's
 /// lifetime, reconnects with jittered exponential backoff, and while the control plane is
 /// away the proxy keeps serving on its last good identity and config (also cached on disk).
-public final class ControlClient: Service, Sendable {
+public final class ControlClient: ServiceLifecycle.Service, Sendable {
     private let settings: ControlClientSettings
     private let store: MeshStore
     private let keys: any WorkloadKeyMaking

@@ -16,6 +16,14 @@ public struct HTTPRoute: Hashable, Sendable {
 
         /// True for `group: ""` (or `core`) and `kind: Service`: a GAMMA mesh route.
         public var isService: Bool { (group == "" || group == "core") && kind == "Service" }
+
+        public init(group: String, kind: String, name: String, namespace: String, port: Int?) {
+            self.group = group
+            self.kind = kind
+            self.name = name
+            self.namespace = namespace
+            self.port = port
+        }
     }
 
     public let metadata: ObjectMeta
@@ -23,6 +31,13 @@ public struct HTTPRoute: Hashable, Sendable {
     public let hostnames: [String]
     /// At least one rule: a route with none gets the default rule (match `/`, no backends).
     public let rules: [HTTPRouteRule]
+
+    public init(metadata: ObjectMeta, parentRefs: [ParentReference], hostnames: [String], rules: [HTTPRouteRule]) {
+        self.metadata = metadata
+        self.parentRefs = parentRefs
+        self.hostnames = hostnames
+        self.rules = rules
+    }
 }
 
 /// One rule of an HTTPRoute: what it matches, where it sends, with which limits.
@@ -38,6 +53,11 @@ public struct HTTPRouteRule: Hashable, Sendable {
     public struct Timeouts: Hashable, Sendable {
         public let request: Duration?
         public let backendRequest: Duration?
+
+        public init(request: Duration?, backendRequest: Duration?) {
+            self.request = request
+            self.backendRequest = backendRequest
+        }
     }
 
     /// `retry` (GEP-1731).
@@ -46,6 +66,22 @@ public struct HTTPRouteRule: Hashable, Sendable {
         public let codes: [Int]
         public let attempts: Int?
         public let backoff: Duration?
+
+        public init(codes: [Int], attempts: Int?, backoff: Duration?) {
+            self.codes = codes
+            self.attempts = attempts
+            self.backoff = backoff
+        }
+    }
+
+    public init(
+        name: String?, matches: [HTTPRouteMatch], backendRefs: [HTTPBackendRef], timeouts: Timeouts?, retry: Retry?
+    ) {
+        self.name = name
+        self.matches = matches
+        self.backendRefs = backendRefs
+        self.timeouts = timeouts
+        self.retry = retry
     }
 }
 
@@ -65,6 +101,11 @@ public struct HTTPRouteMatch: Hashable, Sendable {
     public struct PathMatch: Hashable, Sendable {
         public let type: PathMatchType
         public let value: String
+
+        public init(type: PathMatchType, value: String) {
+            self.type = type
+            self.value = value
+        }
     }
 
     /// A header or query parameter match.
@@ -72,6 +113,12 @@ public struct HTTPRouteMatch: Hashable, Sendable {
         public let type: ValueMatchType
         public let name: String
         public let value: String
+
+        public init(type: ValueMatchType, name: String, value: String) {
+            self.type = type
+            self.name = name
+            self.value = value
+        }
     }
 
     /// Defaults to PathPrefix `/`.
@@ -83,6 +130,13 @@ public struct HTTPRouteMatch: Hashable, Sendable {
     /// The match a rule without `matches` has.
     public static let matchAll = HTTPRouteMatch(
         path: PathMatch(type: .pathPrefix, value: "/"), headers: [], queryParams: [], method: nil)
+
+    public init(path: PathMatch, headers: [ValueMatch], queryParams: [ValueMatch], method: String?) {
+        self.path = path
+        self.headers = headers
+        self.queryParams = queryParams
+        self.method = method
+    }
 }
 
 /// A weighted backend of a rule (`backendRefs[]`).
@@ -99,4 +153,13 @@ public struct HTTPBackendRef: Hashable, Sendable {
     public let weight: Int
 
     public var isService: Bool { (group == "" || group == "core") && kind == "Service" }
+
+    public init(group: String, kind: String, name: String, namespace: String, port: Int?, weight: Int) {
+        self.group = group
+        self.kind = kind
+        self.name = name
+        self.namespace = namespace
+        self.port = port
+        self.weight = weight
+    }
 }

@@ -8,6 +8,13 @@ public struct ObjectMeta: Hashable, Sendable {
     /// RFC 3339 text as the API server writes it; nil in hand-written files. Only used to
     /// order HTTPRoutes (Gateway API: the oldest route wins a tie).
     public let creationTimestamp: String?
+
+    public init(name: String, namespace: String, labels: [String: String], creationTimestamp: String?) {
+        self.name = name
+        self.namespace = namespace
+        self.labels = labels
+        self.creationTimestamp = creationTimestamp
+    }
 }
 
 /// The identity of a resource in the configuration: kind, namespace and name.

@@ -39,6 +39,12 @@ public struct AuthorizationPolicy: Hashable, Sendable {
             }
             return true
         }
+
+        public init(identities: [String], namespaces: [String], serviceAccounts: [String]) {
+            self.identities = identities
+            self.namespaces = namespaces
+            self.serviceAccounts = serviceAccounts
+        }
     }
 
     /// An operation: every non-empty field must match.
@@ -65,6 +71,12 @@ public struct AuthorizationPolicy: Hashable, Sendable {
             }
             return true
         }
+
+        public init(ports: [Int], methods: [String], paths: [String]) {
+            self.ports = ports
+            self.methods = methods
+            self.paths = paths
+        }
     }
 
     public struct Rule: Hashable, Sendable {
@@ -77,6 +89,11 @@ public struct AuthorizationPolicy: Hashable, Sendable {
             (from.isEmpty || from.contains { $0.matches(peer) })
                 && (to.isEmpty || to.contains { $0.matches(port: port, method: method, path: path) })
         }
+
+        public init(from: [Source], to: [Operation]) {
+            self.from = from
+            self.to = to
+        }
     }
 
     public let metadata: ObjectMeta
@@ -87,4 +104,11 @@ public struct AuthorizationPolicy: Hashable, Sendable {
     /// An ALLOW policy without rules allows nothing; a DENY policy without rules denies
     /// nothing (Istio's semantics).
     public let rules: [Rule]
+
+    public init(metadata: ObjectMeta, selector: LabelSelector, action: Action, rules: [Rule]) {
+        self.metadata = metadata
+        self.selector = selector
+        self.action = action
+        self.rules = rules
+    }
 }

@@ -13,6 +13,13 @@ public struct EndpointSlice: Hashable, Sendable {
         public let port: Int?
         public let `protocol`: TransportProtocol
         public let appProtocol: String?
+
+        public init(name: String, port: Int?, `protocol`: TransportProtocol, appProtocol: String?) {
+            self.name = name
+            self.port = port
+            self.`protocol` = `protocol`
+            self.appProtocol = appProtocol
+        }
     }
 
     /// The state of an endpoint. Absent conditions take the values Kubernetes documents:
@@ -21,6 +28,12 @@ public struct EndpointSlice: Hashable, Sendable {
         public let ready: Bool
         public let serving: Bool
         public let terminating: Bool
+
+        public init(ready: Bool, serving: Bool, terminating: Bool) {
+            self.ready = ready
+            self.serving = serving
+            self.terminating = terminating
+        }
     }
 
     /// What an endpoint is (usually a Pod).
@@ -29,6 +42,12 @@ public struct EndpointSlice: Hashable, Sendable {
         public let name: String
         /// The slice's namespace when the reference names none.
         public let namespace: String
+
+        public init(kind: String, name: String, namespace: String) {
+            self.kind = kind
+            self.name = name
+            self.namespace = namespace
+        }
     }
 
     public struct Endpoint: Hashable, Sendable {
@@ -38,6 +57,18 @@ public struct EndpointSlice: Hashable, Sendable {
         public let nodeName: String?
         public let zone: String?
         public let hostname: String?
+
+        public init(
+            addresses: [String], conditions: Conditions, targetRef: TargetReference?, nodeName: String?, zone: String?,
+            hostname: String?
+        ) {
+            self.addresses = addresses
+            self.conditions = conditions
+            self.targetRef = targetRef
+            self.nodeName = nodeName
+            self.zone = zone
+            self.hostname = hostname
+        }
     }
 
     public let metadata: ObjectMeta
@@ -47,4 +78,14 @@ public struct EndpointSlice: Hashable, Sendable {
     public let addressType: AddressType
     public let ports: [Port]
     public let endpoints: [Endpoint]
+
+    public init(
+        metadata: ObjectMeta, serviceName: String?, addressType: AddressType, ports: [Port], endpoints: [Endpoint]
+    ) {
+        self.metadata = metadata
+        self.serviceName = serviceName
+        self.addressType = addressType
+        self.ports = ports
+        self.endpoints = endpoints
+    }
 }

@@ -16,6 +16,14 @@ public struct HTTPRoute: Hashable, Sendable {
 
         /// True for `group: ""` (or `core`) and `kind: Service`: a GAMMA mesh route.
         public var isService: Bool { (group == "" || group == "core") && kind == "Service" }
+
+        public init(group: String, kind: String, name: String, namespace: String, port: Int?) {
+            self.group = group
+            self.kind = kind
+            self.name = name
+            self.namespace = namespace
+            self.port = port
+        }
     }
 
     public let metadata: ObjectMeta
@@ -23,80 +31,11 @@ public struct HTTPRoute: Hashable, Sendable {
     public let hostnames: [String]
     /// At least one rule: a route with none gets the default rule (match `/`, no backends).
     public let rules: [HTTPRouteRule]
-}
 
-/// One rule of an HTTPRoute: what it matches, where it sends, with which limits.
-public struct HTTPRouteRule: Hashable, Sendable {
-    public let name: String?
-    /// Never empty: a rule without matches matches PathPrefix `/`, as Gateway API says.
-    public let matches: [HTTPRouteMatch]
-    public let backendRefs: [HTTPBackendRef]
-    public let timeouts: Timeouts?
-    public let retry: Retry?
-
-    /// `timeouts`: zero means "no timeout" (Gateway API).
-    public struct Timeouts: Hashable, Sendable {
-        public let request: Duration?
-        public let backendRequest: Duration?
+    public init(metadata: ObjectMeta, parentRefs: [ParentReference], hostnames: [String], rules: [HTTPRouteRule]) {
+        self.metadata = metadata
+        self.parentRefs = parentRefs
+        self.hostnames = hostnames
+        self.rules = rules
     }
-
-    /// `retry` (GEP-1731).
-    public struct Retry: Hashable, Sendable {
-        /// HTTP statuses (400...599) that are retried.
-        public let codes: [Int]
-        public let attempts: Int?
-        public let backoff: Duration?
-    }
-}
-
-/// One `matches[]` entry; every field given must match.
-public struct HTTPRouteMatch: Hashable, Sendable {
-    public enum PathMatchType: String, Hashable, Sendable {
-        case exact = "Exact"
-        case pathPrefix = "PathPrefix"
-        case regularExpression = "RegularExpression"
-    }
-
-    public enum ValueMatchType: String, Hashable, Sendable {
-        case exact = "Exact"
-        case regularExpression = "RegularExpression"
-    }
-
-    public struct PathMatch: Hashable, Sendable {
-        public let type: PathMatchType
-        public let value: String
-    }
-
-    /// A header or query parameter match.
-    public struct ValueMatch: Hashable, Sendable {
-        public let type: ValueMatchType
-        public let name: String
-        public let value: String
-    }
-
-    /// Defaults to PathPrefix `/`.
-    public let path: PathMatch
-    public let headers: [ValueMatch]
-    public let queryParams: [ValueMatch]
-    public let method: String?
-
-    /// The match a rule without `matches` has.
-    public static let matchAll = HTTPRouteMatch(
-        path: PathMatch(type: .pathPrefix, value: "/"), headers: [], queryParams: [], method: nil)
-}
-
-/// A weighted backend of a rule (`backendRefs[]`).
-public struct HTTPBackendRef: Hashable, Sendable {
-    /// `""` (core) by default.
-    public let group: String
-    /// `Service` by default.
-    public let kind: String
-    public let name: String
-    /// The route's namespace when the reference names none.
-    public let namespace: String
-    public let port: Int?
-    /// 0...1_000_000, default 1. Zero weight gets no traffic.
-    public let weight: Int
-
-    public var isService: Bool { (group == "" || group == "core") && kind == "Service" }
 }

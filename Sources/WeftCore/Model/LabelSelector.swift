@@ -11,6 +11,12 @@ public struct LabelSelector: Hashable, Sendable {
         public let key: String
         public let `operator`: Operator
         public let values: [String]
+
+        public init(key: String, `operator`: Operator, values: [String]) {
+            self.key = key
+            self.`operator` = `operator`
+            self.values = values
+        }
     }
 
     public let matchLabels: [String: String]
@@ -33,5 +39,10 @@ public struct LabelSelector: Hashable, Sendable {
             }
         }
         return true
+    }
+
+    public init(matchLabels: [String: String], matchExpressions: [Requirement]) {
+        self.matchLabels = matchLabels
+        self.matchExpressions = matchExpressions
     }
 }

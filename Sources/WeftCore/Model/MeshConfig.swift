@@ -24,6 +24,12 @@ public struct MeshConfig: Hashable, Sendable {
         public let window: Duration
 
         public static let `default` = RetryBudget(ratio: 0.2, minRetriesPerSecond: 10, window: .seconds(10))
+
+        public init(ratio: Double, minRetriesPerSecond: Int, window: Duration) {
+            self.ratio = ratio
+            self.minRetriesPerSecond = minRetriesPerSecond
+            self.window = window
+        }
     }
 
     public struct Tracing: Hashable, Sendable {
@@ -32,6 +38,10 @@ public struct MeshConfig: Hashable, Sendable {
         public let sampling: Double
 
         public static let `default` = Tracing(sampling: 1.0)
+
+        public init(sampling: Double) {
+            self.sampling = sampling
+        }
     }
 
     /// nil for the built-in default.
@@ -49,4 +59,17 @@ public struct MeshConfig: Hashable, Sendable {
     public static let `default` = MeshConfig(
         metadata: nil, trustDomain: MeshDefaults.trustDomain, clusterDomain: MeshDefaults.clusterDomain,
         mtlsMode: .permissive, retryBudget: .default, tracing: .default, outboundPolicy: .allowAny)
+
+    public init(
+        metadata: ObjectMeta?, trustDomain: String, clusterDomain: String, mtlsMode: MTLSMode, retryBudget: RetryBudget,
+        tracing: Tracing, outboundPolicy: OutboundPolicy
+    ) {
+        self.metadata = metadata
+        self.trustDomain = trustDomain
+        self.clusterDomain = clusterDomain
+        self.mtlsMode = mtlsMode
+        self.retryBudget = retryBudget
+        self.tracing = tracing
+        self.outboundPolicy = outboundPolicy
+    }
 }

@@ -16,4 +16,22 @@ public struct MeshEndpoint: Hashable, Sendable {
     public let identity: SPIFFEID?
     /// The EndpointSlice it came from.
     public let sliceName: String
+
+    public init(
+        address: String, ports: [EndpointSlice.Port], ready: Bool, serving: Bool, terminating: Bool,
+        targetRef: EndpointSlice.TargetReference?, nodeName: String?, zone: String?, hostname: String?,
+        identity: SPIFFEID?, sliceName: String
+    ) {
+        self.address = address
+        self.ports = ports
+        self.ready = ready
+        self.serving = serving
+        self.terminating = terminating
+        self.targetRef = targetRef
+        self.nodeName = nodeName
+        self.zone = zone
+        self.hostname = hostname
+        self.identity = identity
+        self.sliceName = sliceName
+    }
 }

@@ -15,4 +15,12 @@ public struct Pod: Hashable, Sendable {
     public func identity(trustDomain: String) -> SPIFFEID {
         SPIFFEID(trustDomain: trustDomain, namespace: metadata.namespace, serviceAccount: serviceAccountName)
     }
+
+    public init(metadata: ObjectMeta, serviceAccountName: String, podIPs: [String], phase: String?, isReady: Bool) {
+        self.metadata = metadata
+        self.serviceAccountName = serviceAccountName
+        self.podIPs = podIPs
+        self.phase = phase
+        self.isReady = isReady
+    }
 }

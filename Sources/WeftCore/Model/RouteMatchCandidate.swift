@@ -6,4 +6,10 @@ public struct RouteMatchCandidate: Hashable, Sendable {
     public let match: HTTPRouteMatch
 
     public var rule: HTTPRouteRule { route.rules[ruleIndex] }
+
+    public init(route: HTTPRoute, ruleIndex: Int, match: HTTPRouteMatch) {
+        self.route = route
+        self.ruleIndex = ruleIndex
+        self.match = match
+    }
 }

@@ -23,6 +23,16 @@ public struct Service: Hashable, Sendable {
         public let targetPort: TargetPort
         public let `protocol`: TransportProtocol
         public let appProtocol: String?
+
+        public init(
+            name: String, port: Int, targetPort: TargetPort, `protocol`: TransportProtocol, appProtocol: String?
+        ) {
+            self.name = name
+            self.port = port
+            self.targetPort = targetPort
+            self.`protocol` = `protocol`
+            self.appProtocol = appProtocol
+        }
     }
 
     public let metadata: ObjectMeta
@@ -35,4 +45,16 @@ public struct Service: Hashable, Sendable {
     public let selector: [String: String]
 
     public var name: ServiceName { ServiceName(namespace: metadata.namespace, name: metadata.name) }
+
+    public init(
+        metadata: ObjectMeta, type: ServiceType, clusterIPs: [String], isHeadless: Bool, ports: [Port],
+        selector: [String: String]
+    ) {
+        self.metadata = metadata
+        self.type = type
+        self.clusterIPs = clusterIPs
+        self.isHeadless = isHeadless
+        self.ports = ports
+        self.selector = selector
+    }
 }

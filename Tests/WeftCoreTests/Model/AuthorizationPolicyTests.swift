@@ -1,6 +1,5 @@
+import WeftCore
 import XCTest
-
-@testable import WeftCore
 
 final class AuthorizationPolicyTests: XCTestCase {
     private func policy(_ yaml: String) -> AuthorizationPolicy? {

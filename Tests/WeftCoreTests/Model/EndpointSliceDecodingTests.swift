@@ -1,6 +1,5 @@
+import WeftCore
 import XCTest
-
-@testable import WeftCore
 
 final class EndpointSliceDecodingTests: XCTestCase {
     func testKubectlListDecodes() throws {
@@ -24,6 +23,22 @@ final class EndpointSliceDecodingTests: XCTestCase {
         XCTAssertEqual(
             slice.endpoints[2].conditions, .init(ready: true, serving: true, terminating: false),
             "absent conditions: ready and serving true, terminating false")
+    }
+
+    func testServingDefaultsToReady() throws {
+        let yaml = """
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata:
+              name: web-1
+              labels: {kubernetes.io/service-name: web}
+            addressType: IPv4
+            endpoints:
+            - addresses: [10.0.0.1]
+              conditions: {ready: false}
+            """
+        guard case .endpointSlice(let slice) = Fixtures.decodeClean(yaml).first else { return XCTFail() }
+        XCTAssertEqual(slice.endpoints[0].conditions, .init(ready: false, serving: false, terminating: false))
     }
 
     func testMissingServiceNameLabelIsAWarning() {

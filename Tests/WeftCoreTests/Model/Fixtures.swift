@@ -1,6 +1,5 @@
+import WeftCore
 import XCTest
-
-@testable import WeftCore
 
 /// Manifests shaped as `kubectl get -o yaml` prints them: status, managedFields,
 /// annotations and all.

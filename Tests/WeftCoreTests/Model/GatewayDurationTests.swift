@@ -1,6 +1,5 @@
+import WeftCore
 import XCTest
-
-@testable import WeftCore
 
 final class GatewayDurationTests: XCTestCase {
     func testParsesGEP2257() {

@@ -1,6 +1,5 @@
+import WeftCore
 import XCTest
-
-@testable import WeftCore
 
 final class HTTPRouteDecodingTests: XCTestCase {
     private func route(_ yaml: String) -> HTTPRoute? {

@@ -1,6 +1,5 @@
+import WeftCore
 import XCTest
-
-@testable import WeftCore
 
 final class MeshStateTests: XCTestCase {
     private func build(_ files: [(String, String)]) throws(ConfigValidationFailure) -> MeshState {

@@ -1,6 +1,5 @@
+import WeftCore
 import XCTest
-
-@testable import WeftCore
 
 final class PodDecodingTests: XCTestCase {
     func testKubectlOutputDecodes() throws {

@@ -1,6 +1,5 @@
+import WeftCore
 import XCTest
-
-@testable import WeftCore
 
 final class ServiceDecodingTests: XCTestCase {
     private func service(_ yaml: String) -> Service? {
@@ -47,6 +46,12 @@ final class ServiceDecodingTests: XCTestCase {
         let s = try XCTUnwrap(service(serviceYAML("  clusterIP: None\n  selector: {app: db}\n")))
         XCTAssertTrue(s.isHeadless)
         XCTAssertEqual(s.clusterIPs, [])
+        XCTAssertEqual(s.ports, [])
+    }
+
+    func testExternalNameNeedsNoPorts() throws {
+        let s = try XCTUnwrap(service(serviceYAML("  type: ExternalName\n  externalName: db.example.com\n")))
+        XCTAssertEqual(s.type, .externalName)
         XCTAssertEqual(s.ports, [])
     }
 

@@ -1,0 +1,44 @@
+/// One rule of an HTTPRoute: what it matches, where it sends, with which limits.
+public struct HTTPRouteRule: Hashable, Sendable {
+    public let name: String?
+    /// Never empty: a rule without matches matches PathPrefix `/`, as Gateway API says.
+    public let matches: [HTTPRouteMatch]
+    public let backendRefs: [HTTPBackendRef]
+    public let timeouts: Timeouts?
+    public let retry: Retry?
+
+    /// `timeouts`: zero means "no timeout" (Gateway API).
+    public struct Timeouts: Hashable, Sendable {
+        public let request: Duration?
+        public let backendRequest: Duration?
+
+        public init(request: Duration?, backendRequest: Duration?) {
+            self.request = request
+            self.backendRequest = backendRequest
+        }
+    }
+
+    /// `retry` (GEP-1731).
+    public struct Retry: Hashable, Sendable {
+        /// HTTP statuses (400...599) that are retried.
+        public let codes: [Int]
+        public let attempts: Int?
+        public let backoff: Duration?
+
+        public init(codes: [Int], attempts: Int?, backoff: Duration?) {
+            self.codes = codes
+            self.attempts = attempts
+            self.backoff = backoff
+        }
+    }
+
+    public init(
+        name: String?, matches: [HTTPRouteMatch], backendRefs: [HTTPBackendRef], timeouts: Timeouts?, retry: Retry?
+    ) {
+        self.name = name
+        self.matches = matches
+        self.backendRefs = backendRefs
+        self.timeouts = timeouts
+        self.retry = retry
+    }
+}

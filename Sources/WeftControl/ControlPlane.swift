@@ -109,6 +109,11 @@ public final class ControlPlane: ServiceLifecycle.Service {
                             case .updated(let state):
                                 pending.withLock { $0 = state }
                                 signal.yield()
+                            case .restored:
+                                api.updateConfigStatus { status in
+                                    status.state = "valid"
+                                    status.lastRejection = nil
+                                }
                             case .rejected(let errors):
                                 self.metrics.configsRejected.increment()
                                 api.updateConfigStatus { status in

@@ -203,14 +203,22 @@ public final class FolderConfigSource: Sendable {
         state.withLock { $0.listing = listing }
         switch listing.load() {
         case .success(let mesh):
-            let changed = state.withLock { watch -> Bool in
+            let (changed, wasRejected) = state.withLock { watch -> (Bool, Bool) in
+                let wasRejected = watch.lastRejected != nil
                 watch.lastRejected = nil
-                guard watch.current != mesh else { return false }
+                guard watch.current != mesh else { return (false, wasRejected) }
                 watch.current = mesh
-                return true
+                return (true, wasRejected)
             }
             guard changed else {
-                logger.debug("config folder reloaded; nothing changed", metadata: ["folder": "\(directory)"])
+                if wasRejected {
+                    logger.info(
+                        "config folder valid again; it equals the config in force", metadata: ["folder": "\(directory)"]
+                    )
+                    emit(.restored)
+                } else {
+                    logger.debug("config folder reloaded; nothing changed", metadata: ["folder": "\(directory)"])
+                }
                 return
             }
             logLoaded(mesh, files: listing.files.count)

@@ -107,6 +107,11 @@ extension ConfigEvent {
         return nil
     }
 
+    var isRestored: Bool {
+        if case .restored = self { return true }
+        return false
+    }
+
     var errors: [String]? {
         if case .rejected(let errors) = self { return errors.map(\.description) }
         return nil

@@ -222,10 +222,12 @@ final class FolderConfigSourceTests: XCTestCase {
         let again = await inbox.next(timeout: .milliseconds(500))
         XCTAssertNil(again)
         try folder.remove("bad.yaml")
-        let event3 = await inbox.next(timeout: .milliseconds(500))
-        XCTAssertNil(
-            event3,
-            "back to the state in force: nothing to deliver")
+        let event3 = await inbox.next()
+        XCTAssertEqual(
+            event3?.isRestored, true,
+            "back to the state in force: the rejection is cleared, nothing to push")
+        let none = await inbox.next(timeout: .milliseconds(500))
+        XCTAssertNil(none)
         try folder.write("services.yaml", Manifests.service(port: 91))
         let event4 = await inbox.next()
         XCTAssertEqual(event4?.state?.services.first?.ports.first?.port, 91)

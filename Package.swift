@@ -15,6 +15,8 @@ let package = Package(
         .executable(name: "weft-proxy", targets: ["weft-proxy"]),
         .executable(name: "weft-control", targets: ["weft-control"]),
         .executable(name: "weftctl", targets: ["weftctl"]),
+        // For bench/micro, which measures certificate issuance from outside the package.
+        .library(name: "WeftIdentity", targets: ["WeftIdentity"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

@@ -19,19 +19,12 @@ extension CertificateAuthority {
     public func issue(
         csrPEM: String, for expected: SPIFFEID, lifetime: Duration = .seconds(86_400), now: Date = Date()
     ) throws(IssueError) -> IssuedCertificate {
-        let document: PEMDocument
-        do {
-            document = try PEMDocument(pemString: csrPEM)
-        } catch {
-            throw IssueError(.malformedCSR, expected: expected.description, reason: "not a PEM document: \(error)")
-        }
-        guard document.discriminator == "CERTIFICATE REQUEST" || document.discriminator == "NEW CERTIFICATE REQUEST"
-        else {
+        guard let der = PEMCodec.decode(csrPEM, labels: ["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"]) else {
             throw IssueError(
                 .malformedCSR, expected: expected.description,
-                reason: "PEM block is \(document.discriminator), not CERTIFICATE REQUEST")
+                reason: "not a single PEM block labelled CERTIFICATE REQUEST with valid base64")
         }
-        return try issue(csrDER: document.derBytes, for: expected, lifetime: lifetime, now: now)
+        return try issue(csrDER: der, for: expected, lifetime: lifetime, now: now)
     }
 
     /// Issues a leaf certificate for a DER CSR, after checking it asks for `expected`.
@@ -119,7 +112,9 @@ extension CertificateAuthority {
                 extensions: Certificate.Extensions(extensions),
                 issuerPrivateKey: signingKey
             )
-            leafPEM = try certificate.serializeAsPEM().pemString + "\n"
+            var serializer = DER.Serializer()
+            try serializer.serialize(certificate)
+            leafPEM = PEMCodec.encode(serializer.serializedBytes, label: "CERTIFICATE")
         } catch {
             throw IssueError(.signingFailed, expected: expectedURI, reason: "cannot build the leaf: \(error)")
         }

@@ -1,0 +1,34 @@
+import Benchmark
+import Foundation
+import WeftCore
+import WeftIdentity
+
+/// Certificate issuance as the control plane does it per proxy start or renewal:
+/// parse and verify a PEM CSR, build and sign a 24 h leaf, serialize it as PEM.
+/// The CA and the CSR are made once, outside the measured loop.
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.throughput, .wallClock, .cpuTotal, .mallocCountTotal],
+        warmupIterations: 100,
+        maxDuration: .seconds(5),
+        maxIterations: 1_000_000
+    )
+
+    let identity = SPIFFEID(namespace: "default", serviceAccount: "web")
+
+    Benchmark("issue(csrPEM:) 24h leaf") { (benchmark: Benchmark, setup: (CertificateAuthority, String)) in
+        let (authority, csrPEM) = setup
+        for _ in benchmark.scaledIterations {
+            blackHole(try authority.issue(csrPEM: csrPEM, for: identity))
+        }
+    } setup: {
+        let files = try CertificateAuthority.create()
+        return (try CertificateAuthority(files: files), try WorkloadKey(identity: identity).csrPEM)
+    }
+
+    Benchmark("WorkloadKey (P-256 key + CSR)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try WorkloadKey(identity: identity))
+        }
+    }
+}

@@ -135,7 +135,8 @@ let package = Package(
         .testTarget(
             name: "WeftControlTests",
             dependencies: [
-                "WeftControl", "WeftCore", "WeftProtocol", "WeftIdentity",
+                // WeftProxy only so pushes can be checked against the proxy's own applier.
+                "WeftControl", "WeftCore", "WeftProtocol", "WeftIdentity", "WeftProxy",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]

@@ -95,7 +95,7 @@ public final class CompiledMesh: Sendable {
         self.changes = previous.map {
             MeshChanges(
                 from: $0, toServices: services_, routes: routes_, endpoints: endpoints_, mesh: mesh,
-                policies: compiledPolicies)
+                policies: compiledPolicies, selections: selections)
         }
     }
 
@@ -137,7 +137,7 @@ public struct MeshChanges: Sendable {
     init(
         from old: CompiledMesh, toServices services: [String: CompiledEntry<ServiceEntry>],
         routes: [String: CompiledEntry<RouteSet>], endpoints: [String: CompiledEntry<EndpointSet>],
-        mesh: MeshSettings, policies: [String: [CompiledEntry<PolicyEntry>]]
+        mesh: MeshSettings, policies: [String: [CompiledEntry<PolicyEntry>]], selections: [String: [PolicySelection]]
     ) {
         previousGeneration = old.generation
         meshChanged = old.mesh.entry != mesh
@@ -148,9 +148,13 @@ public struct MeshChanges: Sendable {
         changedEndpoints = Self.changedKeys(old.endpoints, endpoints)
         var namespaces = Set<String>()
         for ns in Set(old.policiesByNamespace.keys).union(policies.keys) {
+            // A policy that selects other pods changes what proxies hold even when its
+            // rules do not, so the selectors count too.
             let a = old.policiesByNamespace[ns]?.map(\.json) ?? []
             let b = policies[ns]?.map(\.json) ?? []
-            if a != b { namespaces.insert(ns) }
+            let sa = old.policySelections[ns]?.map(\.selector) ?? []
+            let sb = selections[ns]?.map(\.selector) ?? []
+            if a != b || sa != sb { namespaces.insert(ns) }
         }
         changedPolicyNamespaces = namespaces
     }

@@ -95,6 +95,12 @@ final class PushHub: Sendable {
         return out.sorted { ($0.namespace, $0.pod, $0.session) < ($1.namespace, $1.pod, $1.session) }
     }
 
+    /// Every established session's status, read synchronously: only from a thread that is
+    /// every loop's (tests on an `EmbeddedEventLoop`).
+    func statusesOnLoop() -> [ProxyStatus] {
+        loops.flatMap { $0.sessions.value.values.compactMap(\.status) }
+    }
+
     /// What the proxy in `namespace/pod` would be sent now (status and config JSON).
     func config(namespace: String, pod: String) async -> (ProxyStatus, [UInt8])? {
         let mesh = currentMesh

@@ -1,0 +1,194 @@
+import Logging
+import NIOCore
+import NIOEmbedded
+import WeftCore
+import WeftIdentity
+import WeftProtocol
+import XCTest
+
+@testable import WeftControl
+
+/// One connection's life through the real handler, with the real CA: the hello path and
+/// every refusal, each answered by an error frame and a close of that channel only.
+final class ProxySessionHandlerTests: XCTestCase {
+    private static let ca: CertificateAuthority = {
+        // swift-format-ignore
+        try! CertificateAuthority(files: CertificateAuthority.create(trustDomain: "cluster.local"))
+    }()
+
+    private var loop: EmbeddedEventLoop!
+    private var hub: PushHub!
+
+    override func setUp() {
+        loop = EmbeddedEventLoop()
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        hub = PushHub(
+            group: loop, initialMesh: MeshFixtures.mesh(generation: 1),
+            issuer: CAWorkloadIssuer(ca: Self.ca, trustDomain: "cluster.local"),
+            authenticator: try! SharedTokenAuthenticator(token: "secret\n"), metrics: ControlMetrics(), logger: logger)
+    }
+
+    private func connect(decoder: Bool = false) throws -> EmbeddedChannel {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let channel = EmbeddedChannel(loop: loop)
+        if decoder {
+            try channel.pipeline.syncOperations.addHandler(
+                ByteToMessageHandler(ControlFrameDecoder(maxFrameBytes: ControlProtocol.maxClientFrameBytes)))
+        }
+        try channel.pipeline.syncOperations.addHandler(ProxySessionHandler(hub: hub, logger: logger))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
+        return channel
+    }
+
+    private func hello(
+        pod: String = "client-0", serviceAccount: String = "client", csrFor: String? = nil, token: String = "secret",
+        protocol version: Int = 1
+    ) throws -> ByteBuffer {
+        let key = try WorkloadKey(identity: SPIFFEID(namespace: "demo", serviceAccount: csrFor ?? serviceAccount))
+        let node = Node(
+            pod: pod, namespace: "demo", serviceAccount: serviceAccount, ip: "10.211.0.1", labels: ["app": "client"])
+        return ClientMessage.hello(Hello(protocol: version, node: node, token: token, csr: key.csrPEM)).encode()
+    }
+
+    private func next(_ channel: EmbeddedChannel) throws -> ServerMessage? {
+        guard let frame = try channel.readOutbound(as: ByteBuffer.self) else { return nil }
+        return try ServerMessage.decode(frame)
+    }
+
+    /// Asserts the channel answered with an error frame of `code` and closed.
+    private func assertRefused(
+        _ channel: EmbeddedChannel, _ code: ProtocolError.Code, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
+        guard case .error(let error) = try next(channel) else {
+            return XCTFail("expected an error frame", file: file, line: line)
+        }
+        XCTAssertEqual(error.code, code, error.message, file: file, line: line)
+        XCTAssertTrue(error.fatal, file: file, line: line)
+        XCTAssertNil(try next(channel), "nothing after the error", file: file, line: line)
+        XCTAssertFalse(channel.isActive, "closed", file: file, line: line)
+    }
+
+    func testHelloGetsIdentityThenConfigAndAckIsCounted() throws {
+        let channel = try connect()
+        try channel.writeInbound(hello())
+        guard case .identity(let identity) = try next(channel) else { return XCTFail("identity first") }
+        XCTAssertEqual(identity.spiffeId, "spiffe://cluster.local/ns/demo/sa/client")
+        XCTAssertEqual(SPIFFEPeer.spiffeID(ofLeafPEM: identity.chain)?.description, identity.spiffeId)
+        XCTAssertTrue(identity.trustBundle.contains("BEGIN CERTIFICATE"))
+        guard case .config(let config) = try next(channel) else { return XCTFail("then config") }
+        XCTAssertEqual(config.version, 1)
+        try channel.writeInbound(ClientMessage.ack(Ack(version: 1, nonce: config.nonce)).encode())
+        XCTAssertTrue(channel.isActive)
+        let statuses = hub.statusesOnLoop()
+        XCTAssertEqual(statuses.map(\.ackedVersion), [1])
+        // A publish reaches the established session as a delta.
+        hub.publish(MeshFixtures.mesh(generation: 2, extraService: true, previous: hub.currentMesh))
+        loop.run()
+        guard case .delta(let delta) = try next(channel) else { return XCTFail("delta after publish") }
+        XCTAssertEqual(delta.upserts.services?.map(\.key), ["demo/extra"])
+        // Ping is answered.
+        try channel.writeInbound(ClientMessage.ping(Ping(id: 7)).encode())
+        guard case .pong(let pong) = try next(channel) else { return XCTFail("pong") }
+        XCTAssertEqual(pong.id, 7)
+    }
+
+    func testFirstMessageMustBeHello() throws {
+        let channel = try connect()
+        try channel.writeInbound(ClientMessage.ack(Ack(version: 1, nonce: "x")).encode())
+        try assertRefused(channel, .unexpectedMessage)
+    }
+
+    func testSecondHelloIsRefused() throws {
+        let channel = try connect()
+        try channel.writeInbound(hello())
+        _ = try next(channel)
+        _ = try next(channel)
+        try channel.writeInbound(hello())
+        try assertRefused(channel, .unexpectedMessage)
+    }
+
+    func testInvalidJSONAndUnknownType() throws {
+        let a = try connect()
+        try a.writeInbound(ByteBuffer(string: "{not json"))
+        try assertRefused(a, .invalidJSON)
+        let b = try connect()
+        try b.writeInbound(ByteBuffer(string: #"{"type":"frobnicate"}"#))
+        try assertRefused(b, .unknownType)
+        let c = try connect()
+        try c.writeInbound(ByteBuffer(string: #"{"type":"hello","protocol":1}"#))
+        try assertRefused(c, .invalidMessage)
+    }
+
+    func testWrongProtocolVersion() throws {
+        let channel = try connect()
+        try channel.writeInbound(hello(protocol: 2))
+        try assertRefused(channel, .unsupportedProtocol)
+    }
+
+    func testWrongTokenGetsNoCertificate() throws {
+        let channel = try connect()
+        try channel.writeInbound(hello(token: "guess"))
+        try assertRefused(channel, .unauthenticated)
+    }
+
+    func testCSRForSomeoneElsesIdentity() throws {
+        let channel = try connect()
+        try channel.writeInbound(hello(csrFor: "web"))
+        try assertRefused(channel, .forbiddenIdentity)
+    }
+
+    func testKnownPodWithAnotherServiceAccount() throws {
+        let channel = try connect()
+        // The mesh knows web-0 runs as `web`; a hello claiming it as `client` is refused.
+        try channel.writeInbound(hello(pod: "web-0", serviceAccount: "client"))
+        try assertRefused(channel, .forbiddenIdentity)
+    }
+
+    func testOversizedFrameIsRefusedBeforeItsBody() throws {
+        let channel = try connect(decoder: true)
+        var header = ByteBuffer()
+        header.writeInteger(UInt32(ControlProtocol.maxClientFrameBytes + 1))
+        try channel.writeInbound(header)
+        try assertRefused(channel, .oversizedFrame)
+    }
+
+    func testHelloTimeout() throws {
+        let channel = try connect()
+        loop.advanceTime(by: .seconds(9))
+        XCTAssertTrue(channel.isActive)
+        loop.advanceTime(by: .seconds(2))
+        try assertRefused(channel, .helloTimeout)
+    }
+
+    func testOneBadConnectionLeavesOthersServed() throws {
+        let good = try connect()
+        try good.writeInbound(hello())
+        _ = try next(good)
+        guard case .config(let config) = try next(good) else { return XCTFail("config") }
+        let bad = try connect()
+        try bad.writeInbound(ByteBuffer(string: "garbage"))
+        try assertRefused(bad, .invalidJSON)
+        try good.writeInbound(ClientMessage.ack(Ack(version: 1, nonce: config.nonce)).encode())
+        XCTAssertTrue(good.isActive)
+        let statuses = hub.statusesOnLoop()
+        XCTAssertEqual(statuses.count, 1)
+    }
+
+    func testSubscribeToAnUnknownServiceIsAnsweredAndNoted() throws {
+        let channel = try connect()
+        try channel.writeInbound(hello())
+        _ = try next(channel)
+        _ = try next(channel)
+        try channel.writeInbound(ClientMessage.subscribe(Subscription(services: ["demo/nope"])).encode())
+        guard case .delta(let delta) = try next(channel) else { return XCTFail("delta") }
+        XCTAssertEqual(delta.upserts.endpoints?.first?.service, "demo/nope")
+        guard case .error(let note) = try next(channel) else { return XCTFail("note") }
+        XCTAssertEqual(note.code, .unknownService)
+        XCTAssertFalse(note.fatal)
+        XCTAssertTrue(channel.isActive)
+        try channel.writeInbound(ClientMessage.subscribe(Subscription(services: ["not a key"])).encode())
+        try assertRefused(channel, .invalidMessage)
+    }
+}

@@ -1,0 +1,111 @@
+import WeftProtocol
+import XCTest
+
+@testable import WeftProxy
+
+/// What the proxy accepts and refuses from the control plane; a refusal leaves the
+/// previous config untouched (the caller keeps it and nacks).
+final class ConfigApplierTests: XCTestCase {
+    private let mesh = MeshSettings(
+        trustDomain: "cluster.local", mtls: "PERMISSIVE",
+        retryBudget: RetryBudgetSettings(ratio: 0.2, minRetriesPerSecond: 10, windowMs: 10_000), traceSampling: 1,
+        outboundPolicy: "ALLOW_ANY")
+
+    private func service(_ key: String, ip: String = "10.96.0.10") -> ServiceEntry {
+        ServiceEntry(key: key, clusterIPs: [ip], hosts: [], ports: [])
+    }
+
+    private func route(path: String, type: String = "RegularExpression") -> RouteSet {
+        RouteSet(
+            service: "demo/web",
+            routes: [
+                RouteEntry(
+                    name: "demo/web", port: 80, hostnames: nil,
+                    rules: [
+                        RouteRuleEntry(
+                            matches: [
+                                RouteMatchEntry(pathType: type, path: path, headers: nil, queryParams: nil, method: nil)
+                            ],
+                            backends: [], requestTimeoutMs: nil, backendRequestTimeoutMs: nil, retry: nil)
+                    ])
+            ])
+    }
+
+    private func base() throws -> AppliedConfig {
+        try ConfigApplier.apply(
+            ConfigPush(
+                version: 1, nonce: "n1", generation: 1,
+                snapshot: ConfigSet(mesh: mesh, services: [service("demo/web")], routes: [route(path: "^/api/.*$")])))
+    }
+
+    func testConfigReplacesEverything() throws {
+        let config = try base()
+        XCTAssertEqual(config.version, 1)
+        XCTAssertEqual(Array(config.services.keys), ["demo/web"])
+        XCTAssertEqual(config.routes["demo/web"]?.routes.count, 1)
+    }
+
+    func testConfigWithoutMeshIsRefused() {
+        XCTAssertThrowsError(
+            try ConfigApplier.apply(ConfigPush(version: 1, nonce: "n", generation: 1, snapshot: ConfigSet()))
+        ) { error in
+            XCTAssertTrue("\(error)".contains("snapshot.mesh"), "\(error)")
+        }
+    }
+
+    func testDeltaRemovesThenUpserts() throws {
+        let delta = DeltaPush(
+            version: 2, base: 1, nonce: "n2", generation: 2,
+            upserts: ConfigSet(services: [service("demo/api", ip: "10.96.0.11")]),
+            removals: ConfigKeys(services: ["demo/web"], routes: ["demo/web"]))
+        let config = try ConfigApplier.apply(delta, to: base())
+        XCTAssertEqual(config.version, 2)
+        XCTAssertEqual(config.generation, 2)
+        XCTAssertEqual(Array(config.services.keys), ["demo/api"])
+        XCTAssertTrue(config.routes.isEmpty)
+    }
+
+    func testBaseMismatchIsRefused() throws {
+        let delta = DeltaPush(
+            version: 3, base: 2, nonce: "n3", generation: 2, upserts: ConfigSet(), removals: ConfigKeys())
+        XCTAssertThrowsError(try ConfigApplier.apply(delta, to: base())) { error in
+            XCTAssertTrue("\(error)".hasPrefix("base mismatch"), "\(error)")
+        }
+    }
+
+    func testRefusals() throws {
+        let cases: [(ConfigSet, String)] = [
+            (ConfigSet(routes: [route(path: "([")]), "routes[demo/web].rules[0].matches[0].path"),
+            (ConfigSet(services: [service("demo/x", ip: "10.0.0.300")]), "services[demo/x].clusterIPs"),
+            (
+                ConfigSet(endpoints: [
+                    EndpointSet(
+                        service: "demo/web",
+                        endpoints: [
+                            EndpointEntry(
+                                address: "web-0", ports: [], ready: true, serving: true, terminating: false,
+                                identity: nil,
+                                zone: nil)
+                        ])
+                ]), "endpoints[demo/web]"
+            ),
+            (ConfigSet(policies: [PolicyEntry(key: "demo/p", action: "MAYBE", rules: [])]), "policies[demo/p].action"),
+            (
+                ConfigSet(
+                    mesh: MeshSettings(
+                        trustDomain: "cluster.local", mtls: "SOMETIMES", retryBudget: mesh.retryBudget,
+                        traceSampling: 1,
+                        outboundPolicy: "ALLOW_ANY")), "mesh.mtls"
+            ),
+        ]
+        let current = try base()
+        for (upserts, field) in cases {
+            let delta = DeltaPush(
+                version: 2, base: 1, nonce: "n2", generation: 2, upserts: upserts, removals: ConfigKeys())
+            XCTAssertThrowsError(try ConfigApplier.apply(delta, to: current), field) { error in
+                XCTAssertTrue("\(error)".hasPrefix(field), "\(error) should name \(field)")
+            }
+        }
+        XCTAssertEqual(current, try base(), "the config in force is a value; refusals never touch it")
+    }
+}

@@ -156,18 +156,17 @@ final class ProxySessionHandler: ChannelInboundHandler {
                 (isDelta ? hub.metrics.deltaPushLatency : hub.metrics.configPushLatency).recordNanoseconds(
                     Int64(elapsed.components.seconds) * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
             case .unknown:
-                return fail(
-                    context: context,
-                    ProtocolError(
-                        .invalidMessage, "ack for version \(ack.version) with nonce \(ack.nonce) matches no push"))
+                // docs/protocol.md §8: an answer that matches no push is ignored.
+                logger.debug(
+                    "ack matches no push", metadata: ["version": "\(ack.version)", "nonce": "\(ack.nonce)"])
             }
         case .nack(let nack):
             let outcome = session.nack(nack)
             if case .unknown = outcome {
-                return fail(
-                    context: context,
-                    ProtocolError(
-                        .invalidMessage, "nack for version \(nack.version) with nonce \(nack.nonce) matches no push"))
+                // docs/protocol.md §8: an answer that matches no push is ignored.
+                logger.debug(
+                    "nack matches no push", metadata: ["version": "\(nack.version)", "nonce": "\(nack.nonce)"])
+                break
             }
             hub.metrics.nacks.increment()
             logger.warning(

@@ -151,6 +151,8 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
             let state = SessionState()
             let (keyPEM, csrPEM) = try keys.makeKeyAndCSR(for: ownIdentity)
             state.setPendingKey(keyPEM)
+            // Attached before the hello's list is read, so no subscription falls between.
+            let newSubscriptions = store.attachSubscriber()
             let hello = Hello(
                 proxyVersion: settings.proxyVersion, node: settings.node, token: token, csr: csrPEM,
                 subscriptions: store.subscriptions)
@@ -158,7 +160,7 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await self.timers(state: state, outbound: outbound) }
                 group.addTask {
-                    for await service in self.store.newSubscriptions {
+                    for await service in newSubscriptions {
                         try await outbound.write(ClientMessage.subscribe(Subscription(services: [service])).encode())
                     }
                 }

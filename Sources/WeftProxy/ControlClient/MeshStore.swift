@@ -24,15 +24,25 @@ public final class MeshStore: Sendable {
         var connected = false
         /// "clusterIP:port" → service key, rebuilt when the config changes.
         var clusterIndex: [String: String] = [:]
+        /// The connected session's stream of new subscriptions, if one is connected.
+        var subscriber: AsyncStream<String>.Continuation?
     }
 
     private let held = Mutex(Held())
-    private let subscriptionRequests: AsyncStream<String>.Continuation
-    /// Yields each service the data path asks for the first time.
-    let newSubscriptions: AsyncStream<String>
 
-    public init() {
-        (newSubscriptions, subscriptionRequests) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .unbounded)
+    public init() {}
+
+    /// A stream of the services subscribed from now on, for one control-plane session.
+    /// The ones subscribed before go in that session's hello (`subscriptions`); a new
+    /// session replaces the previous stream, which finishes.
+    func attachSubscriber() -> AsyncStream<String> {
+        let (stream, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .unbounded)
+        let previous = held.withLock { held in
+            defer { held.subscriber = continuation }
+            return held.subscriber
+        }
+        previous?.finish()
+        return stream
     }
 
     public var identity: WorkloadIdentity? { held.withLock { $0.identity } }
@@ -59,8 +69,10 @@ public final class MeshStore: Sendable {
     /// Asks for a destination's routes and endpoints (`namespace/name`); only the first
     /// call per service reaches the control plane.
     public func subscribe(_ service: String) {
-        let isNew = held.withLock { $0.subscriptions.insert(service).inserted }
-        if isNew { subscriptionRequests.yield(service) }
+        let subscriber = held.withLock { held -> AsyncStream<String>.Continuation? in
+            held.subscriptions.insert(service).inserted ? held.subscriber : nil
+        }
+        subscriber?.yield(service)
     }
 
     /// The Service a connection to `ip:port` is for, if the mesh index knows it.

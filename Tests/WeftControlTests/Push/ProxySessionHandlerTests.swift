@@ -191,4 +191,35 @@ final class ProxySessionHandlerTests: XCTestCase {
         try channel.writeInbound(ClientMessage.subscribe(Subscription(services: ["not a key"])).encode())
         try assertRefused(channel, .invalidMessage)
     }
+
+    /// A proxy that stops reading gets nothing queued while it is above the high-water
+    /// mark, catches up when it drains, and is closed if it stays stuck for the grace.
+    func testSlowConsumer() throws {
+        let channel = try connect()
+        try channel.writeInbound(hello())
+        _ = try next(channel)
+        _ = try next(channel)
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        let g2 = MeshFixtures.mesh(generation: 2, extraService: true, previous: hub.currentMesh)
+        hub.publish(g2)
+        loop.run()
+        XCTAssertNil(try next(channel), "nothing is queued for a connection that is not reading")
+        loop.advanceTime(by: .seconds(5))
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        guard case .delta(let delta) = try next(channel) else { return XCTFail("caught up when it drained") }
+        XCTAssertEqual(delta.generation, 2)
+        loop.advanceTime(by: .seconds(10))
+        XCTAssertTrue(channel.isActive, "the timer was cancelled when it drained")
+
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        hub.publish(MeshFixtures.mesh(generation: 3, previous: g2))
+        loop.run()
+        loop.advanceTime(by: .seconds(9))
+        XCTAssertTrue(channel.isActive)
+        loop.advanceTime(by: .seconds(2))
+        try assertRefused(channel, .slowConsumer)
+    }
 }

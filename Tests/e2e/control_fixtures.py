@@ -535,5 +535,5 @@ def proxy(cenv, control):
     """A well-behaved weft-proxy connected to `control`, ready and acked."""
     px = cenv.start_proxy(control.push_port)
     px.wait_ready()
-    control.wait_acked()
+    px.session = control.wait_acked()["session"]  # still_serving() checks it never changes
     return px

@@ -298,3 +298,25 @@ def test_restart_during_outage_comes_up_from_cache(cenv, control, proxy):
     eventually(unready, timeout=10, what="503 with an empty cache")
     time.sleep(2)
     assert px.ready()[0] == 503
+
+
+# ------------------------------------------------------------ unprivileged --
+
+UNPRIVILEGED = 2103
+
+
+def test_unprivileged_control_plane_and_proxy(cenv):
+    """Both run without root, as in a cluster (the proxy as UID 2102-like, weft-control as a
+    nonroot user): no socket option that needs a capability may stand in the way."""
+    for root, dirs, files in os.walk(cenv.ca):
+        for name in dirs + files + [""]:
+            os.chown(os.path.join(root, name), UNPRIVILEGED, UNPRIVILEGED)
+    cache = os.path.join(cenv.dir, "cache-nonroot")
+    os.makedirs(cache, mode=0o700)
+    os.chown(cache, UNPRIVILEGED, UNPRIVILEGED)
+    user = ("setpriv", "--reuid=%d" % UNPRIVILEGED, "--regid=%d" % UNPRIVILEGED, "--clear-groups")
+    cp = cenv.start_control(prefix=user)
+    px = cenv.start_proxy(cp.push_port, cache_dir=cache, prefix=user, name="nonroot")
+    px.wait_ready(timeout=15)
+    cp.wait_acked()
+    assert px.config()["identity"]["spiffeId"] == CLIENT_ID

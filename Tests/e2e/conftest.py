@@ -573,6 +573,7 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if not rep.failed:
         return
+    item._control_failed = True  # control_fixtures.cenv keeps its files and prints its logs
     _STATE["failed"] = True
     t = _STATE["topo"]
     if t is None:

@@ -133,7 +133,16 @@ struct ProxySession {
         sentPolicies = newSent
         let base = version
         guard !nothing else {
+            // Nothing this proxy holds changed, so the version it runs (or will run once it
+            // acks the last push) reflects the new generation too. Without this its acked
+            // generation stayed behind and `weftctl check` reported it forever.
             sentGeneration = mesh.generation
+            if ackedVersion == version {
+                ackedGeneration = mesh.generation
+            } else if let pending = outstanding[version] {
+                outstanding[version] = Outstanding(
+                    generation: mesh.generation, since: pending.since, isDelta: pending.isDelta)
+            }
             return nil
         }
         let version = nextVersion(generation: mesh.generation, since: mesh.committedAt, isDelta: true)

@@ -134,7 +134,7 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
         let verified = group.any().makePromise(of: Void.self)
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(.seconds(5))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connect(host: settings.host, port: settings.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations

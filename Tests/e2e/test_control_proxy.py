@@ -1,0 +1,322 @@
+"""weft-proxy against a real weft-control: hello, identity, config, acks, deltas, rejected
+config, the on-disk cache, and what weftctl and the metrics say about it.
+
+The proxy runs as a plain process on loopback (no iptables needed for any of this); see
+control_fixtures.py for the processes and helpers.
+"""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from control_fixtures import (  # noqa: E402,F401 - fixtures are used by name
+    CLIENT_ID, ca_template, cenv, control, eventually, free_port, metric, out, proxy, run, split_pem,
+    weftctl,
+)
+
+NEW_SERVICE = """
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: api
+  namespace: demo
+spec:
+  type: ClusterIP
+  clusterIP: 10.96.0.20
+  clusterIPs:
+  - 10.96.0.20
+  selector:
+    app: api
+  ports:
+  - name: http
+    port: 8081
+    targetPort: 9090
+    protocol: TCP
+"""
+
+SECOND_ENDPOINT = """- addresses:
+  - 10.211.0.3
+  conditions:
+    ready: true
+    serving: true
+    terminating: false
+  nodeName: node-1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-0"""
+
+
+def add_second_endpoint(cenv):
+    text = cenv.read("services.yaml")
+    anchor = "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: web-0"
+    assert anchor in text, "control-plane/config/services.yaml changed shape; update the test"
+    cenv.write("services.yaml", text.replace(anchor, SECOND_ENDPOINT, 1))
+
+
+# ------------------------------------------------------------------ 1 ------
+
+def test_ready_only_after_identity_and_config(cenv):
+    """/ready is 503 with a reason while there is no control plane, 200 once it answered."""
+    push, http = free_port(), free_port()
+    px = cenv.start_proxy(push)
+
+    def not_ready():
+        px.alive()
+        code, body = px.ready()
+        assert code == 503 and "identity" in body, (code, body)
+    eventually(not_ready, timeout=10, what="proxy /ready 503 before the control plane")
+    time.sleep(1.0)
+    code, body = px.ready()
+    assert code == 503, "ready without a control plane: %s %r" % (code, body)
+    cfg = px.config()
+    assert cfg["controlPlane"] is True and cfg["connected"] is False and cfg.get("identity") is None, cfg
+
+    cp = cenv.start_control(push_port=push, http_port=http)
+    px.wait_ready(timeout=25)  # the proxy's backoff is at most a few seconds by now
+    cp.wait_acked()
+
+
+def test_wrong_token_stays_unready(cenv, control):
+    bad = os.path.join(cenv.dir, "bad-token")
+    with open(bad, "w") as f:
+        f.write("not-the-token\n")
+    before = control.metric("weft_control_protocol_errors_total", code="unauthenticated") or 0
+    px = cenv.start_proxy(control.push_port, token_file=bad, name="badtoken")
+
+    def refused():
+        px.alive()
+        now = control.metric("weft_control_protocol_errors_total", code="unauthenticated") or 0
+        assert now > before, "no unauthenticated error counted (%s -> %s)" % (before, now)
+    eventually(refused, timeout=15, what="hello with a wrong token refused")
+    code, body = px.ready()
+    assert code == 503 and "identity" in body, (code, body)
+    assert control.proxies() == [], control.proxies()
+    assert control.metric("weft_control_certificates_issued_total") in (None, 0.0)
+
+
+def test_hello_identity_config_ack(cenv, control, proxy):
+    cfg = proxy.config()
+    assert cfg["connected"] is True, cfg
+    assert cfg["identity"]["spiffeId"] == CLIENT_ID, cfg["identity"]
+    assert cfg["version"] >= 1 and cfg["generation"] >= 1, cfg
+    services = cfg["config"]["services"]
+    assert "demo/web" in services, sorted(services)
+    assert services["demo/web"]["clusterIPs"] == ["10.96.0.10"], services["demo/web"]
+    assert cfg["config"]["mesh"]["trustDomain"] == "cluster.local"
+
+    status = control.proxies()
+    assert len(status) == 1, status
+    s = status[0]
+    assert (s["pod"], s["namespace"], s["serviceAccount"], s["identity"]) == ("client-0", "demo", "client", CLIENT_ID)
+    assert s["ackedVersion"] == s["version"] == cfg["version"], (s, cfg["version"])
+
+    c = control.check()
+    text = out(c)
+    assert c.returncode == 0, text
+    assert "1 proxies connected, all acked generation %d" % control.generation() in text, text
+
+    j = control.check("-o", "json")
+    assert j.returncode == 0, out(j)
+    report = json.loads(j.stdout)
+    assert report["healthy"] is True and report["reachable"] is True, report
+    assert report["status"]["proxies"]["connected"] == 1 and report["status"]["proxies"]["upToDate"] == 1, report
+
+    t = weftctl("config", "demo/client-0", "--control-plane", control.http)
+    text = out(t)
+    assert t.returncode == 0, text
+    assert "proxy demo/client-0" in text and CLIENT_ID in text and "demo/web" in text, text
+    assert "mesh: trust domain cluster.local" in text, text
+    # the pod name alone works when it is unambiguous
+    assert weftctl("config", "client-0", "--control-plane", control.http).returncode == 0
+    j = weftctl("config", "demo/client-0", "--control-plane", control.http, "-o", "json")
+    assert j.returncode == 0, out(j)
+    answer = json.loads(j.stdout)
+    assert answer["status"]["identity"] == CLIENT_ID
+    assert any(sv["key"] == "demo/web" for sv in answer["config"]["snapshot"]["services"]), answer["config"]
+    missing = weftctl("config", "demo/nobody-0", "--control-plane", control.http)
+    assert missing.returncode == 1 and "no connected proxy" in out(missing), out(missing)
+
+    text = control.metrics()
+    assert metric(text, "weft_control_proxies_connected") == 1, text
+    assert metric(text, "weft_control_certificates_issued_total") >= 1, text
+    assert metric(text, "weft_control_acks_total") >= 1, text
+    assert metric(text, "weft_control_config_generation") == control.generation(), text
+    prom = run(["promtool", "check", "metrics"], input=text.encode(), check=False)
+    assert prom.returncode == 0, "promtool check metrics:\n%s" % out(prom)
+
+
+# ------------------------------------------------------------------ 2 ------
+
+def test_cache_files_hold_a_verifiable_identity(cenv, control, proxy):
+    ident_path = os.path.join(proxy.cache_dir, "identity.json")
+    conf_path = os.path.join(proxy.cache_dir, "config.json")
+    for path in (ident_path, conf_path):
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        assert mode == 0o600, "%s has mode %o, want 600" % (path, mode)
+    with open(ident_path) as f:
+        ident = json.load(f)
+    with open(conf_path) as f:
+        conf = json.load(f)
+    assert ident["spiffeId"] == CLIENT_ID, ident.keys()
+    assert conf["version"] == proxy.config()["version"] and "demo/web" in conf["services"], conf.keys()
+
+    certs = split_pem(ident["chainPEM"])
+    assert len(certs) >= 2, "chain should be leaf + intermediate, got %d certs" % len(certs)
+    leaf, inter = os.path.join(cenv.dir, "leaf.pem"), os.path.join(cenv.dir, "inter.pem")
+    with open(leaf, "w") as f:
+        f.write(certs[0])
+    with open(inter, "w") as f:
+        f.write("".join(certs[1:]))
+    v = run(["openssl", "verify", "-CAfile", cenv.bundle, "-untrusted", inter, leaf], check=False)
+    assert v.returncode == 0 and b": OK" in v.stdout, out(v)
+    san = run(["openssl", "x509", "-in", leaf, "-noout", "-ext", "subjectAltName"])
+    assert "URI:" + CLIENT_ID in out(san), out(san)
+    # The cached key is the leaf's key.
+    key = os.path.join(cenv.dir, "leaf.key")
+    with open(key, "w") as f:
+        f.write(ident["keyPEM"])
+    os.chmod(key, 0o600)
+    pub_key = run(["openssl", "pkey", "-in", key, "-pubout"]).stdout
+    pub_cert = run(["openssl", "x509", "-in", leaf, "-noout", "-pubkey"]).stdout
+    assert pub_key == pub_cert, "identity.json keyPEM does not match the leaf certificate"
+
+
+# ------------------------------------------------------------------ 3 ------
+
+def test_config_change_is_pushed_as_an_acked_delta(cenv, control, proxy):
+    gen0 = control.generation()
+    v0 = proxy.config()["version"]
+    deltas0 = control.metric("weft_control_push_latency_seconds_count", kind="delta") or 0
+    configs0 = control.metric("weft_control_push_latency_seconds_count", kind="config") or 0
+    cenv.write("services.yaml", cenv.read("services.yaml") + NEW_SERVICE)
+
+    def pushed():
+        cfg = proxy.config()
+        assert "demo/api" in cfg["config"]["services"], sorted(cfg["config"]["services"])
+        return cfg
+    cfg = eventually(pushed, timeout=10, what="new Service in the proxy's /config")
+    assert cfg["generation"] > gen0 and cfg["version"] == v0 + 1, (gen0, v0, cfg["generation"], cfg["version"])
+    assert cfg["config"]["services"]["demo/api"]["ports"][0]["targetPort"] == 9090
+    s = control.wait_acked(generation=gen0 + 1)
+    assert s["ackedGeneration"] == control.generation() == cfg["generation"], s
+
+    def delta_counted():
+        d = control.metric("weft_control_push_latency_seconds_count", kind="delta") or 0
+        assert d == deltas0 + 1, "delta pushes acked %s -> %s" % (deltas0, d)
+    eventually(delta_counted, timeout=5, what="delta push latency counted")
+    assert (control.metric("weft_control_push_latency_seconds_count", kind="config") or 0) == configs0, \
+        "a whole config was pushed for a one-Service change"
+
+
+def test_change_invisible_to_proxy_keeps_it_up_to_date(cenv, control, proxy):
+    """An endpoint added to a Service the proxy has not subscribed to changes nothing it holds:
+    no push, and `weftctl check` still counts it as acked on the new generation."""
+    gen0 = control.generation()
+    v0 = proxy.config()["version"]
+    add_second_endpoint(cenv)
+    eventually(lambda: _assert(control.generation() == gen0 + 1, control.status()["config"]),
+               timeout=10, what="generation after an EndpointSlice change")
+    time.sleep(0.5)  # debounce + a push that must not come
+    assert proxy.config()["version"] == v0, "the proxy got a push for a service it does not hold"
+    control.wait_acked(generation=gen0 + 1, timeout=5)
+
+
+def _assert(cond, detail):
+    assert cond, detail
+
+
+# ------------------------------------------------------------------ 4 ------
+
+BAD_WEIGHT = "      weight: -1\n"
+
+
+def test_invalid_config_rejected_last_good_stays(cenv, control, proxy):
+    good = cenv.read("routes.yaml")
+    assert "      weight: 1\n" in good
+    gen0 = control.generation()
+    v0 = proxy.config()["version"]
+    rejected0 = control.metric("weft_control_config_rejected_total") or 0
+    cenv.write("routes.yaml", good.replace("      weight: 1\n", BAD_WEIGHT, 1))
+
+    def rejected():
+        c = control.check()
+        assert c.returncode == 1, out(c)
+        return out(c)
+    text = eventually(rejected, timeout=10, what="weftctl check reporting the rejection")
+    assert "routes.yaml" in text and "document" in text and "spec.rules[0].backendRefs[0].weight" in text, text
+    assert "generation %d" % gen0 in text, text
+    j = control.check("-o", "json")
+    assert j.returncode == 1 and json.loads(j.stdout)["healthy"] is False, out(j)
+    assert (control.metric("weft_control_config_rejected_total") or 0) >= rejected0 + 1
+    assert control.generation() == gen0
+    time.sleep(0.3)
+    cfg = proxy.config()
+    assert (cfg["generation"], cfg["version"]) == (gen0, v0), cfg
+    code, _ = proxy.ready()
+    assert code == 200
+
+    cenv.write("routes.yaml", good)
+    control.wait_acked(timeout=10)  # includes `weftctl check` exit 0
+    assert control.status()["config"]["state"] != "rejected"
+
+
+# ------------------------------------------------------------------ 8 ------
+
+def test_restart_during_outage_comes_up_from_cache(cenv, control, proxy):
+    cfg0 = proxy.config()
+    proxy.stop()
+    control.kill()
+    px = cenv.start_proxy(control.push_port, cache_dir=proxy.cache_dir, name="client-0-again")
+    started = time.monotonic()
+    px.wait_ready(timeout=10)
+    assert time.monotonic() - started < 5, "ready from cache took %.1fs" % (time.monotonic() - started)
+    cfg = px.config()
+    assert cfg["connected"] is False, cfg
+    assert cfg["identity"]["spiffeId"] == CLIENT_ID and cfg["identity"]["notAfter"] == cfg0["identity"]["notAfter"]
+    assert (cfg["version"], cfg["generation"]) == (cfg0["version"], cfg0["generation"]), cfg
+    assert "demo/web" in cfg["config"]["services"]
+    px.stop()
+
+    for name in os.listdir(proxy.cache_dir):
+        os.unlink(os.path.join(proxy.cache_dir, name))
+    px = cenv.start_proxy(control.push_port, cache_dir=proxy.cache_dir, name="client-0-empty")
+
+    def unready():
+        px.alive()
+        code, body = px.ready()
+        assert code == 503 and "identity" in body, (code, body)
+    eventually(unready, timeout=10, what="503 with an empty cache")
+    time.sleep(2)
+    assert px.ready()[0] == 503
+
+
+# ------------------------------------------------------------ unprivileged --
+
+UNPRIVILEGED = 2103
+
+
+def test_unprivileged_control_plane_and_proxy(cenv):
+    """Both run without root, as in a cluster (the proxy as UID 2102-like, weft-control as a
+    nonroot user): no socket option that needs a capability may stand in the way."""
+    for root, dirs, files in os.walk(cenv.ca):
+        for name in dirs + files + [""]:
+            os.chown(os.path.join(root, name), UNPRIVILEGED, UNPRIVILEGED)
+    cache = os.path.join(cenv.dir, "cache-nonroot")
+    os.makedirs(cache, mode=0o700)
+    os.chown(cache, UNPRIVILEGED, UNPRIVILEGED)
+    user = ("setpriv", "--reuid=%d" % UNPRIVILEGED, "--regid=%d" % UNPRIVILEGED, "--clear-groups")
+    cp = cenv.start_control(prefix=user)
+    px = cenv.start_proxy(cp.push_port, cache_dir=cache, prefix=user, name="nonroot")
+    px.wait_ready(timeout=15)
+    cp.wait_acked()
+    assert px.config()["identity"]["spiffeId"] == CLIENT_ID

@@ -10,7 +10,11 @@ final class MeshStoreTests: XCTestCase {
             services: [
                 "demo/web": ServiceEntry(
                     key: "demo/web", clusterIPs: ["10.96.0.10"], hosts: [],
-                    ports: [ServicePortEntry(name: nil, port: 80, targetPort: 8080, targetPortName: nil, protocol: "TCP", appProtocol: nil)])
+                    ports: [
+                        ServicePortEntry(
+                            name: nil, port: 80, targetPort: 8080, targetPortName: nil, protocol: "TCP",
+                            appProtocol: nil)
+                    ])
             ])
     }
 

@@ -34,9 +34,15 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
-        // Mesh model (Kubernetes resource shapes, decoding and validation), SPIFFE IDs and
-        // shared defaults. Reads YAML text it is handed; no sockets.
-        .target(name: "WeftCore", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // Mesh model (Kubernetes resource shapes, validation, MeshState), SPIFFE IDs and
+        // shared defaults. No dependencies: the sidecar links it.
+        .target(name: "WeftCore"),
+        // YAML manifests to the mesh model (Yams). Only the control plane parses YAML; kept
+        // apart so the sidecar links neither Yams nor the Foundation it needs.
+        .target(
+            name: "WeftManifests",
+            dependencies: ["WeftCore", .product(name: "Yams", package: "Yams")]
+        ),
         // The control protocol: frame codec and messages, used by both ends (docs/protocol.md).
         .target(
             name: "WeftProtocol",
@@ -83,7 +89,7 @@ let package = Package(
         .target(
             name: "WeftControl",
             dependencies: [
-                "WeftCore", "WeftProtocol", "WeftIdentity", "WeftTelemetry",
+                "WeftCore", "WeftManifests", "WeftProtocol", "WeftIdentity", "WeftTelemetry",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -122,7 +128,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
-        .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore"]),
+        .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore", "WeftManifests"]),
         .testTarget(name: "WeftIdentityTests", dependencies: ["WeftIdentity", "WeftCore"]),
         .testTarget(
             name: "WeftProtocolTests",

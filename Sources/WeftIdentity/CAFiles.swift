@@ -1,4 +1,11 @@
-import Foundation
+#if canImport(Glibc)
+    import Glibc
+#endif
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// The mesh CA's files, as PEM text: what `CertificateAuthority.create` makes and
 /// `weftctl ca init` writes.

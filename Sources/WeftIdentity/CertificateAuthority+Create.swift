@@ -1,8 +1,13 @@
 import Crypto
-import Foundation
 import SwiftASN1
 import WeftCore
 import X509
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 extension CertificateAuthority {
     /// How long a new root is valid.

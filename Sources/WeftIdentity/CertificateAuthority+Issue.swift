@@ -1,8 +1,13 @@
 import Crypto
-import Foundation
 import SwiftASN1
 import WeftCore
 import X509
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 extension CertificateAuthority {
     /// Issues a leaf certificate for a PEM CSR, after checking it asks for `expected`.

@@ -1,8 +1,13 @@
 import Crypto
-import Foundation
 import SwiftASN1
 import WeftCore
 @_spi(FixedExpiryValidationTime) import X509
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 extension CertificateAuthority {
     /// Checks a renewal proof: the chain's leaf was issued under this CA's trust bundle,

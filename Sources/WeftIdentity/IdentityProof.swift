@@ -1,5 +1,10 @@
 import Crypto
-import Foundation
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Proof that a proxy holds the key of its current certificate: an ECDSA P-256 /
 /// SHA-256 signature (DER) over data the verifier chose or can check for freshness.

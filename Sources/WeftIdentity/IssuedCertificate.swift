@@ -1,5 +1,10 @@
-import Foundation
 import WeftCore
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// A leaf certificate the CA issued, ready to hand to a proxy.
 ///

@@ -1,7 +1,12 @@
-import Foundation
 import SwiftASN1
 import WeftCore
 import X509
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Reads the SPIFFE ID a peer's leaf certificate carries; for mTLS peer checks.
 public enum SPIFFEPeer {

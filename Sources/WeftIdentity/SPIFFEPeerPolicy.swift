@@ -1,7 +1,12 @@
-import Foundation
 import SwiftASN1
 import WeftCore
 import X509
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// A swift-certificates `VerifierPolicy` for mesh peers: the leaf must carry exactly
 /// one SPIFFE ID, in `trustDomain` when one is given, and must not be a CA.

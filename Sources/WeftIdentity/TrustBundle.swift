@@ -1,5 +1,10 @@
-import Foundation
 import X509
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// The set of trusted roots: what `bundle.crt` holds and every proxy verifies peers against.
 ///

@@ -1,8 +1,13 @@
 import Crypto
-import Foundation
 import SwiftASN1
 import WeftCore
 import X509
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// A proxy's own P-256 key and the CSR that asks the mesh CA for a leaf for it.
 ///

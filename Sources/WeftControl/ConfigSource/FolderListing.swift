@@ -1,5 +1,6 @@
 import Foundation
 import WeftCore
+import WeftManifests
 
 #if canImport(Glibc)
     import Glibc

@@ -1,4 +1,5 @@
 import WeftCore
+import WeftManifests
 import XCTest
 
 /// Manifests shaped as `kubectl get -o yaml` prints them: status, managedFields,

@@ -1,4 +1,5 @@
 import WeftCore
+import WeftManifests
 import XCTest
 
 final class ManifestDecoderTests: XCTestCase {

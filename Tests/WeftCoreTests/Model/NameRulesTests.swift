@@ -1,3 +1,4 @@
+import WeftManifests
 import XCTest
 
 @testable import WeftCore

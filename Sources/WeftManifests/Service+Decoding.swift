@@ -1,3 +1,5 @@
+import WeftCore
+
 extension DocumentReader {
     static let protocols: KeyValuePairs<String, TransportProtocol> = ["TCP": .tcp, "UDP": .udp, "SCTP": .sctp]
 

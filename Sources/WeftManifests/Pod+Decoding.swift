@@ -1,3 +1,5 @@
+import WeftCore
+
 extension DocumentReader {
     /// core/v1 Pod: labels, service account, IPs, phase and readiness.
     mutating func decodePod(_ root: ObjectNode) -> Pod? {

@@ -1,3 +1,5 @@
+import WeftCore
+
 extension DocumentReader {
     /// weft.dev/v1alpha1 AuthorizationPolicy.
     mutating func decodeAuthorizationPolicy(_ root: ObjectNode) -> AuthorizationPolicy? {

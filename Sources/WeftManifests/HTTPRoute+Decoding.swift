@@ -1,3 +1,5 @@
+import WeftCore
+
 extension DocumentReader {
     /// gateway.networking.k8s.io/v1 HTTPRoute, with Gateway API defaults applied.
     mutating func decodeHTTPRoute(_ root: ObjectNode) -> HTTPRoute? {

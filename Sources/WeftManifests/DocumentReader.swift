@@ -1,3 +1,4 @@
+import WeftCore
 import Yams
 
 /// A YAML node together with its field path (`spec.rules[0].matches[1]`).

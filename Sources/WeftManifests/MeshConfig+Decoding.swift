@@ -1,3 +1,5 @@
+import WeftCore
+
 extension DocumentReader {
     /// weft.dev/v1alpha1 MeshConfig; every field has a default.
     mutating func decodeMeshConfig(_ root: ObjectNode) -> MeshConfig? {

@@ -1,3 +1,5 @@
+import WeftCore
+
 extension DocumentReader {
     /// discovery.k8s.io/v1 EndpointSlice.
     mutating func decodeEndpointSlice(_ root: ObjectNode) -> EndpointSlice? {

@@ -79,7 +79,7 @@ struct ControlLoadCommand: AsyncParsableCommand {
             identity: SPIFFEID(
                 trustDomain: trustDomain, namespace: namespace, serviceAccount: serviceAccount), threads: threads)
         results.keygenSeconds = Self.seconds(ContinuousClock.now - keygenStart)
-        log("made \(connections) P-256 keys and CSRs in \(Self.fixed(results.keygenSeconds, 2)) s")
+        progress("made \(connections) P-256 keys and CSRs in \(Self.fixed(results.keygenSeconds, 2)) s")
         let hellos = (0..<connections).map { i in
             Hello(
                 proxyVersion: "weft-control-load",
@@ -115,7 +115,7 @@ struct ControlLoadCommand: AsyncParsableCommand {
                     failures.append(reason)
                 }
                 if (channels.count + failures.count) % 1000 == 0 {
-                    log("\(channels.count) connected, \(failures.count) failed")
+                    progress("\(channels.count) connected, \(failures.count) failed")
                 }
                 if next < connections {
                     let i = next
@@ -131,7 +131,7 @@ struct ControlLoadCommand: AsyncParsableCommand {
         connectLatencies.sort()
         results.connectP50Ms = Self.percentile(connectLatencies, 0.50).map(Self.ms)
         results.connectP99Ms = Self.percentile(connectLatencies, 0.99).map(Self.ms)
-        log(
+        progress(
             "connect phase: \(channels.count)/\(connections) in \(Self.fixed(results.connectSeconds, 2)) s; "
                 + "per connection p50 \(Self.fixed(results.connectP50Ms ?? 0, 1)) ms, p99 \(Self.fixed(results.connectP99Ms ?? 0, 1)) ms"
                 + (failures.isEmpty ? "" : "; first failure: \(failures[0])"))
@@ -159,7 +159,7 @@ struct ControlLoadCommand: AsyncParsableCommand {
                 let round = RoundResult(
                     number: number, expected: channels.count, t0: t0, received: received, acked: acked)
                 results.rounds.append(round)
-                log(round.summary)
+                progress(round.summary)
                 try await Task.sleep(for: .milliseconds(pauseMs))
             }
             results.summarizeRounds()
@@ -179,7 +179,7 @@ struct ControlLoadCommand: AsyncParsableCommand {
             try encoder.encode(results).write(to: URL(fileURLWithPath: jsonOut))
         }
         // Closing 10k channels one by one is slow and measures nothing; the kernel closes them.
-        exit(results.isComplete ? 0 : 1)
+        Foundation.exit(results.isComplete ? 0 : 1)
     }
 
     private enum ConnectOutcome: Sendable {
@@ -303,7 +303,7 @@ struct ControlLoadCommand: AsyncParsableCommand {
     static func status(pid: Int, field: String) -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
-            return Int(line.dropFirst(field.count + 1).split(separator: " ").first ?? "")
+            return Int(line.dropFirst(field.count + 1).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "")
         }
         return nil
     }
@@ -334,7 +334,7 @@ struct ControlLoadCommand: AsyncParsableCommand {
     static func fixed(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
 }
 
-func log(_ text: String) {
+func progress(_ text: String) {
     FileHandle.standardError.write(Data("weft-control-load: \(text)\n".utf8))
 }
 

@@ -31,6 +31,8 @@
 #   BENCH_CONTROL_PORT     first push port (each run uses the next pair)  25100
 #   BENCH_CONTROL_PROBE    shell command run while all N are connected, e.g.
 #                          'pmap -x $CONTROL_PID' (output: bench/results/.../n<N>-run<i>.probe)
+#   BENCH_CONTROL_BEFORE_LOAD  shell command run once weft-control is ready, before the
+#                          load (e.g. attach a profiler to $CONTROL_PID)
 set -Eeuo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -186,9 +188,10 @@ run_one() { # N index
   done
   curl -sf "http://127.0.0.1:$http/ready" >/dev/null || die "weft-control not ready after 10 s"
   log "N=$n run $idx: weft-control pid $CP_PID ready (VmRSS $(awk '/VmRSS/{print $2}' /proc/$CP_PID/status) kB); loading"
+  [[ -z ${BENCH_CONTROL_BEFORE_LOAD:-} ]] || (CONTROL_PID=$CP_PID; eval "$BENCH_CONTROL_BEFORE_LOAD") >"$out.before" 2>&1
   local after="$BIN/weftctl check --control-plane 127.0.0.1:$http | grep 'proxies connected';"
   after+=" curl -s http://127.0.0.1:$http/metrics | grep '^weft_control_push_latency_seconds.*delta'"
-  [[ -z ${BENCH_CONTROL_PROBE:-} ]] || after+="; CONTROL_PID=$CP_PID; $BENCH_CONTROL_PROBE >$out.probe 2>&1"
+  [[ -z ${BENCH_CONTROL_PROBE:-} ]] || after+="; CONTROL_PID=$CP_PID; { $BENCH_CONTROL_PROBE; } >$out.probe 2>&1"
   timeout 300 "$BIN/weft-control-load" --host 127.0.0.1 --port "$push" --connections "$n" --concurrency 200 \
     --threads "$LOAD_THREADS" --trust-bundle "$TMP/ca/bundle.crt" --token-file "$TMP/token" \
     --change-file "$CONFIG/svc-0-endpoints.yaml" --change-service load/svc-0 --rounds "$ROUNDS" \

@@ -29,6 +29,7 @@
 #   BENCH_CONTROL_THREADS  event-loop threads of weft-control      2
 #   BENCH_LOAD_THREADS     event-loop threads of the load tool     2
 #   BENCH_CONTROL_PORT     first push port (each run uses the next pair)  25100
+#   WEFT_CONTROL_BIN       the weft-control under test (A/B runs)  .build/release/weft-control
 #   BENCH_CONTROL_PROBE    shell command run while all N are connected, e.g.
 #                          'pmap -x $CONTROL_PID' (output: bench/results/.../n<N>-run<i>.probe)
 #   BENCH_CONTROL_BEFORE_LOAD  shell command run once weft-control is ready, before the
@@ -101,6 +102,8 @@ fi
 for b in weft-control weftctl weft-control-load; do
   [[ -x $BIN/$b ]] || die "$BIN/$b is missing: run without --no-build"
 done
+CONTROL_BIN=${WEFT_CONTROL_BIN:-$BIN/weft-control}
+[[ -x $CONTROL_BIN ]] || die "WEFT_CONTROL_BIN=$CONTROL_BIN is not executable"
 
 # The kernel allows at most the hard limit; each side needs N sockets.
 HARD=$(ulimit -Hn)
@@ -178,7 +181,7 @@ run_one() { # N index
   local n=$1 idx=$2 push=$((PORT + 2 * $2)) http=$((PORT + 2 * $2 + 1)) out=$RESULTS/n$1-run$2 i
   # Each run starts from the same endpoint set.
   slice load svc-0 svc-0-bench 10.212.0.1 10.212.0.2 10.212.0.3 | sed 1d >"$CONFIG/svc-0-endpoints.yaml"
-  "$BIN/weft-control" --config "$CONFIG" --ca "$TMP/ca" --token-file "$TMP/token" --host 127.0.0.1 \
+  "$CONTROL_BIN" --config "$CONFIG" --ca "$TMP/ca" --token-file "$TMP/token" --host 127.0.0.1 \
     --push-port "$push" --http-port "$http" --threads "$CP_THREADS" >"$out.control.log" 2>&1 &
   CP_PID=$!
   for ((i = 0; i < 100; i++)); do

@@ -20,9 +20,10 @@ final class SmallFlushWriter: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// Plaintext per flush. One TLS 1.3 record adds 22 bytes and the mapping's malloc
-    /// header 16, so 4,000 bytes of plaintext fill at most one 4 KiB page.
-    static let defaultMaxFlushBytes = 4000
+    /// Plaintext per flush. Each write becomes its own TLS 1.3 record (22 bytes more) and
+    /// the mapping starts with a 16-byte malloc header, so 3,584 bytes leave room for 22
+    /// records (an identity, a config piece and their frame headers take 4) in one 4 KiB page.
+    static let defaultMaxFlushBytes = 3584
 
     private let maxFlushBytes: Int
     /// Bytes written since the last flush.

@@ -18,7 +18,7 @@
 # `weftctl check` and reads weft_control_push_latency_seconds from /metrics.
 #
 # No root needed; everything listens on 127.0.0.1 only. Processes it starts are stopped
-# on exit, error or Ctrl-C. A full run (2 x 2 runs) takes about 4 minutes after the build.
+# on exit, error or Ctrl-C. A full run (2 x 2 runs) takes 2-3 minutes after the build.
 # The report goes to stdout and is appended to BENCHMARKS.md (unless --no-record); raw
 # JSON and logs are kept in bench/results/control-<UTC time>/ (gitignored).
 #
@@ -64,15 +64,17 @@ die() { log "ERROR: $*"; exit 1; }
 for v in REPEATS ROUNDS CP_THREADS LOAD_THREADS PORT; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
-for n in $NS; do [[ $n =~ ^[0-9]+$ ]] && ((n >= 1 && n <= 19000)) || die "N must be 1..19000 (got $n)"; done
-command -v curl >/dev/null && command -v python3 >/dev/null || die "needs curl and python3"
+for n in $NS; do
+  if ! [[ $n =~ ^[0-9]+$ ]] || ((n < 1 || n > 19000)); then die "N must be 1..19000 (got $n)"; fi
+done
+if ! command -v curl >/dev/null || ! command -v python3 >/dev/null; then die "needs curl and python3"; fi
 
 BIN=$ROOT/.build/release
 STAMP=$(date -u +%Y%m%d-%H%M%S)
 RESULTS=$HERE/results/control-$STAMP
 mkdir -p "$RESULTS"
 TMP=$(mktemp -d /tmp/weft-control-bench.XXXXXX)
-CP_PID= LOAD_PID=
+CP_PID='' LOAD_PID=''
 
 stop_pid() { # pid: SIGTERM, up to 10 s, then SIGKILL
   local pid=$1 i
@@ -191,7 +193,7 @@ run_one() { # N index
   done
   curl -sf "http://127.0.0.1:$http/ready" >/dev/null || die "weft-control not ready after 10 s"
   log "N=$n run $idx: weft-control pid $CP_PID ready (VmRSS $(awk '/VmRSS/{print $2}' /proc/$CP_PID/status) kB); loading"
-  [[ -z ${BENCH_CONTROL_BEFORE_LOAD:-} ]] || (CONTROL_PID=$CP_PID; eval "$BENCH_CONTROL_BEFORE_LOAD") >"$out.before" 2>&1
+  [[ -z ${BENCH_CONTROL_BEFORE_LOAD:-} ]] || (export CONTROL_PID=$CP_PID; eval "$BENCH_CONTROL_BEFORE_LOAD") >"$out.before" 2>&1
   local after="$BIN/weftctl check --control-plane 127.0.0.1:$http | grep 'proxies connected';"
   after+=" curl -s http://127.0.0.1:$http/metrics | grep '^weft_control_push_latency_seconds.*delta'"
   [[ -z ${BENCH_CONTROL_PROBE:-} ]] || after+="; CONTROL_PID=$CP_PID; { $BENCH_CONTROL_PROBE; } >$out.probe 2>&1"

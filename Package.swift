@@ -128,6 +128,19 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // The control-plane benchmark's load generator (bench/control.sh, issue 4): N simulated
+        // sidecars speaking the control protocol. Not a product; built on demand.
+        .executableTarget(
+            name: "weft-control-load",
+            dependencies: [
+                "WeftProtocol", "WeftIdentity", "WeftCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "bench/control-load"
+        ),
         .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore", "WeftManifests"]),
         .testTarget(name: "WeftIdentityTests", dependencies: ["WeftIdentity", "WeftCore"]),
         .testTarget(

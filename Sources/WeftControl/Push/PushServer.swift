@@ -42,6 +42,7 @@ public struct PushServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
                         NIOSSLServerHandler(context: tls.current),
+                        SmallFlushWriter(),
                         ByteToMessageHandler(ControlFrameDecoder(maxFrameBytes: ControlProtocol.maxClientFrameBytes)),
                         ControlFrameEncoder(),
                         IdleStateHandler(

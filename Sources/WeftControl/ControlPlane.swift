@@ -88,6 +88,7 @@ public final class ControlPlane: ServiceLifecycle.Service {
             try? await group.shutdownGracefully()
             throw StartupError(description: "cannot listen: \(error)")
         }
+        hub.startSweeping()
         api.markReady()
         logger.info(
             "weft-control serving",
@@ -168,6 +169,7 @@ public final class ControlPlane: ServiceLifecycle.Service {
         }
         logger.info("weft-control stopping")
         try? await push.close()
+        hub.stopSweeping()
         await hub.shutDownSessions()
         try? await http.close()
         try? await group.shutdownGracefully()

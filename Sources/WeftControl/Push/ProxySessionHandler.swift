@@ -35,6 +35,8 @@ final class ProxySessionHandler: ChannelInboundHandler {
     private var peer = "unknown peer"
     private var hasFailed = false
     private var slowConsumerTimer: Scheduled<Void>?
+    private var lastRead = NIODeadline.uptimeNanoseconds(0)
+    private var lastWrite = NIODeadline.uptimeNanoseconds(0)
 
     init(hub: PushHub, logger: Logger) {
         self.hub = hub
@@ -43,6 +45,8 @@ final class ProxySessionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        lastRead = context.eventLoop.now
+        lastWrite = lastRead
         peer = context.channel.remoteAddress?.description ?? "unknown peer"
         let timeout = hub.helloTimeout
         helloTimeout = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
@@ -63,6 +67,7 @@ final class ProxySessionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        lastRead = context.eventLoop.now
         let message: ClientMessage
         do {
             message = try ClientMessage.decode(frame)
@@ -93,24 +98,25 @@ final class ProxySessionHandler: ChannelInboundHandler {
         }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard let idle = event as? IdleStateHandler.IdleStateEvent else {
-            context.fireUserInboundEventTriggered(event)
-            return
-        }
-        switch idle {
-        case .read:
+    /// Heartbeats, called about once a second by the hub's per-loop sweep (one timer per
+    /// loop instead of two per connection): a ping after `pingInterval` without sending,
+    /// a close after `idleTimeout` without receiving.
+    func sweep(now: NIODeadline) {
+        guard let context, case .established = state else { return }
+        if now - lastRead >= hub.idleTimeout {
             fail(
                 context: context,
                 ProtocolError(.idleTimeout, "nothing received for \(ControlProtocol.idleTimeoutSeconds) s"))
-        case .write:
-            guard case .established = state else { return }
+        } else if now - lastWrite >= hub.pingInterval {
             let ping = ServerMessage.ping(Ping(id: nextPingID))
             nextPingID += 1
-            context.writeAndFlush(wrapOutboundOut(ping.encode(allocator: context.channel.allocator)), promise: nil)
-        case .all:
-            break
+            flushOut(context, wrapOutboundOut(ping.encode(allocator: context.channel.allocator)), promise: nil)
         }
+    }
+
+    private func flushOut(_ context: ChannelHandlerContext, _ data: NIOAny, promise: EventLoopPromise<Void>?) {
+        lastWrite = context.eventLoop.now
+        context.writeAndFlush(data, promise: promise)
     }
 
     // MARK: - Hello
@@ -128,7 +134,7 @@ final class ProxySessionHandler: ChannelInboundHandler {
                 wrapOutboundOut(ServerMessage.identity(identity).encode(allocator: context.channel.allocator)),
                 promise: nil)
             let config = session.fullConfig(mesh, allocator: context.channel.allocator)
-            context.writeAndFlush(wrapOutboundOut(config), promise: nil)
+            flushOut(context, wrapOutboundOut(config), promise: nil)
             hub.metrics.pushes.increment()
             state = .established(session)
             hub.register(self, sessionID: session.id, loop: context.eventLoop)
@@ -190,8 +196,7 @@ final class ProxySessionHandler: ChannelInboundHandler {
                     code: .unknownService,
                     message: "\(unknown.joined(separator: ", ")) does not exist (yet); the subscription stays",
                     fatal: false)
-                context.writeAndFlush(
-                    wrapOutboundOut(ServerMessage.error(note).encode(allocator: allocator)), promise: nil)
+                flushOut(context, wrapOutboundOut(ServerMessage.error(note).encode(allocator: allocator)), promise: nil)
             }
         case .unsubscribe(let subscription):
             guard let keys = validKeys(subscription.services, context: context) else { return }
@@ -209,7 +214,7 @@ final class ProxySessionHandler: ChannelInboundHandler {
                 handler.renewed(result, context: context)
             }
         case .ping(let ping):
-            context.writeAndFlush(wrapOutboundOut(ServerMessage.pong(ping).encode(allocator: allocator)), promise: nil)
+            flushOut(context, wrapOutboundOut(ServerMessage.pong(ping).encode(allocator: allocator)), promise: nil)
         case .pong:
             break
         case .error(let error):
@@ -230,8 +235,8 @@ final class ProxySessionHandler: ChannelInboundHandler {
         case .success(let identity):
             session.certificateNotAfter = identity.notAfter
             state = .established(session)
-            context.writeAndFlush(
-                wrapOutboundOut(ServerMessage.identity(identity).encode(allocator: context.channel.allocator)),
+            flushOut(
+                context, wrapOutboundOut(ServerMessage.identity(identity).encode(allocator: context.channel.allocator)),
                 promise: nil)
         case .failure(let error):
             fail(context: context, error)
@@ -294,7 +299,7 @@ final class ProxySessionHandler: ChannelInboundHandler {
 
     private func send(_ frame: ByteBuffer, context: ChannelHandlerContext) {
         hub.metrics.pushes.increment()
-        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        flushOut(context, wrapOutboundOut(frame), promise: nil)
     }
 
     /// Tells the proxy the control plane is going away, then closes.
@@ -324,7 +329,9 @@ final class ProxySessionHandler: ChannelInboundHandler {
             metadata: ["peer": "\(peer)", "code": "\(error.code.rawValue)", "reason": "\(error.reason)"])
         let frame = ServerMessage.error(ErrorMessage(error)).encode(allocator: context.channel.allocator)
         state = .closed
-        context.writeAndFlush(wrapOutboundOut(frame)).whenComplete { _ in context.close(promise: nil) }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        flushOut(context, wrapOutboundOut(frame), promise: written)
+        written.futureResult.whenComplete { _ in context.close(promise: nil) }
     }
 }
 

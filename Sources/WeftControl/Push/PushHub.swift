@@ -26,6 +26,10 @@ final class PushHub: Sendable {
     let debounce: TimeAmount
     /// How long a connection may stay above its write high-water mark before it is closed.
     let slowConsumerGrace: TimeAmount
+    /// Heartbeats (docs/protocol.md §11).
+    let pingInterval = TimeAmount.seconds(Int64(ControlProtocol.pingIntervalSeconds))
+    let idleTimeout = TimeAmount.seconds(Int64(ControlProtocol.idleTimeoutSeconds))
+    private let sweeps = Mutex<[RepeatedTask]>([])
     private let issuer: any WorkloadIssuer
     private let authenticator: any HelloAuthenticator
     private let mesh: Mutex<CompiledMesh>
@@ -52,6 +56,21 @@ final class PushHub: Sendable {
     }
 
     var currentMesh: CompiledMesh { mesh.withLock { $0 } }
+
+    /// Starts one heartbeat sweep per event loop, every second, over that loop's sessions.
+    func startSweeping() {
+        let tasks = loops.map { (loop, sessions) in
+            loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+                let now = loop.now
+                for handler in sessions.value.values { handler.sweep(now: now) }
+            }
+        }
+        sweeps.withLock { $0 += tasks }
+    }
+
+    func stopSweeping() {
+        for task in sweeps.withLock({ $0 }) { task.cancel() }
+    }
 
     private func box(for loop: any EventLoop) -> NIOLoopBoundBox<[String: ProxySessionHandler]>? {
         loops.first { $0.loop === loop }?.sessions

@@ -45,9 +45,6 @@ public struct PushServer: Sendable {
                         SmallFlushWriter(),
                         ByteToMessageHandler(ControlFrameDecoder(maxFrameBytes: ControlProtocol.maxClientFrameBytes)),
                         ControlFrameEncoder(),
-                        IdleStateHandler(
-                            readTimeout: .seconds(Int64(ControlProtocol.idleTimeoutSeconds)),
-                            writeTimeout: .seconds(Int64(ControlProtocol.pingIntervalSeconds))),
                         ProxySessionHandler(hub: hub, logger: logger),
                     ])
                 }

@@ -222,4 +222,28 @@ final class ProxySessionHandlerTests: XCTestCase {
         loop.advanceTime(by: .seconds(2))
         try assertRefused(channel, .slowConsumer)
     }
+
+    /// One sweep per loop drives heartbeats: a ping after 15 s without sending, a close
+    /// after 45 s without receiving.
+    func testHeartbeatsAndIdleTimeout() throws {
+        hub.startSweeping()
+        defer { hub.stopSweeping() }
+        let channel = try connect()
+        try channel.writeInbound(hello())
+        _ = try next(channel)
+        _ = try next(channel)
+        loop.advanceTime(by: .seconds(16))
+        guard case .ping = try next(channel) else { return XCTFail("a ping after 15 s of quiet") }
+        loop.advanceTime(by: .seconds(20))
+        try channel.writeInbound(ClientMessage.pong(Ping(id: 1)).encode())
+        loop.advanceTime(by: .seconds(30))
+        XCTAssertTrue(channel.isActive, "the pong counted as traffic")
+        while case .ping = try next(channel) {}
+        loop.advanceTime(by: .seconds(20))
+        var message = try next(channel)
+        while case .ping = message { message = try next(channel) }
+        guard case .error(let error) = message else { return XCTFail("an error frame after 45 s without reads") }
+        XCTAssertEqual(error.code, .idleTimeout)
+        XCTAssertFalse(channel.isActive)
+    }
 }

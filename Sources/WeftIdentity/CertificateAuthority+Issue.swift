@@ -95,39 +95,27 @@ extension CertificateAuthority {
                 reason: "the intermediate CA expired at \(intermediateNotAfter)")
         }
 
-        let serial = Self.randomSerial()
-        let certificate: Certificate
+        var serial = Self.randomSerial()
+        serial[0] = (serial[0] & 0x7F) | 0x01  // positive and minimal: 16 bytes always
+        let notBeforeSeconds = Int(notBefore.timeIntervalSince1970.rounded(.down))
+        let notAfterSeconds = Int(notAfter.timeIntervalSince1970.rounded(.down))
         let leafPEM: String
         do {
-            var extensions = constantLeafExtensions
-            extensions.append(
-                try Certificate.Extension(
-                    SubjectAlternativeNames([.uniformResourceIdentifier(expectedURI)]), critical: true))
-            extensions.append(
-                try Certificate.Extension(SubjectKeyIdentifier(hash: csr.publicKey), critical: false))
-            certificate = try Certificate(
-                version: .v3,
-                serialNumber: Certificate.SerialNumber(bytes: serial),
-                publicKey: csr.publicKey,
-                notValidBefore: notBefore,
-                notValidAfter: notAfter,
-                issuer: issuerName,
-                subject: DistinguishedName(),
-                signatureAlgorithm: .ecdsaWithSHA256,
-                extensions: Certificate.Extensions(extensions),
-                issuerPrivateKey: signingKey
-            )
-            var serializer = DER.Serializer()
-            try serializer.serialize(certificate)
-            leafPEM = PEMCodec.encode(serializer.serializedBytes, label: "CERTIFICATE")
+            guard let key = P256.Signing.PublicKey(csr.publicKey) else {
+                throw IssueError(.unsupportedKey, expected: expectedURI, reason: "not a P-256 key")
+            }
+            let der = try leafTemplate.certificate(
+                serial: serial, notBefore: notBeforeSeconds, notAfter: notAfterSeconds,
+                publicKeyX963: Array(key.x963Representation), uri: expectedURI)
+            leafPEM = PEMCodec.encode(der, label: "CERTIFICATE")
         } catch {
             throw IssueError(.signingFailed, expected: expectedURI, reason: "cannot build the leaf: \(error)")
         }
         return IssuedCertificate(
             leafPEM: leafPEM,
             chainPEM: leafPEM + intermediatePEM,
-            notBefore: certificate.notValidBefore,
-            notAfter: certificate.notValidAfter,
+            notBefore: Date(timeIntervalSince1970: TimeInterval(notBeforeSeconds)),
+            notAfter: Date(timeIntervalSince1970: TimeInterval(notAfterSeconds)),
             serialHex: Self.hex(serial),
             identity: expected
         )

@@ -39,6 +39,8 @@ public final class CertificateAuthority: Sendable {
     let intermediateNotAfter: Date
     /// basicConstraints, keyUsage, extendedKeyUsage and authorityKeyIdentifier: the same in every leaf.
     let constantLeafExtensions: [Certificate.Extension]
+    /// The leaf's DER parts that never change (`LeafTemplate`).
+    let leafTemplate: LeafTemplate
 
     /// Loads a CA from the directory `weftctl ca init` wrote.
     ///
@@ -151,6 +153,13 @@ public final class CertificateAuthority: Sendable {
         self.trustBundlePEM = bundle.pem
         self.intermediatePEM = try PEMFiles.pem([intermediate])
         self.signingKey = Certificate.PrivateKey(key)
+        do {
+            self.leafTemplate = try LeafTemplate(
+                issuer: intermediate.subject, constantExtensions: constantLeafExtensions, signingKey: key)
+        } catch {
+            throw IdentityError(
+                .cryptoFailure, what: intermediateWhat, reason: "cannot encode the leaf template: \(error)")
+        }
         self.issuerName = intermediate.subject
         self.intermediateNotAfter = intermediate.notValidAfter
     }

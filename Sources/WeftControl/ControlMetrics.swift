@@ -61,7 +61,8 @@ public final class ControlMetrics: Sendable {
                 metricName: "weft_control_pushes", unitName: "total", helpText: "Config and delta frames sent."))
         let errors = MetricNameDescriptor(
             metricName: "weft_control_protocol_errors", unitName: "total",
-            helpText: "Error frames sent to proxies, by code; each closed or refused one connection.")
+            helpText:
+                "Proxy connections closed for a protocol error, by code (with an error frame where the proxy still reads).")
         var byCode: [ProtocolError.Code: Counter] = [:]
         for code in ProtocolError.Code.allCases {
             byCode[code] = registry.makeCounter(descriptor: errors, labels: [("code", code.rawValue)])

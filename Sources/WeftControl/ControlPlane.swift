@@ -72,7 +72,8 @@ public final class ControlPlane: ServiceLifecycle.Service {
         metrics.configGeneration.set(Int64(1))
         let hub = PushHub(
             group: group, initialMesh: compiled, issuer: issuer, authenticator: authenticator, metrics: metrics,
-            logger: logger, debounce: .nanoseconds(Int64(MeshCompiler.milliseconds(settings.debounce)) * 1_000_000))
+            logger: logger, debounce: .nanoseconds(Int64(MeshCompiler.milliseconds(settings.debounce)) * 1_000_000),
+            slowConsumerGrace: .nanoseconds(Int64(MeshCompiler.milliseconds(settings.slowConsumerGrace)) * 1_000_000))
         let api = ControlAPI(
             hub: hub, metrics: metrics,
             config: ConfigStatus(
@@ -131,8 +132,8 @@ public final class ControlPlane: ServiceLifecycle.Service {
             }
             tasks.addTask {
                 // Debounce: a burst of accepted changes within `debounce` becomes one push.
-                var generation = 1
                 await cancelWhenGracefulShutdown {
+                    var generation = 1
                     for await _ in signals {
                         try? await Task.sleep(for: self.settings.debounce)
                         guard

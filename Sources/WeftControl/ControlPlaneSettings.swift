@@ -17,6 +17,9 @@ public struct ControlPlaneSettings: Sendable {
     public var certificateLifetime: Duration = .seconds(86_400)
     /// How long the push waits after a change for more changes before it pushes them as one.
     public var debounce: Duration = .milliseconds(100)
+    /// How long a proxy may stay above its write high-water mark (unread pushes) before it
+    /// is closed as a slow consumer.
+    public var slowConsumerGrace: Duration = .seconds(10)
     /// The control plane's own identity (its serving certificate's SPIFFE ID).
     public var namespace = MeshDefaults.controlPlaneNamespace
     public var serviceAccount = MeshDefaults.controlPlaneServiceAccount

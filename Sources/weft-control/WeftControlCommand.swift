@@ -44,11 +44,20 @@ struct WeftControlCommand: AsyncParsableCommand {
     @Option(help: "Event-loop threads.")
     var threads = 2
 
-    @Option(help: "Lifetime of workload certificates, e.g. 24h, 90m.")
+    @Option(
+        help:
+            "Lifetime of workload certificates, e.g. 24h, 90m; at least 1m (minutes-long lifetimes are for exercising rotation). Sidecars renew at 70%."
+    )
     var certificateLifetime = "24h"
 
     @Option(help: "How long a config change waits for more changes before one push carries them all, e.g. 100ms.")
     var debounce = "100ms"
+
+    @Option(
+        help:
+            "How long a sidecar may leave more than 4 MiB of pushes unread before it is disconnected as a slow consumer, e.g. 10s."
+    )
+    var slowConsumerGrace = "10s"
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
@@ -59,10 +68,13 @@ struct WeftControlCommand: AsyncParsableCommand {
         }
         guard pushPort != httpPort else { throw ValidationError("--push-port and --http-port must differ") }
         guard (1...64).contains(threads) else { throw ValidationError("--threads: \(threads) is not between 1 and 64") }
-        guard let lifetime = Self.duration(certificateLifetime), lifetime >= .seconds(600) else {
-            throw ValidationError("--certificate-lifetime: \(certificateLifetime) is not a duration of at least 10m")
+        guard let lifetime = Self.duration(certificateLifetime), lifetime >= .seconds(60) else {
+            throw ValidationError("--certificate-lifetime: \(certificateLifetime) is not a duration of at least 1m")
         }
         guard Self.duration(debounce) != nil else { throw ValidationError("--debounce: \(debounce) is not a duration") }
+        guard let grace = Self.duration(slowConsumerGrace), grace > .zero else {
+            throw ValidationError("--slow-consumer-grace: \(slowConsumerGrace) is not a positive duration")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError(
                 "--log-level: \(logLevel) is not one of trace, debug, info, notice, warning, error, critical")
@@ -99,6 +111,7 @@ struct WeftControlCommand: AsyncParsableCommand {
         settings.threads = threads
         settings.certificateLifetime = Self.duration(certificateLifetime) ?? .seconds(86_400)
         settings.debounce = Self.duration(debounce) ?? .milliseconds(100)
+        settings.slowConsumerGrace = Self.duration(slowConsumerGrace) ?? .seconds(10)
         let controlPlane = ControlPlane(settings: settings, logger: logger)
         let group = ServiceGroup(
             configuration: .init(

@@ -526,8 +526,10 @@ def cenv(ca_template, request):
 
 
 @pytest.fixture
-def control(cenv):
-    return cenv.start_control()
+def control(cenv, request):
+    """weft-control on `cenv`; a test's `@pytest.mark.control_args(...)` adds flags."""
+    marker = request.node.get_closest_marker("control_args")
+    return cenv.start_control(extra=marker.args if marker else ())
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
+import Glibc
 import Logging
 import NIOCore
+import NIOSSL
 import WeftCore
 import WeftProtocol
 
@@ -290,7 +292,7 @@ final class ProxySessionHandler: ChannelInboundHandler {
                     context: context,
                     ProtocolError(
                         .slowConsumer,
-                        "more than \(PushHub.writeBufferHighWater) bytes unread for \(grace.nanoseconds / 1_000_000_000) s"
+                        "more than \(PushHub.writeBufferHighWater) bytes unread for \(grace.nanoseconds / 1_000_000) ms"
                     ))
             }
         }
@@ -327,12 +329,41 @@ final class ProxySessionHandler: ChannelInboundHandler {
         logger.info(
             "control connection refused",
             metadata: ["peer": "\(peer)", "code": "\(error.code.rawValue)", "reason": "\(error.reason)"])
-        let frame = ServerMessage.error(ErrorMessage(error)).encode(allocator: context.channel.allocator)
         state = .closed
+        // A peer that is not reading would never see the error frame (it queues behind
+        // what it has not read) and its write would never complete: abort at once.
+        guard context.channel.isWritable else {
+            Self.abort(context)
+            return
+        }
+        // Otherwise the frame goes first, and the close follows its write, or an abort
+        // after the grace, whichever comes first: a peer that stops reading now still goes.
+        let frame = ServerMessage.error(ErrorMessage(error)).encode(allocator: context.channel.allocator)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let deadline = context.eventLoop.scheduleTask(in: Self.errorFrameGrace) { Self.abort(bound.value) }
         let written = context.eventLoop.makePromise(of: Void.self)
         flushOut(context, wrapOutboundOut(frame), promise: written)
-        written.futureResult.whenComplete { _ in context.close(promise: nil) }
+        written.futureResult.whenComplete { _ in
+            deadline.cancel()
+            bound.value.close(promise: nil)
+        }
     }
+
+    /// Closes the connection now, with a TCP reset: no TLS close_notify (it would queue
+    /// behind the unread bytes, and NIOSSL waits 5 s for the peer's before it closes), and
+    /// no lingering kernel send queue (a plain close leaves megabytes in FIN-WAIT-1 for a
+    /// peer that advertises no window).
+    private static func abort(_ context: ChannelHandlerContext) {
+        if let provider = context.channel as? SocketOptionProvider {
+            _ = provider.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+        }
+        // Closing from TLS's own context starts below it, at the socket.
+        let tls = try? context.pipeline.syncOperations.context(handlerType: NIOSSLServerHandler.self)
+        (tls ?? context).close(promise: nil)
+    }
+
+    /// How long an error frame may take to be written before the connection closes anyway.
+    static let errorFrameGrace = TimeAmount.seconds(2)
 }
 
 @available(*, unavailable) extension ProxySessionHandler: Sendable {}

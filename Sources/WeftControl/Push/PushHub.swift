@@ -143,12 +143,6 @@ final class PushHub: Sendable {
     /// Checks a hello and issues its certificate.
     func admit(_ hello: Hello, peer: String) -> Result<(Identity, ProxySession), ProtocolError> {
         do throws(ProtocolError) {
-            guard hello.protocol == ControlProtocol.version else {
-                throw ProtocolError(
-                    .unsupportedProtocol,
-                    "protocol \(hello.protocol) is not supported; this control plane speaks [\(ControlProtocol.version)]"
-                )
-            }
             let node = hello.node
             for (field, value) in [
                 ("node.pod", node.pod), ("node.namespace", node.namespace),

@@ -123,3 +123,8 @@ public struct ErrorMessage: Codable, Hashable, Sendable {
         self.init(code: error.code, message: error.reason, fatal: fatal)
     }
 }
+
+/// The one field every version's hello keeps, read before the rest (docs/protocol.md §15).
+struct HelloVersion: Decodable {
+    var `protocol`: Int
+}

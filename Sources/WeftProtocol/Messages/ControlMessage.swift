@@ -38,7 +38,15 @@ public enum ClientMessage: Hashable, Sendable {
     public static func decode(_ payload: ByteBuffer) throws(ProtocolError) -> ClientMessage {
         let coder = MessageCoder(payload)
         switch try coder.type() {
-        case "hello": return .hello(try coder.body())
+        case "hello":
+            // The version first (§15): a later version's hello may not decode as this one.
+            let version = try coder.body(HelloVersion.self).protocol
+            guard version == ControlProtocol.version else {
+                throw ProtocolError(
+                    .unsupportedProtocol,
+                    "protocol \(version) is not supported; this control plane speaks \(ControlProtocol.version)")
+            }
+            return .hello(try coder.body())
         case "ack": return .ack(try coder.body())
         case "nack": return .nack(try coder.body())
         case "subscribe": return .subscribe(try coder.body())

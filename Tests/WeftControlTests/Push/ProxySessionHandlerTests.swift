@@ -125,6 +125,14 @@ final class ProxySessionHandlerTests: XCTestCase {
         let channel = try connect()
         try channel.writeInbound(hello(protocol: 2))
         try assertRefused(channel, .unsupportedProtocol)
+        // A later version's hello need not decode as version 1's: the version is read first.
+        let later = try connect()
+        try later.writeInbound(ByteBuffer(string: #"{"type":"hello","protocol":2,"node":"a string now"}"#))
+        try assertRefused(later, .unsupportedProtocol)
+        // Without a version it is an invalid hello, naming the field.
+        let none = try connect()
+        try none.writeInbound(ByteBuffer(string: #"{"type":"hello","token":"t"}"#))
+        try assertRefused(none, .invalidMessage)
     }
 
     func testWrongTokenGetsNoCertificate() throws {
@@ -220,7 +228,37 @@ final class ProxySessionHandlerTests: XCTestCase {
         loop.advanceTime(by: .seconds(9))
         XCTAssertTrue(channel.isActive)
         loop.advanceTime(by: .seconds(2))
-        try assertRefused(channel, .slowConsumer)
+        // No error frame: it would queue behind what the proxy is not reading.
+        XCTAssertNil(try next(channel))
+        XCTAssertFalse(channel.isActive, "closed as a slow consumer")
+        var exposition: [UInt8] = []
+        hub.metrics.registry.emit(into: &exposition)
+        XCTAssertTrue(
+            String(decoding: exposition, as: UTF8.self).contains(
+                #"weft_control_protocol_errors_total{code="slow_consumer"} 1"#))
+    }
+
+    /// Swallows writes without completing them: a peer that stopped reading just before
+    /// the error frame.
+    private final class NeverWritten: ChannelOutboundHandler {
+        typealias OutboundIn = ByteBuffer
+        var pending: [EventLoopPromise<Void>] = []
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            if let promise { pending.append(promise) }
+        }
+    }
+
+    func testAnErrorFrameThatIsNeverWrittenStillCloses() throws {
+        let channel = try connect()
+        let blackHole = NeverWritten()
+        try channel.pipeline.syncOperations.addHandler(blackHole, position: .first)
+        try channel.writeInbound(ByteBuffer(string: "{not json"))
+        XCTAssertTrue(channel.isActive, "waits for the error frame to be written")
+        loop.advanceTime(by: ProxySessionHandler.errorFrameGrace - .milliseconds(1))
+        XCTAssertTrue(channel.isActive)
+        loop.advanceTime(by: .milliseconds(1))
+        XCTAssertFalse(channel.isActive, "closed after the grace")
+        for promise in blackHole.pending { promise.fail(ChannelError.ioOnClosedChannel) }
     }
 
     /// One sweep per loop drives heartbeats: a ping after 15 s without sending, a close

@@ -191,6 +191,32 @@ def test_cache_files_hold_a_verifiable_identity(cenv, control, proxy):
     assert pub_key == pub_cert, "identity.json keyPEM does not match the leaf certificate"
 
 
+@pytest.mark.slow
+@pytest.mark.control_args("--certificate-lifetime", "1m")
+def test_proxy_renews_at_seventy_percent_on_the_same_session(cenv, control, proxy):
+    """A one-minute certificate is renewed by the proxy itself about 42 s after it arrived,
+    on the same connection (a renew with proof of the current key, not a reconnect), and
+    the cache holds the new certificate."""
+    first = proxy.config()["identity"]
+    issued0 = control.metric("weft_control_certificates_issued_total")
+    t0 = time.monotonic()
+
+    def renewed():
+        assert (control.metric("weft_control_certificates_renewed_total") or 0) >= 1
+        assert proxy.config()["identity"]["notAfter"] != first["notAfter"], proxy.config()["identity"]
+    eventually(renewed, timeout=60, interval=0.5, what="the proxy's own renewal")
+    elapsed = time.monotonic() - t0
+    # 70% of the minute left when it arrived (~42 s); not at once, not at expiry.
+    assert 30 < elapsed < 55, "renewed after %.1f s" % elapsed
+    assert control.metric("weft_control_certificates_issued_total") == issued0 + 1
+    s = control.wait_acked()
+    assert s["session"] == proxy.session, "the proxy reconnected instead of renewing: %s" % s
+    with open(os.path.join(proxy.cache_dir, "identity.json")) as f:
+        cached = json.load(f)
+    assert cached["notAfter"] == proxy.config()["identity"]["notAfter"], cached["notAfter"]
+    assert proxy.ready()[0] == 200
+
+
 # ------------------------------------------------------------------ 3 ------
 
 def test_config_change_is_pushed_as_an_acked_delta(cenv, control, proxy):
@@ -320,3 +346,16 @@ def test_unprivileged_control_plane_and_proxy(cenv):
     px.wait_ready(timeout=15)
     cp.wait_acked()
     assert px.config()["identity"]["spiffeId"] == CLIENT_ID
+
+
+def test_check_says_when_the_control_plane_is_unreachable():
+    """Nothing listens on the port: exit 1, the reason in text, and valid JSON with -o json."""
+    address = "127.0.0.1:%d" % free_port()
+    t = weftctl("check", "--control-plane", address)
+    assert t.returncode == 1 and out(t).startswith("✘ ") and address.split(":")[1] in out(t), out(t)
+    j = weftctl("check", "--control-plane", address, "-o", "json")
+    assert j.returncode == 1, out(j)
+    report = json.loads(j.stdout)
+    assert report["reachable"] is False and report["healthy"] is False and report["error"], report
+    bad = weftctl("check", "--control-plane", "no-port-here")
+    assert bad.returncode != 0 and "--control-plane" in out(bad) and "host:port" in out(bad), out(bad)

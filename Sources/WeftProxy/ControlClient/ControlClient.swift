@@ -85,7 +85,8 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            var attempt = 0
+            var backoff = ReconnectBackoff()
+            var random = SystemRandomNumberGenerator()
             while !Task.isCancelled {
                 let started = ContinuousClock.now
                 do {
@@ -98,18 +99,10 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
                         metadata: ["controlPlane": "\(self.settings.host):\(self.settings.port)", "error": "\(error)"])
                 }
                 self.store.setConnected(false)
-                if ContinuousClock.now - started > .seconds(30) { attempt = 0 }
-                let delay = Self.backoff(attempt: attempt)
-                attempt += 1
+                let delay = backoff.delay(afterSessionOf: ContinuousClock.now - started, using: &random)
                 do { try await Task.sleep(for: delay) } catch { break }
             }
         }
-    }
-
-    /// Full-jitter exponential backoff: uniform in [0, min(30 s, 0.5 s × 2^attempt)].
-    static func backoff(attempt: Int) -> Duration {
-        let ceilingMs = min(30_000, 500 << min(attempt, 10))
-        return .milliseconds(Int.random(in: 100...max(100, ceilingMs)))
     }
 
     // MARK: - One session
@@ -198,17 +191,23 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
 
     private func renewal(state: SessionState) throws -> Renew? {
         guard let identity = store.identity, let session = state.session, !state.isRenewing,
-            let notBefore = try? Date(identity.notBefore, strategy: .iso8601),
-            let notAfter = try? Date(identity.notAfter, strategy: .iso8601)
+            let renewAt = state.renewAt, ContinuousClock.now >= renewAt
         else { return nil }
-        let renewAt = notBefore.addingTimeInterval(notAfter.timeIntervalSince(notBefore) * 0.7)
-        guard Date() >= renewAt else { return nil }
         let (keyPEM, csrPEM) = try keys.makeKeyAndCSR(for: ownIdentity)
         let signature = try keys.sign(RenewProof.signedBytes(session: session, csr: csrPEM), keyPEM: identity.keyPEM)
         state.setPendingKey(keyPEM)
         state.markRenewing(true)
         logger.info("renewing the workload certificate", metadata: ["notAfter": "\(identity.notAfter)"])
         return Renew(csr: csrPEM, certificate: identity.chainPEM, signature: signature)
+    }
+
+    /// When to renew a certificate just received: after 70% of the validity it has left.
+    ///
+    /// Measured from its arrival rather than from its notBefore, which the CA backdates by
+    /// 5 minutes for clock skew (with a short lifetime, 70% from notBefore can lie in the
+    /// past), and on the monotonic clock, so a wall-clock step does not move it.
+    static func renewalDelay(notAfter: Date, now: Date) -> Duration {
+        .milliseconds(Int64((max(0, notAfter.timeIntervalSince(now)) * 1000).rounded()) * 7 / 10)
     }
 
     /// Handles one frame; returns the answer to send, if any.
@@ -226,6 +225,9 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
                 trustBundlePEM: identity.trustBundle, notBefore: identity.notBefore, notAfter: identity.notAfter)
             store.setIdentity(workload)
             state.setSession(identity.session)
+            if let notAfter = try? Date(identity.notAfter, strategy: .iso8601) {
+                state.setRenewAt(.now + Self.renewalDelay(notAfter: notAfter, now: Date()))
+            }
             state.markRenewing(false)
             store.setConnected(true)
             persist { try $0.store(identity: workload) }
@@ -291,6 +293,7 @@ private final class SessionState: Sendable {
         var pendingKey: String?
         var session: String?
         var renewing = false
+        var renewAt: ContinuousClock.Instant?
         var lastReceived = ContinuousClock.now
         var lastPing = ContinuousClock.now
     }
@@ -307,6 +310,8 @@ private final class SessionState: Sendable {
     var session: String? { values.withLock { $0.session } }
     var isRenewing: Bool { values.withLock { $0.renewing } }
     func markRenewing(_ renewing: Bool) { values.withLock { $0.renewing = renewing } }
+    var renewAt: ContinuousClock.Instant? { values.withLock { $0.renewAt } }
+    func setRenewAt(_ instant: ContinuousClock.Instant) { values.withLock { $0.renewAt = instant } }
     func touch() { values.withLock { $0.lastReceived = .now } }
     var lastReceived: ContinuousClock.Instant { values.withLock { $0.lastReceived } }
     func markPing() { values.withLock { $0.lastPing = .now } }

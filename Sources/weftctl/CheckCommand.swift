@@ -54,9 +54,12 @@ struct CheckCommand: ParsableCommand {
             status = try http.getJSON("/api/v1/status", as: ControlStatus.self)
         } catch {
             if options.output == .json {
-                print(
-                    #"{"reachable":false,"error":"\#(String(describing: error).replacingOccurrences(of: "\"", with: "'"))"}"#
-                )
+                struct Unreachable: Encodable {
+                    var reachable = false
+                    var healthy = false
+                    var error: String
+                }
+                print(try Self.json(Unreachable(error: String(describing: error))))
             } else {
                 print("✘ \(error)")
             }
@@ -69,10 +72,7 @@ struct CheckCommand: ParsableCommand {
                 var healthy: Bool
                 var status: ControlStatus
             }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            let report = Report(healthy: checks.allSatisfy(\.passed), status: status)
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            print(try Self.json(Report(healthy: checks.allSatisfy(\.passed), status: status)))
         } else {
             print("control plane \(http.host):\(http.port)")
             for check in checks {
@@ -81,6 +81,12 @@ struct CheckCommand: ParsableCommand {
             }
         }
         if !checks.allSatisfy(\.passed) { throw ExitCode(1) }
+    }
+
+    static func json(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
     struct Check {

@@ -17,8 +17,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from control_fixtures import (  # noqa: E402,F401 - fixtures are used by name
-    CLIENT_ID, ca_template, cenv, control, eventually, free_port, metric, out, proxy, run, split_pem,
-    weftctl,
+    CLIENT_ID, PROXY_BIN, ca_template, cenv, control, eventually, free_port, http_get, metric, out, proxy, run,
+    split_pem, stop_process, weftctl,
 )
 
 NEW_SERVICE = """
@@ -359,3 +359,43 @@ def test_check_says_when_the_control_plane_is_unreachable():
     assert report["reachable"] is False and report["healthy"] is False and report["error"], report
     bad = weftctl("check", "--control-plane", "no-port-here")
     assert bad.returncode != 0 and "--control-plane" in out(bad) and "host:port" in out(bad), out(bad)
+
+
+def test_pod_identity_from_the_downward_api_environment(cenv, control):
+    """No pod flags: POD_NAME, POD_NAMESPACE, POD_SERVICE_ACCOUNT, POD_IP and POD_LABELS_FILE
+    (the Downward API's labels file, `key="value"` lines) name the pod, and its labels
+    choose the policies it is sent. Without POD_NAME, the error names the flag and the
+    variable."""
+    labels = os.path.join(cenv.dir, "labels")
+    with open(labels, "w") as f:
+        f.write('app="web"\npod-template-hash="7d4b9c"')  # the kubelet writes no final newline
+    admin = free_port()
+    env = dict(os.environ, POD_NAME="web-7d4b9c-x2x", POD_NAMESPACE="demo", POD_SERVICE_ACCOUNT="web",
+               POD_IP="10.211.0.9", POD_LABELS_FILE=labels)
+    base = [PROXY_BIN, "run", "--control-plane", "127.0.0.1:%d" % control.push_port, "--token-file",
+            cenv.token_file, "--trust-bundle", cenv.bundle, "--cache-dir", os.path.join(cenv.dir, "cache-env"),
+            "--admin-host", "127.0.0.1", "--admin-port", str(admin), "--outbound-port", str(free_port()),
+            "--inbound-port", str(free_port()), "--no-ipv6"]
+    log = open(os.path.join(cenv.dir, "proxy-env.log"), "ab")
+    p = subprocess.Popen(base, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    cenv.procs.append(p)
+    try:
+        s = control.wait_acked(pod="web-7d4b9c-x2x", timeout=20)
+        assert (s["namespace"], s["serviceAccount"], s["ip"]) == ("demo", "web", "10.211.0.9"), s
+        assert s["identity"] == "spiffe://cluster.local/ns/demo/sa/web", s
+
+        def policies():
+            code, body = http_get("http://127.0.0.1:%d/config" % admin)
+            assert code == 200, (code, body)
+            cfg = json.loads(body)
+            assert "demo/web-allow-client" in cfg["config"]["policies"], cfg["config"]["policies"]
+        eventually(policies, timeout=10, what="the app=web policy sent to a pod labelled app=web")
+    finally:
+        stop_process(p)
+        log.close()
+
+    env.pop("POD_NAME")
+    bad = subprocess.run(base, env=env, capture_output=True, timeout=20)
+    text = (bad.stdout + bad.stderr).decode(errors="replace")
+    assert bad.returncode != 0 and "--pod-name" in text and "$POD_NAME" in text, text

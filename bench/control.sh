@@ -19,7 +19,8 @@
 #
 # No root needed; everything listens on 127.0.0.1 only. Processes it starts are stopped
 # on exit, error or Ctrl-C. A full run (2 x 2 runs) takes 2-3 minutes after the build.
-# The report goes to stdout and is appended to BENCHMARKS.md (unless --no-record); raw
+# The report goes to stdout and is appended to BENCHMARKS.md as a subsection (unless
+# --no-record; move it under "Control plane" if other sections follow); raw
 # JSON and logs are kept in bench/results/control-<UTC time>/ (gitignored).
 #
 # Environment:

@@ -54,7 +54,7 @@ def main():
             runs.setdefault(n, []).append(json.load(f))
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = [
-        "## Control plane: propagation and memory (issue 4)",
+        f"### Control plane run ({date})",
         "",
         f"`{command}` on {date}: one load process (`weft-control-load`) opens N simulated sidecars "
         "(TLS 1.3, hello with a fresh P-256 CSR, identity, config, 10 subscribed Services, 110 Services "

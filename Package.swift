@@ -8,6 +8,16 @@ let hotPathSettings: [SwiftSetting] = [
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
 ]
 
+/// How the executables are linked (docs/ARCHITECTURE.md, "Linking"): with lld, relative
+/// relocations packed (DT_RELR, glibc 2.36+) and no dynamic export of every symbol. Each
+/// PIE start-up otherwise applies 85k relocations from a 2 MB table and dirties the
+/// relocated data; weft-proxy's idle RSS goes from 21.2 MB to 16.4 MB, with ASLR kept.
+let executableLinking: [LinkerSetting] = [
+    .unsafeFlags(
+        ["-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"],
+        .when(platforms: [.linux]))
+]
+
 let package = Package(
     name: "weft",
     platforms: [.macOS(.v15)],
@@ -106,7 +116,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            linkerSettings: executableLinking
         ),
         .executableTarget(
             name: "weft-control",
@@ -116,7 +127,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            linkerSettings: executableLinking
         ),
         .executableTarget(
             name: "weftctl",
@@ -126,7 +138,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            ]
+            ],
+            linkerSettings: executableLinking
         ),
         // The control-plane benchmark's load generator (bench/control.sh, issue 4): N simulated
         // sidecars speaking the control protocol. Not a product; built on demand.

@@ -72,8 +72,8 @@ public final class ControlPlane: ServiceLifecycle.Service {
         metrics.configGeneration.set(Int64(1))
         let hub = PushHub(
             group: group, initialMesh: compiled, issuer: issuer, authenticator: authenticator, metrics: metrics,
-            logger: logger, debounce: .nanoseconds(Int64(MeshCompiler.milliseconds(settings.debounce)) * 1_000_000),
-            slowConsumerGrace: .nanoseconds(Int64(MeshCompiler.milliseconds(settings.slowConsumerGrace)) * 1_000_000))
+            logger: logger, debounce: Self.timeAmount(settings.debounce),
+            slowConsumerGrace: Self.timeAmount(settings.slowConsumerGrace))
         let api = ControlAPI(
             hub: hub, metrics: metrics,
             config: ConfigStatus(
@@ -178,6 +178,11 @@ public final class ControlPlane: ServiceLifecycle.Service {
 
     private func ownIdentity(_ trustDomain: String) -> SPIFFEID {
         SPIFFEID(trustDomain: trustDomain, namespace: settings.namespace, serviceAccount: settings.serviceAccount)
+    }
+
+    /// A settings duration as NIO's `TimeAmount`, to the millisecond.
+    static func timeAmount(_ duration: Duration) -> TimeAmount {
+        .milliseconds(Int64(MeshCompiler.milliseconds(duration)))
     }
 
     static func now() -> String { Date().formatted(.iso8601) }

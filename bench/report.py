@@ -211,6 +211,9 @@ def main():
             s += f", peak RSS under wrk load (VmHWM) {peak:.1f} MB (goal ≤ {MEM_GOAL_PEAK_MB} MB: {ok_p})"
         if peak_all is not None and peak_all != peak:
             s += f", VmHWM after h2load too {peak_all:.1f} MB"
+        idle_cp = fmt_mb(meta.get("mem_weft_idle_cp_kb"))
+        if idle_cp is not None:
+            s += f"; idle RSS as deployed, with its identity and config from weft-control, {idle_cp:.1f} MB"
         p(s)
     else:
         p(f"- **Memory weft-proxy**: {meta.get('skip_weft', 'not measured')} "

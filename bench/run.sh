@@ -508,6 +508,37 @@ else
   fi
 fi
 
+# Idle memory as deployed: a second weft-proxy connected to a weft-control (on the client
+# netns' loopback, default config, a CA made here), holding its identity and config. The
+# capture-only proxy above skips the TLS, X.509 and JSON code a real sidecar runs.
+CONTROL_BIN=$(dirname "$WEFT_BIN")/weft-control
+CTL_BIN=$(dirname "$WEFT_BIN")/weftctl
+if ((WEFT)) && [[ -x $CONTROL_BIN && -x $CTL_BIN ]]; then
+  mkdir -p "$TMP/cp/cache"
+  "$CTL_BIN" ca init --out "$TMP/cp/ca" >"$TMP/cp-ca.log" 2>&1
+  head -c 24 /dev/urandom | base64 >"$TMP/cp/token"
+  chmod 0755 "$TMP/cp"; chmod 0644 "$TMP/cp/token" "$TMP/cp/ca/bundle.crt"; chown "$WEFT_UID" "$TMP/cp/cache"
+  start_bg control ip netns exec "$NS_C" "$CONTROL_BIN" --config "$ROOT/control-plane/config" --ca "$TMP/cp/ca" \
+    --token-file "$TMP/cp/token" --host 127.0.0.1 --push-port 25012 --http-port 25014
+  if wait_http "$NS_C" http://127.0.0.1:25014/ready 15 "${PIDS[control]}"; then
+    start_bg weft-cp ip netns exec "$NS_C" setpriv --reuid="$WEFT_UID" --regid="$WEFT_UID" --clear-groups \
+      "$WEFT_BIN" run --threads 1 --admin-port 25000 --outbound-port 25001 --inbound-port 25006 \
+      --control-plane 127.0.0.1:25012 --token-file "$TMP/cp/token" --trust-bundle "$TMP/cp/ca/bundle.crt" \
+      --cache-dir "$TMP/cp/cache" --pod-name client-0 --pod-namespace demo --service-account client \
+      --pod-ip "$CLIENT_IP"
+    if wait_http "$NS_C" http://127.0.0.1:25000/ready 30 "${PIDS[weft-cp]}"; then
+      sleep 1.5
+      meta mem_weft_idle_cp_kb "$(awk '/^VmRSS:/ {print $2}' "/proc/${PIDS[weft-cp]}/status")"
+    else
+      note "weft-proxy with a control plane did not become ready: $(tail -3 "$TMP/weft-cp.log" | tr '\n' ' ')"
+    fi
+    stop_bg weft-cp
+  else
+    note "weft-control did not become ready: $(tail -3 "$TMP/control.log" | tr '\n' ' ')"
+  fi
+  stop_bg control
+fi
+
 # Reference idle memory: haproxy process and the nginx proxy's worker.
 nginx_worker() { pgrep -P "$(cat "$TMP/ngp/nginx.pid" 2>/dev/null || echo 0)" 2>/dev/null | head -1; }
 kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null; }

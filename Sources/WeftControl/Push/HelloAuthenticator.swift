@@ -4,9 +4,12 @@ import WeftProtocol
 ///
 /// Standalone mode uses a shared token (`SharedTokenAuthenticator`). The Kubernetes mode
 /// will send the projected ServiceAccount token (audience `weft`) to TokenReview and
-/// compare the namespace and service account it returns with `node`; it fits this same
-/// shape, asynchronously, which is why the result names the workload rather than
-/// returning a Bool.
+/// compare the namespace and service account it returns with `node`, which is why the
+/// result names the workload rather than returning a Bool. TokenReview is a network call:
+/// when it lands, this requirement becomes `async` and the hello completes through
+/// `makeFutureWithTask` back on the connection's loop, as a renewal's proof check already
+/// does (`ProxySessionHandler`). The shared token stays synchronous until then, so a hello
+/// costs no extra hop today.
 public protocol HelloAuthenticator: Sendable {
     /// - Returns: the namespace and service account the credentials prove.
     /// - Throws: `ProtocolError.unauthenticated` naming the pod, never echoing the token.

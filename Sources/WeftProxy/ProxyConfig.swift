@@ -19,6 +19,9 @@ public struct ProxyConfig: Sendable {
     public var responseTimeout = TimeAmount.seconds(15)
     /// How long a client may take to send a whole request head once it started one.
     public var requestHeadTimeout = TimeAmount.seconds(10)
+    /// How long a client's HTTP/1 connection may go without a request before the proxy
+    /// closes it (closed after between one and two periods without a request; nil: never).
+    public var clientIdleTimeout: TimeAmount? = .seconds(3600)
     /// How long pooled upstream HTTP/1 connections stay idle before they are closed.
     public var upstreamIdleTimeout = TimeAmount.seconds(60)
     /// The most idle upstream HTTP/1 connections kept per destination and event loop.

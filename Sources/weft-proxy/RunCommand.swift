@@ -55,6 +55,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "How long a client may take to send a whole HTTP request head once it began; then 408.")
     var requestHeadTimeout = DurationArgument(seconds: 10)
 
+    @Option(
+        help:
+            "How long a client's HTTP/1 keep-alive connection may go without a request before the proxy closes it (after one to two such periods); 0 keeps it open."
+    )
+    var clientIdleTimeout = DurationArgument(seconds: 3600)
+
     @Option(help: "How long pooled upstream HTTP/1 connections stay open while idle.")
     var upstreamIdleTimeout = DurationArgument(seconds: 60)
 
@@ -185,6 +191,7 @@ struct RunCommand: AsyncParsableCommand {
         config.responseTimeout = responseTimeout.amount
         config.requestHeadTimeout = requestHeadTimeout.amount
         config.upstreamIdleTimeout = upstreamIdleTimeout.amount
+        config.clientIdleTimeout = clientIdleTimeout.amount == .zero ? nil : clientIdleTimeout.amount
         config.drainTimeout = drainTimeout.amount
         config.enableIPv6 = ipv6
         let store = controlPlane == nil ? nil : MeshStore()

@@ -1,4 +1,5 @@
-"""Graceful drain: SIGTERM and POST /shutdown.
+"""Connection lifecycle: graceful drain (SIGTERM and POST /shutdown), and the close of idle
+keep-alive clients.
 
 Self-contained (the shared two-pod topology must keep its proxies): one network
 namespace of its own with a veth pair inside it, the redirect rules and one sidecar. A
@@ -6,6 +7,7 @@ Python server on the dummy address answers slowly, so a request is in flight whe
 drain starts.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -174,3 +176,63 @@ def test_drain_is_bounded(pod):
     assert 0.8 <= elapsed < 4, "drain took %.1fs with --drain-timeout 1s" % elapsed
     out, _ = stuck.communicate(timeout=25)
     assert not out.decode().endswith("\n200")
+
+
+IDLE_CLIENT = textwrap.dedent("""
+    import json, socket, sys, threading, time
+    addr, port = sys.argv[1], int(sys.argv[2])
+
+    def request(s, path):
+        s.sendall(("GET %s HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n" % path).encode())
+        data = b""
+        while not data.endswith(b"slow ok\\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                return None
+            data += chunk
+        return data.split(b"\\r\\n", 1)[0].decode()
+
+    idle, busy, slow = (socket.create_connection((addr, port), timeout=15) for _ in range(3))
+    t0 = time.monotonic()
+    out = {"idle_first": request(idle, "/0"), "busy_first": request(busy, "/0")}
+    slow_result = {}
+    def slow_request():  # in flight for 5 s: longer than two idle periods
+        slow_result["status"] = request(slow, "/5")
+        slow_result["at"] = time.monotonic() - t0
+    th = threading.Thread(target=slow_request)
+    th.start()
+    idle.settimeout(0.2)
+    out["idle_closed_at"] = None
+    busy_ok = 0
+    while time.monotonic() - t0 < 8:
+        if request(busy, "/0") == "HTTP/1.1 200 OK":
+            busy_ok += 1
+        try:
+            if out["idle_closed_at"] is None and idle.recv(1) == b"":
+                out["idle_closed_at"] = time.monotonic() - t0
+        except socket.timeout:
+            pass
+        except ConnectionResetError:
+            out["idle_closed_at"] = time.monotonic() - t0
+        time.sleep(0.8)
+    th.join(10)
+    out.update(busy_ok=busy_ok, slow=slow_result)
+    print(json.dumps(out))
+""")
+
+
+def test_idle_keepalive_client_is_closed_busy_and_in_flight_are_not(pod):
+    """--client-idle-timeout 2s: a keep-alive client that sends nothing more is closed after
+    two to four seconds; one that keeps sending requests, and one whose request is still in
+    flight (5 s), are not."""
+    ns, procs = pod
+    start_proxy(ns, procs, "--client-idle-timeout", "2s")
+    r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", IDLE_CLIENT, ADDR, str(SLOW_PORT)],
+                       capture_output=True, timeout=40)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    out = json.loads(r.stdout)
+    assert out["idle_first"] == out["busy_first"] == "HTTP/1.1 200 OK", out
+    assert out["idle_closed_at"] is not None, "the idle connection was never closed: %s" % out
+    assert 1.9 <= out["idle_closed_at"] <= 5.0, out
+    assert out["busy_ok"] >= 6, "the busy connection stopped being served: %s" % out
+    assert out["slow"].get("status") == "HTTP/1.1 200 OK" and out["slow"]["at"] >= 5.0, out

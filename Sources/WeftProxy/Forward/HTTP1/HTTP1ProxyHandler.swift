@@ -65,6 +65,10 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var headTimer: Scheduled<Void>?
     private var responseTimer: Scheduled<Void>?
     private var responseDeadline: NIODeadline?
+    /// The client idle check, and the number of requests it saw at its last run.
+    private var idleTimer: Scheduled<Void>?
+    private var requestCount = 0
+    private var requestCountAtIdleCheck = 0
 
     /// - Parameters:
     ///   - destination: where this connection's requests go (the original destination,
@@ -88,6 +92,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.clientChannel = context.channel
+        scheduleIdleCheck()
         processInbound()
     }
 
@@ -234,6 +239,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // A request's time starts when its head starts, so errors answered before
             // the head is complete are timed too.
             requestStart = .now()
+            requestCount &+= 1
         }
         // Empty lines before a request line are skipped (RFC 9112 §2.2), also when their
         // CR and LF arrive in different reads.
@@ -693,7 +699,26 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         responseDeadline = nil
     }
 
+    /// Closes a keep-alive client that sent no request for a whole `clientIdleTimeout`
+    /// period. No timer per request: one check per period compares the request count
+    /// with the last check's, so a connection is closed after between one and two
+    /// periods without a request, and only while nothing is in flight.
+    private func scheduleIdleCheck() {
+        guard let period = config.clientIdleTimeout, let context else { return }
+        idleTimer = context.eventLoop.scheduleTask(in: period) { [self] in
+            idleTimer = nil
+            if isIdle && requestCount == requestCountAtIdleCheck {
+                closeClient()
+            } else {
+                requestCountAtIdleCheck = requestCount
+                scheduleIdleCheck()
+            }
+        }
+    }
+
     private func cancelTimers() {
+        idleTimer?.cancel()
+        idleTimer = nil
         cancelHeadTimer()
         responseDeadline = nil
         responseTimer?.cancel()

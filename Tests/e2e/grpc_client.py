@@ -76,6 +76,28 @@ def main():
             got.append(m.decode())
             q.put(None)
         result.update(messages=got, code=call.code().name)
+    elif scenario == "cancel_client_stream":
+        # One message, then the client cancels before the server (which answers only at
+        # the end of the client's stream) has responded: a RST_STREAM(CANCEL) in flight.
+        import threading
+        stop = threading.Event()
+
+        def requests():
+            yield b"first"
+            stop.wait(DEADLINE)
+
+        future = channel.stream_unary(SERVICE + "ClientStream").future(requests(), timeout=DEADLINE)
+        import time
+        time.sleep(1.0)
+        result.update(cancelled=future.cancel())
+        stop.set()
+        try:
+            future.result(timeout=DEADLINE)
+            result.update(code="OK")
+        except grpc.FutureCancelledError:
+            result.update(code="CANCELLED")
+        except grpc.RpcError as e:
+            result.update(code=e.code().name)
     elif scenario == "fail":
         try:
             unary("Fail")(b"please", timeout=DEADLINE)

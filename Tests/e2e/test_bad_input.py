@@ -5,6 +5,8 @@ In WEFT_E2E_NO_PROXY=1 mode the proxy-specific expectations are replaced by
 checks of the raw peer behaviour (which validates the harness servers)."""
 
 import random
+import socket
+import struct
 import threading
 import time
 
@@ -184,6 +186,27 @@ def test_upstream_never_answers(topo, probe):
     assert headers.get("weft-error") == "upstream-timeout", headers
     assert 2.5 <= elapsed <= 8.0, "504 after %.2fs; response-timeout is 3s" % elapsed
     probe.expect("ab", "weft_errors_total", at_least=1, error="upstream_timeout")
+
+
+def test_client_that_resets_mid_request_is_counted_as_499(topo, probe):
+    """A client resets its connection while the upstream has not answered: the outbound
+    sidecar counts the request as 499 (client closed request). A plain close would not do:
+    HTTP/1.1 allows a client to half-close after its request and still read the answer."""
+    s = topo.a.socket()
+    try:
+        s.settimeout(5)
+        s.connect((POD_B_V4, BLACKHOLE_PORT))
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        if topo.proxy_enabled:
+            probe.expect("a", "weft_connections_open", at_least=1, direction="outbound")
+        time.sleep(0.5)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    finally:
+        s.close()  # with SO_LINGER 0: a reset
+    if not topo.proxy_enabled:
+        return
+    probe.expect("a", "weft_requests_total", exactly=1, direction="outbound", protocol="http1", status_class="4xx")
+    probe.expect("a", "weft_requests_total", exactly=0, direction="outbound", protocol="http1", status_class="5xx")
 
 
 def test_nothing_listening_http(topo, probe):

@@ -139,6 +139,16 @@ def test_grpc_error_status_and_trailers(topo, probe):
     probe.expect("b", "weft_requests_total", exactly=1, direction="inbound", protocol="grpc")
 
 
+def test_grpc_cancelled_call_is_counted_as_499(topo, probe):
+    """A call the client cancels before its response is still a request in the metrics:
+    status 499 (nginx's "client closed request"), on both sidecars."""
+    res = grpc_call(topo, "cancel_client_stream")
+    assert res["cancelled"] is True and res["code"] == "CANCELLED", res
+    probe.expect("a", "weft_requests_total", exactly=1, direction="outbound", protocol="grpc", status_class="4xx")
+    probe.expect("b", "weft_requests_total", exactly=1, direction="inbound", protocol="grpc", status_class="4xx")
+    probe.expect("ab", "weft_requests_total", exactly=0, protocol="grpc", status_class="2xx")
+
+
 def test_grpc_unimplemented(topo):
     res = grpc_call(topo, "unimplemented")
     assert res["code"] == "UNIMPLEMENTED"

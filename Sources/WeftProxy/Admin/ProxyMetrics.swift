@@ -27,6 +27,12 @@ extension String {
     }
 }
 
+/// Statuses the proxy records that no peer sent.
+enum HTTPStatus {
+    /// The client closed or reset its request before the response ended (nginx's 499).
+    static let clientClosedRequest = 499
+}
+
 /// The request protocols the proxy counts.
 enum RequestProtocol: String, CaseIterable, Sendable {
     case http1, http2, grpc

@@ -157,6 +157,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         metrics.connectionsOpen.decrement()
+        if !isClosing { recordClientGone() }
         publishBytes()
         cancelTimers()
         if let upstream {
@@ -167,7 +168,16 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        recordClientGone()  // a reset or I/O error on the client's side
         closeClient()
+    }
+
+    /// The client went (reset, error, close) while its exchange was in flight: the request
+    /// is counted as 499, nginx's "client closed request". A clean end of the client's
+    /// input is not this: HTTP/1.1 lets it half-close and still read its response.
+    private func recordClientGone() {
+        guard !isClosing, requestPhase != .head || responsePhase != .idle else { return }
+        metrics.requestFinished(.http1, status: HTTPStatus.clientClosedRequest, duration: elapsed)
     }
 
     /// No exchange in flight and no buffered request bytes.

@@ -68,6 +68,10 @@ final class HTTP2StreamRelay: ChannelDuplexHandler {
             if headers.endStream { sawEndStream = true }
         case .data(let data):
             if data.endStream { sawEndStream = true }
+        case .rstStream where side == .client:
+            // The client cancels: recorded before the upstream stream, reset in turn,
+            // can report its own close as an upstream failure.
+            exchange.clientClosed()
         default:
             break
         }
@@ -117,7 +121,9 @@ final class HTTP2StreamRelay: ChannelDuplexHandler {
         if side == .upstream {
             exchange.upstreamFailed(code: code, error: error)
         } else if let partner {
-            // The client reset its stream: cancel the upstream stream too.
+            // The client reset its stream: recorded as its cancellation before the
+            // upstream stream, cancelled too, can report its own close.
+            exchange.clientClosed()
             self.partner = nil
             partner.partner = nil
             partner.send(.rstStream(code))
@@ -293,7 +299,11 @@ final class HTTP2Exchange {
         upstreamFailed(code: .cancel, error: ChannelError.eof)
     }
 
+    /// The client's stream closed. If that was before the exchange finished (the client
+    /// reset it, or its connection went), the request is counted as 499, nginx's "client
+    /// closed request", so cancelled calls show in `weft_requests_total`.
     fileprivate func clientClosed() {
+        if hasStarted { finish(status: HTTPStatus.clientClosedRequest) }
         timer?.cancel()
         timer = nil
         isFinished = true

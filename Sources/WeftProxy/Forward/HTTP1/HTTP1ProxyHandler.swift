@@ -157,7 +157,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         metrics.connectionsOpen.decrement()
-        if !isClosing { recordClientGone() }
+        recordClientGone()
         publishBytes()
         cancelTimers()
         if let upstream {

@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from control_fixtures import (  # noqa: E402,F401 - fixtures are used by name
-    CLIENT_ID, PROXY_BIN, ca_template, cenv, control, eventually, free_port, http_get, metric, out, proxy, run,
+    CLIENT_ID, CONTROL_BIN, PROXY_BIN, ca_template, cenv, control, eventually, free_port, http_get, metric, out, proxy, run,
     split_pem, stop_process, weftctl,
 )
 
@@ -399,3 +399,21 @@ def test_pod_identity_from_the_downward_api_environment(cenv, control):
     bad = subprocess.run(base, env=env, capture_output=True, timeout=20)
     text = (bad.stdout + bad.stderr).decode(errors="replace")
     assert bad.returncode != 0 and "--pod-name" in text and "$POD_NAME" in text, text
+
+
+@pytest.mark.parametrize("flag,value,says", [
+    ("--slow-consumer-grace", "0s", "--slow-consumer-grace: 0s is not a positive duration"),
+    ("--slow-consumer-grace", "soon", "--slow-consumer-grace: soon is not a positive duration"),
+    ("--certificate-lifetime", "30s", "--certificate-lifetime: 30s is not a duration of at least 1m"),
+])
+def test_control_plane_bad_flag_values_name_the_flag(cenv, flag, value, says):
+    """Refused before anything starts: exit 64 (usage), the flag and the value named."""
+    p = run([CONTROL_BIN, "--config", cenv.config, "--ca", cenv.ca, "--token-file", cenv.token_file,
+             "--host", "127.0.0.1", "--push-port", str(free_port()), "--http-port", str(free_port()), flag, value],
+            check=False, timeout=20)
+    assert p.returncode == 64 and says in out(p), out(p)
+
+
+def test_proxy_bad_client_idle_timeout_names_the_flag():
+    p = run([PROXY_BIN, "run", "--client-idle-timeout", "forever"], check=False, timeout=20)
+    assert p.returncode == 64 and "--client-idle-timeout" in out(p) and "forever" in out(p), out(p)

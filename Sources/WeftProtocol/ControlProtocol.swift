@@ -20,6 +20,10 @@ public enum ControlProtocol {
     /// Seconds a server waits for a connection's hello before `error{code: "hello_timeout"}`.
     public static let helloTimeoutSeconds = 10
 
+    /// Seconds a proxy waits for the TLS handshake with the control plane (and its
+    /// identity check) before it gives up on the connection and reconnects.
+    public static let handshakeTimeoutSeconds = 10
+
     /// Seconds between pings when a side has nothing else to send.
     public static let pingIntervalSeconds = 15
 

@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import NIOCore
 import NIOExtras
@@ -20,14 +21,25 @@ public final class ProxyServer: Service {
     private let meshStore: MeshStore?
     /// The proxy's event loops; the control client shares them (a sidecar's thread budget).
     public let eventLoopGroup: MultiThreadedEventLoopGroup
+    /// Whether `run()` shuts `eventLoopGroup` down when it ends: only a group it made.
+    private let ownsEventLoopGroup: Bool
 
-    /// - Parameter meshStore: what the control client fills in; nil without a control plane.
-    public init(config: ProxyConfig, logger: Logger, meshStore: MeshStore? = nil) {
+    /// - Parameters:
+    ///   - meshStore: what the control client fills in; nil without a control plane.
+    ///   - eventLoopGroup: loops shared with other services (the control client). Their
+    ///     owner shuts them down after every service has stopped: a service that ends
+    ///     first, say on a bind error, must not take the loops from under the others.
+    ///     Nil: the server makes `config.threads` loops and shuts them down itself.
+    public init(
+        config: ProxyConfig, logger: Logger, meshStore: MeshStore? = nil,
+        eventLoopGroup: MultiThreadedEventLoopGroup? = nil
+    ) {
         self.config = config
         self.logger = logger
         self.meshStore = meshStore
         self.state = ProxyState(meshStore: meshStore)
-        self.eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: config.threads)
+        self.ownsEventLoopGroup = eventLoopGroup == nil
+        self.eventLoopGroup = eventLoopGroup ?? MultiThreadedEventLoopGroup(numberOfThreads: config.threads)
     }
 
     public func run() async throws {
@@ -42,8 +54,12 @@ public final class ProxyServer: Service {
                     direction: direction, config: config, metrics: metrics.direction(direction), pools: pools,
                     meshStore: meshStore, logger: logger)
                 let port = direction == .outbound ? config.outboundPort : config.inboundPort
+                let flag = direction == .outbound ? "--outbound-port" : "--inbound-port"
                 let v4 = ServerQuiescingHelper(group: group)
-                listeners.append(try await listener.bind(host: "0.0.0.0", port: port, group: group, quiesce: v4))
+                listeners.append(
+                    try await listening("\(direction) capture", flag: flag, host: "0.0.0.0", port: port) {
+                        try await listener.bind(host: "0.0.0.0", port: port, group: group, quiesce: v4)
+                    })
                 quiescers.append(v4)
                 if config.enableIPv6 {
                     do {
@@ -55,7 +71,9 @@ public final class ProxyServer: Service {
                     }
                 }
             }
-            let admin = try await bindAdmin(group: group)
+            let admin = try await listening("the admin server", flag: "--admin-port", host: config.adminHost, port: config.adminPort) {
+                try await bindAdmin(group: group)
+            }
             state.markListening()
             logger.info(
                 "weft-proxy serving",
@@ -76,10 +94,10 @@ public final class ProxyServer: Service {
         } catch {
             for listener in listeners { try? await listener.close() }
             quiescers.removeAll()
-            try? await group.shutdownGracefully()
+            if ownsEventLoopGroup { try? await group.shutdownGracefully() }
             throw error
         }
-        try? await group.shutdownGracefully()
+        if ownsEventLoopGroup { try? await group.shutdownGracefully() }
         logger.info("weft-proxy stopped")
     }
 
@@ -112,6 +130,19 @@ public final class ProxyServer: Service {
         if !finished { logger.warning("drain timeout: closing the connections still open") }
     }
 
+    /// Runs `bind`, and names the listener, address and flag if it fails ("cannot listen
+    /// on 0.0.0.0:15006 for the inbound capture (--inbound-port): Address already in use").
+    private func listening(
+        _ what: String, flag: String, host: String, port: Int, _ bind: () async throws -> Channel
+    ) async throws -> Channel {
+        do {
+            return try await bind()
+        } catch {
+            let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
+            throw ListenFailure(description: "cannot listen on \(host):\(port) for the \(what) (\(flag)): \(reason)")
+        }
+    }
+
     private func bindAdmin(group: EventLoopGroup) async throws -> Channel {
         let state = self.state
         let registry = metrics.registry
@@ -126,4 +157,9 @@ public final class ProxyServer: Service {
             .bind(host: config.adminHost, port: config.adminPort)
             .get()
     }
+}
+
+/// A listener that could not be opened, named with its flag.
+public struct ListenFailure: Error, CustomStringConvertible {
+    public let description: String
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import Logging
+import NIOPosix
 import ServiceLifecycle
 import WeftCore
 import WeftProtocol
@@ -195,7 +196,10 @@ struct RunCommand: AsyncParsableCommand {
         config.drainTimeout = drainTimeout.amount
         config.enableIPv6 = ipv6
         let store = controlPlane == nil ? nil : MeshStore()
-        let server = ProxyServer(config: config, logger: logger, meshStore: store)
+        // One set of loops for the proxy and its control client, shut down only after both
+        // have stopped (ProxyServer.init explains why).
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: config.threads)
+        let server = ProxyServer(config: config, logger: logger, meshStore: store, eventLoopGroup: loops)
         // The server returns after a drain (SIGTERM or POST /shutdown): that is success.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)
@@ -208,14 +212,20 @@ struct RunCommand: AsyncParsableCommand {
                     ?? "spiffe://\(trustDomain)/ns/\(MeshDefaults.controlPlaneNamespace)/sa/\(MeshDefaults.controlPlaneServiceAccount)",
                 proxyVersion: MeshDefaults.version)
             let client = ControlClient(
-                settings: settings, store: store, keys: IdentityKeys(), group: server.eventLoopGroup,
+                settings: settings, store: store, keys: IdentityKeys(), group: loops,
                 logger: Logger(label: "weft-proxy.control"))
             client.loadCache()
             services.append(.init(service: client))
         }
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            try? await loops.shutdownGracefully()
+            throw error
+        }
+        try? await loops.shutdownGracefully()
     }
 }
 

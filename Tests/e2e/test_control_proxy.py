@@ -7,6 +7,7 @@ control_fixtures.py for the processes and helpers.
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -18,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from control_fixtures import (  # noqa: E402,F401 - fixtures are used by name
     CLIENT_ID, CONTROL_BIN, PROXY_BIN, ca_template, cenv, control, eventually, free_port, http_get, metric, out, proxy, run,
-    split_pem, stop_process, weftctl,
+    split_pem, stop_process, tail, weftctl,
 )
 
 NEW_SERVICE = """
@@ -417,3 +418,31 @@ def test_control_plane_bad_flag_values_name_the_flag(cenv, flag, value, says):
 def test_proxy_bad_client_idle_timeout_names_the_flag():
     p = run([PROXY_BIN, "run", "--client-idle-timeout", "forever"], check=False, timeout=20)
     assert p.returncode == 64 and "--client-idle-timeout" in out(p) and "forever" in out(p), out(p)
+
+
+@pytest.mark.parametrize("taken", ["inbound", "admin"])
+def test_port_in_use_with_a_control_plane_exits_naming_the_port(cenv, control, taken):
+    """A listener that cannot bind ends the proxy at once, with the address and the flag.
+
+    With a control plane configured this used to hang for ever: the server stopped the
+    event loops it shared with the control client, which then waited on them.
+    """
+    ports = (free_port(), free_port(), free_port())  # admin, outbound, inbound
+    port = ports[2] if taken == "inbound" else ports[0]
+    flag = "--inbound-port" if taken == "inbound" else "--admin-port"
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1" if taken == "admin" else "0.0.0.0", port))
+    holder.listen()
+    try:
+        px = cenv.start_proxy(control.push_port, ports=ports)
+        try:
+            code = px.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            pytest.fail("weft-proxy still running 15 s after failing to bind %s:\n%s" % (flag, tail(px.log)))
+        log = tail(px.log)
+        assert code == 1, (code, log)
+        assert "cannot listen on" in log and ":%d" % port in log and flag in log, log
+        assert "Address already in use" in log, log
+    finally:
+        holder.close()

@@ -125,22 +125,45 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
         let expected = settings.controlPlaneIdentity
         let keys = self.keys
         let verified = group.any().makePromise(of: Void.self)
-        let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(.seconds(5))
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .connect(host: settings.host, port: settings.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil))
-                    try sync.addHandler(ServerIdentityCheck(expected: expected, keys: keys, verified: verified))
-                    try sync.addHandler(ByteToMessageHandler(ControlFrameDecoder()))
-                    try sync.addHandler(ControlFrameEncoder())
-                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+        // Every path completes `verified`: a promise left pending is a leak (and a crash in
+        // debug builds) when the connection attempt fails.
+        let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(.seconds(5))
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .connect(host: settings.host, port: settings.port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let sync = channel.pipeline.syncOperations
+                        try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil))
+                        try sync.addHandler(ServerIdentityCheck(expected: expected, keys: keys, verified: verified))
+                        try sync.addHandler(ByteToMessageHandler(ControlFrameDecoder()))
+                        try sync.addHandler(ControlFrameEncoder())
+                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
                 }
-            }
+        } catch {
+            verified.fail(error)
+            throw error
+        }
+        // A control plane that accepts the connection but never finishes the handshake
+        // must not hold the client forever: it gives up and reconnects.
+        let handshakeTimeout = verified.futureResult.eventLoop.scheduleTask(
+            in: .seconds(Int64(ControlProtocol.handshakeTimeoutSeconds))
+        ) {
+            verified.fail(
+                ClientFailure("no TLS handshake within \(ControlProtocol.handshakeTimeoutSeconds) s"))
+        }
         try await channel.executeThenClose { inbound, outbound in
-            // The token goes out only after the peer proved it is the control plane.
-            try await verified.futureResult.get()
+            // The token goes out only after the peer proved it is the control plane. The
+            // wait ends with the task too (a future's get() alone would not), so a
+            // shutdown during the handshake is not held up by it.
+            defer { handshakeTimeout.cancel() }
+            try await withTaskCancellationHandler {
+                try await verified.futureResult.get()
+            } onCancel: {
+                verified.fail(CancellationError())
+            }
             let state = SessionState()
             let (keyPEM, csrPEM) = try keys.makeKeyAndCSR(for: ownIdentity)
             state.setPendingKey(keyPEM)

@@ -9,6 +9,7 @@ apt_packages=(
   socat netcat-openbsd openssl                   # raw sockets and TLS peers in tests
   valgrind linux-perf                            # instructions per request
   python3-pip
+  libstdc++-12-dev                               # linked statically (scripts/build-release.sh)
 )
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -35,12 +35,8 @@ trap cleanup EXIT INT TERM
 in_c() { ip netns exec "$C" "$@"; }
 in_s() { ip netns exec "$S" "$@"; }
 
-ip netns add "$C"; ip netns add "$S"
-ip link add "oc$$" type veth peer name "os$$"
-ip link set "oc$$" netns "$C"; ip link set "os$$" netns "$S"
-ip -n "$C" addr add 10.215.0.1/24 dev "oc$$"; ip -n "$S" addr add 10.215.0.2/24 dev "os$$"
-for ns in "$C" "$S"; do ip -n "$ns" link set lo up; done
-ip -n "$C" link set "oc$$" up; ip -n "$S" link set "os$$" up
+. bench/netns-pair.sh
+netns_pair "$C" "$S" o 10.215.0
 
 # Server pod: nginx for HTTP/1, h2c and TLS; socat for an opaque echo.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=server \

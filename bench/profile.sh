@@ -13,12 +13,8 @@ chmod 777 "$T"
 cleanup() { set +e; [ -n "${PIDS:-}" ] && kill $PIDS 2>/dev/null; sleep 1; ip netns del "$C"; ip netns del "$S"; rm -rf "$T"; }
 trap cleanup EXIT INT TERM
 PIDS=""
-ip netns add "$C"; ip netns add "$S"
-ip link add "pc$$" type veth peer name "ps$$"
-ip link set "pc$$" netns "$C"; ip link set "ps$$" netns "$S"
-ip -n "$C" addr add 10.214.0.1/24 dev "pc$$"; ip -n "$S" addr add 10.214.0.2/24 dev "ps$$"
-for ns in "$C" "$S"; do ip -n "$ns" link set lo up; done
-ip -n "$C" link set "pc$$" up; ip -n "$S" link set "ps$$" up
+. bench/netns-pair.sh
+netns_pair "$C" "$S" p 10.214.0
 cat >"$T/nginx.conf" <<NGINX
 worker_processes 1; daemon off; pid $T/nginx.pid; error_log $T/nginx.err;
 events { worker_connections 1024; }

@@ -71,7 +71,9 @@ public final class ProxyServer: Service {
                     }
                 }
             }
-            let admin = try await listening("the admin server", flag: "--admin-port", host: config.adminHost, port: config.adminPort) {
+            let admin = try await listening(
+                "the admin server", flag: "--admin-port", host: config.adminHost, port: config.adminPort
+            ) {
                 try await bindAdmin(group: group)
             }
             state.markListening()

@@ -446,3 +446,35 @@ def test_port_in_use_with_a_control_plane_exits_naming_the_port(cenv, control, t
         assert "Address already in use" in log, log
     finally:
         holder.close()
+
+
+def test_control_plane_that_never_handshakes_is_given_up_after_10s(cenv):
+    """A peer that accepts the connection and never answers the TLS ClientHello: the proxy
+    closes that connection after the 10 s handshake timeout and connects again."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(15)
+    conns = []
+    try:
+        px = cenv.start_proxy(listener.getsockname()[1])
+        first, _ = listener.accept()
+        conns.append(first)
+        accepted = time.monotonic()
+        first.settimeout(25)
+        hello = first.recv(4096)
+        assert hello[:1] == b"\x16", "expected a TLS handshake record, got %r" % hello[:16]
+        while first.recv(4096):  # until the proxy closes it
+            pass
+        waited = time.monotonic() - accepted
+        assert 8.0 <= waited <= 15.0, "closed after %.1f s, not after the 10 s handshake timeout" % waited
+        second, _ = listener.accept()  # reconnects (backoff well under 15 s)
+        conns.append(second)
+        px.alive()
+        code, body = px.ready()
+        assert code == 503, (code, body)
+    finally:
+        for c in conns:
+            c.close()
+        listener.close()

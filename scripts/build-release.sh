@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one release build of weft-proxy, weft-control and weftctl that the demo, the
 # end-to-end tests and the benchmarks use (all three land in .build/release/).
-# Prints weft-proxy's path; the other two are beside it.
+# Prints weft-proxy's path; the other two are beside it. Arguments, if any, name the
+# products to build (the container images build only theirs).
 #
 # - The Swift runtime is linked statically (fewer resident pages, no dynamic symbol
 #   binding).
@@ -41,7 +42,9 @@ flags=(
   -Xlinker -T -Xlinker "$LINK/text-layout.ld"
   ${stdcxx_flags[@]+"${stdcxx_flags[@]}"}
 )
-for product in weft-proxy weft-control weftctl; do
+products=("$@")
+((${#products[@]})) || products=(weft-proxy weft-control weftctl)
+for product in "${products[@]}"; do
   swift build -c release --product "$product" "${flags[@]}" >&2
 done
 echo "$PWD/.build/release/weft-proxy"

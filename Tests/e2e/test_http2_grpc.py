@@ -3,8 +3,11 @@
 import json
 import os
 import re
+import time
 
-from weft_e2e import GRPC_PORT, H2_PORT, HERE, POD_B_V4, PYTHON
+from weft_e2e import (
+    BLACKHOLE_PORT, CLOSED_PORT, GRPC_PORT, H2_PORT, HERE, POD_B_V4, PYTHON, RESET_PORT, requires_proxy,
+)
 
 H2 = "http://%s:%d" % (POD_B_V4, H2_PORT)
 WWW_INDEX = b"<html><body>weft e2e pod B</body></html>\n"
@@ -66,6 +69,59 @@ def test_h2load_multiplexed(topo, probe):
     probe.expect("a", "weft_connections_total", exactly=1, direction="outbound", protocol="http2")
     probe.expect("a", "weft_requests_total", exactly=100, direction="outbound", protocol="http2", status_class="2xx")
     probe.expect("b", "weft_requests_total", exactly=100, direction="inbound", protocol="http2", status_class="2xx")
+
+
+# ------------------------------------------------ HTTP/2 upstream failures --
+# The client speaks h2c to pod B; pod B's sidecar relays it to 127.0.0.1:<port>, where
+# the server fails. The answer the client gets is the sidecar's own, over HTTP/2.
+
+def h2_curl(pod, url, timeout=20):
+    """curl --http2-prior-knowledge; returns (exit code, status, {header: value}, body, seconds)."""
+    t0 = time.monotonic()
+    r = pod.curl("--http2-prior-knowledge", "-sS", "-D", "-", "-o", "-", url, timeout=timeout)
+    elapsed = time.monotonic() - t0
+    head, _, body = r.stdout.partition(b"\r\n\r\n")
+    status, headers = None, {}
+    for line in head.decode("latin-1").split("\r\n"):
+        if line.startswith("HTTP/"):
+            assert line.startswith("HTTP/2 "), line
+            status = int(line.split()[1])
+        elif ":" in line:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+    return r.returncode, status, headers, body, elapsed
+
+
+@requires_proxy
+def test_h2_upstream_not_listening_is_502(topo, probe):
+    rc, status, headers, body, _ = h2_curl(topo.a, "http://%s:%d/x" % (POD_B_V4, CLOSED_PORT))
+    assert rc == 0 and status == 502, (rc, status, headers, body)
+    assert headers.get("weft-error") == "connect-failed", headers
+    assert b"connect to 127.0.0.1:%d failed" % CLOSED_PORT in body, body
+    probe.expect("b", "weft_errors_total", exactly=1, direction="inbound", error="connect_failed")
+    probe.expect("ab", "weft_requests_total", exactly=2, protocol="http2", status_class="5xx")
+
+
+@requires_proxy
+def test_h2_upstream_reset_is_502(topo, probe):
+    rc, status, headers, body, _ = h2_curl(topo.a, "http://%s:%d/x" % (POD_B_V4, RESET_PORT))
+    assert rc == 0 and status == 502, (rc, status, headers, body)
+    assert headers.get("weft-error") == "upstream-reset", headers
+    probe.expect("b", "weft_errors_total", at_least=1, direction="inbound", error="upstream_reset")
+    probe.expect("ab", "weft_requests_total", exactly=2, protocol="http2", status_class="5xx")
+
+
+@requires_proxy
+def test_h2_upstream_never_answers_is_504(topo, probe):
+    rc, status, headers, body, elapsed = h2_curl(topo.a, "http://%s:%d/x" % (POD_B_V4, BLACKHOLE_PORT))
+    print("504 after %.2fs" % elapsed)
+    assert rc == 0 and status == 504, (rc, status, headers, body)
+    assert headers.get("weft-error") == "upstream-timeout", headers
+    assert 2.5 <= elapsed <= 8.0, "504 after %.2fs; response-timeout is 3s" % elapsed
+    probe.expect("ab", "weft_errors_total", at_least=1, error="upstream_timeout")
+    # The healthy h2 path still works right after.
+    rc, status, _, body, _ = h2_curl(topo.a, H2 + "/index.html")
+    assert (rc, status, body) == (0, 200, WWW_INDEX)
 
 
 # ------------------------------------------------------------------- gRPC --

@@ -123,10 +123,10 @@ final class LoopPools {
     let http2Inbound: HTTP2UpstreamPool
     let http2Outbound: HTTP2UpstreamPool
 
-    init(loop: EventLoop, config: ProxyConfig, metrics: ProxyMetrics) {
+    init(loop: EventLoop, config: ProxyConfig, metrics: ProxyMetrics, logger: Logger) {
         http1 = HTTP1UpstreamPool(eventLoop: loop, config: config)
-        http2Inbound = HTTP2UpstreamPool(eventLoop: loop, config: config, metrics: metrics.inbound)
-        http2Outbound = HTTP2UpstreamPool(eventLoop: loop, config: config, metrics: metrics.outbound)
+        http2Inbound = HTTP2UpstreamPool(eventLoop: loop, config: config, metrics: metrics.inbound, logger: logger)
+        http2Outbound = HTTP2UpstreamPool(eventLoop: loop, config: config, metrics: metrics.outbound, logger: logger)
     }
 
     func http2(_ direction: TrafficDirection) -> HTTP2UpstreamPool {
@@ -145,10 +145,10 @@ final class UpstreamPools: @unchecked Sendable {
     // Written once at start-up, then only read; each pool is used on its own loop only.
     private let pools: [ObjectIdentifier: LoopPools]
 
-    init(group: EventLoopGroup, config: ProxyConfig, metrics: ProxyMetrics) {
+    init(group: EventLoopGroup, config: ProxyConfig, metrics: ProxyMetrics, logger: Logger) {
         var pools: [ObjectIdentifier: LoopPools] = [:]
         for loop in group.makeIterator() {
-            pools[ObjectIdentifier(loop)] = LoopPools(loop: loop, config: config, metrics: metrics)
+            pools[ObjectIdentifier(loop)] = LoopPools(loop: loop, config: config, metrics: metrics, logger: logger)
         }
         self.pools = pools
     }

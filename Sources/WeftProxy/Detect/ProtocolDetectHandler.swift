@@ -152,7 +152,7 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     /// Terminates the client's HTTP/2 connection; each stream is relayed to a stream on
-    /// the shared upstream connection (`HTTP2StreamRelay`).
+    /// the shared upstream connection (`HTTP2ClientRelay`, frame mode: no stream channels).
     private func startHTTP2(_ context: ChannelHandlerContext) {
         let destination = target.upstream
         let pool = pools.http2(target.direction)
@@ -167,16 +167,11 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
                 readCounter: metrics.readFromSource, writeCounter: metrics.writtenToSource,
                 openGauge: metrics.connectionsOpen)
             try sync.addHandler(accounting, position: .after(self))
-            _ = try sync.configureHTTP2Pipeline(
-                mode: .server, connectionConfiguration: .init(), streamConfiguration: .init(),
-                position: .after(accounting)
-            ) { stream in
-                stream.eventLoop.makeCompletedFuture {
-                    let exchange = HTTP2Exchange(
-                        destination: destination, pool: pool, metrics: metrics, config: config, logger: logger)
-                    try stream.pipeline.syncOperations.addHandler(HTTP2StreamRelay(clientStreamOf: exchange))
-                }
-            }
+            let http2 = NIOHTTP2Handler(mode: .server, connectionConfiguration: .init())
+            try sync.addHandler(http2, position: .after(accounting))
+            try sync.addHandler(
+                HTTP2ClientRelay(destination: destination, pool: pool, metrics: metrics, config: config, logger: logger),
+                position: .after(http2))
             // Detection already counted these bytes; hand them to the HTTP/2 handler.
             if let early { context.fireChannelRead(NIOAny(early)) }
         }

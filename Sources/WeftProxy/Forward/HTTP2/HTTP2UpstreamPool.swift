@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOHTTP2
 import NIOPosix
@@ -10,32 +11,31 @@ final class HTTP2UpstreamPool {
     private let eventLoop: EventLoop
     private let config: ProxyConfig
     private let metrics: DirectionMetrics
+    private let logger: Logger
     private var connections: [SocketAddress: HTTP2UpstreamConnection] = [:]
 
-    init(eventLoop: EventLoop, config: ProxyConfig, metrics: DirectionMetrics) {
+    init(eventLoop: EventLoop, config: ProxyConfig, metrics: DirectionMetrics, logger: Logger) {
         self.eventLoop = eventLoop
         self.config = config
         self.metrics = metrics
+        self.logger = logger
     }
 
-    /// Opens a stream to `destination`, on the shared connection (opened if needed).
-    func openStream(
-        to destination: SocketAddress, initializer: @escaping NIOChannelInitializer
-    ) -> EventLoopFuture<Channel> {
-        let connection: HTTP2UpstreamConnection
-        if let existing = connections[destination], !existing.isClosed {
-            connection = existing
-        } else {
-            connection = HTTP2UpstreamConnection(
-                destination: destination, eventLoop: eventLoop, config: config, metrics: metrics)
-            connections[destination] = connection
-            connection.closeFuture.whenComplete { [weak self, weak connection] _ in
-                guard let self, let connection, self.connections[destination] === connection else { return }
-                self.connections[destination] = nil
-            }
-            connection.connect()
+    /// Opens a stream for `exchange` to `destination`, on the shared connection (opened
+    /// if needed, or replaced if the server is going away).
+    func openStream(_ exchange: HTTP2RelayedStream, to destination: SocketAddress, batchedBy reader: HTTP2ConnectionRelay?) {
+        if let existing = connections[destination], !existing.isClosed, existing.open(exchange, batchedBy: reader) {
+            return
         }
-        return connection.openStream(initializer)
+        let connection = HTTP2UpstreamConnection(
+            destination: destination, eventLoop: eventLoop, config: config, metrics: metrics, logger: logger)
+        connections[destination] = connection
+        connection.closeFuture.whenComplete { [weak self, weak connection] _ in
+            guard let self, let connection, self.connections[destination] === connection else { return }
+            self.connections[destination] = nil
+        }
+        connection.connect()
+        _ = connection.open(exchange, batchedBy: reader)
     }
 
     /// Closes every pooled connection (graceful shutdown).
@@ -46,12 +46,14 @@ final class HTTP2UpstreamPool {
 }
 
 /// A client-mode HTTP/2 connection to one upstream (h2c with prior knowledge: the
-/// client spoke it first, so the server it addressed speaks it too).
+/// client spoke it first, so the server it addressed speaks it too), in frame mode: an
+/// `HTTP2UpstreamRelay` behind the `NIOHTTP2Handler` numbers the streams and routes
+/// their frames.
 final class HTTP2UpstreamConnection {
     private enum State {
         case idle
-        case connecting([(NIOChannelInitializer, EventLoopPromise<Channel>)])
-        case ready(NIOHTTP2Handler.StreamMultiplexer, Channel)
+        case connecting([HTTP2RelayedStream])
+        case ready(HTTP2UpstreamRelay, Channel)
         case closed(Error)
     }
 
@@ -59,14 +61,18 @@ final class HTTP2UpstreamConnection {
     private let eventLoop: EventLoop
     private let config: ProxyConfig
     private let metrics: DirectionMetrics
+    private let logger: Logger
     private var state = State.idle
     private let closePromise: EventLoopPromise<Void>
 
-    init(destination: SocketAddress, eventLoop: EventLoop, config: ProxyConfig, metrics: DirectionMetrics) {
+    init(
+        destination: SocketAddress, eventLoop: EventLoop, config: ProxyConfig, metrics: DirectionMetrics, logger: Logger
+    ) {
         self.destination = destination
         self.eventLoop = eventLoop
         self.config = config
         self.metrics = metrics
+        self.logger = logger
         self.closePromise = eventLoop.makePromise()
     }
 
@@ -80,21 +86,19 @@ final class HTTP2UpstreamConnection {
     func connect() {
         state = .connecting([])
         let metrics = self.metrics
+        let logger = self.logger
         ClientBootstrap(group: eventLoop)
             .connectTimeout(config.connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(
                         ConnectionAccountingHandler(
                             readCounter: metrics.readFromDestination, writeCounter: metrics.writtenToDestination,
                             openGauge: nil))
-                    _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                        mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
-                    ) { stream in
-                        // Servers do not open streams to the proxy (no server push).
-                        stream.close()
-                    }
+                    try sync.addHandler(NIOHTTP2Handler(mode: .client, connectionConfiguration: .init()))
+                    try sync.addHandler(HTTP2UpstreamRelay(logger: logger))
                 }
             }
             .connect(to: destination)
@@ -102,16 +106,17 @@ final class HTTP2UpstreamConnection {
                 switch result {
                 case .success(let channel):
                     do {
-                        let multiplexer = try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self)
-                            .syncMultiplexer()
+                        let relay = try channel.pipeline.syncOperations.handler(type: HTTP2UpstreamRelay.self)
                         let waiting = pendingStreams()
-                        state = .ready(multiplexer, channel)
+                        state = .ready(relay, channel)
                         channel.closeFuture.whenComplete { [self] _ in
                             state = .closed(ChannelError.ioOnClosedChannel)
                             closePromise.succeed()
                         }
-                        for (initializer, promise) in waiting {
-                            multiplexer.createStreamChannel(promise: promise, initializer)
+                        for exchange in waiting where exchange.wantsUpstream {
+                            if !relay.open(exchange, batchedBy: nil) {
+                                exchange.connectFailed(ChannelError.ioOnClosedChannel)
+                            }
                         }
                     } catch {
                         fail(error)
@@ -123,26 +128,27 @@ final class HTTP2UpstreamConnection {
             }
     }
 
-    func openStream(_ initializer: @escaping NIOChannelInitializer) -> EventLoopFuture<Channel> {
-        let promise = eventLoop.makePromise(of: Channel.self)
+    /// Opens a stream for `exchange` now, or once connected; false if this connection
+    /// takes no new streams.
+    func open(_ exchange: HTTP2RelayedStream, batchedBy reader: HTTP2ConnectionRelay?) -> Bool {
         switch state {
         case .idle, .connecting:
             var waiting = pendingStreams()
-            waiting.append((initializer, promise))
+            waiting.append(exchange)
             state = .connecting(waiting)
-        case .ready(let multiplexer, _):
-            multiplexer.createStreamChannel(promise: promise, initializer)
-        case .closed(let error):
-            promise.fail(error)
+            return true
+        case .ready(let relay, _):
+            return relay.open(exchange, batchedBy: reader)
+        case .closed:
+            return false
         }
-        return promise.futureResult
     }
 
     func close() {
         if case .ready(_, let channel) = state { channel.close(promise: nil) }
     }
 
-    private func pendingStreams() -> [(NIOChannelInitializer, EventLoopPromise<Channel>)] {
+    private func pendingStreams() -> [HTTP2RelayedStream] {
         if case .connecting(let waiting) = state { return waiting }
         return []
     }
@@ -150,7 +156,7 @@ final class HTTP2UpstreamConnection {
     private func fail(_ error: Error) {
         let waiting = pendingStreams()
         state = .closed(error)
-        for (_, promise) in waiting { promise.fail(error) }
+        for exchange in waiting { exchange.connectFailed(error) }
         closePromise.succeed()
     }
 }

@@ -5,7 +5,7 @@ Each server runs as its own process inside pod B's network namespace:
 
     python3 servers.py KIND PORT
 
-KIND is one of: http, grpc, echo, banner, ws, reset, blackhole.
+KIND is one of: http, grpc, echo, banner, ws, reset, blackhole, badh2.
 
 Every listener is a dual-stack socket bound to [::] (IPV6_V6ONLY=0), so it
 accepts 10.211.0.2, fd00:211::2 and 127.0.0.1 (the inbound sidecar delivers to
@@ -385,6 +385,53 @@ def serve_blackhole(port):
     _threaded_accept(port, handle)
 
 
+def serve_bad_h2(port):
+    """An h2c server (prior knowledge) that answers every request with a response head
+    carrying `connection: close`, a connection-specific field HTTP/2 forbids (RFC 9113
+    §8.2.2). Raw frames and a hand-made HPACK block, so no library tidies it up."""
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+    def frame(ftype, flags, stream, payload=b""):
+        return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream) + payload
+
+    # :status 200 (static table index 8), then "connection: close" as a literal
+    # without indexing, with a new name.
+    block = b"\x88" + b"\x00" + bytes([10]) + b"connection" + bytes([5]) + b"close"
+
+    def recv_exact(conn, n):
+        buf = b""
+        while len(buf) < n:
+            data = conn.recv(n - len(buf))
+            if not data:
+                raise EOFError
+            buf += data
+        return buf
+
+    def handle(conn, peer):
+        conn.settimeout(30)
+        answered = 0
+        try:
+            if recv_exact(conn, len(preface)) != preface:
+                raise EOFError
+            conn.sendall(frame(4, 0, 0))  # SETTINGS, empty
+            while True:
+                header = recv_exact(conn, 9)
+                length = int.from_bytes(header[:3], "big")
+                ftype, flags = header[3], header[4]
+                stream = int.from_bytes(header[5:9], "big") & 0x7FFFFFFF
+                recv_exact(conn, length)
+                if ftype == 4 and not flags & 1:
+                    conn.sendall(frame(4, 1, 0))  # SETTINGS ACK
+                elif ftype == 1 and flags & 4:  # HEADERS with END_HEADERS
+                    conn.sendall(frame(1, 0x5, stream, block))  # END_STREAM | END_HEADERS
+                    answered += 1
+        except (OSError, EOFError):
+            pass
+        log("badh2:", peer, "answered", answered, "requests, closing")
+        conn.close()
+    _threaded_accept(port, handle)
+
+
 # --------------------------------------------------------------------------
 # WebSocket echo (websockets, threaded sync server).
 # --------------------------------------------------------------------------
@@ -409,6 +456,7 @@ KINDS = {
     "banner": serve_banner,
     "reset": serve_reset,
     "blackhole": serve_blackhole,
+    "badh2": serve_bad_h2,
     "ws": serve_ws,
 }
 

@@ -6,7 +6,7 @@ import re
 import time
 
 from weft_e2e import (
-    BLACKHOLE_PORT, CLOSED_PORT, GRPC_PORT, H2_PORT, HERE, POD_B_V4, PYTHON, RESET_PORT, requires_proxy,
+    BAD_H2_PORT, BLACKHOLE_PORT, CLOSED_PORT, GRPC_PORT, H2_PORT, HERE, POD_B_V4, PYTHON, RESET_PORT, requires_proxy,
 )
 
 H2 = "http://%s:%d" % (POD_B_V4, H2_PORT)
@@ -120,6 +120,20 @@ def test_h2_upstream_never_answers_is_504(topo, probe):
     assert 2.5 <= elapsed <= 8.0, "504 after %.2fs; response-timeout is 3s" % elapsed
     probe.expect("ab", "weft_errors_total", at_least=1, error="upstream_timeout")
     # The healthy h2 path still works right after.
+    rc, status, _, body, _ = h2_curl(topo.a, H2 + "/index.html")
+    assert (rc, status, body) == (0, 200, WWW_INDEX)
+
+
+@requires_proxy
+def test_h2_invalid_upstream_response_head_is_502(topo, probe):
+    """The server's response head carries `connection: close`, which HTTP/2 forbids: the
+    client gets a 502 naming the upstream, never the bad head, and the proxy serves on."""
+    rc, status, headers, body, _ = h2_curl(topo.a, "http://%s:%d/x" % (POD_B_V4, BAD_H2_PORT))
+    assert rc == 0 and status == 502, (rc, status, headers, body)
+    assert "connection" not in headers, headers
+    assert headers.get("weft-error") == "upstream-protocol", headers
+    assert b"upstream 127.0.0.1:%d" % BAD_H2_PORT in body, body
+    probe.expect("b", "weft_errors_total", exactly=1, direction="inbound", error="upstream_protocol")
     rc, status, _, body, _ = h2_curl(topo.a, H2 + "/index.html")
     assert (rc, status, body) == (0, 200, WWW_INDEX)
 

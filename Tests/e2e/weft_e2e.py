@@ -39,6 +39,7 @@ BANNER_PORT = 6379       # server-speaks-first (in the proxy's default opaque li
 WS_PORT = 8765
 RESET_PORT = 7001        # reads the request, then RST
 BLACKHOLE_PORT = 7002    # reads, never answers
+BAD_H2_PORT = 7004       # h2c server whose response head is not valid HTTP/2
 CLOSED_PORT = 7003       # nothing listens (HTTP)
 CLOSED_OPAQUE_PORT = 11211  # nothing listens; in the default opaque list
 

@@ -400,8 +400,11 @@ final class HTTP2RelayedStream {
     // MARK: Upstream → client
 
     func upstreamSent(_ payload: HTTP2Frame.FramePayload, flowControlled length: Int) {
+        let isHeaders: Bool
+        let wasHead = !hasResponseStarted
         switch payload {
         case .headers(let headers):
+            isHeaders = true
             if !hasResponseStarted, let code = headers.headers.first(name: ":status").flatMap({ Int($0) }), code >= 200 {
                 hasResponseStarted = true
                 status = code
@@ -409,22 +412,47 @@ final class HTTP2RelayedStream {
             }
             if headers.endStream { upstreamEnded = true }
         case .data(let data):
+            isHeaders = false
             if data.endStream { upstreamEnded = true }
         default:
-            break
+            isHeaders = false
         }
-        guard isClientOpen, !isFinished else {
+        guard isClientOpen, !isFinished, let loop = clientRelay.context?.eventLoop else {
             creditUpstream(length)
             return
         }
-        // Counted before the write: writing END_STREAM can close the client's stream.
-        if upstreamEnded { finish(status: status) }
-        if length > 0, let loop = clientRelay.context?.eventLoop {
+        if isHeaders {
+            // The upstream connection does not validate header blocks; the client's
+            // connection validates them as they are sent (once per hop and direction,
+            // not twice). A block it refuses was never sent.
+            let written = loop.makePromise(of: Void.self)
+            written.futureResult.whenFailure { [self] error in clientRefusedHeaders(error, wasHead: wasHead) }
+            clientRelay.write(payload, on: clientID, promise: written, batchedBy: upstreamRelay)
+        } else if length > 0 {
             let written = loop.makePromise(of: Void.self)
             written.futureResult.whenComplete { [self] _ in creditUpstream(length) }
             clientRelay.write(payload, on: clientID, promise: written, batchedBy: upstreamRelay)
         } else {
             clientRelay.write(payload, on: clientID, batchedBy: upstreamRelay)
+        }
+        if upstreamEnded { finish(status: status) }
+    }
+
+    /// The client's connection refused a header block from the upstream (it is not valid
+    /// HTTP/2, RFC 9113 §8.2). A refused response head is answered with a 502; refused
+    /// trailers reset the client's stream. The upstream stream is reset either way.
+    private func clientRefusedHeaders(_ error: Error, wasHead: Bool) {
+        guard isClientOpen, !(error is ChannelError) else { return }
+        let detail = "upstream \(describe(destination)) sent a header block that is not valid HTTP/2: \(describe(error))"
+        resetUpstream(.protocolError)
+        if wasHead && !isFinished {
+            hasResponseStarted = false
+            respond(status: 502, kind: .upstreamProtocol, detail: detail)
+        } else {
+            metrics.error(.upstreamProtocol)
+            logger.debug("http2 response failed", metadata: ["error": "upstream_protocol", "detail": "\(detail)"])
+            finish(status: status)
+            clientRelay.write(.rstStream(.protocolError), on: clientID, batchedBy: nil)
         }
     }
 
@@ -456,7 +484,9 @@ final class HTTP2RelayedStream {
     /// its connection closed. Before the exchange finished it counts as 499, nginx's
     /// "client closed request", so cancelled calls show in `weft_requests_total`.
     func clientStreamClosed() {
-        if !isFinished { finish(status: HTTPStatus.clientClosedRequest) }
+        // Writing the response's END_STREAM closes the client's stream: that is the
+        // exchange completing, not the client leaving.
+        if !isFinished { finish(status: upstreamEnded ? status : HTTPStatus.clientClosedRequest) }
         isClientOpen = false
         early = []
         // Both END_STREAMs passed: the upstream stream is closed (or closing) already.

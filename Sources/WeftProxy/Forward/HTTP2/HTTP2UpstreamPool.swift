@@ -97,7 +97,11 @@ final class HTTP2UpstreamConnection {
                         ConnectionAccountingHandler(
                             readCounter: metrics.readFromDestination, writeCounter: metrics.writtenToDestination,
                             openGauge: nil))
-                    try sync.addHandler(NIOHTTP2Handler(mode: .client, connectionConfiguration: .init()))
+                    // Header blocks are validated on the client's connection, as they are
+                    // received (requests) and sent (responses): once per hop, not twice.
+                    var connection = NIOHTTP2Handler.ConnectionConfiguration()
+                    connection.headerBlockValidation = .disabled
+                    try sync.addHandler(NIOHTTP2Handler(mode: .client, connectionConfiguration: connection))
                     try sync.addHandler(HTTP2UpstreamRelay(logger: logger))
                 }
             }

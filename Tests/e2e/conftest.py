@@ -35,7 +35,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from weft_e2e import (  # noqa: E402
-    ADMIN_PORT, BAD_H2_PORT, BANNER_PORT, BLACKHOLE_PORT, ECHO_PORT, GRPC_PORT, H2_PORT, HERE,
+    ADMIN_PORT, BAD_H2_PORT, H2_GOAWAY_PORT, BANNER_PORT, BLACKHOLE_PORT, ECHO_PORT, GRPC_PORT, H2_PORT, HERE,
     NGINX_PORT, NO_PROXY, POD_A_V4, POD_A_V6, POD_B_V4, POD_B_V6, PROXY_GID,
     PROXY_UID, PYHTTP_PORT, PYTHON, RESET_PORT, WS_PORT, Deadline, Metrics,
     REPORT, eventually, fmt_labels, http_request, netns_cmd, ns_connect, ns_socket,
@@ -334,8 +334,14 @@ http {{
         root {www};
         location = /hello {{ default_type text/plain; return 200 "hello over h2\\n"; }}
     }}
+    server {{
+        # GOAWAY after every 25 requests on a connection.
+        listen {goaway} http2;
+        keepalive_requests 25;
+        location / {{ default_type text/plain; return 200 "hello\\n"; }}
+    }}
 }}
-""".format(d=d, www=www)
+""".format(d=d, www=www, goaway=H2_GOAWAY_PORT)
         with open(os.path.join(d, "nginx.conf"), "w") as f:
             f.write(conf)
         for root, dirs, files in os.walk(d):

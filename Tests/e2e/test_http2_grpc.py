@@ -6,7 +6,7 @@ import re
 import time
 
 from weft_e2e import (
-    BAD_H2_PORT, BLACKHOLE_PORT, CLOSED_PORT, GRPC_PORT, H2_PORT, HERE, POD_B_V4, PYTHON, RESET_PORT, requires_proxy,
+    BAD_H2_PORT, BLACKHOLE_PORT, CLOSED_PORT, GRPC_PORT, H2_GOAWAY_PORT, H2_PORT, HERE, POD_B_V4, PYTHON, RESET_PORT, requires_proxy,
 )
 
 H2 = "http://%s:%d" % (POD_B_V4, H2_PORT)
@@ -69,6 +69,19 @@ def test_h2load_multiplexed(topo, probe):
     probe.expect("a", "weft_connections_total", exactly=1, direction="outbound", protocol="http2")
     probe.expect("a", "weft_requests_total", exactly=100, direction="outbound", protocol="http2", status_class="2xx")
     probe.expect("b", "weft_requests_total", exactly=100, direction="inbound", protocol="http2", status_class="2xx")
+
+
+def test_h2_upstream_goaway_retries_unprocessed_streams(topo, probe):
+    """nginx sends GOAWAY after every 25 requests on a connection; streams above its
+    last-stream-id were never processed (RFC 9113 §6.8). The sidecar sends those again on
+    a new connection, so none of 1,000 multiplexed requests fails."""
+    r = topo.a.run(["h2load", "-n", "1000", "-c", "2", "-m", "20", "-T", "20", "-N", "20",
+                    "http://%s:%d/" % (POD_B_V4, H2_GOAWAY_PORT)], timeout=60, check=False)
+    out = r.stdout.decode(errors="replace")
+    assert re.search(r"requests: 1000 total, 1000 started, 1000 done, 1000 succeeded, 0 failed", out), out
+    assert re.search(r"status codes: 1000 2xx", out), out
+    probe.expect("b", "weft_requests_total", exactly=1000, direction="inbound", protocol="http2", status_class="2xx")
+    probe.expect("ab", "weft_requests_total", exactly=0, protocol="http2", status_class="5xx")
 
 
 # ------------------------------------------------ HTTP/2 upstream failures --

@@ -32,6 +32,7 @@ PROXY_UID = PROXY_GID = 2102
 
 NGINX_PORT = 80          # nginx, HTTP/1.1, static files
 H2_PORT = 8080           # nginx, h2c prior knowledge
+H2_GOAWAY_PORT = 8082    # nginx, h2c, GOAWAY after every 25 requests on a connection
 PYHTTP_PORT = 8000       # python http: /echo /headers /upload /download
 GRPC_PORT = 50051
 ECHO_PORT = 7000         # opaque TCP echo

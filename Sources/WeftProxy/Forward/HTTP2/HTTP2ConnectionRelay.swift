@@ -169,7 +169,8 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
                 stream.clientSent(.headers(headers), flowControlled: 0)  // trailers
             } else {
                 let stream = HTTP2RelayedStream(
-                    clientID: frame.streamID, client: self, destination: destination, metrics: metrics, config: config)
+                    clientID: frame.streamID, client: self, destination: destination, pool: pool, metrics: metrics,
+                    config: config)
                 streams[frame.streamID] = stream
                 stream.start(headers)
                 pool.openStream(stream, to: destination, batchedBy: self)
@@ -248,14 +249,18 @@ final class HTTP2UpstreamRelay: HTTP2ConnectionRelay {
             }
         case .rstStream(let code):
             if let stream = streams.removeValue(forKey: frame.streamID) {
+                // REFUSED_STREAM: the server did not process it (RFC 9113 §8.7).
+                if code == .refusedStream && stream.retryOnAnotherStream() { break }
                 stream.upstreamFailed(code: code, error: NIOHTTP2Errors.streamClosed(streamID: frame.streamID, errorCode: code))
             }
         case .goAway(let lastStreamID, let code, _):
-            // Streams above lastStreamID were never processed; they fail (502 before a
-            // response) and the pool opens a new connection for the next request.
+            // Streams above lastStreamID were never processed (RFC 9113 §6.8): a request
+            // that was only a head is retried on a new connection (nginx says GOAWAY
+            // after every `keepalive_requests`, 1,000 by default); others fail (502).
             isGoingAway = true
             for (id, stream) in streams where id > lastStreamID {
                 streams.removeValue(forKey: id)
+                if stream.retryOnAnotherStream() { continue }
                 stream.upstreamFailed(
                     code: .refusedStream, error: NIOHTTP2Errors.streamClosed(streamID: id, errorCode: code))
             }
@@ -296,6 +301,7 @@ final class HTTP2UpstreamRelay: HTTP2ConnectionRelay {
 /// and the error answers the proxy makes.
 final class HTTP2RelayedStream {
     let destination: SocketAddress
+    private let pool: HTTP2UpstreamPool
     private let clientID: HTTP2StreamID
     /// The client's connection; kept after the stream closes, for the connection credit
     /// of writes still under way.
@@ -316,6 +322,13 @@ final class HTTP2RelayedStream {
     private var clientEnded = false
     private var upstreamEnded = false
     private var clientCredit = WindowCredit()
+    /// The request's head while it is all the upstream has been sent: a stream the
+    /// server refused unprocessed can then be sent again, on another connection.
+    private var retryableHead: HTTP2Frame.FramePayload.Headers?
+    private var retries = 0
+    /// Refusals a request survives. A refused request was not processed, so sending it
+    /// again is safe; the bound stops a server that refuses everything.
+    static let maxRetries = 4
     private var upstreamCredit = WindowCredit()
 
     private var isGRPC = false
@@ -326,9 +339,10 @@ final class HTTP2RelayedStream {
     private var timer: Scheduled<Void>?
 
     init(
-        clientID: HTTP2StreamID, client: HTTP2ClientRelay, destination: SocketAddress, metrics: DirectionMetrics,
-        config: ProxyConfig
+        clientID: HTTP2StreamID, client: HTTP2ClientRelay, destination: SocketAddress, pool: HTTP2UpstreamPool,
+        metrics: DirectionMetrics, config: ProxyConfig
     ) {
+        self.pool = pool
         self.clientID = clientID
         self.clientRelay = client
         self.destination = destination
@@ -348,7 +362,9 @@ final class HTTP2RelayedStream {
     func start(_ headers: HTTP2Frame.FramePayload.Headers) {
         start = .now()
         isGRPC = headers.headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
-        clientSent(.headers(.init(headers: headers.headers, endStream: headers.endStream)), flowControlled: 0)
+        let head = HTTP2Frame.FramePayload.Headers(headers: headers.headers, endStream: headers.endStream)
+        clientSent(.headers(head), flowControlled: 0)
+        retryableHead = head
     }
 
     func clientSent(_ payload: HTTP2Frame.FramePayload, flowControlled length: Int) {
@@ -357,6 +373,7 @@ final class HTTP2RelayedStream {
         case .data(let data) where data.endStream: clientEnded = true
         default: break
         }
+        retryableHead = nil
         if isUpstreamLinked, let upstreamRelay {
             forwardToUpstream(upstreamRelay, payload, flowControlled: length, batchedBy: clientRelay)
         } else if !isFinished && upstreamRelay == nil {
@@ -459,6 +476,21 @@ final class HTTP2RelayedStream {
     private func creditUpstream(_ length: Int) {
         let increment = upstreamEnded || !isUpstreamLinked ? nil : upstreamCredit.add(length)
         upstreamRelay?.returnCredit(length, stream: increment.map { (upstreamID, $0) })
+    }
+
+    /// Sends the request again on another upstream stream, if the server refused this one
+    /// unprocessed and the request so far is only its head; false if it cannot.
+    func retryOnAnotherStream() -> Bool {
+        guard let head = retryableHead, retries < Self.maxRetries, !hasResponseStarted, !isFinished, isClientOpen else {
+            return false
+        }
+        retries += 1
+        isUpstreamLinked = false
+        upstreamRelay = nil
+        early = [(.headers(head), 0)]
+        logger.debug("http2 stream refused unprocessed; retrying", metadata: ["upstream": "\(describe(destination))"])
+        pool.openStream(self, to: destination, batchedBy: nil)
+        return true
     }
 
     // MARK: Ends and failures

@@ -22,7 +22,7 @@ CONFIGS = [
     ("haproxy-capture", "haproxy behind the same REDIRECT"),
     ("nginx", "nginx"),
 ]
-H2_CONFIGS = [("direct", "direct"), ("weft", "weft-proxy")]
+H2_CONFIGS = [("direct", "direct"), ("weft", "weft-proxy"), ("haproxy", "haproxy")]
 MEM_GOAL_IDLE_MB = 12
 MEM_GOAL_PEAK_MB = 20
 
@@ -185,12 +185,17 @@ def main():
     if h2 or meta.get("h2") == "skipped":
         hd = h2.get("direct", {})
         hw = h2.get("weft")
+        hh = h2.get("haproxy")
         line = (f"- **HTTP/2** (h2load h2c, -c {meta.get('h2_conns', '?')} -m {meta.get('h2_streams', '?')}, "
                 f"{meta.get('duration', '?')} s, median of {hd.get('n', 0)}): direct {fmt_int(hd.get('rps'))} rps")
         if hw:
             line += (f"; weft-proxy {fmt_int(hw['rps'])} rps (× direct {fmt_ratio(hw['rps'], hd.get('rps'))})")
         else:
             line += f"; weft-proxy {meta.get('skip_h2_weft', meta.get('skip_weft', 'not run'))}"
+        if hh:
+            line += (f"; haproxy (h2 both sides) {fmt_int(hh['rps'])} rps (× direct {fmt_ratio(hh['rps'], hd.get('rps'))})")
+            if hw:
+                line += f"; weft-proxy × haproxy {fmt_ratio(hw['rps'], hh['rps'])}"
         fails = sum(v["failed"] for v in h2.values())
         if fails:
             line += f"; {fails} failed/errored requests"

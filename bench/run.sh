@@ -5,7 +5,7 @@
 #
 # Builds its own topology (two network namespaces joined by a veth pair):
 #   client netns  10.212.0.1/24  wrk, h2load, weft-proxy (+ its iptables capture),
-#                                haproxy on 127.0.0.1:8001, nginx proxy on 127.0.0.1:8002
+#                                haproxy on 127.0.0.1:8001 (h2: 8004), nginx proxy on 127.0.0.1:8002
 #   server netns  10.212.0.2/24  nginx: :80 HTTP/1.1, :8080 h2c, body "hello\n"
 # Every load is bounded in count and time and targets only loopback or the two
 # namespace addresses above.  Everything (namespaces, processes, iptables rules,
@@ -93,6 +93,7 @@ SERVER_IP=10.212.0.2
 CLIENT_IP=10.212.0.1
 HAPROXY_PORT=8001
 HAPROXY_CAPTURE_PORT=8003
+HAPROXY_H2_PORT=8004
 HAPROXY_UID=2103 # haproxy drops to this uid, so the capture rule can skip its own traffic
 NGINX_PROXY_PORT=8002
 
@@ -389,6 +390,12 @@ frontend fe_capture
     default_backend be
 backend be
     server s1 $SERVER_IP:80
+# HTTP/2 both sides (h2c prior knowledge), the baseline for the h2load runs.
+frontend fe_h2
+    bind 127.0.0.1:$HAPROXY_H2_PORT proto h2
+    default_backend be_h2
+backend be_h2
+    server s2 $SERVER_IP:8080 proto h2
 EOF
 # Under callgrind haproxy must keep the uid it starts with (callgrind_control reaches it).
 grep -vE '^[[:space:]]+(uid|gid) ' "$TMP/haproxy.conf" >"$TMP/haproxy-instr.conf"
@@ -606,11 +613,12 @@ NGW=$(nginx_worker)
 
 # ---------------------------------------------------------------- HTTP/2 (h2load, h2c prior knowledge)
 h2_slot() { # h2_slot CONFIG ROUND
-  local cfg=$1 r=$2 out rps warm=()
+  local cfg=$1 r=$2 out rps warm=() url="http://$SERVER_IP:8080/"
+  [[ $cfg == haproxy ]] && url="http://127.0.0.1:$HAPROXY_H2_PORT/"
   out=$RAW/h2-$cfg-r$r.txt
   ((WARMUP > 0)) && warm=(--warm-up-time="$WARMUP")
   if ! run_fg timeout -k 5 $((DURATION + WARMUP + 30)) ip netns exec "$NS_C" \
-    h2load -t1 -c"$H2_CONNS" -m"$H2_STREAMS" -D "$DURATION" "${warm[@]}" "http://$SERVER_IP:8080/" >"$out" 2>&1; then
+    h2load -t1 -c"$H2_CONNS" -m"$H2_STREAMS" -D "$DURATION" "${warm[@]}" "$url" >"$out" 2>&1; then
     note "h2load $cfg round $r exited non-zero (see raw/$(basename "$out"))"
   fi
   rps=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$out")
@@ -619,6 +627,7 @@ h2_slot() { # h2_slot CONFIG ROUND
 if ((DO_H2)); then
   H2CONF=(direct)
   ((WEFT)) && H2CONF+=(weft)
+  H2CONF+=(haproxy)
   ((WEFT)) || meta skip_h2_weft "$(grep '^skip_weft=' "$META" | cut -d= -f2- || echo 'not run')"
   log "HTTP/2: ${H2CONF[*]} × $REPEATS, interleaved"
   for ((r = 1; r <= REPEATS; r++)); do

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import struct
 import time
 
 from weft_e2e import (
@@ -82,6 +83,55 @@ def test_h2_upstream_goaway_retries_unprocessed_streams(topo, probe):
     assert re.search(r"status codes: 1000 2xx", out), out
     probe.expect("b", "weft_requests_total", exactly=1000, direction="inbound", protocol="http2", status_class="2xx")
     probe.expect("ab", "weft_requests_total", exactly=0, protocol="http2", status_class="5xx")
+
+
+def _h2_frame(ftype, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream) + payload
+
+
+@requires_proxy
+def test_h2_client_that_never_returns_window_stalls_the_upstream(topo, probe):
+    """A raw h2c client asks for the 8 MiB big.bin and never sends WINDOW_UPDATE: it can
+    receive its initial 64 KiB window and no more. Flow control must carry that back
+    hop by hop, so neither sidecar reads the file from its upstream (it would have to
+    buffer it)."""
+    authority = ("%s:%d" % (POD_B_V4, H2_PORT)).encode()
+    # HPACK: :method GET, :scheme http (static 2, 6); :path and :authority as literals
+    # with indexed names (static 4, 1), without indexing.
+    block = b"\x82\x86" + b"\x04" + bytes([8]) + b"/big.bin" + b"\x01" + bytes([len(authority)]) + authority
+    s = topo.a.connect(POD_B_V4, H2_PORT)
+    received = 0
+    try:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _h2_frame(4, 0, 0) + _h2_frame(1, 0x5, 1, block))
+        s.settimeout(0.5)
+        buf, deadline = b"", time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            try:
+                data = s.recv(65536)
+            except OSError:
+                continue
+            if not data:
+                break
+            buf += data
+            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                length, ftype, flags = int.from_bytes(buf[:3], "big"), buf[3], buf[4]
+                if ftype == 0:
+                    received += length
+                elif ftype == 4 and not flags & 1:
+                    s.sendall(_h2_frame(4, 1, 0))  # SETTINGS ACK
+                buf = buf[9 + length:]
+        assert 0 < received <= 65535, received
+        # What each sidecar read from its upstream for this request: about two windows
+        # (the client's, and the one it gives its upstream), not the 8 MiB file.
+        read_a = probe.delta("a", "weft_tcp_read_bytes_total", direction="outbound", peer="dst")
+        read_b = probe.delta("b", "weft_tcp_read_bytes_total", direction="inbound", peer="dst")
+        print("client got %d bytes; pod A read %d, pod B read %d from upstream" % (received, read_a, read_b))
+        assert read_a <= 512 << 10, read_a
+        assert read_b <= 1 << 20, read_b
+    finally:
+        s.close()
+    # The client left mid-response: both sidecars count it as 499.
+    probe.expect("ab", "weft_requests_total", exactly=2, protocol="http2", status_class="4xx")
 
 
 # ------------------------------------------------ HTTP/2 upstream failures --

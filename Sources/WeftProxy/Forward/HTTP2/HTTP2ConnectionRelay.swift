@@ -195,6 +195,12 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
     override func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let closed = event as? StreamClosedEvent, let stream = streams.removeValue(forKey: closed.streamID) {
             stream.clientStreamClosed()
+        } else if let event = event as? ChannelEvent, case .inputClosed = event {
+            // Capture connections allow half-closure (for opaque TCP), but HTTP/2 has no
+            // use for it: a client that stops sending can no longer return window or
+            // acknowledge settings, so its connection is over, and its streams with it.
+            context.close(promise: nil)
+            return
         }
         context.fireUserInboundEventTriggered(event)
     }

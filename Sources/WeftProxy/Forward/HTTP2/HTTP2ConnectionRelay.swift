@@ -143,6 +143,71 @@ class HTTP2ConnectionRelay: ChannelInboundHandler {
     }
 }
 
+/// The response timeouts of one client connection. The timeout is the same for every
+/// exchange, so deadlines come in the order they are armed: a list, oldest first, and
+/// one timer for the oldest. A response that arrives unlinks its exchange and leaves the
+/// timer alone; the timer, when it fires, moves on to the new oldest. A connection with
+/// thousands of quick requests schedules about one timer per timeout period, where a
+/// timer per request cost ~3% of the HTTP/2 path (heap inserts and removals).
+final class ResponseDeadlines {
+    private let timeout: TimeAmount
+    private var oldest: HTTP2RelayedStream?
+    private var newest: HTTP2RelayedStream?
+    private var timer: Scheduled<Void>?
+    private weak var eventLoop: EventLoop?
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    func start(on eventLoop: EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    fileprivate func arm(_ exchange: HTTP2RelayedStream) {
+        let deadline = NIODeadline.now() + timeout
+        exchange.responseDeadline = deadline
+        exchange.olderWaiting = newest
+        newest?.newerWaiting = exchange
+        newest = exchange
+        if oldest == nil { oldest = exchange }
+        if timer == nil { schedule(at: deadline) }
+    }
+
+    fileprivate func disarm(_ exchange: HTTP2RelayedStream) {
+        exchange.responseDeadline = nil
+        let older = exchange.olderWaiting
+        let newer = exchange.newerWaiting
+        if let older { older.newerWaiting = newer } else { oldest = newer }
+        if let newer { newer.olderWaiting = older } else { newest = older }
+        exchange.olderWaiting = nil
+        exchange.newerWaiting = nil
+    }
+
+    /// Drops every deadline and the timer (the connection closed).
+    func stop() {
+        timer?.cancel()
+        timer = nil
+        while let exchange = oldest { disarm(exchange) }
+    }
+
+    private func schedule(at deadline: NIODeadline) {
+        guard let eventLoop else { return }
+        timer = eventLoop.scheduleTask(deadline: deadline) { [self] in
+            timer = nil
+            let now = NIODeadline.now()
+            while let exchange = oldest, let deadline = exchange.responseDeadline, deadline <= now {
+                disarm(exchange)
+                exchange.responseTimedOut()
+            }
+            if let next = oldest?.responseDeadline { schedule(at: next) }
+        }
+    }
+}
+
+@available(*, unavailable)
+extension ResponseDeadlines: Sendable {}
+
 /// The relay on a client's HTTP/2 connection (server mode). A HEADERS frame on a new
 /// stream starts an exchange and asks the pool for a stream on the shared upstream
 /// connection; the client's later frames follow it there.
@@ -151,6 +216,7 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
     private let pool: HTTP2UpstreamPool
     private let metrics: DirectionMetrics
     private let config: ProxyConfig
+    fileprivate let deadlines: ResponseDeadlines
 
     init(destination: SocketAddress, pool: HTTP2UpstreamPool, metrics: DirectionMetrics, config: ProxyConfig, logger: Logger)
     {
@@ -158,7 +224,13 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
         self.pool = pool
         self.metrics = metrics
         self.config = config
+        self.deadlines = ResponseDeadlines(timeout: config.responseTimeout)
         super.init(logger: logger)
+    }
+
+    override func handlerAdded(context: ChannelHandlerContext) {
+        super.handlerAdded(context: context)
+        deadlines.start(on: context.eventLoop)
     }
 
     override func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -209,6 +281,7 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
         let open = streams.values
         streams.removeAll()
         for stream in open { stream.clientStreamClosed() }
+        deadlines.stop()
         context.fireChannelInactive()
     }
 }
@@ -342,7 +415,10 @@ final class HTTP2RelayedStream {
     private var hasResponseStarted = false
     private(set) var isFinished = false
     private var start = NIODeadline.now()
-    private var timer: Scheduled<Void>?
+    /// Set while the exchange waits for its response head, in `ResponseDeadlines`.
+    fileprivate var responseDeadline: NIODeadline?
+    fileprivate var newerWaiting: HTTP2RelayedStream?
+    fileprivate var olderWaiting: HTTP2RelayedStream?
 
     init(
         clientID: HTTP2StreamID, client: HTTP2ClientRelay, destination: SocketAddress, pool: HTTP2UpstreamPool,
@@ -502,20 +578,20 @@ final class HTTP2RelayedStream {
     // MARK: Ends and failures
 
     private func requestEnded() {
-        guard timer == nil, !hasResponseStarted, !isFinished, let loop = clientRelay.context?.eventLoop else { return }
-        timer = loop.scheduleTask(in: config.responseTimeout) { [self] in
-            timer = nil
-            guard !hasResponseStarted, !isFinished else { return }
-            resetUpstream(.cancel)
-            respond(
-                status: 504, kind: .upstreamTimeout,
-                detail: "upstream \(describe(destination)) sent no response within \(seconds(config.responseTimeout))")
-        }
+        guard responseDeadline == nil, !hasResponseStarted, !isFinished else { return }
+        clientRelay.deadlines.arm(self)
+    }
+
+    fileprivate func responseTimedOut() {
+        guard !hasResponseStarted, !isFinished else { return }
+        resetUpstream(.cancel)
+        respond(
+            status: 504, kind: .upstreamTimeout,
+            detail: "upstream \(describe(destination)) sent no response within \(seconds(config.responseTimeout))")
     }
 
     private func cancelTimer() {
-        timer?.cancel()
-        timer = nil
+        if responseDeadline != nil { clientRelay.deadlines.disarm(self) }
     }
 
     /// The client's stream is gone: reset by the client, closed after the exchange, or

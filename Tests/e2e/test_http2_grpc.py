@@ -134,6 +134,21 @@ def test_h2_client_that_never_returns_window_stalls_the_upstream(topo, probe):
     probe.expect("ab", "weft_requests_total", exactly=2, protocol="http2", status_class="4xx")
 
 
+def test_h2_load_cut_short_leaves_the_shared_upstream_usable(topo, probe):
+    """h2load stops mid-flight: its 32 connections close with ~320 streams open, and the
+    sidecars cancel the upstream streams on their one shared upstream connection. A new
+    client afterwards must still be answered (a cancellation burst once left that
+    connection in a state where no new stream was ever answered)."""
+    for _ in range(2):
+        r = topo.a.run(["h2load", "-c", "32", "-m", "10", "-D", "2", H2 + "/hello"], timeout=30, check=False)
+        out = r.stdout.decode(errors="replace")
+        m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded", out)
+        assert m and int(m.group(4)) > 100, out
+        rc, status, _, body, elapsed = h2_curl(topo.a, H2 + "/index.html", timeout=10)
+        assert (rc, status, body) == (0, 200, WWW_INDEX), (rc, status, body)
+        assert elapsed < 5.0, elapsed
+
+
 # ------------------------------------------------ HTTP/2 upstream failures --
 # The client speaks h2c to pod B; pod B's sidecar relays it to 127.0.0.1:<port>, where
 # the server fails. The answer the client gets is the sidecar's own, over HTTP/2.

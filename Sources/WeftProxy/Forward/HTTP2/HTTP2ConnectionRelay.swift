@@ -54,6 +54,7 @@ class HTTP2ConnectionRelay: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        flushPeers()
         self.context = nil
     }
 
@@ -70,18 +71,26 @@ class HTTP2ConnectionRelay: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        flushPeers()
         context.fireChannelInactive()
     }
 
     final func channelReadComplete(context: ChannelHandlerContext) {
-        if !peersToFlush.isEmpty {
-            for peer in peersToFlush {
-                peer.isMarkedForFlush = false
-                peer.context?.flush()
-            }
-            peersToFlush.removeAll(keepingCapacity: true)
-        }
+        flushPeers()
         context.fireChannelReadComplete()
+    }
+
+    /// Flushes the relays written to in this read batch. Also run when this connection
+    /// closes or its handler goes: a peer left marked, unflushed, would never be flushed
+    /// by anyone else (every later write to it hung).
+    private final func flushPeers() {
+        guard !peersToFlush.isEmpty else { return }
+        let peers = peersToFlush
+        peersToFlush.removeAll(keepingCapacity: true)
+        for peer in peers {
+            peer.isMarkedForFlush = false
+            peer.context?.flush()
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -129,11 +138,6 @@ class HTTP2ConnectionRelay: ChannelInboundHandler {
             wrote = true
         }
         if wrote { context.flush() }
-    }
-
-    /// Takes the stream out of the table (it no longer reaches the relay).
-    fileprivate final func forget(_ streamID: HTTP2StreamID) {
-        streams.removeValue(forKey: streamID)
     }
 
     /// Flow-controlled length of a DATA frame: its data, and its padding with the pad
@@ -282,7 +286,7 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
         streams.removeAll()
         for stream in open { stream.clientStreamClosed() }
         deadlines.stop()
-        context.fireChannelInactive()
+        super.channelInactive(context: context)
     }
 }
 
@@ -355,6 +359,13 @@ final class HTTP2UpstreamRelay: HTTP2ConnectionRelay {
         context.fireUserInboundEventTriggered(event)
     }
 
+    /// Stops relaying a stream and resets it. (swift-nio-http2 drops a stream whose
+    /// HEADERS still wait in its buffer for a free stream slot, and sends nothing.)
+    fileprivate func reset(_ streamID: HTTP2StreamID, code: HTTP2ErrorCode) {
+        streams.removeValue(forKey: streamID)
+        write(.rstStream(code), on: streamID, batchedBy: nil)
+    }
+
     override func channelActive(context: ChannelHandlerContext) {
         isActive = true
         context.fireChannelActive()
@@ -365,13 +376,29 @@ final class HTTP2UpstreamRelay: HTTP2ConnectionRelay {
         }
     }
 
+    override func errorCaught(context: ChannelHandlerContext, error: Error) {
+        super.errorCaught(context: context, error: error)
+        // A stream error arrives wrapped (NIOHTTP2Errors.StreamError) and concerns one
+        // stream, which swift-nio-http2 has reset. Anything else is a connection error:
+        // swift-nio-http2 has sent GOAWAY, and the connection takes no more streams.
+        // Close it, so the pool opens a new one, rather than keep a connection whose
+        // new streams would never be answered.
+        if !(error is NIOHTTP2Errors.StreamError) {
+            logger.debug("http2 upstream connection error; closing", metadata: ["error": "\(error)"])
+            isGoingAway = true
+            context.close(promise: nil)
+        }
+    }
+
     override func channelInactive(context: ChannelHandlerContext) {
         isGoingAway = true
         let open = Array(streams.values) + waitingForActive
         streams.removeAll()
         waitingForActive = []
-        for stream in open { stream.upstreamFailed(code: .cancel, error: ChannelError.eof) }
-        context.fireChannelInactive()
+        for stream in open where !stream.retryOnAnotherStream() {
+            stream.upstreamFailed(code: .cancel, error: ChannelError.eof)
+        }
+        super.channelInactive(context: context)
     }
 }
 
@@ -640,8 +667,7 @@ final class HTTP2RelayedStream {
     private func resetUpstream(_ code: HTTP2ErrorCode) {
         guard isUpstreamLinked, let relay = upstreamRelay else { return }
         isUpstreamLinked = false
-        relay.forget(upstreamID)
-        relay.write(.rstStream(code), on: upstreamID, batchedBy: nil)
+        relay.reset(upstreamID, code: code)
     }
 
     /// Answers the client's stream with an error the proxy made, then asks the client

@@ -40,7 +40,6 @@ class HTTP2ConnectionRelay: ChannelInboundHandler {
     fileprivate(set) var context: ChannelHandlerContext?
     /// Streams by this connection's stream id.
     fileprivate var streams: [HTTP2StreamID: HTTP2RelayedStream] = [:]
-    private var connectionCredit = WindowCredit()
     /// Relays written to during this relay's current read batch.
     private var peersToFlush: [HTTP2ConnectionRelay] = []
     private var isMarkedForFlush = false
@@ -62,9 +61,24 @@ class HTTP2ConnectionRelay: ChannelInboundHandler {
     // witness binds to the class that declares the conformance).
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 
+    /// Keeps the connection's receive window open: swift-nio-http2 reports it after each
+    /// DATA frame, including frames it drops for streams already reset, which the relay
+    /// never sees; below half, it is topped up to 64 KiB. What the proxy holds stays
+    /// bounded by the stream windows, which are returned end to end.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let window = event as? NIOHTTP2WindowUpdatedEvent, window.streamID == .rootStream,
+            let inbound = window.inboundWindowSize, inbound < WindowCredit.threshold
+        {
+            let increment = Self.connectionWindow - inbound
+            context.writeAndFlush(
+                wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))),
+                promise: nil)
+        }
         context.fireUserInboundEventTriggered(event)
     }
+
+    /// The connection receive window the proxy keeps: the HTTP/2 default.
+    static let connectionWindow = 65_535
 
     func channelActive(context: ChannelHandlerContext) {
         context.fireChannelActive()
@@ -120,24 +134,12 @@ class HTTP2ConnectionRelay: ChannelInboundHandler {
         }
     }
 
-    /// Hands `bytes` of receive window back to this connection's peer: always on the
-    /// connection, and on the stream when the stream's credit says so.
-    final func returnCredit(_ bytes: Int, stream: (id: HTTP2StreamID, increment: Int)?) {
-        guard let context, bytes > 0 else { return }
-        var wrote = false
-        if let increment = connectionCredit.add(bytes) {
-            context.write(
-                wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))),
-                promise: nil)
-            wrote = true
-        }
-        if let stream {
-            context.write(
-                wrapOutboundOut(HTTP2Frame(streamID: stream.id, payload: .windowUpdate(windowSizeIncrement: stream.increment))),
-                promise: nil)
-            wrote = true
-        }
-        if wrote { context.flush() }
+    /// Hands receive window back to this connection's peer on one stream.
+    final func returnCredit(_ increment: Int, on streamID: HTTP2StreamID) {
+        guard let context else { return }
+        context.writeAndFlush(
+            wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .windowUpdate(windowSizeIncrement: increment))),
+            promise: nil)
     }
 
     /// Flow-controlled length of a DATA frame: its data, and its padding with the pad
@@ -256,8 +258,6 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
             if let stream = streams[frame.streamID] {
                 data.paddingBytes = nil
                 stream.clientSent(.data(data), flowControlled: length)
-            } else {
-                returnCredit(length, stream: nil)
             }
         case .rstStream:
             streams[frame.streamID]?.clientStreamClosed()
@@ -278,7 +278,7 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
             context.close(promise: nil)
             return
         }
-        context.fireUserInboundEventTriggered(event)
+        super.userInboundEventTriggered(context: context, event: event)
     }
 
     override func channelInactive(context: ChannelHandlerContext) {
@@ -327,8 +327,6 @@ final class HTTP2UpstreamRelay: HTTP2ConnectionRelay {
             if let stream = streams[frame.streamID] {
                 data.paddingBytes = nil
                 stream.upstreamSent(.data(data), flowControlled: length)
-            } else {
-                returnCredit(length, stream: nil)
             }
         case .rstStream(let code):
             if let stream = streams.removeValue(forKey: frame.streamID) {
@@ -356,7 +354,7 @@ final class HTTP2UpstreamRelay: HTTP2ConnectionRelay {
         if let closed = event as? StreamClosedEvent, let stream = streams.removeValue(forKey: closed.streamID) {
             stream.upstreamStreamClosed(reason: closed.reason)
         }
-        context.fireUserInboundEventTriggered(event)
+        super.userInboundEventTriggered(context: context, event: event)
     }
 
     /// Stops relaying a stream and resets it. (swift-nio-http2 drops a stream whose
@@ -520,7 +518,7 @@ final class HTTP2RelayedStream {
     /// Returns window to the client for `length` bytes passed on (or dropped).
     private func creditClient(_ length: Int) {
         let increment = clientEnded || !isClientOpen ? nil : clientCredit.add(length)
-        clientRelay.returnCredit(length, stream: increment.map { (clientID, $0) })
+        if let increment { clientRelay.returnCredit(increment, on: clientID) }
     }
 
     // MARK: Upstream → client
@@ -584,7 +582,7 @@ final class HTTP2RelayedStream {
 
     private func creditUpstream(_ length: Int) {
         let increment = upstreamEnded || !isUpstreamLinked ? nil : upstreamCredit.add(length)
-        upstreamRelay?.returnCredit(length, stream: increment.map { (upstreamID, $0) })
+        if let increment { upstreamRelay?.returnCredit(increment, on: upstreamID) }
     }
 
     /// Sends the request again on another upstream stream, if the server refused this one

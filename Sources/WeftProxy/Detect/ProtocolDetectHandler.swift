@@ -181,11 +181,15 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Installs the next handler, then removes this one; the next handler now owns the
     /// connection (and its open-connections gauge).
     private func handOver(_ context: ChannelHandlerContext, install: () throws -> Void) {
+        // Given up before installing: the next handler may finish the connection inside
+        // `install` (an HTTP/1 handler answering a malformed first request with 400 and
+        // closing), and the connection must leave the gauge once, not twice.
+        ownsConnection = false
         do {
             try install()
-            ownsConnection = false
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         } catch {
+            ownsConnection = true
             context.close(promise: nil)
         }
     }

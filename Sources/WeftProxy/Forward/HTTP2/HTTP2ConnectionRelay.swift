@@ -24,12 +24,14 @@ struct WindowCredit {
 /// client's connection (`HTTP2ClientRelay`) or on a shared upstream connection
 /// (`HTTP2UpstreamRelay`). Streams are entries in a table, not channels: a request costs
 /// two table entries and the frames themselves, where a stream channel per side cost two
-/// channel pipelines, futures and generic metadata look-ups (~60% of the old path).
+/// channel pipelines, futures and generic metadata look-ups (the relay needs 29% fewer
+/// instructions per request than the stream channels did; BENCHMARKS.md).
 ///
-/// - Flow control end to end: the proxy returns receive window to a peer only for bytes
-///   the other connection has written to its socket (the write's promise), so a slow
-///   reader on one side stalls its sender on the other, not the proxy's memory. What
-///   the proxy holds per stream is bounded by the window it advertises (64 KiB).
+/// - Flow control end to end: the proxy returns a stream's receive window to a peer only
+///   for bytes the other connection has written to its socket (the write's promise), so
+///   a slow reader on one side stalls its sender on the other, not the proxy's memory.
+///   What the proxy holds per stream is bounded by the window it advertises (64 KiB).
+///   The connection window is kept open from swift-nio-http2's window events.
 /// - Writes made while handling a read batch are flushed once, at the batch's end
 ///   (`channelReadComplete`); writes from timers and callbacks are flushed at once.
 class HTTP2ConnectionRelay: ChannelInboundHandler {
@@ -109,7 +111,8 @@ class HTTP2ConnectionRelay: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // Stream errors: swift-nio-http2 has reset the stream and reports its close as a
-        // StreamClosedEvent. Connection errors: it has sent GOAWAY; the peer closes.
+        // StreamClosedEvent. Connection errors: it has sent GOAWAY; a client closes, and
+        // the upstream relay closes its connection itself.
         logger.debug("http2 error", metadata: ["side": "\(type(of: self))", "error": "\(error)"])
     }
 
@@ -154,7 +157,7 @@ class HTTP2ConnectionRelay: ChannelInboundHandler {
 /// one timer for the oldest. A response that arrives unlinks its exchange and leaves the
 /// timer alone; the timer, when it fires, moves on to the new oldest. A connection with
 /// thousands of quick requests schedules about one timer per timeout period, where a
-/// timer per request cost ~3% of the HTTP/2 path (heap inserts and removals).
+/// timer per request cost ~3.6% of the HTTP/2 path (heap inserts and removals).
 final class ResponseDeadlines {
     private let timeout: TimeAmount
     private var oldest: HTTP2RelayedStream?
@@ -213,6 +216,16 @@ final class ResponseDeadlines {
 
 @available(*, unavailable)
 extension ResponseDeadlines: Sendable {}
+
+/// Tells the upstream relay when swift-nio-http2 writes a GOAWAY on its connection (the
+/// proxy itself never does: swift-nio-http2 does, on a connection error).
+struct HTTP2GoAwayWatch: NIOHTTP2FrameDelegate {
+    let relay: HTTP2UpstreamRelay
+
+    func wroteFrame(_ frame: HTTP2Frame) {
+        if case .goAway = frame.payload { relay.wroteGoAway() }
+    }
+}
 
 /// The relay on a client's HTTP/2 connection (server mode). A HEADERS frame on a new
 /// stream starts an exchange and asks the pool for a stream on the shared upstream
@@ -374,18 +387,14 @@ final class HTTP2UpstreamRelay: HTTP2ConnectionRelay {
         }
     }
 
-    override func errorCaught(context: ChannelHandlerContext, error: Error) {
-        super.errorCaught(context: context, error: error)
-        // A stream error arrives wrapped (NIOHTTP2Errors.StreamError) and concerns one
-        // stream, which swift-nio-http2 has reset. Anything else is a connection error:
-        // swift-nio-http2 has sent GOAWAY, and the connection takes no more streams.
-        // Close it, so the pool opens a new one, rather than keep a connection whose
-        // new streams would never be answered.
-        if !(error is NIOHTTP2Errors.StreamError) {
-            logger.debug("http2 upstream connection error; closing", metadata: ["error": "\(error)"])
-            isGoingAway = true
-            context.close(promise: nil)
-        }
+    /// swift-nio-http2 wrote a GOAWAY on this connection: it found a connection error and
+    /// takes no more streams here. The connection is closed (once the GOAWAY is out), so
+    /// the pool opens a new one, rather than kept with new streams never answered.
+    fileprivate func wroteGoAway() {
+        guard let context else { return }
+        isGoingAway = true
+        logger.debug("http2 upstream connection error (GOAWAY sent); closing")
+        context.eventLoop.execute { [self] in self.context?.close(promise: nil) }
     }
 
     override func channelInactive(context: ChannelHandlerContext) {

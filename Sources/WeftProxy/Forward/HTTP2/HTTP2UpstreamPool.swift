@@ -101,8 +101,12 @@ final class HTTP2UpstreamConnection {
                     // received (requests) and sent (responses): once per hop, not twice.
                     var connection = NIOHTTP2Handler.ConnectionConfiguration()
                     connection.headerBlockValidation = .disabled
-                    try sync.addHandler(NIOHTTP2Handler(mode: .client, connectionConfiguration: connection))
-                    try sync.addHandler(HTTP2UpstreamRelay(logger: logger))
+                    let relay = HTTP2UpstreamRelay(logger: logger)
+                    try sync.addHandler(
+                        NIOHTTP2Handler(
+                            mode: .client, frameDelegate: HTTP2GoAwayWatch(relay: relay),
+                            connectionConfiguration: connection))
+                    try sync.addHandler(relay)
                 }
             }
             .connect(to: destination)

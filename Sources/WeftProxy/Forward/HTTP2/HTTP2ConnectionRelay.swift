@@ -416,12 +416,11 @@ final class HTTP2RelayedStream {
     let destination: SocketAddress
     private let pool: HTTP2UpstreamPool
     private let clientID: HTTP2StreamID
-    /// The client's connection; kept after the stream closes, for the connection credit
-    /// of writes still under way.
+    /// The client's connection, where the exchange writes (and logs).
     private let clientRelay: HTTP2ClientRelay
     /// The client's stream is open and relayed.
     private var isClientOpen = true
-    /// The upstream connection, once the stream is opened there; kept like `clientRelay`.
+    /// The upstream connection, once the stream is opened there.
     private var upstreamRelay: HTTP2UpstreamRelay?
     /// The upstream stream is open and relayed.
     private var isUpstreamLinked = false

@@ -35,7 +35,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from weft_e2e import (  # noqa: E402
-    ADMIN_PORT, BAD_H2_PORT, H2_GOAWAY_PORT, BANNER_PORT, BLACKHOLE_PORT, ECHO_PORT, GRPC_PORT, H2_PORT, HERE,
+    ADMIN_PORT, BAD_H2_PORT, REFUSING_H2_PORT, H2_GOAWAY_PORT, BANNER_PORT, BLACKHOLE_PORT, ECHO_PORT, GRPC_PORT, H2_PORT, HERE,
     NGINX_PORT, NO_PROXY, POD_A_V4, POD_A_V6, POD_B_V4, POD_B_V6, PROXY_GID,
     PROXY_UID, PYHTTP_PORT, PYTHON, RESET_PORT, WS_PORT, Deadline, Metrics,
     REPORT, eventually, fmt_labels, http_request, netns_cmd, ns_connect, ns_socket,
@@ -270,7 +270,8 @@ class Topology:
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
         servers = [("http", PYHTTP_PORT), ("grpc", GRPC_PORT), ("echo", ECHO_PORT),
                    ("banner", BANNER_PORT), ("ws", WS_PORT), ("reset", RESET_PORT),
-                   ("blackhole", BLACKHOLE_PORT), ("badh2", BAD_H2_PORT)]
+                   ("blackhole", BLACKHOLE_PORT), ("badh2", BAD_H2_PORT),
+                   ("refusingh2", REFUSING_H2_PORT)]
         started = []
         for kind, port in servers:
             log = os.path.join(self.tmp, "server-%s-%d.log" % (kind, port))

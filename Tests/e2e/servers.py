@@ -5,7 +5,7 @@ Each server runs as its own process inside pod B's network namespace:
 
     python3 servers.py KIND PORT
 
-KIND is one of: http, grpc, echo, banner, ws, reset, blackhole, badh2.
+KIND is one of: http, grpc, echo, banner, ws, reset, blackhole, badh2, refusingh2.
 
 Every listener is a dual-stack socket bound to [::] (IPV6_V6ONLY=0), so it
 accepts 10.211.0.2, fd00:211::2 and 127.0.0.1 (the inbound sidecar delivers to
@@ -385,10 +385,21 @@ def serve_blackhole(port):
     _threaded_accept(port, handle)
 
 
+def serve_refusing_h2(port):
+    """An h2c server (prior knowledge) that refuses the first request on each connection
+    with RST_STREAM(REFUSED_STREAM), which says it was not processed (RFC 9113 §8.7), and
+    answers the next ones with 200 and "refused once\\n"."""
+    serve_raw_h2(port, refuse_first=True)
+
+
 def serve_bad_h2(port):
     """An h2c server (prior knowledge) that answers every request with a response head
     carrying `connection: close`, a connection-specific field HTTP/2 forbids (RFC 9113
     §8.2.2). Raw frames and a hand-made HPACK block, so no library tidies it up."""
+    serve_raw_h2(port, refuse_first=False)
+
+
+def serve_raw_h2(port, refuse_first):
     preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
     def frame(ftype, flags, stream, payload=b""):
@@ -423,11 +434,16 @@ def serve_bad_h2(port):
                 if ftype == 4 and not flags & 1:
                     conn.sendall(frame(4, 1, 0))  # SETTINGS ACK
                 elif ftype == 1 and flags & 4:  # HEADERS with END_HEADERS
-                    conn.sendall(frame(1, 0x5, stream, block))  # END_STREAM | END_HEADERS
+                    if refuse_first and answered == 0:
+                        conn.sendall(frame(3, 0, stream, struct.pack(">I", 0x7)))  # RST_STREAM(REFUSED_STREAM)
+                    elif refuse_first:
+                        conn.sendall(frame(1, 0x4, stream, b"\x88") + frame(0, 0x1, stream, b"refused once\n"))
+                    else:
+                        conn.sendall(frame(1, 0x5, stream, block))  # END_STREAM | END_HEADERS
                     answered += 1
         except (OSError, EOFError):
             pass
-        log("badh2:", peer, "answered", answered, "requests, closing")
+        log("rawh2:", peer, "answered", answered, "requests, closing")
         conn.close()
     _threaded_accept(port, handle)
 
@@ -457,6 +473,7 @@ KINDS = {
     "reset": serve_reset,
     "blackhole": serve_blackhole,
     "badh2": serve_bad_h2,
+    "refusingh2": serve_refusing_h2,
     "ws": serve_ws,
 }
 

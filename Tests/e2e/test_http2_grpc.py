@@ -7,7 +7,7 @@ import struct
 import time
 
 from weft_e2e import (
-    BAD_H2_PORT, BLACKHOLE_PORT, CLOSED_PORT, GRPC_PORT, H2_GOAWAY_PORT, H2_PORT, HERE, POD_B_V4, PYTHON, RESET_PORT, requires_proxy,
+    BAD_H2_PORT, REFUSING_H2_PORT, BLACKHOLE_PORT, CLOSED_PORT, GRPC_PORT, H2_GOAWAY_PORT, H2_PORT, HERE, POD_B_V4, PYTHON, RESET_PORT, requires_proxy,
 )
 
 H2 = "http://%s:%d" % (POD_B_V4, H2_PORT)
@@ -200,6 +200,17 @@ def test_h2_upstream_never_answers_is_504(topo, probe):
     # The healthy h2 path still works right after.
     rc, status, _, body, _ = h2_curl(topo.a, H2 + "/index.html")
     assert (rc, status, body) == (0, 200, WWW_INDEX)
+
+
+@requires_proxy
+def test_h2_refused_stream_is_sent_again(topo, probe):
+    """The server refuses the first request on its connection with REFUSED_STREAM (not
+    processed, RFC 9113 §8.7); pod B's sidecar sends it again and the client gets the
+    answer, not an error."""
+    rc, status, headers, body, _ = h2_curl(topo.a, "http://%s:%d/x" % (POD_B_V4, REFUSING_H2_PORT))
+    assert (rc, status, body) == (0, 200, b"refused once\n"), (rc, status, headers, body)
+    probe.expect("b", "weft_requests_total", exactly=1, direction="inbound", protocol="http2", status_class="2xx")
+    probe.expect("ab", "weft_requests_total", exactly=0, protocol="http2", status_class="5xx")
 
 
 @requires_proxy

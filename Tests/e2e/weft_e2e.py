@@ -41,6 +41,7 @@ WS_PORT = 8765
 RESET_PORT = 7001        # reads the request, then RST
 BLACKHOLE_PORT = 7002    # reads, never answers
 BAD_H2_PORT = 7004       # h2c server whose response head is not valid HTTP/2
+REFUSING_H2_PORT = 7005  # h2c server that refuses the first request on each connection
 CLOSED_PORT = 7003       # nothing listens (HTTP)
 CLOSED_OPAQUE_PORT = 11211  # nothing listens; in the default opaque list
 

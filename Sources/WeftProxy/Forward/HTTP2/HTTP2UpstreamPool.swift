@@ -101,6 +101,9 @@ final class HTTP2UpstreamConnection {
                     // received (requests) and sent (responses): once per hop, not twice.
                     var connection = NIOHTTP2Handler.ConnectionConfiguration()
                     connection.headerBlockValidation = .disabled
+                    // No server push: the relay has no client stream to hand a pushed one to,
+                    // and an unread pushed stream would hold a stream slot for good.
+                    connection.initialSettings.append(HTTP2Setting(parameter: .enablePush, value: 0))
                     let relay = HTTP2UpstreamRelay(logger: logger)
                     try sync.addHandler(
                         NIOHTTP2Handler(

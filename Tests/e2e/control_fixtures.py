@@ -57,10 +57,23 @@ for _var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY",
 
 # ------------------------------------------------------------------ basics --
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on, never one this test session handed out before.
+
+    The kernel may give the same ephemeral port to two bind-and-close calls in a row, so
+    without the set a proxy could be started with two equal ports (and exit at once).
+    """
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise AssertionError("no fresh loopback port in 100 tries")
 
 
 def run(argv, timeout=30.0, check=True, input=None, **kw):

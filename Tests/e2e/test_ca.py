@@ -20,6 +20,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from weft_e2e import HERE, Deadline, run  # noqa: E402
+from control_fixtures import free_port  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 
@@ -233,12 +234,6 @@ def test_non_p256_csr_is_refused(ca, tmp_path, curve):
 
 
 # ------------------------------------------------------------------- TLS --
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def wait_listening(port, proc, seconds=10.0):
     deadline = Deadline(seconds)

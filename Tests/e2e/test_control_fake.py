@@ -75,10 +75,24 @@ class FakeControlPlane:
         self.port = self.listener.getsockname()[1]
         self.conns = []
 
-    def accept(self, timeout=20.0):
-        """The next proxy connection, TLS handshake done."""
-        self.listener.settimeout(timeout)
-        raw, _ = self.listener.accept()
+    def accept(self, timeout=20.0, proxy=None):
+        """The next proxy connection, TLS handshake done.
+
+        With `proxy`, a proxy that exits while we wait fails at once, with its log.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            if proxy is not None:
+                proxy.alive()
+            rem = deadline - time.monotonic()
+            if rem <= 0:
+                raise TimeoutError("no connection from the proxy in %.0f s" % timeout)
+            self.listener.settimeout(min(rem, 0.5))
+            try:
+                raw, _ = self.listener.accept()
+                break
+            except TimeoutError:
+                continue
         raw.settimeout(10)
         conn = FakeConn(self.ctx.wrap_socket(raw, server_side=True), self)
         self.conns.append(conn)
@@ -188,7 +202,7 @@ def answer(conn, nonce, version, kind):
 
 def test_nack_keeps_last_good_config(cenv, fake):
     px = cenv.start_proxy(fake.port)
-    conn = fake.accept()
+    conn = fake.accept(proxy=px)
     h = conn.recv()
     assert h["type"] == "hello" and h["protocol"] == 1, h
     assert h["node"] == {"pod": "client-0", "namespace": "demo", "serviceAccount": "client", "ip": "10.211.0.1",
@@ -251,7 +265,7 @@ def test_proxy_refuses_control_plane_with_another_identity(cenv):
     try:
         px = cenv.start_proxy(impostor.port)
         for attempt in range(2):  # the first connection and the retry after backoff
-            conn = impostor.accept(timeout=15)
+            conn = impostor.accept(timeout=15, proxy=px)
             with pytest.raises(EOFError):
                 m = conn.recv(timeout=5)
                 pytest.fail("the proxy sent %r to a server with the wrong identity" % m)

@@ -276,3 +276,34 @@ def test_proxy_refuses_control_plane_with_another_identity(cenv):
         assert b"presented spiffe://cluster.local/ns/demo/sa/web" in open(px.log, "rb").read()
     finally:
         impostor.close()
+
+
+def test_proxy_pings_every_15s_and_gives_up_after_45s_of_silence(cenv, fake):
+    """docs/protocol.md §11 from the proxy's side, against a control plane that goes
+    silent after the config: the proxy pings 15 s after its last ping (the first 15 s
+    after connecting), and 45 s after the last frame it received it closes the
+    connection and connects again."""
+    px = cenv.start_proxy(fake.port)
+    conn = fake.accept(proxy=px)
+    connected = time.monotonic()
+    conn.identity_for(conn.recv())
+    n = conn.config(1, {"mesh": MESH, "services": [WEB]}, generation=1)
+    answer(conn, n, 1, "ack")
+    last_from_us = time.monotonic()  # the config: nothing is sent to the proxy after it
+    pings = []
+    with pytest.raises(EOFError):
+        while True:
+            m = conn.recv(timeout=60, skip_pings=False)
+            assert m["type"] == "ping", "the proxy sent %r to a silent control plane" % m
+            pings.append(time.monotonic())
+    closed = time.monotonic()
+    at = [round(t - connected, 1) for t in pings]
+    # At 15, 30 and (the idle timeout falls at the same moment) perhaps 45 s.
+    assert len(pings) in (2, 3), "pings at %s s" % at
+    assert 14.0 <= pings[0] - connected <= 16.5, "pings at %s s" % at
+    assert all(14.0 <= b - a <= 16.5 for a, b in zip(pings, pings[1:])), "pings at %s s" % at
+    assert 44.0 <= closed - last_from_us <= 47.5, "closed %.1f s after the last frame" % (closed - last_from_us)
+    conn.close()
+    again = fake.accept(timeout=15, proxy=px)  # reconnects after its backoff
+    assert again.recv()["type"] == "hello"
+    assert b"nothing from the control plane for 45 s" in open(px.log, "rb").read()

@@ -173,6 +173,8 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
                 proxyVersion: settings.proxyVersion, node: settings.node, token: token, csr: csrPEM,
                 subscriptions: store.subscriptions)
             try await outbound.write(ClientMessage.hello(hello).encode())
+            // The reader and the timers end only by throwing, and the first to throw ends
+            // the session: leaving the group with an error cancels the other tasks.
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await self.timers(state: state, outbound: outbound) }
                 group.addTask {
@@ -180,24 +182,34 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
                         try await outbound.write(ClientMessage.subscribe(Subscription(services: [service])).encode())
                     }
                 }
-                for try await frame in inbound {
-                    state.touch()
-                    let message = try ServerMessage.decode(frame)
-                    if let reply = try self.handle(message, state: state) {
-                        try await outbound.write(reply.encode())
+                group.addTask {
+                    for try await frame in inbound {
+                        state.touch()
+                        let message = try ServerMessage.decode(frame)
+                        if let reply = try self.handle(message, state: state) {
+                            try await outbound.write(reply.encode())
+                        }
                     }
+                    throw ClientFailure("the control plane closed the connection")
                 }
-                group.cancelAll()
+                for try await _ in group {}
             }
-            throw ClientFailure("the control plane closed the connection")
+            throw ClientFailure("the control plane session ended")
         }
     }
 
     /// Renewal at 70% of the lifetime, a ping after 15 s of quiet, and the idle timeout.
+    ///
+    /// Sleeps until the earliest of the three is due, not on a fixed tick: an idle sidecar
+    /// wakes once per ping interval, not once a second (each wake-up runs the concurrency
+    /// runtime and brings its pages back into the resident set). A deadline only moves
+    /// later while the task sleeps (a frame received, a ping sent), except the renewal
+    /// time, which an identity sets; it lies at least 42 s ahead (weft-control issues
+    /// certificates of a minute or more), past any wake-up already scheduled.
     private func timers(state: SessionState, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
         var pingID = 1
         while true {
-            try await Task.sleep(for: .seconds(1))
+            try await Task.sleep(until: Self.nextTimer(state: state), clock: .continuous)
             if ContinuousClock.now - state.lastReceived > .seconds(ControlProtocol.idleTimeoutSeconds) {
                 throw ClientFailure("nothing from the control plane for \(ControlProtocol.idleTimeoutSeconds) s")
             }
@@ -210,6 +222,17 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
                 try await outbound.write(ClientMessage.renew(renew).encode())
             }
         }
+    }
+
+    /// The earliest of the idle timeout, the next ping and the renewal, 10 ms past it so
+    /// the checks that follow the sleep find it due; at least 100 ms from now.
+    private static func nextTimer(state: SessionState) -> ContinuousClock.Instant {
+        var next = min(
+            state.lastReceived + .seconds(ControlProtocol.idleTimeoutSeconds),
+            state.lastPing + .seconds(ControlProtocol.pingIntervalSeconds))
+        if let renewAt = state.renewAt, !state.isRenewing { next = min(next, renewAt) }
+        // Never a busy loop, even if a due renewal cannot be started.
+        return max(next + .milliseconds(10), .now + .milliseconds(100))
     }
 
     private func renewal(state: SessionState) throws -> Renew? {

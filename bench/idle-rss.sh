@@ -4,6 +4,8 @@
 #   with-CP        `weft-proxy run` holding identity and config from a weft-control
 #                  (default config, a CA made here), as a deployed sidecar does.
 # Each start is measured IDLE_SECS after /ready; starts alternate, STARTS of each.
+# Both are measured twice: as run (start-up's code pages let go 1 s after /ready,
+# StartupPages) and with --no-release-startup-pages ("kept").
 # Prints one line per start and the medians.
 #
 # Usage: bench/idle-rss.sh [release dir]   (default .build/release)
@@ -13,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REL=${1:-$PWD/.build/release}
 STARTS=${STARTS:-3}
-IDLE_SECS=${IDLE_SECS:-2}
+IDLE_SECS=${IDLE_SECS:-3}
 BASE=${PORT_BASE:-26000}
 T=$(mktemp -d)
 PIDS=()
@@ -42,12 +44,13 @@ head -c 24 /dev/urandom | base64 >"$T/token"
 PIDS+=($!)
 wait_ready "http://127.0.0.1:$((BASE + 14))/ready" "${PIDS[0]}" || { echo "weft-control did not start:"; tail -3 "$T/control.log"; exit 1; }
 
-measure() { # mode
-  local mode=$1 args=() pid
+measure() { # mode [kept]
+  local mode=$1 args=() pid label=$1
+  if [[ ${2:-} == kept ]]; then args+=(--no-release-startup-pages); label="$1-kept"; fi
   [[ -n ${DROP_CACHES:-} ]] && { sync; echo 3 >/proc/sys/vm/drop_caches; }
   if [[ $mode == with-CP ]]; then
     rm -rf "$T/cache"; mkdir -p "$T/cache"
-    args=(--control-plane "127.0.0.1:$((BASE + 12))" --token-file "$T/token" --trust-bundle "$T/ca/bundle.crt"
+    args+=(--control-plane "127.0.0.1:$((BASE + 12))" --token-file "$T/token" --trust-bundle "$T/ca/bundle.crt"
       --cache-dir "$T/cache" --pod-name client-0 --pod-namespace demo --service-account client --pod-ip 127.0.0.1)
   fi
   "$REL/weft-proxy" run --threads 1 --admin-host 127.0.0.1 --admin-port $((BASE + 20)) \
@@ -58,10 +61,13 @@ measure() { # mode
     kill -9 "$pid" 2>/dev/null; return 1
   fi
   sleep "$IDLE_SECS"
-  rss_kb "$pid" >>"$T/$mode"
-  echo "$mode: $(rss_kb "$pid") kB" >&2
+  rss_kb "$pid" >>"$T/$label"
+  echo "$label: $(rss_kb "$pid") kB" >&2
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-for _ in $(seq "$STARTS"); do measure capture-only; measure with-CP; done
-echo "idle VmRSS medians over $STARTS starts: capture-only $(median <"$T/capture-only") kB, with-CP $(median <"$T/with-CP") kB"
+for _ in $(seq "$STARTS"); do
+  measure capture-only; measure with-CP; measure capture-only kept; measure with-CP kept
+done
+echo "idle VmRSS medians over $STARTS starts: capture-only $(median <"$T/capture-only") kB, with-CP $(median <"$T/with-CP") kB;" \
+  "start-up pages kept: capture-only $(median <"$T/capture-only-kept") kB, with-CP $(median <"$T/with-CP-kept") kB"

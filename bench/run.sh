@@ -467,7 +467,7 @@ else
   start_weft
   if wait_http "$NS_C" "$WEFT_READY_URL" 30 "${PIDS[weft]}"; then
     WEFT=1
-    sleep 1
+    sleep 3  # idle: start-up's code pages are let go 1 s after /ready (StartupPages)
     WEFT_PID=${PIDS[weft]}
     WEFT_COMM=$(basename "$WEFT_BIN"); WEFT_COMM=${WEFT_COMM:0:15}
     [[ $(cat "/proc/$WEFT_PID/comm" 2>/dev/null) == "$WEFT_COMM" ]] ||
@@ -534,7 +534,7 @@ if ((WEFT)) && [[ -x $CONTROL_BIN && -x $CTL_BIN ]]; then
       --cache-dir "$TMP/cp/cache" --pod-name client-0 --pod-namespace demo --service-account client \
       --pod-ip "$CLIENT_IP"
     if wait_http "$NS_C" http://127.0.0.1:25000/ready 30 "${PIDS[weft-cp]}"; then
-      sleep 1.5
+      sleep 3
       meta mem_weft_idle_cp_kb "$(awk '/^VmRSS:/ {print $2}' "/proc/${PIDS[weft-cp]}/status")"
     else
       note "weft-proxy with a control plane did not become ready: $(tail -3 "$TMP/weft-cp.log" | tr '\n' ' ')"

@@ -30,6 +30,9 @@ public struct ProxyConfig: Sendable {
     public var drainTimeout = TimeAmount.seconds(10)
     /// Bind the capture listeners on IPv6 too (`[::]`), when the host has IPv6.
     public var enableIPv6 = true
+    /// Unmap the code pages that only start-up ran, once the proxy is first ready
+    /// (`StartupPages`).
+    public var releaseStartupPages = true
 
     public init() {}
 

@@ -84,6 +84,8 @@ public final class ProxyServer: Service {
                     "admin": "\(config.adminHost):\(config.adminPort)", "threads": "\(config.threads)",
                 ])
 
+            // Cancelled, if still waiting, when this scope ends.
+            async let _ = releaseStartupPagesOnceReady()
             await withGracefulShutdownHandler {
                 for await _ in state.shutdownRequested { break }
             } onGracefulShutdown: { [state] in
@@ -101,6 +103,21 @@ public final class ProxyServer: Service {
         }
         if ownsEventLoopGroup { try? await group.shutdownGracefully() }
         logger.info("weft-proxy stopped")
+    }
+
+    /// Start-up is over once the proxy is first ready and a second more has let the first
+    /// config's follow-up work (the cache file, the first metrics) run: then the pages
+    /// only start-up used are let go (`StartupPages`). Returns early when cancelled.
+    private func releaseStartupPagesOnceReady() async {
+        guard config.releaseStartupPages else { return }
+        do {
+            while !state.isReady { try await Task.sleep(for: .milliseconds(250)) }
+            try await Task.sleep(for: .seconds(1))
+        } catch {
+            return
+        }
+        let bytes = StartupPages.release()
+        logger.debug("released start-up pages", metadata: ["advised_bytes": "\(bytes)"])
     }
 
     private func drain(group: EventLoopGroup, quiescers: [ServerQuiescingHelper], pools: UpstreamPools) async {

@@ -71,6 +71,12 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Also listen on IPv6 ([::]) when the host has IPv6.")
     var ipv6 = true
 
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            "Once ready, unmap the code pages only start-up ran, so the resident set holds what the proxy runs while serving. Uprobes attached before that are lost.")
+    var releaseStartupPages = true
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -195,6 +201,7 @@ struct RunCommand: AsyncParsableCommand {
         config.clientIdleTimeout = clientIdleTimeout.amount == .zero ? nil : clientIdleTimeout.amount
         config.drainTimeout = drainTimeout.amount
         config.enableIPv6 = ipv6
+        config.releaseStartupPages = releaseStartupPages
         let store = controlPlane == nil ? nil : MeshStore()
         // One set of loops for the proxy and its control client, shut down only after both
         // have stopped (ProxyServer.init explains why).

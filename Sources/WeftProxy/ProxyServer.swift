@@ -107,11 +107,17 @@ public final class ProxyServer: Service {
 
     /// Start-up is over once the proxy is first ready and a second more has let the first
     /// config's follow-up work (the cache file, the first metrics) run: then the pages
-    /// only start-up used are let go (`StartupPages`). Returns early when cancelled.
+    /// only start-up used are let go (`StartupPages`). Readiness is polled, every 250 ms
+    /// at first and backing off to every 4 s, so a proxy waiting long for its control
+    /// plane is not woken often. Returns early when cancelled.
     private func releaseStartupPagesOnceReady() async {
         guard config.releaseStartupPages else { return }
         do {
-            while !state.isReady { try await Task.sleep(for: .milliseconds(250)) }
+            var poll = Duration.milliseconds(250)
+            while !state.isReady {
+                try await Task.sleep(for: poll)
+                poll = min(poll * 2, .seconds(4))
+            }
             try await Task.sleep(for: .seconds(1))
         } catch {
             return

@@ -18,7 +18,7 @@ import Glibc
 ///
 /// One caveat: uprobes (bpftrace, perf probe) placed on the proxy's code before `release()`
 /// are lost with the page that held them; attach them after the proxy is ready.
-/// BENCHMARKS.md, "Startup pages", has the measurements.
+/// BENCHMARKS.md, "Start-up pages", has the measurements.
 public enum StartupPages {
     /// `dl_iterate_phdr`'s type (link.h, which the Glibc module does not export).
     private typealias Iterate =

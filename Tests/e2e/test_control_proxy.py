@@ -18,8 +18,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from control_fixtures import (  # noqa: E402,F401 - fixtures are used by name
-    CLIENT_ID, CONTROL_BIN, PROXY_BIN, ca_template, cenv, control, eventually, free_port, http_get, metric, out, proxy, run,
-    split_pem, stop_process, tail, weftctl,
+    CLIENT_ID, CONTROL_BIN, PROXY_BIN, ca_template, cenv, control, eventually, free_port, http_get, metric, out, proxy,
+    rss_kib, run, split_pem, stop_process, tail, weftctl,
 )
 
 NEW_SERVICE = """
@@ -478,3 +478,22 @@ def test_control_plane_that_never_handshakes_is_given_up_after_10s(cenv):
         for c in conns:
             c.close()
         listener.close()
+
+
+def test_idle_sidecar_lets_go_of_start_up_pages(cenv, control):
+    """Issue 3's idle-memory goal as deployed: a weft-proxy holding its identity and config
+    from weft-control, 3 s after /ready, is resident in at most 12 MB, because it unmaps
+    the code only start-up ran; with --no-release-startup-pages it keeps that code. The
+    two run one after the other, as the same pod."""
+    rss = {}
+    for mode, extra in (("kept", ["--no-release-startup-pages"]), ("released", [])):
+        px = cenv.start_proxy(control.push_port, name="rss-" + mode, extra=extra)
+        try:
+            px.wait_ready()
+            time.sleep(3)
+            px.alive()
+            rss[mode] = rss_kib(px.proc.pid)
+        finally:
+            px.stop()
+    assert rss["released"] <= 12 * 1024, rss
+    assert rss["released"] < rss["kept"] - 2048, "start-up pages not let go: %s KiB" % rss

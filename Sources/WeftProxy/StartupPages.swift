@@ -66,10 +66,12 @@ public enum StartupPages {
             let address = UInt(header.load(fromByteOffset: 16, as: UInt64.self))
             let size = UInt(header.load(fromByteOffset: 40, as: UInt64.self))
             guard type == loadable, flags & writable == 0, size > 0 else { continue }
-            // Segments with different protections never share a page, so rounding out to
-            // whole pages stays inside this segment's own mapping.
-            let start = (base + address) & ~(page - 1)
-            let end = (base + address + size + page - 1) & ~(page - 1)
+            // Only the pages wholly inside the segment: with an old linker's layout a
+            // segment's first or last page can also hold the start of a writable one,
+            // which the loader maps over it, and dropping that page would lose data.
+            let start = (base + address + page - 1) & ~(page - 1)
+            let end = (base + address + size) & ~(page - 1)
+            guard start < end else { continue }
             if madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), MADV_DONTNEED) == 0 {
                 total += Int(end - start)
             }

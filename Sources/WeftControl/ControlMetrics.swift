@@ -14,6 +14,8 @@ public final class ControlMetrics: Sendable {
     let certificatesIssued: Counter
     let certificatesRenewed: Counter
     let pushes: Counter
+    /// Connections closed at once because too many had not said hello yet.
+    let connectionsRefused: Counter
     private let protocolErrors: [ProtocolError.Code: Counter]
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
@@ -52,6 +54,10 @@ public final class ControlMetrics: Sendable {
             descriptor: .init(
                 metricName: "weft_control_certificates_issued", unitName: "total",
                 helpText: "Workload certificates issued (hello and renew)."))
+        connectionsRefused = registry.makeCounter(
+            descriptor: .init(
+                metricName: "weft_control_connections_refused", unitName: "total",
+                helpText: "Push connections closed at once because too many had not been authenticated yet."))
         certificatesRenewed = registry.makeCounter(
             descriptor: .init(
                 metricName: "weft_control_certificates_renewed", unitName: "total",

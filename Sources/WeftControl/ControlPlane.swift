@@ -73,12 +73,13 @@ public final class ControlPlane: ServiceLifecycle.Service {
         let hub = PushHub(
             group: group, initialMesh: compiled, issuer: issuer, authenticator: authenticator, metrics: metrics,
             logger: logger, debounce: Self.timeAmount(settings.debounce),
-            slowConsumerGrace: Self.timeAmount(settings.slowConsumerGrace))
+            slowConsumerGrace: Self.timeAmount(settings.slowConsumerGrace), reservedNamespace: settings.namespace)
         let api = ControlAPI(
             hub: hub, metrics: metrics,
             config: ConfigStatus(
                 source: settings.configDirectory, generation: 1, acceptedAt: Self.now(), state: "valid",
-                rejectedCount: 0, lastRejection: nil, warnings: initial.warnings.map(\.description)))
+                rejectedCount: 0, lastRejection: nil, warnings: initial.warnings.map(\.description)),
+            access: settings.apiAccess)
         let push: any Channel
         let http: any Channel
         do {

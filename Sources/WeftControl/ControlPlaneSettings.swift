@@ -12,6 +12,8 @@ public struct ControlPlaneSettings: Sendable {
     public var pushPort = MeshDefaults.controlPushPort
     public var httpHost = "0.0.0.0"
     public var httpPort = MeshDefaults.controlHTTPPort
+    /// Who may read `/api/` on the HTTP port (`--api-access`).
+    public var apiAccess = APIAccess.loopback
     public var threads = 2
     /// Lifetime of workload certificates.
     public var certificateLifetime: Duration = .seconds(86_400)
@@ -29,4 +31,14 @@ public struct ControlPlaneSettings: Sendable {
         self.caDirectory = caDirectory
         self.tokenFile = tokenFile
     }
+}
+
+/// Who may read the control plane's API (`/api/v1/...`: every proxy's pod, identity,
+/// address and config). `/live`, `/ready` and `/metrics` answer everyone.
+public enum APIAccess: String, Sendable, CaseIterable {
+    /// Only connections from loopback: `weftctl` in the control plane's pod, or through
+    /// `kubectl port-forward` (the default).
+    case loopback
+    /// Every address that reaches the port; restrict it with a NetworkPolicy.
+    case any
 }

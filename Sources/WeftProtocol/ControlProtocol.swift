@@ -17,6 +17,15 @@ public enum ControlProtocol {
     /// bigger before buffering it.
     public static let maxClientFrameBytes = 1 << 20
 
+    /// The largest first frame (the hello) the control plane accepts. It arrives before
+    /// the proxy is authenticated, so it is kept small: a hello with its CSR is ~1 KB, and
+    /// a proxy puts at most `helloSubscriptionBytes` of subscriptions in it and sends the
+    /// rest as `subscribe` right after.
+    public static let maxHelloFrameBytes = 64 << 10
+
+    /// The bytes of service keys a proxy puts in its hello's `subscriptions`.
+    public static let helloSubscriptionBytes = 32 << 10
+
     /// Seconds a server waits for a connection's hello before `error{code: "hello_timeout"}`.
     public static let helloTimeoutSeconds = 10
 

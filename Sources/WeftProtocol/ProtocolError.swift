@@ -40,6 +40,9 @@ public struct ProtocolError: Error, Hashable, Sendable, CustomStringConvertible 
         case internalError = "internal_error"
         /// The server is shutting down; reconnect elsewhere or later.
         case shuttingDown = "shutting_down"
+        /// Too many certificates were asked for by one pod or one address; the message
+        /// says when to retry (docs/protocol.md, "Issuance limits").
+        case rateLimited = "rate_limited"
     }
 
     public let code: Code

@@ -35,6 +35,15 @@ struct WeftControlCommand: AsyncParsableCommand {
     @Option(help: "Address the push and HTTP ports bind.")
     var host = "0.0.0.0"
 
+    @Option(help: "Address the HTTP port binds (default: --host); 127.0.0.1 keeps metrics and the API to the pod.")
+    var httpHost: String?
+
+    @Option(
+        help:
+            "Who may read /api/ on the HTTP port: loopback (weftctl in this pod or through kubectl port-forward) or any. /live, /ready and /metrics answer everyone."
+    )
+    var apiAccess = "loopback"
+
     @Option(help: "Push port (JSON over TLS 1.3).")
     var pushPort = MeshDefaults.controlPushPort
 
@@ -65,6 +74,9 @@ struct WeftControlCommand: AsyncParsableCommand {
     func validate() throws {
         for (name, port) in [("--push-port", pushPort), ("--http-port", httpPort)] where !(1...65535).contains(port) {
             throw ValidationError("\(name): \(port) is not a port number (1-65535)")
+        }
+        guard APIAccess(rawValue: apiAccess) != nil else {
+            throw ValidationError("--api-access must be loopback or any, not \(apiAccess)")
         }
         guard pushPort != httpPort else { throw ValidationError("--push-port and --http-port must differ") }
         guard (1...64).contains(threads) else { throw ValidationError("--threads: \(threads) is not between 1 and 64") }
@@ -105,7 +117,8 @@ struct WeftControlCommand: AsyncParsableCommand {
         let logger = Logger(label: "weft-control")
         var settings = ControlPlaneSettings(configDirectory: config, caDirectory: ca, tokenFile: tokenFile)
         settings.pushHost = host
-        settings.httpHost = host
+        settings.httpHost = httpHost ?? host
+        settings.apiAccess = APIAccess(rawValue: apiAccess) ?? .loopback
         settings.pushPort = pushPort
         settings.httpPort = httpPort
         settings.threads = threads

@@ -199,6 +199,21 @@ def split_pem(text):
 
 # ------------------------------------------------------------ environment --
 
+E2E_PODS = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: client-1, namespace: demo, labels: {app: client}}
+spec: {serviceAccountName: client}
+status: {podIP: 10.211.0.9}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-7d4b9c-x2x, namespace: demo, labels: {app: web}}
+spec: {serviceAccountName: web}
+status: {podIP: 10.211.0.9}
+"""
+
+
 class ControlEnv:
     """A temp dir with a CA, a token file and a config folder; the processes started on it."""
 
@@ -214,6 +229,10 @@ class ControlEnv:
     def setup(self, ca_template):
         shutil.copytree(ca_template, self.ca)
         shutil.copytree(CONFIG_SRC, self.config)
+        # With the shared token, only pods in the config are issued an identity: the
+        # pods the tests play besides the demo's client-0 and web-0.
+        with open(os.path.join(self.config, "e2e-pods.yaml"), "w") as f:
+            f.write(E2E_PODS)
         with open(self.token_file, "w") as f:
             f.write(TOKEN + "\n")
         for root, dirs, files in os.walk(self.dir):

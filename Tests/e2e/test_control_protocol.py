@@ -177,6 +177,121 @@ def test_invalid_csr(cenv, control, proxy):
     still_serving(control, proxy)
 
 
+def hello_as(csr_pem, pod, namespace, sa):
+    m = hello(csr_pem, pod=pod, sa=sa)
+    m["node"]["namespace"] = namespace
+    return m
+
+
+def test_control_plane_identity_is_never_issued(cenv, control, proxy):
+    """The red-team case: the shared token got spiffe://.../ns/weft-system/sa/weft-control
+    for a pod called `rogue`. Nothing in weft-system is issued through a hello."""
+    _, cp_csr = openssl_csr(cenv.dir, "cp", CONTROL_ID)
+    issued = control.metric("weft_control_certificates_issued_total")
+    c = connect(control, cenv)
+    try:
+        c.send(hello_as(cp_csr, pod="rogue", namespace="weft-system", sa="weft-control"))
+        m = expect_error(c, "forbidden_identity")
+        assert "weft-system" in m["message"], m
+    finally:
+        c.close()
+    assert control.metric("weft_control_certificates_issued_total") == issued
+    still_serving(control, proxy)
+
+
+def test_pod_not_in_the_config_is_not_issued(cenv, control, proxy):
+    """`--pod evil --sa web` got sa/web: with the shared token, only pods the config lists
+    are issued, with their recorded service account."""
+    _, web_csr = openssl_csr(cenv.dir, "web", WEB_ID)
+    issued = control.metric("weft_control_certificates_issued_total")
+    c = connect(control, cenv)
+    try:
+        c.send(hello(web_csr, pod="evil", sa="web"))
+        m = expect_error(c, "forbidden_identity")
+        assert "demo/evil is not in the config" in m["message"], m
+    finally:
+        c.close()
+    assert control.metric("weft_control_certificates_issued_total") == issued
+    still_serving(control, proxy)
+
+
+def test_issuance_is_rate_limited_per_pod(cenv, control, proxy, csr):
+    """One client was issued 1,000 certificates in 46 s. Now a pod gets 10 at once (a
+    reconnect gets its identity again), then one every 6 s; the 11th is refused with a
+    retry time, and the well-behaved proxy (another pod) is not affected."""
+    issued = 0
+    refusal = None
+    for _ in range(12):
+        c = connect(control, cenv)
+        try:
+            c.send(hello(csr[1], pod="client-1"))
+            m = c.recv(timeout=5)
+            if m["type"] == "identity":
+                issued += 1
+            else:
+                refusal = m
+                break
+        finally:
+            c.close()
+    assert issued == 10, "issued %d before the limit" % issued
+    assert refusal is not None and refusal["type"] == "error" and refusal["code"] == "rate_limited", refusal
+    assert "pod demo/client-1" in refusal["message"] and "retry in" in refusal["message"], refusal
+    assert errors_counted(control, "rate_limited") >= 1
+    still_serving(control, proxy)
+
+
+def test_connections_that_never_say_hello_are_bounded(cenv, control, proxy):
+    """300 connections each sending a 1 MiB frame less one byte took weft-control from
+    36 MB to 374 MB. The hello frame is limited to 64 KiB, and at most 256 connections may
+    wait for their hello: RSS stays bounded and the good proxy stays connected."""
+    before = rss_kib(control.proc.pid)
+    clients = []
+    try:
+        # The red team's frames: 1 MiB less one byte announced, all but one byte sent.
+        # Refused at the length now; buffered whole (300 MB) before.
+        big = b"x" * ((1 << 20) - 2)
+        for _ in range(300):
+            try:
+                c = connect(control, cenv)
+            except OSError:
+                continue  # refused at once: over the unauthenticated limit
+            clients.append(c)
+            try:
+                c.send_raw(struct.pack(">I", (1 << 20) - 1) + big)
+            except OSError:
+                pass  # the server refused the frame and closed
+        # Stalled hellos under the 64 KiB limit: at most 256 are kept, the rest closed.
+        for _ in range(300):
+            try:
+                c = connect(control, cenv)
+            except OSError:
+                continue
+            clients.append(c)
+            try:
+                c.send_raw(struct.pack(">I", 60 * 1024) + b"x" * (60 * 1024 - 1))
+            except OSError:
+                pass
+        time.sleep(1.0)
+        after = rss_kib(control.proc.pid)
+        assert after - before < 64 * 1024, "RSS grew %d KiB under stalled hellos" % (after - before)
+    finally:
+        for c in clients:
+            c.close()
+    # Over 64 KiB, a first frame is refused before it is buffered (once the stalled
+    # connections have gone and the limit lets a new one in).
+    def oversized_refused():
+        c = connect(control, cenv)
+        try:
+            c.send_raw(struct.pack(">I", (1 << 20) - 1))
+            expect_error(c, "oversized_frame")
+        finally:
+            c.close()
+    eventually(oversized_refused, timeout=10, what="an oversized hello refused")
+    refused = control.metric("weft_control_connections_refused_total") or 0
+    assert refused >= 1, "no connection was refused over the limit of 256"
+    still_serving(control, proxy)
+
+
 def test_second_hello_is_unexpected(cenv, control, proxy, csr):
     c = connect(control, cenv)
     try:

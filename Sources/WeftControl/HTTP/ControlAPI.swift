@@ -38,8 +38,10 @@ public final class ControlAPI: Sendable {
     let metrics: ControlMetrics
     private let configState: Mutex<ConfigStatus>
     private let readiness = Mutex(false)
+    let access: APIAccess
 
-    init(hub: PushHub, metrics: ControlMetrics, config: ConfigStatus) {
+    init(hub: PushHub, metrics: ControlMetrics, config: ConfigStatus, access: APIAccess = .loopback) {
+        self.access = access
         self.hub = hub
         self.metrics = metrics
         self.configState = Mutex(config)
@@ -53,8 +55,16 @@ public final class ControlAPI: Sendable {
 
     func markReady() { readiness.withLock { $0 = true } }
 
-    func respond(method: String, path: String) async -> Response {
+    /// - Parameter fromLoopback: whether the request came from a loopback address; with
+    ///   `APIAccess.loopback`, `/api/` answers nothing else (403).
+    func respond(method: String, path: String, fromLoopback: Bool = true) async -> Response {
         let parts = path.split(separator: "/").map(String.init)
+        if parts.first == "api", access == .loopback, !fromLoopback {
+            return .text(
+                403,
+                "\(path) answers only on loopback (weftctl in the control plane's pod, or through kubectl port-forward); start weft-control with --api-access any to open it\n"
+            )
+        }
         let known =
             ["live", "ready", "metrics", "api/v1/status", "api/v1/proxies"].contains(parts.joined(separator: "/"))
             || (parts.count == 5 && parts[0...2] == ["api", "v1", "proxies"])

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import WeftProtocol
 
 /// Serves `ControlAPI` over HTTP/1.1 on :15014.
 final class ControlHTTPHandler: ChannelInboundHandler {
@@ -23,8 +24,9 @@ final class ControlHTTPHandler: ChannelInboundHandler {
             let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
             let api = self.api
             let method = head.method.rawValue
+            let fromLoopback = context.channel.remoteAddress?.isLoopback ?? false
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            context.eventLoop.makeFutureWithTask { await api.respond(method: method, path: path) }
+            context.eventLoop.makeFutureWithTask { await api.respond(method: method, path: path, fromLoopback: fromLoopback) }
                 .whenSuccess { response in
                     let (handler, context) = bound.value
                     handler.send(context, head, response)

@@ -11,16 +11,40 @@ import WeftProtocol
 /// does (`ProxySessionHandler`). The shared token stays synchronous until then, so a hello
 /// costs no extra hop today.
 public protocol HelloAuthenticator: Sendable {
-    /// - Returns: the namespace and service account the credentials prove.
+    /// - Returns: what the credentials prove.
     /// - Throws: `ProtocolError.unauthenticated` naming the pod, never echoing the token.
-    func authenticate(token: String, node: Node) throws(ProtocolError) -> (namespace: String, serviceAccount: String)
+    func authenticate(token: String, node: Node) throws(ProtocolError) -> ProvenWorkload
+}
+
+/// What a hello's credentials prove about the caller.
+public struct ProvenWorkload: Sendable, Equatable {
+    /// How far the credentials go.
+    public enum Strength: Sendable, Equatable {
+        /// Membership of the mesh only (the shared token): the hello's claims are believed
+        /// only where the config backs them, so only pods in the config are issued, with
+        /// their recorded service account.
+        case meshMember
+        /// The workload itself (TokenReview of a projected ServiceAccount token): the
+        /// namespace and service account are the token's, not the hello's.
+        case workload
+    }
+
+    public var namespace: String
+    public var serviceAccount: String
+    public var strength: Strength
+
+    public init(namespace: String, serviceAccount: String, strength: Strength) {
+        self.namespace = namespace
+        self.serviceAccount = serviceAccount
+        self.strength = strength
+    }
 }
 
 /// Accepts one shared token, read from `--token-file`.
 ///
-/// A shared token proves membership of the mesh, not a particular workload, so the
-/// identity is the one the hello claims; the push server still checks it against the
-/// Pod resources it knows. Compared in constant time.
+/// A shared token proves membership of the mesh, not a particular workload
+/// (`.meshMember`): the push server then issues only to pods in the config, with the
+/// service account recorded there. Compared in constant time.
 public struct SharedTokenAuthenticator: HelloAuthenticator {
     private let token: [UInt8]
 
@@ -31,9 +55,7 @@ public struct SharedTokenAuthenticator: HelloAuthenticator {
         self.token = Array(trimmed.utf8)
     }
 
-    public func authenticate(token: String, node: Node) throws(ProtocolError) -> (
-        namespace: String, serviceAccount: String
-    ) {
+    public func authenticate(token: String, node: Node) throws(ProtocolError) -> ProvenWorkload {
         let offered = Array(token.utf8)
         var difference = UInt8(offered.count == self.token.count ? 0 : 1)
         for i in 0..<self.token.count {
@@ -42,7 +64,7 @@ public struct SharedTokenAuthenticator: HelloAuthenticator {
         guard difference == 0 else {
             throw ProtocolError(.unauthenticated, "the token of pod \(node.namespace)/\(node.pod) is not accepted")
         }
-        return (node.namespace, node.serviceAccount)
+        return ProvenWorkload(namespace: node.namespace, serviceAccount: node.serviceAccount, strength: .meshMember)
     }
 
     private static func trimmed(_ text: String) -> String {

@@ -15,6 +15,8 @@ struct ProxySession {
     let labels: [String: String]
     let connectedAt: String
     var certificateNotAfter: String
+    /// The address the connection comes from (issuance limits count renewals per source).
+    let source: String
 
     /// The version of the last push sent; 0 before the first.
     private(set) var version = 0
@@ -41,8 +43,9 @@ struct ProxySession {
 
     init(
         id: String, node: Node, identity: SPIFFEID, labels: [String: String], connectedAt: String,
-        certificateNotAfter: String, subscriptions: [String]
+        certificateNotAfter: String, subscriptions: [String], source: String = "unknown"
     ) {
+        self.source = source
         self.id = id
         self.node = node
         self.identity = identity

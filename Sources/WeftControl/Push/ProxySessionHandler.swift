@@ -35,6 +35,10 @@ final class ProxySessionHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var nextPingID = 1
     private var peer = "unknown peer"
+    /// The peer's IP address, the key of its issuance limit.
+    private var source = "unknown"
+    /// Whether this connection still counts in the hub's unauthenticated connections.
+    private var countedUnauthenticated = false
     private var hasFailed = false
     private var slowConsumerTimer: Scheduled<Void>?
     private var lastRead = NIODeadline.uptimeNanoseconds(0)
@@ -50,6 +54,7 @@ final class ProxySessionHandler: ChannelInboundHandler {
         lastRead = context.eventLoop.now
         lastWrite = lastRead
         peer = context.channel.remoteAddress?.description ?? "unknown peer"
+        source = context.channel.remoteAddress?.ipAddress ?? "unknown"
         let timeout = hub.helloTimeout
         helloTimeout = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
             guard let self, case .awaitingHello = self.state, let context = self.context else { return }
@@ -57,7 +62,35 @@ final class ProxySessionHandler: ChannelInboundHandler {
         }
     }
 
+    func channelActive(context: ChannelHandlerContext) {
+        source = context.channel.remoteAddress?.ipAddress ?? source
+        guard hub.unauthenticated.enter(limit: hub.maxUnauthenticated) else {
+            // Before the TLS handshake has read anything (the server side waits for the
+            // ClientHello): a flood of connections that never say hello costs a file
+            // descriptor each, not a TLS session and a frame buffer each.
+            hub.metrics.connectionsRefused.increment()
+            state = .closed
+            context.close(promise: nil)
+            return
+        }
+        countedUnauthenticated = true
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        leaveUnauthenticated()
+        context.fireChannelInactive()
+    }
+
+    private func leaveUnauthenticated() {
+        if countedUnauthenticated {
+            countedUnauthenticated = false
+            hub.unauthenticated.leave()
+        }
+    }
+
     func handlerRemoved(context: ChannelHandlerContext) {
+        leaveUnauthenticated()
         helloTimeout?.cancel()
         slowConsumerTimer?.cancel()
         if case .established(let session) = state {
@@ -124,12 +157,13 @@ final class ProxySessionHandler: ChannelInboundHandler {
     // MARK: - Hello
 
     private func accept(_ hello: Hello, context: ChannelHandlerContext) {
-        let outcome: Result<(Identity, ProxySession), ProtocolError> = hub.admit(hello, peer: peer)
+        let outcome: Result<(Identity, ProxySession), ProtocolError> = hub.admit(hello, source: source)
         switch outcome {
         case .failure(let error):
             fail(context: context, error)
         case .success(let (identity, session)):
             helloTimeout?.cancel()
+            leaveUnauthenticated()
             var session = session
             let mesh = hub.currentMesh
             context.write(

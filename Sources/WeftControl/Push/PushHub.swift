@@ -33,6 +33,14 @@ final class PushHub: Sendable {
     private let issuer: any WorkloadIssuer
     private let authenticator: any HelloAuthenticator
     private let mesh: Mutex<CompiledMesh>
+    private let limiter: Mutex<IssuanceLimiter>
+    /// A monotonic clock in nanoseconds (a fake one in tests of the limits).
+    private let clock: @Sendable () -> UInt64
+    /// The control plane's namespace: no identity in it is ever issued through a hello.
+    let reservedNamespace: String
+    /// Connections that have not yet had a hello accepted, and how many may be.
+    let unauthenticated = UnauthenticatedCount()
+    let maxUnauthenticated: Int
     private let loops: [(loop: any EventLoop, sessions: NIOLoopBoundBox<[String: ProxySessionHandler]>)]
     private let logger: Logger
 
@@ -40,8 +48,15 @@ final class PushHub: Sendable {
         group: any EventLoopGroup, initialMesh: CompiledMesh, issuer: any WorkloadIssuer,
         authenticator: any HelloAuthenticator, metrics: ControlMetrics, logger: Logger,
         helloTimeout: TimeAmount = .seconds(Int64(ControlProtocol.helloTimeoutSeconds)),
-        debounce: TimeAmount = .milliseconds(100), slowConsumerGrace: TimeAmount = .seconds(10)
+        debounce: TimeAmount = .milliseconds(100), slowConsumerGrace: TimeAmount = .seconds(10),
+        limiter: IssuanceLimiter = IssuanceLimiter(), reservedNamespace: String = MeshDefaults.controlPlaneNamespace,
+        maxUnauthenticated: Int = 256,
+        clock: @escaping @Sendable () -> UInt64 = { NIODeadline.now().uptimeNanoseconds }
     ) {
+        self.limiter = Mutex(limiter)
+        self.clock = clock
+        self.reservedNamespace = reservedNamespace
+        self.maxUnauthenticated = maxUnauthenticated
         self.debounce = debounce
         self.slowConsumerGrace = slowConsumerGrace
         self.mesh = Mutex(initialMesh)
@@ -141,7 +156,13 @@ final class PushHub: Sendable {
     // MARK: - Hello and renew
 
     /// Checks a hello and issues its certificate.
-    func admit(_ hello: Hello, peer: String) -> Result<(Identity, ProxySession), ProtocolError> {
+    ///
+    /// In order: names are Kubernetes names; the token is accepted; the hello claims what
+    /// the token proves; nothing in the control plane's namespace; with a token that proves
+    /// only mesh membership, the pod is in the config and runs as the claimed service
+    /// account; the pod and the source address are within their issuance limits; the CSR
+    /// asks for exactly the identity that follows.
+    func admit(_ hello: Hello, source: String) -> Result<(Identity, ProxySession), ProtocolError> {
         do throws(ProtocolError) {
             let node = hello.node
             for (field, value) in [
@@ -157,6 +178,12 @@ final class PushHub: Sendable {
                     "the token proves \(proven.namespace)/\(proven.serviceAccount), the hello claims \(node.namespace)/\(node.serviceAccount)"
                 )
             }
+            guard node.namespace != reservedNamespace else {
+                throw ProtocolError(
+                    .forbiddenIdentity,
+                    "namespace \(reservedNamespace) is the control plane's; no identity in it is issued through a hello"
+                )
+            }
             let mesh = currentMesh
             let known = mesh.pods["\(node.namespace)/\(node.pod)"]
             if let known, known.serviceAccount != node.serviceAccount {
@@ -165,24 +192,41 @@ final class PushHub: Sendable {
                     "pod \(node.namespace)/\(node.pod) runs as service account \(known.serviceAccount), not \(node.serviceAccount)"
                 )
             }
+            if known == nil, proven.strength == .meshMember {
+                throw ProtocolError(
+                    .forbiddenIdentity,
+                    "pod \(node.namespace)/\(node.pod) is not in the config; with the shared bootstrap token only pods in the config are issued an identity"
+                )
+            }
             let identity = SPIFFEID(
                 trustDomain: issuer.trustDomain, namespace: node.namespace, serviceAccount: node.serviceAccount)
             let subscriptions = hello.subscriptions ?? []
             guard subscriptions.count <= 10_000, subscriptions.allSatisfy(Self.isServiceKey) else {
                 throw ProtocolError(.invalidMessage, "subscriptions: each must be \"namespace/name\"")
             }
+            try takeIssuance(pod: "\(node.namespace)/\(node.pod)", source: source)
             let issued = try issuer.issue(csrPEM: hello.csr, for: identity)
             metrics.certificatesIssued.increment()
             let sessionID = Self.makeSessionID()
             let session = ProxySession(
                 id: sessionID, node: node, identity: identity, labels: known?.labels ?? node.labels,
-                connectedAt: Self.timestamp(), certificateNotAfter: issued.notAfter, subscriptions: subscriptions)
+                connectedAt: Self.timestamp(), certificateNotAfter: issued.notAfter, subscriptions: subscriptions,
+                source: source)
             let message = Identity(
                 spiffeId: identity.description, chain: issued.chainPEM, trustBundle: issuer.trustBundlePEM,
                 notBefore: issued.notBefore, notAfter: issued.notAfter, session: sessionID)
             return .success((message, session))
         } catch {
             return .failure(error)
+        }
+    }
+
+    /// Takes a token from the pod's and the source's issuance buckets.
+    /// - Throws: `.rateLimited` naming the bucket and when to retry.
+    private func takeIssuance(pod: String, source: String) throws(ProtocolError) {
+        let now = clock()
+        if let refusal = limiter.withLock({ $0.admit(pod: pod, source: source, nowNanoseconds: now) }) {
+            throw ProtocolError(.rateLimited, refusal.description)
         }
     }
 
@@ -196,6 +240,7 @@ final class PushHub: Sendable {
                 throw ProtocolError(
                     .forbiddenIdentity, "the renewal proves \(proven), this connection is \(session.identity)")
             }
+            try takeIssuance(pod: "\(session.node.namespace)/\(session.node.pod)", source: session.source)
             let issued = try issuer.issue(csrPEM: renew.csr, for: session.identity)
             metrics.certificatesIssued.increment()
             metrics.certificatesRenewed.increment()
@@ -232,4 +277,27 @@ final class PushHub: Sendable {
     static func timestamp(_ date: Date = Date()) -> String {
         date.formatted(.iso8601)
     }
+}
+
+/// Connections whose hello has not been accepted yet, bounded so that connections which
+/// never say hello (or stall inside their first frame) cannot hold the control plane's
+/// memory: each holds a TLS session and up to one hello frame.
+final class UnauthenticatedCount: Sendable {
+    private let count = Atomic<Int>(0)
+
+    /// Counts one more connection if fewer than `limit` are counted.
+    func enter(limit: Int) -> Bool {
+        var current = count.load(ordering: .relaxed)
+        while current < limit {
+            let (exchanged, original) = count.compareExchange(
+                expected: current, desired: current + 1, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    func leave() { count.subtract(1, ordering: .relaxed) }
+
+    var value: Int { count.load(ordering: .relaxed) }
 }

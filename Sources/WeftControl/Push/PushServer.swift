@@ -43,7 +43,10 @@ public struct PushServer: Sendable {
                     try channel.pipeline.syncOperations.addHandlers([
                         NIOSSLServerHandler(context: tls.current),
                         SmallFlushWriter(),
-                        ByteToMessageHandler(ControlFrameDecoder(maxFrameBytes: ControlProtocol.maxClientFrameBytes)),
+                        ByteToMessageHandler(
+                            ControlFrameDecoder(
+                                maxFrameBytes: ControlProtocol.maxClientFrameBytes,
+                                maxFirstFrameBytes: ControlProtocol.maxHelloFrameBytes)),
                         ControlFrameEncoder(),
                         ProxySessionHandler(hub: hub, logger: logger),
                     ])

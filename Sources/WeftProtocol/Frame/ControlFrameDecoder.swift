@@ -11,13 +11,20 @@ public struct ControlFrameDecoder: ByteToMessageDecoder {
     public typealias InboundOut = ByteBuffer
 
     public let maxFrameBytes: Int
+    /// The limit of the first frame (the hello, on the server's side), which arrives before
+    /// the peer is authenticated and so is kept small; nil: the same as the others.
+    public let maxFirstFrameBytes: Int?
+    private var framesDecoded = 0
 
-    public init(maxFrameBytes: Int = ControlProtocol.maxFrameBytes) {
+    public init(maxFrameBytes: Int = ControlProtocol.maxFrameBytes, maxFirstFrameBytes: Int? = nil) {
         self.maxFrameBytes = maxFrameBytes
+        self.maxFirstFrameBytes = maxFirstFrameBytes
     }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let frame = try Self.nextFrame(from: &buffer, maxFrameBytes: maxFrameBytes) else { return .needMoreData }
+        let limit = framesDecoded == 0 ? (maxFirstFrameBytes ?? maxFrameBytes) : maxFrameBytes
+        guard let frame = try Self.nextFrame(from: &buffer, maxFrameBytes: limit) else { return .needMoreData }
+        framesDecoded &+= 1
         context.fireChannelRead(Self.wrapInboundOut(frame))
         return .continue
     }

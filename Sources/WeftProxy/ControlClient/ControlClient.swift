@@ -169,10 +169,17 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
             state.setPendingKey(keyPEM)
             // Attached before the hello's list is read, so no subscription falls between.
             let newSubscriptions = store.attachSubscriber()
+            let (inHello, afterHello) = Self.splitSubscriptions(store.subscriptions)
             let hello = Hello(
                 proxyVersion: settings.proxyVersion, node: settings.node, token: token, csr: csrPEM,
-                subscriptions: store.subscriptions)
+                subscriptions: inHello)
             try await outbound.write(ClientMessage.hello(hello).encode())
+            // The server keeps the hello small (it comes before authentication); what did
+            // not fit follows at once, in frames well under the client frame limit.
+            for start in stride(from: 0, to: afterHello.count, by: 1000) {
+                let services = Array(afterHello[start..<min(start + 1000, afterHello.count)])
+                try await outbound.write(ClientMessage.subscribe(Subscription(services: services)).encode())
+            }
             // The reader and the timers end only by throwing, and the first to throw ends
             // the session: leaving the group with an error cancels the other tasks.
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -196,6 +203,19 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
             }
             throw ClientFailure("the control plane session ended")
         }
+    }
+
+    /// The subscriptions that go in the hello (up to `helloSubscriptionBytes` of keys) and
+    /// the ones sent as `subscribe` after it.
+    static func splitSubscriptions(_ all: [String]) -> (inHello: [String], after: [String]) {
+        var bytes = 0
+        var count = 0
+        for key in all {
+            bytes += key.utf8.count + 3  // quotes and comma
+            if bytes > ControlProtocol.helloSubscriptionBytes { break }
+            count += 1
+        }
+        return (Array(all[..<count]), Array(all[count...]))
     }
 
     /// Renewal at 70% of the lifetime, a ping after 15 s of quiet, and the idle timeout.

@@ -81,6 +81,9 @@ enum MeshFixtures {
             routes: [routes("demo/web", timeoutMs: webTimeoutMs)],
             endpoints: [endpoints("demo/web", web), endpoints("demo/api", api)],
             policies: [policy("demo/allow-client", app: policyApp)],
-            pods: ["demo/web-0": KnownPod(serviceAccount: "web", labels: ["app": "web"])], previous: previous)
+            pods: [
+                "demo/web-0": KnownPod(serviceAccount: "web", labels: ["app": "web"]),
+                "demo/client-0": KnownPod(serviceAccount: "client", labels: ["app": "client"]),
+            ], previous: previous)
     }
 }

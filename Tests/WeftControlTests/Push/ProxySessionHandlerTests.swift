@@ -4,6 +4,7 @@ import NIOEmbedded
 import WeftCore
 import WeftIdentity
 import WeftProtocol
+import Synchronization
 import XCTest
 
 @testable import WeftControl
@@ -35,7 +36,10 @@ final class ProxySessionHandlerTests: XCTestCase {
         let channel = EmbeddedChannel(loop: loop)
         if decoder {
             try channel.pipeline.syncOperations.addHandler(
-                ByteToMessageHandler(ControlFrameDecoder(maxFrameBytes: ControlProtocol.maxClientFrameBytes)))
+                ByteToMessageHandler(
+                    ControlFrameDecoder(
+                        maxFrameBytes: ControlProtocol.maxClientFrameBytes,
+                        maxFirstFrameBytes: ControlProtocol.maxHelloFrameBytes)))
         }
         try channel.pipeline.syncOperations.addHandler(ProxySessionHandler(hub: hub, logger: logger))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
@@ -43,12 +47,14 @@ final class ProxySessionHandlerTests: XCTestCase {
     }
 
     private func hello(
-        pod: String = "client-0", serviceAccount: String = "client", csrFor: String? = nil, token: String = "secret",
-        protocol version: Int = 1
+        pod: String = "client-0", namespace: String = "demo", serviceAccount: String = "client",
+        csrFor: String? = nil, token: String = "secret", protocol version: Int = 1
     ) throws -> ByteBuffer {
-        let key = try WorkloadKey(identity: SPIFFEID(namespace: "demo", serviceAccount: csrFor ?? serviceAccount))
+        let key = try WorkloadKey(
+            identity: SPIFFEID(namespace: namespace, serviceAccount: csrFor ?? serviceAccount))
         let node = Node(
-            pod: pod, namespace: "demo", serviceAccount: serviceAccount, ip: "10.211.0.1", labels: ["app": "client"])
+            pod: pod, namespace: namespace, serviceAccount: serviceAccount, ip: "10.211.0.1",
+            labels: ["app": "client"])
         return ClientMessage.hello(Hello(protocol: version, node: node, token: token, csr: key.csrPEM)).encode()
     }
 
@@ -152,6 +158,89 @@ final class ProxySessionHandlerTests: XCTestCase {
         // The mesh knows web-0 runs as `web`; a hello claiming it as `client` is refused.
         try channel.writeInbound(hello(pod: "web-0", serviceAccount: "client"))
         try assertRefused(channel, .forbiddenIdentity)
+    }
+
+    func testControlPlaneIdentityIsNeverIssuedThroughAHello() throws {
+        // The red-team case: a token holder asked for the control plane's own identity.
+        let channel = try connect()
+        try channel.writeInbound(hello(pod: "rogue", namespace: "weft-system", serviceAccount: "weft-control"))
+        try assertRefused(channel, .forbiddenIdentity)
+        // Nor anything else in its namespace, even for a pod the config lists there.
+        let other = try connect()
+        try other.writeInbound(hello(pod: "client-0", namespace: "weft-system", serviceAccount: "client"))
+        try assertRefused(other, .forbiddenIdentity)
+        XCTAssertEqual(hub.metrics.registry.emitToString().contains("weft_control_certificates_issued_total 0"), true)
+    }
+
+    func testUnknownPodIsNotIssuedWithTheSharedToken() throws {
+        // `--pod evil --sa web` got sa/web before: a pod the config does not list.
+        let channel = try connect()
+        try channel.writeInbound(hello(pod: "evil", serviceAccount: "web"))
+        guard case .error(let error) = try next(channel) else { return XCTFail("expected an error frame") }
+        XCTAssertEqual(error.code, .forbiddenIdentity)
+        XCTAssertTrue(error.message.contains("demo/evil is not in the config"), error.message)
+        XCTAssertFalse(channel.isActive)
+    }
+
+    func testIssuanceIsRateLimitedPerPodAndAReconnectStillWorks() throws {
+        let clock = FakeClock(1_000_000_000)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        hub = PushHub(
+            group: loop, initialMesh: MeshFixtures.mesh(generation: 1),
+            issuer: CAWorkloadIssuer(ca: Self.ca, trustDomain: "cluster.local"),
+            authenticator: try! SharedTokenAuthenticator(token: "secret"), metrics: ControlMetrics(), logger: logger,
+            limiter: IssuanceLimiter(
+                perPod: .init(burst: 3, secondsPerToken: 10), perSource: .init(burst: 100, secondsPerToken: 1)),
+            clock: { clock.now })
+        for _ in 0..<3 {
+            let channel = try connect()
+            try channel.writeInbound(hello())
+            guard case .identity = try next(channel) else { return XCTFail("a reconnect gets its identity again") }
+        }
+        let limited = try connect()
+        try limited.writeInbound(hello())
+        guard case .error(let error) = try next(limited) else { return XCTFail("expected rate_limited") }
+        XCTAssertEqual(error.code, .rateLimited)
+        XCTAssertTrue(error.message.contains("pod demo/client-0") && error.message.contains("retry in 10 s"), error.message)
+        // Another pod from the same address is not held up by this one.
+        let web = try connect()
+        try web.writeInbound(hello(pod: "web-0", serviceAccount: "web"))
+        guard case .identity = try next(web) else { return XCTFail("another pod is issued") }
+        clock.advance(seconds: 10)
+        let later = try connect()
+        try later.writeInbound(hello())
+        guard case .identity = try next(later) else { return XCTFail("issued again once a token came back") }
+    }
+
+    func testTooManyUnauthenticatedConnectionsAreClosedAtOnce() throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        hub = PushHub(
+            group: loop, initialMesh: MeshFixtures.mesh(generation: 1),
+            issuer: CAWorkloadIssuer(ca: Self.ca, trustDomain: "cluster.local"),
+            authenticator: try! SharedTokenAuthenticator(token: "secret"), metrics: ControlMetrics(), logger: logger,
+            maxUnauthenticated: 2)
+        let first = try connect()
+        let second = try connect()
+        let third = try connect()
+        XCTAssertTrue(first.isActive && second.isActive)
+        XCTAssertFalse(third.isActive, "over the limit: closed before its handshake")
+        XCTAssertEqual(hub.unauthenticated.value, 2)
+        // A hello accepted leaves the count; so does a close.
+        try first.writeInbound(hello())
+        XCTAssertEqual(hub.unauthenticated.value, 1)
+        _ = try? second.close().wait()
+        XCTAssertEqual(hub.unauthenticated.value, 0)
+        XCTAssertTrue(try connect().isActive)
+    }
+
+    func testHelloFrameLimitIsSmallerThanLaterFrames() throws {
+        let channel = try connect(decoder: true)
+        var header = ByteBuffer()
+        header.writeInteger(UInt32(ControlProtocol.maxHelloFrameBytes + 1))
+        try channel.writeInbound(header)
+        try assertRefused(channel, .oversizedFrame)
     }
 
     func testOversizedFrameIsRefusedBeforeItsBody() throws {
@@ -284,4 +373,12 @@ final class ProxySessionHandlerTests: XCTestCase {
         XCTAssertEqual(error.code, .idleTimeout)
         XCTAssertFalse(channel.isActive)
     }
+}
+
+/// A monotonic clock the test moves by hand.
+final class FakeClock: Sendable {
+    private let nanoseconds: Mutex<UInt64>
+    init(_ start: UInt64) { nanoseconds = Mutex(start) }
+    var now: UInt64 { nanoseconds.withLock { $0 } }
+    func advance(seconds: UInt64) { nanoseconds.withLock { $0 += seconds * 1_000_000_000 } }
 }

@@ -8,8 +8,11 @@ public struct ProxyConfig: Sendable {
     public var adminPort = MeshDefaults.adminPort
     /// Where the admin server listens; the capture listeners always bind all addresses.
     public var adminHost = "0.0.0.0"
-    /// The host inbound connections are delivered to (the app, in the same Pod).
-    public var inboundForwardHost = "127.0.0.1"
+    /// The host inbound connections are delivered to, at their original port; nil (the
+    /// default): the address they were sent to, the pod's own IP, so that only what the
+    /// app exposes on the pod IP is reachable through the sidecar, never a service bound
+    /// to 127.0.0.1 (docs/ARCHITECTURE.md, "Inbound delivery").
+    public var inboundForwardHost: String? = nil
     public var threads = 1
     public var opaquePorts: Set<Int> = Set(MeshDefaults.opaquePorts)
     /// How long detection waits for a client's first bytes before calling it opaque.
@@ -22,6 +25,9 @@ public struct ProxyConfig: Sendable {
     /// How long a client's HTTP/1 connection may go without a request before the proxy
     /// closes it (closed after between one and two periods without a request; nil: never).
     public var clientIdleTimeout: TimeAmount? = .seconds(3600)
+    /// How long an opaque TCP or TLS splice may move no byte before both sides are reset
+    /// (reset after between one and two periods; nil: never).
+    public var opaqueIdleTimeout: TimeAmount? = .seconds(3600)
     /// How long pooled upstream HTTP/1 connections stay idle before they are closed.
     public var upstreamIdleTimeout = TimeAmount.seconds(60)
     /// The most idle upstream HTTP/1 connections kept per destination and event loop.

@@ -14,8 +14,8 @@ struct RunCommand: AsyncParsableCommand {
         abstract: "Run the sidecar: capture listeners, protocol detection, forwarding and the admin server.",
         discussion: """
             Outbound connections (redirected to --outbound-port) go to their original destination; \
-            inbound connections (redirected to --inbound-port) go to --inbound-forward-host at their \
-            original port. SIGTERM or POST /shutdown on the admin port drains gracefully. \
+            inbound connections (redirected to --inbound-port) go to the address they were sent to \
+            (the pod IP) at their original port, so a service bound only to 127.0.0.1 stays private. SIGTERM or POST /shutdown on the admin port drains gracefully. \
             Durations are written 500ms, 10s, 2m or 1h.
             """
     )
@@ -32,8 +32,11 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Address the admin server binds.")
     var adminHost = "0.0.0.0"
 
-    @Option(help: "Host that inbound connections are delivered to, at their original port (the app in this Pod).")
-    var inboundForwardHost = "127.0.0.1"
+    @Option(
+        help:
+            "Host that inbound connections are delivered to, at their original port. Default: the pod IP they were sent to. 127.0.0.1 also exposes services bound only to loopback."
+    )
+    var inboundForwardHost: String?
 
     @Option(help: "Event-loop threads; 1 is a sidecar's usual budget.")
     var threads = 1
@@ -61,6 +64,12 @@ struct RunCommand: AsyncParsableCommand {
             "How long a client's HTTP/1 keep-alive connection may go without a request before the proxy closes it (after one to two such periods); 0 keeps it open."
     )
     var clientIdleTimeout = DurationArgument(seconds: 3600)
+
+    @Option(
+        help:
+            "How long an opaque TCP or TLS connection may move no byte before it is reset; 0 means never. A client that sent nothing before --detect-timeout must see a byte move within one more --detect-timeout."
+    )
+    var opaqueIdleTimeout = DurationArgument(seconds: 3600)
 
     @Option(help: "How long pooled upstream HTTP/1 connections stay open while idle.")
     var upstreamIdleTimeout = DurationArgument(seconds: 60)
@@ -199,6 +208,7 @@ struct RunCommand: AsyncParsableCommand {
         config.requestHeadTimeout = requestHeadTimeout.amount
         config.upstreamIdleTimeout = upstreamIdleTimeout.amount
         config.clientIdleTimeout = clientIdleTimeout.amount == .zero ? nil : clientIdleTimeout.amount
+        config.opaqueIdleTimeout = opaqueIdleTimeout.amount == .zero ? nil : opaqueIdleTimeout.amount
         config.drainTimeout = drainTimeout.amount
         config.enableIPv6 = ipv6
         config.releaseStartupPages = releaseStartupPages

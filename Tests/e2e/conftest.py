@@ -87,8 +87,9 @@ class Pod:
         import socket as _s
         return ns_socket(self.ns, family or _s.AF_INET, type or _s.SOCK_STREAM)
 
-    def connect(self, host, port, timeout=5.0):
-        return ns_connect(self.ns, host, port, timeout)
+    def connect(self, host, port, timeout=5.0, uncaptured=False):
+        """A TCP connection from this pod; uncaptured: as a pod without a sidecar."""
+        return ns_connect(self.ns, host, port, timeout, uncaptured=uncaptured)
 
     # -- proxy -----------------------------------------------------------------
     def admin(self, path, timeout=5.0):

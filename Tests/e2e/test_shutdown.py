@@ -236,3 +236,100 @@ def test_idle_keepalive_client_is_closed_busy_and_in_flight_are_not(pod):
     assert 1.9 <= out["idle_closed_at"] <= 5.0, out
     assert out["busy_ok"] >= 6, "the busy connection stopped being served: %s" % out
     assert out["slow"].get("status") == "HTTP/1.1 200 OK" and out["slow"]["at"] >= 5.0, out
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_file_descriptors_backs_off(pod):
+    """A sidecar out of file descriptors spun at 99% CPU on accept4 → EMFILE (~1,200
+    failures a second) and logged nothing. Now it waits 200 ms between attempts, counts
+    the failures, logs once per 10 s, and serves again once descriptors are free."""
+    from weft_e2e import ns_connect
+    ns, procs = pod
+    proxy = subprocess.Popen(
+        ["ip", "netns", "exec", ns, "prlimit", "--nofile=64:64", "setpriv", "--reuid=2102", "--regid=2102",
+         "--clear-groups", PROXY_BIN, "run", "--log-level", "info"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    procs.append(proxy)
+    deadline = time.monotonic() + 15
+    while admin(ns, "/ready")[0] != 200:
+        assert proxy.poll() is None and time.monotonic() < deadline, "proxy never became ready"
+        time.sleep(0.1)
+    clients = []
+    try:
+        for _ in range(80):  # each takes two of the proxy's descriptors (client, upstream)
+            clients.append(ns_connect(ns, ADDR, SLOW_PORT))
+        time.sleep(1.0)
+        before = cpu_seconds(proxy.pid)
+        time.sleep(3.0)
+        used = cpu_seconds(proxy.pid) - before
+        assert used < 0.6, "the proxy used %.2f s of CPU in 3 s while out of descriptors" % used
+    finally:
+        for s in clients:
+            s.close()
+    # Descriptors free again: it serves, and the failures were counted.
+    deadline = time.monotonic() + 10
+    while True:
+        r = subprocess.run(["ip", "netns", "exec", ns, "curl", "-s", "--max-time", "3",
+                            "http://127.0.0.1:15000/metrics"], capture_output=True, timeout=10)
+        text = r.stdout.decode()
+        if 'error="accept_failed"' in text:
+            break
+        assert time.monotonic() < deadline, "accept failures not counted:\n" + text[-2000:]
+        time.sleep(0.2)
+    failures = sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith("weft_errors_total") and 'error="accept_failed"' in line)
+    assert 1 <= failures <= 40, "accept failures counted: %s (at most ~5 a second while backing off)" % failures
+    out, _ = curl_async(ns, "/0").communicate(timeout=20)
+    assert out.decode().endswith("\n200"), out
+    proxy.send_signal(signal.SIGTERM)
+    log = proxy.communicate(timeout=20)[0].decode(errors="replace")
+    lines = [line for line in log.splitlines() if "accept failed" in line]
+    assert 1 <= len(lines) <= 2, "want one log line per 10 s, got %d:\n%s" % (len(lines), "\n".join(lines[:5]))
+
+
+BANNER_PORT = 8091
+BANNER_SERVER = textwrap.dedent("""
+    import socket, sys, threading, time
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(64)
+    held = []
+    while True:
+        c, _ = s.accept(); c.sendall(b"220 banner\\r\\n"); held.append(c)
+""")
+
+
+def test_silent_connections_and_idle_splices_are_bounded(pod):
+    """2,000 connections that never sent a byte became 2,000 upstream connections after the
+    detection timeout, and opaque splices had no idle timeout. Now a silent pair must
+    move a byte within one more detection timeout, and any splice idle for
+    --opaque-idle-timeout is reset; a server that speaks first still works."""
+    from weft_e2e import ns_connect, recv_until_closed
+    ns, procs = pod
+    server = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", BANNER_SERVER, ADDR, str(BANNER_PORT)])
+    procs.append(server)
+    start_proxy(ns, procs, "--detect-timeout", "1s", "--opaque-idle-timeout", "3s")
+    time.sleep(0.5)
+    # Silent client, client-first server (the slow HTTP server): reset about 2 s in.
+    silent = ns_connect(ns, ADDR, SLOW_PORT)
+    # Silent client, server that speaks first: the banner arrives once detection gives up.
+    talker = ns_connect(ns, ADDR, BANNER_PORT)
+    try:
+        started = time.monotonic()
+        data, how = recv_until_closed(silent, timeout=8)
+        took = time.monotonic() - started
+        assert how in ("eof", "reset") and 1.5 <= took <= 5, "silent connection: %s after %.1f s" % (how, took)
+        talker.settimeout(5)
+        assert talker.recv(64) == b"220 banner\r\n"
+        banner_at = time.monotonic()
+        # Past the silent check, it stays open; then idle for 3 to 6 s: reset.
+        data, how = recv_until_closed(talker, timeout=12)
+        idle = time.monotonic() - banner_at
+        assert how in ("eof", "reset") and 2.5 <= idle <= 8, "idle splice: %s after %.1f s" % (how, idle)
+    finally:
+        silent.close()
+        talker.close()

@@ -100,12 +100,17 @@ def eventually(fn, timeout=5.0, interval=0.1, max_tries=1000):
 
 # ----------------------------------------------------------- netns sockets --
 
-def ns_socket(ns, family=socket.AF_INET, type=socket.SOCK_STREAM):
+def ns_socket(ns, family=socket.AF_INET, type=socket.SOCK_STREAM, uncaptured=False):
     """Creates a socket inside network namespace `ns` (named, /run/netns/<ns>).
 
     A throwaway thread joins the namespace (setns is per thread), creates the
     socket and exits; the socket stays bound to that namespace for its life,
     so the caller can use it from any thread.
+
+    uncaptured: the thread takes the proxy's UID/GID as its file-system ids
+    first, so the socket is owned by 2102 and the pod's redirect rules let its
+    traffic pass: a client in pod A that reaches pod B as a pod without a
+    sidecar would (pod B's inbound capture still applies).
     """
     if ns is None:
         return socket.socket(family, type)
@@ -120,6 +125,10 @@ def ns_socket(ns, family=socket.AF_INET, type=socket.SOCK_STREAM):
                     raise OSError(err, "setns(%s): %s" % (ns, os.strerror(err)))
             finally:
                 os.close(fd)
+            if uncaptured:
+                # Per thread in Linux: a socket takes its owner from the fsuid.
+                _libc.setfsgid(PROXY_GID)
+                _libc.setfsuid(PROXY_UID)
             box["sock"] = socket.socket(family, type)
         except BaseException as e:  # noqa: BLE001 - handed to the caller
             box["err"] = e
@@ -134,9 +143,9 @@ def ns_socket(ns, family=socket.AF_INET, type=socket.SOCK_STREAM):
     return box["sock"]
 
 
-def ns_connect(ns, host, port, timeout=5.0):
+def ns_connect(ns, host, port, timeout=5.0, uncaptured=False):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    s = ns_socket(ns, family)
+    s = ns_socket(ns, family, uncaptured=uncaptured)
     s.settimeout(timeout)
     try:
         s.connect((host, port))

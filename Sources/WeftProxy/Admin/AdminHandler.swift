@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import WeftProtocol
 import WeftTelemetry
 
 /// Serves the admin endpoints on :15000.
@@ -10,6 +11,12 @@ import WeftTelemetry
 /// - `GET /metrics`: Prometheus text exposition.
 /// - `GET /config`: the identity (never the key) and config the proxy runs on, with versions.
 /// - `POST /shutdown`: starts a graceful drain (for Jobs whose main container has exited).
+///
+/// The admin port listens on every address (the kubelet probes and Prometheus scrapes the
+/// pod IP), and is not captured, so any pod can reach it. `/config` and `/shutdown` answer
+/// only connections from loopback, that is from a container of the same pod (403
+/// otherwise, as Linkerd's shutdown endpoint does): another pod must not stop this one or
+/// read its identity and policies.
 ///
 /// Off the data path, so it uses NIOHTTP1's typed pipeline for clarity.
 final class AdminHandler: ChannelInboundHandler {
@@ -38,6 +45,13 @@ final class AdminHandler: ChannelInboundHandler {
 
     private func respond(context: ChannelHandlerContext, to head: HTTPRequestHead) {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        if path == "/config" || path == "/shutdown", !(context.channel.remoteAddress?.isLoopback ?? false) {
+            let from = context.channel.remoteAddress?.ipAddress ?? "an unknown address"
+            send(
+                context, head, .forbidden,
+                "\(path) answers only on loopback (from a container of this pod), not from \(from)\n")
+            return
+        }
         switch (head.method, path) {
         case (.GET, "/live"):
             send(context, head, .ok, "live\n")

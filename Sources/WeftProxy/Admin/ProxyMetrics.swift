@@ -16,6 +16,9 @@ enum ProxyErrorKind: String, CaseIterable, Sendable {
     case requestTimeout = "request_timeout"
     case loop
     case noOriginalDestination = "no_original_destination"
+    /// accept(2) failed (out of file descriptors: EMFILE, ENFILE; or memory); the
+    /// listener backs off (`AcceptBackoff`).
+    case acceptFailed = "accept_failed"
 
     /// The `weft-error` header value.
     var headerValue: String { rawValue.replacingUnderscores() }
@@ -163,6 +166,7 @@ extension ProxyErrorKind {
         case .requestTimeout: return 5
         case .loop: return 6
         case .noOriginalDestination: return 7
+        case .acceptFailed: return 8
         }
     }
 }

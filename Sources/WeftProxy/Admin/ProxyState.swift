@@ -5,6 +5,7 @@ final class ProxyState: Sendable {
     private struct Flags {
         var isListening = false
         var isDraining = false
+        var shutdownRequests = 0
     }
 
     private let flags = Mutex(Flags())
@@ -42,5 +43,11 @@ final class ProxyState: Sendable {
     func markListening() { flags.withLock { $0.isListening = true } }
     func markDraining() { flags.withLock { $0.isDraining = true } }
 
-    func requestShutdown() { shutdownRequests.yield() }
+    func requestShutdown() {
+        flags.withLock { $0.shutdownRequests += 1 }
+        shutdownRequests.yield()
+    }
+
+    /// How many times a shutdown was requested (`POST /shutdown`).
+    var shutdownRequestCount: Int { flags.withLock { $0.shutdownRequests } }
 }

@@ -23,8 +23,11 @@ struct CaptureListener {
         var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer { channel in
+            .serverChannelInitializer { [direction, metrics, logger] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let backoff = AcceptBackoff(direction: direction, metrics: metrics, logger: logger)
+                    try channel.pipeline.syncOperations.addHandler(
+                        AcceptBackoffHandler(shouldForwardIOErrorCaught: false, backoffProvider: backoff.delay))
                     try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
                 }
             }
@@ -93,15 +96,56 @@ struct CaptureListener {
         }
     }
 
-    /// The app's address for an inbound connection: the forward host at the original port.
+    /// The app's address for an inbound connection: the address the peer sent it to (the
+    /// pod IP) at the original port, or `--inbound-forward-host` at that port when set.
     private func inboundTarget(port: Int, like original: SocketAddress) -> SocketAddress {
+        guard let forwardHost = config.inboundForwardHost else { return original }
         let host: String
-        if case .v6 = original, config.inboundForwardHost == "127.0.0.1" {
+        if case .v6 = original, forwardHost == "127.0.0.1" {
             host = "::1"
         } else {
-            host = config.inboundForwardHost
+            host = forwardHost
         }
         return (try? SocketAddress(ipAddress: host, port: port)) ?? original
+    }
+}
+
+/// What a capture listener does when accept(2) fails: it waits `delay` before accepting
+/// again, counts every failure (`weft_errors_total{error="accept_failed"}`), and logs at
+/// most once per `logInterval`. Without it, a process out of file descriptors spun at
+/// 99% CPU on accept4 → EMFILE (~1,200 failures a second) and said nothing; the pending
+/// connections wait in the backlog meanwhile, and are taken once descriptors are free.
+final class AcceptBackoff: @unchecked Sendable {
+    // Used only on the listener's event loop (the backoff provider runs there).
+    static let delay = TimeAmount.milliseconds(200)
+    static let logInterval = TimeAmount.seconds(10)
+    private let direction: TrafficDirection
+    private let metrics: DirectionMetrics
+    private let logger: Logger
+    private var lastLog: NIODeadline?
+    private var sinceLog = 0
+
+    init(direction: TrafficDirection, metrics: DirectionMetrics, logger: Logger) {
+        self.direction = direction
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    func delay(_ error: IOError) -> TimeAmount? {
+        metrics.error(.acceptFailed)
+        sinceLog += 1
+        let now = NIODeadline.now()
+        if lastLog.map({ now - $0 >= Self.logInterval }) ?? true {
+            logger.error(
+                "accept failed; accepting again in 200 ms",
+                metadata: [
+                    "direction": "\(direction.rawValue)", "error": "\(error)",
+                    "failures_since_last_log": "\(sinceLog)",
+                ])
+            lastLog = now
+            sinceLog = 0
+        }
+        return Self.delay
     }
 }
 

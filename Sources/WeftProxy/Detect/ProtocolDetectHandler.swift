@@ -167,8 +167,13 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
                 readCounter: metrics.readFromSource, writeCounter: metrics.writtenToSource,
                 openGauge: metrics.connectionsOpen)
             try sync.addHandler(accounting, position: .after(self))
-            let http2 = NIOHTTP2Handler(mode: .server, connectionConfiguration: .init())
-            try sync.addHandler(http2, position: .after(accounting))
+            // A connection error ends the connection: the gate stops reading and closes
+            // once swift-nio-http2's GOAWAY is out.
+            let gate = HTTP2ConnectionErrorGate()
+            try sync.addHandler(gate, position: .after(accounting))
+            let http2 = NIOHTTP2Handler(
+                mode: .server, frameDelegate: HTTP2GoAwayWatch(gate: gate), connectionConfiguration: .init())
+            try sync.addHandler(http2, position: .after(gate))
             try sync.addHandler(
                 HTTP2ClientRelay(destination: destination, pool: pool, metrics: metrics, config: config, logger: logger),
                 position: .after(http2))
@@ -213,9 +218,13 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
                     buffered = nil
                     let inputEnded = clientInputEnded
                     handOver(context) {}
+                    // A client that sent nothing (the detection timeout ran out): the
+                    // server must speak, or the client, within one more detection timeout.
+                    let silent = !skipDetection && (early?.readableBytes ?? 0) == 0 && !inputEnded
                     SpliceHandler.join(
                         client: client, upstream: upstream, metrics: metrics, toUpstream: early, toClient: nil,
-                        clientOwnsGauge: true, clientInputEnded: inputEnded)
+                        clientOwnsGauge: true, clientInputEnded: inputEnded, idleTimeout: config.opaqueIdleTimeout,
+                        firstIdleCheck: silent ? config.detectTimeout : nil)
                 case .failure(let error):
                     metrics.error(.connectFailed)
                     logger.debug(

@@ -56,18 +56,41 @@ enum ProtocolDetector {
         return detectHTTP1(bytes)
     }
 
-    /// HTTP/1 if the first line is `TOKEN SP TARGET SP HTTP/1.x CRLF`.
+    /// The methods of RFC 9110, PATCH and WebDAV's: a connection that starts with one of
+    /// them and a space is HTTP/1, whatever follows, so the HTTP/1 parser judges (and rejects) the
+    /// rest of the request line. Calling it opaque would hand a malformed or smuggling
+    /// request to the app verbatim.
+    private static let knownMethods: [[UInt8]] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+        "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK",
+    ].map { Array($0.utf8) }
+
+    /// HTTP/1 if the bytes start like a request, after any empty lines (RFC 9112 §2.2):
+    /// - a known method and a space;
+    /// - any other method token, a space, and a target in origin or asterisk form (`/`, `*`);
+    /// - or `TOKEN SP TARGET SP HTTP/1.` (absolute and authority forms of other methods).
     ///
-    /// The limits are checked against where a run ends, not against how many bytes have
-    /// arrived, so that the verdict does not depend on how the bytes were segmented: a
-    /// verdict reached on a prefix is the verdict on every longer input.
+    /// Otherwise opaque. The limits are checked against where a run ends, not against how
+    /// many bytes have arrived, so that the verdict does not depend on how the bytes were
+    /// segmented: a verdict reached on a prefix is the verdict on every longer input.
     private static func detectHTTP1(_ bytes: UnsafeRawBufferPointer) -> Verdict {
         var index = 0
-        while index < bytes.count && index <= maxMethod && HTTP1HeadParser.isTokenByte(bytes[index]) { index += 1 }
-        if index > maxMethod { return .detected(.opaque) }
+        while index < bytes.count && index < maxRequestLine && (bytes[index] == 0x0D || bytes[index] == 0x0A) {
+            index += 1
+        }
+        if index >= maxRequestLine { return .detected(.opaque) }
         if index == bytes.count { return .needMoreBytes }
-        guard index > 0, bytes[index] == 0x20 else { return .detected(.opaque) }
+        let methodStart = index
+        while index < bytes.count && index - methodStart <= maxMethod && HTTP1HeadParser.isTokenByte(bytes[index]) {
+            index += 1
+        }
+        if index - methodStart > maxMethod { return .detected(.opaque) }
+        if index == bytes.count { return .needMoreBytes }
+        guard index > methodStart, bytes[index] == 0x20 else { return .detected(.opaque) }
+        if isKnownMethod(UnsafeRawBufferPointer(rebasing: bytes[methodStart..<index])) { return .detected(.http1) }
         index += 1
+        if index == bytes.count { return .needMoreBytes }
+        if bytes[index] == UInt8(ascii: "/") || bytes[index] == UInt8(ascii: "*") { return .detected(.http1) }
         let targetStart = index
         while index < bytes.count && index < maxRequestLine && bytes[index] > 0x20 && bytes[index] < 0x7F { index += 1 }
         if index >= maxRequestLine { return .detected(.opaque) }
@@ -80,6 +103,13 @@ enum ProtocolDetector {
             index += 1
         }
         return .detected(.http1)
+    }
+
+    static func isKnownMethod(_ token: UnsafeRawBufferPointer) -> Bool {
+        for method in knownMethods where method.count == token.count {
+            if method.elementsEqual(token) { return true }
+        }
+        return false
     }
 
     /// A TLS handshake record whose first message is a ClientHello.

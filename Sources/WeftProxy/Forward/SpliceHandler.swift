@@ -11,14 +11,25 @@ import WeftTelemetry
 ///   closes once both directions have ended.
 /// - Reset: a reset on one side resets the other (SO_LINGER 0), so a client sees the
 ///   upstream's failure rather than a clean end of stream.
+/// - Idle: a pair that moves no byte for `--opaque-idle-timeout` (1 h, Envoy's TCP proxy
+///   default) is reset; a pair that began with neither side having sent anything (the
+///   detection timeout ran out on a silent client) must move a byte within one more
+///   detection timeout, or is reset: server-speaks-first protocols speak at once, and
+///   silent connections no longer hold an upstream connection for an hour each. One
+///   check per period compares the pair's read count with the last check's: no timer or
+///   clock read per read.
 final class SpliceHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// Shared by both sides: counts the directions that have ended.
+    /// Shared by both sides: counts the directions that have ended, and the reads the
+    /// idle check watches.
     final class Pair {
         var endedDirections = 0
+        var reads = 0
+        var readsAtLastCheck = 0
+        var idleCheck: Scheduled<Void>?
     }
 
     private var partner: SpliceHandler?
@@ -48,7 +59,8 @@ final class SpliceHandler: ChannelDuplexHandler {
     ///   - clientInputEnded: the client half-closed before the splice started.
     static func join(
         client: Channel, upstream: Channel, metrics: DirectionMetrics,
-        toUpstream: ByteBuffer?, toClient: ByteBuffer?, clientOwnsGauge: Bool, clientInputEnded: Bool = false
+        toUpstream: ByteBuffer?, toClient: ByteBuffer?, clientOwnsGauge: Bool, clientInputEnded: Bool = false,
+        idleTimeout: TimeAmount? = nil, firstIdleCheck: TimeAmount? = nil
     ) {
         let pair = Pair()
         let clientSide = SpliceHandler(
@@ -76,8 +88,27 @@ final class SpliceHandler: ChannelDuplexHandler {
             pair.endedDirections += 1
             upstream.close(mode: .output, promise: nil)
         }
+        if let idleTimeout {
+            scheduleIdleCheck(pair, client: client, upstream: upstream, in: firstIdleCheck ?? idleTimeout, then: idleTimeout)
+        }
         client.read()
         upstream.read()
+    }
+
+    private static func scheduleIdleCheck(
+        _ pair: Pair, client: Channel, upstream: Channel, in delay: TimeAmount, then period: TimeAmount
+    ) {
+        pair.idleCheck = client.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: delay) {
+            pair.idleCheck = nil
+            guard client.isActive || upstream.isActive else { return }
+            if pair.reads == pair.readsAtLastCheck {
+                reset(client)
+                reset(upstream)
+                return
+            }
+            pair.readsAtLastCheck = pair.reads
+            scheduleIdleCheck(pair, client: client, upstream: upstream, in: period, then: period)
+        }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -91,6 +122,7 @@ final class SpliceHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
+        pair.reads &+= 1
         readCounter.increment(by: Int64(buffer.readableBytes))
         partner?.send(buffer)
     }
@@ -101,6 +133,8 @@ final class SpliceHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         openGauge?.decrement()
+        pair.idleCheck?.cancel()
+        pair.idleCheck = nil
         // Still linked means this side closed without an error (errorCaught unlinks and
         // resets): e.g. its output had been shut down and then its peer's FIN arrived,
         // which NIO turns into a full close. The partner may still hold bytes from this

@@ -101,24 +101,43 @@ final class ProtocolDetectorTests: XCTestCase {
 
     func testHTTP1ByteAtATime() {
         let request = Array("GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n".utf8)
-        assertByteAtATime(request, decisive: "GET /index.html HTTP/1.".utf8.count, .http1)
+        assertByteAtATime(request, decisive: "GET ".utf8.count, .http1)
         let post = Array("POST / HTTP/1.0\r\n".utf8)
-        assertByteAtATime(post, decisive: "POST / HTTP/1.".utf8.count, .http1)
+        assertByteAtATime(post, decisive: "POST ".utf8.count, .http1)
+        // Another method: decided at its target's first byte (origin form).
+        let report = Array("REPORT /x HTTP/1.1\r\n".utf8)
+        assertByteAtATime(report, decisive: "REPORT /".utf8.count, .http1)
     }
 
     func testNotQuiteHTTP1IsOpaque() {
         for text in [
-            "GET / HTTP/2.0\r\n", "GET / http/1.1\r\n", "GET /\r\n", "GET  / HTTP/1.1\r\n", "GET\t/ HTTP/1.1\r\n",
-            " GET / HTTP/1.1",
-            "GET / HTTP/1,1", "GET /\u{7F} HTTP/1.1",
+            "GET\t/ HTTP/1.1\r\n", " GET / HTTP/1.1", "FOO bar HTTP/2.0\r\n",
+            "SET key value\r\n", "get key\r\n", "FOO  / HTTP/1.1\r\n",
         ] {
             XCTAssertEqual(detect(text), .detected(.opaque), text.debugDescription)
         }
     }
 
+    /// The red team's bypass: these start like requests but failed the strict request-line
+    /// check, so they went to the app as opaque bytes, smuggling header pairs and all. They
+    /// are HTTP/1 now, and the HTTP/1 parser rejects what is malformed.
+    func testAnythingThatStartsLikeARequestIsHTTP1() {
+        for text in [
+            "\r\nGET / HTTP/1.1\r\n", "\r\n\r\nPOST / HTTP/1.1\r\n", "GET  / HTTP/1.1\r\n",
+            "GET / HTTP/2.0\r\n", "GET / http/1.1\r\n", "GET /\r\n", "GET / HTTP/1,1", "GET /\u{7F} HTTP/1.1",
+            "POST /" + String(repeating: "a", count: 9000) + " HTTP/1.1\r\n", "PROPFIND  /x HTTP/1.1\r\n",
+            "MKCOL /" + String(repeating: "b", count: 9000),
+        ] {
+            XCTAssertEqual(detect(text), .detected(.http1), text.prefix(40).debugDescription)
+        }
+        // Decided at the space after a known method, however the bytes arrive.
+        assertByteAtATime(Array("GET  /x HTTP/1.1\r\n".utf8), decisive: 4, .http1)
+        assertByteAtATime(Array("\r\nDELETE /x HTTP/1.1\r\n".utf8), decisive: 9, .http1)
+    }
+
     func testHTTP2VersionIsDecidedAtItsFirstDifferentByte() {
-        let request = Array("GET / HTTP/2.0\r\n".utf8)
-        assertByteAtATime(request, decisive: "GET / HTTP/2".utf8.count, .opaque)
+        let request = Array("FOO x HTTP/2.0\r\n".utf8)
+        assertByteAtATime(request, decisive: "FOO x HTTP/2".utf8.count, .opaque)
     }
 
     func testMethodLengthLimit() {
@@ -136,13 +155,15 @@ final class ProtocolDetectorTests: XCTestCase {
     }
 
     func testRequestLineLengthLimit() {
+        // An unknown method with a target in neither origin nor asterisk form is HTTP/1
+        // only with " HTTP/1." in the line, and the line is awaited up to the limit.
         let limit = ProtocolDetector.maxRequestLine
         // The target ends (at its space) one byte before the limit: HTTP/1.
-        let fits = Array(("GET /" + String(repeating: "a", count: limit - 6) + " HTTP/1.1\r\n").utf8)
+        let fits = Array(("FOO " + String(repeating: "a", count: limit - 5) + " HTTP/1.1\r\n").utf8)
         XCTAssertEqual(fits.firstIndex(of: 0x20, after: 4), limit - 1)
         assertByteAtATime(fits, decisive: limit + "HTTP/1.".utf8.count, .http1)
         // The target reaches the limit: opaque, whether or not its end has arrived.
-        let tooLong = Array(("GET /" + String(repeating: "a", count: limit - 5) + " HTTP/1.1\r\n").utf8)
+        let tooLong = Array(("FOO " + String(repeating: "a", count: limit - 4) + " HTTP/1.1\r\n").utf8)
         assertByteAtATime(tooLong, decisive: limit, .opaque)
     }
 
@@ -153,9 +174,11 @@ final class ProtocolDetectorTests: XCTestCase {
         assertByteAtATime(bytes, decisive: h2Preface.count, .http2)
     }
 
-    func testBrokenPrefaceIsOpaque() {
-        XCTAssertEqual(detect(Array("PRI * HTTP/2.0\r\n\r\nSX\r\n\r\n".utf8)), .detected(.opaque))
-        XCTAssertEqual(detect(Array("PRI * HTTP/2.0\r\n\r\n\r\n".utf8)), .detected(.opaque))
+    /// A broken preface starts like an HTTP/1 request (`PRI *`), so the HTTP/1 parser
+    /// answers it (400) rather than the bytes going to the app as opaque.
+    func testBrokenPrefaceIsHTTP1() {
+        XCTAssertEqual(detect(Array("PRI * HTTP/2.0\r\n\r\nSX\r\n\r\n".utf8)), .detected(.http1))
+        XCTAssertEqual(detect(Array("PRI * HTTP/2.0\r\n\r\n\r\n".utf8)), .detected(.http1))
     }
 
     func testWordsStartingWithPAreHTTP1() {
@@ -280,7 +303,7 @@ final class ProtocolDetectorTests: XCTestCase {
 
     func testGarbageIsOpaque() {
         let cases: [[UInt8]] = [
-            Array("SSH-2.0-OpenSSH_9.2p1\r\n".utf8), [0x00], [0x80, 0x01], Array("\r\n".utf8), [0x05, 0x01, 0x00],
+            Array("SSH-2.0-OpenSSH_9.2p1\r\n".utf8), [0x00], [0x80, 0x01], Array("\r\n\0".utf8), [0x05, 0x01, 0x00],
             Array("{\"json\": true}".utf8), [0x17, 0x03, 0x03, 0x00, 0x10], Array(" ".utf8),
         ]
         for bytes in cases {
@@ -290,8 +313,10 @@ final class ProtocolDetectorTests: XCTestCase {
 
     func testNeverWaitsPastMaxBytes() {
         XCTAssertEqual(detect([UInt8](repeating: 0x61, count: ProtocolDetector.maxBytes)), .detected(.opaque))
-        let target = Array(("GET /" + String(repeating: "a", count: ProtocolDetector.maxBytes)).utf8)
+        let target = Array(("FOO a" + String(repeating: "a", count: ProtocolDetector.maxBytes)).utf8)
         XCTAssertEqual(detect(target), .detected(.opaque))
+        let empty = [UInt8](repeating: 0x0A, count: ProtocolDetector.maxBytes)
+        XCTAssertEqual(detect(empty), .detected(.opaque))
     }
 
     func testLabels() {

@@ -29,9 +29,22 @@ enum DetectFuzzInvariants {
         case .detected(.http2):
             if !data.starts(with: Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)) { fail("http2 without the preface") }
         case .detected(.http1):
-            let line = data.prefix(ProtocolDetector.maxRequestLine + 8)
-            if !containsRun(line, Array(" HTTP/1.".utf8)) || !HTTP1HeadParser.isTokenByte(data[0]) {
-                fail("http1 without a token and \" HTTP/1.\" in the first line")
+            // After empty lines: a method token and a space, then a known method, or a
+            // target starting with / or *, or " HTTP/1." later in the line.
+            let rest = data.drop { $0 == 0x0D || $0 == 0x0A }
+            let method = rest.prefix { HTTP1HeadParser.isTokenByte($0) }
+            let afterMethod = rest.dropFirst(method.count)
+            guard !method.isEmpty, afterMethod.first == 0x20 else {
+                fail("http1 without a method token and a space")
+                break
+            }
+            let known = method.withUnsafeBytes { ProtocolDetector.isKnownMethod($0) }
+            let target = afterMethod.dropFirst()
+            let line = rest.prefix(ProtocolDetector.maxRequestLine + 8)
+            if !known && target.first != UInt8(ascii: "/") && target.first != UInt8(ascii: "*")
+                && !containsRun(line, Array(" HTTP/1.".utf8))
+            {
+                fail("http1 without a known method, an origin-form target or \" HTTP/1.\"")
             }
         case .detected(.tls(let name)):
             if data[0] != 0x16 { fail("tls from a first byte 0x\(String(data[0], radix: 16))") }

@@ -217,16 +217,6 @@ final class ResponseDeadlines {
 @available(*, unavailable)
 extension ResponseDeadlines: Sendable {}
 
-/// Tells the upstream relay when swift-nio-http2 writes a GOAWAY on its connection (the
-/// proxy itself never does: swift-nio-http2 does, on a connection error).
-struct HTTP2GoAwayWatch: NIOHTTP2FrameDelegate {
-    let relay: HTTP2UpstreamRelay
-
-    func wroteFrame(_ frame: HTTP2Frame) {
-        if case .goAway = frame.payload { relay.wroteGoAway() }
-    }
-}
-
 /// The relay on a client's HTTP/2 connection (server mode). A HEADERS frame on a new
 /// stream starts an exchange and asks the pool for a stream on the shared upstream
 /// connection; the client's later frames follow it there.
@@ -308,8 +298,31 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
 /// each frame to the exchange whose stream it belongs to.
 final class HTTP2UpstreamRelay: HTTP2ConnectionRelay {
     private var nextStreamID: Int32 = 1
-    /// Set by GOAWAY: the server takes no new streams on this connection.
+    /// Set by GOAWAY, a connection error, or retirement: no new streams on this
+    /// connection; a retired one closes once its streams are done.
     private(set) var isGoingAway = false
+    /// Resets the proxy sent on this connection (client cancellations passed on).
+    private var resetsSent = 0
+
+    /// Streams one connection carries in its life before it is retired (nginx's own
+    /// `keepalive_requests` default). swift-nio-http2 ignores a late HEADERS or DATA on a
+    /// stream the proxy reset only while that stream is in its ring of recently reset
+    /// streams (`maximumRecentlyResetStreams`, whose effective size is one less, 31 by
+    /// default); past the ring, such a frame was a connection error (`NoSuchStream`,
+    /// GOAWAY STREAM_CLOSED) that closed every client's streams on the connection. The
+    /// ring is sized above this cap, so no stream reset here ever leaves it.
+    static let maxStreamsPerConnection = 1000
+    static let recentlyResetStreams = maxStreamsPerConnection + 2
+    /// Streams open at once on one connection; past it the pool uses or opens another
+    /// connection, so streams one client holds open (a reader that never returns window)
+    /// cannot take every slot of the server's `SETTINGS_MAX_CONCURRENT_STREAMS` (nginx:
+    /// 128) from the other clients.
+    static let maxOpenStreams = 100
+    /// Resets sent on one connection before it is retired: servers limit the resets a
+    /// connection may send (swift-nio-http2 and so a Weft sidecar: 200 in 30 s; others
+    /// alike, against rapid reset), and every client of this proxy shares the connection,
+    /// so their cancellations are spread over connections before any peer's limit.
+    static let maxResetsPerConnection = 100
     /// Exchanges waiting for the connection to become active. The connect future can
     /// complete before `channelActive` has reached the `NIOHTTP2Handler`, and HEADERS
     /// must not precede the connection preface it writes then.
@@ -318,7 +331,13 @@ final class HTTP2UpstreamRelay: HTTP2ConnectionRelay {
 
     /// Opens a stream for `exchange`; false if this connection can take no new streams.
     func open(_ exchange: HTTP2RelayedStream, batchedBy reader: HTTP2ConnectionRelay?) -> Bool {
-        guard !isGoingAway, context != nil, nextStreamID < Int32.max - 1 else { return false }
+        guard !isGoingAway, context != nil else { return false }
+        // Streams opened or promised (waiting for channelActive) on this connection.
+        guard Int(nextStreamID / 2) + waitingForActive.count < Self.maxStreamsPerConnection else {
+            retire()
+            return false
+        }
+        guard streams.count + waitingForActive.count < Self.maxOpenStreams else { return false }
         guard isActive else {
             waitingForActive.append(exchange)
             return true
@@ -347,6 +366,7 @@ final class HTTP2UpstreamRelay: HTTP2ConnectionRelay {
                 if code == .refusedStream && stream.retryOnAnotherStream() { break }
                 stream.upstreamFailed(code: code, error: NIOHTTP2Errors.streamClosed(streamID: frame.streamID, errorCode: code))
             }
+            closeIfDrained()
         case .goAway(let lastStreamID, let code, _):
             // Streams above lastStreamID were never processed (RFC 9113 §6.8): a request
             // that was only a head is retried on a new connection (nginx says GOAWAY
@@ -366,6 +386,7 @@ final class HTTP2UpstreamRelay: HTTP2ConnectionRelay {
     override func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let closed = event as? StreamClosedEvent, let stream = streams.removeValue(forKey: closed.streamID) {
             stream.upstreamStreamClosed(reason: closed.reason)
+            closeIfDrained()
         }
         super.userInboundEventTriggered(context: context, event: event)
     }
@@ -375,6 +396,28 @@ final class HTTP2UpstreamRelay: HTTP2ConnectionRelay {
     fileprivate func reset(_ streamID: HTTP2StreamID, code: HTTP2ErrorCode) {
         streams.removeValue(forKey: streamID)
         write(.rstStream(code), on: streamID, batchedBy: nil)
+        resetsSent += 1
+        if resetsSent >= Self.maxResetsPerConnection { retire() }
+        closeIfDrained()
+    }
+
+    /// Takes no new streams here; the streams in flight finish, then the connection
+    /// closes (a drain, not a cut: other clients' streams are not touched).
+    private func retire() {
+        guard !isGoingAway else { return }
+        isGoingAway = true
+        logger.debug("http2 upstream connection retired", metadata: ["resets": "\(resetsSent)"])
+        closeIfDrained()
+    }
+
+    /// Closes a connection that takes no new streams once it carries none, after the
+    /// writes made in this turn of the event loop.
+    private func closeIfDrained() {
+        guard isGoingAway, streams.isEmpty, waitingForActive.isEmpty, context != nil else { return }
+        context?.eventLoop.execute { [self] in
+            guard self.streams.isEmpty, self.waitingForActive.isEmpty else { return }
+            self.context?.close(promise: nil)
+        }
     }
 
     override func channelActive(context: ChannelHandlerContext) {
@@ -388,13 +431,11 @@ final class HTTP2UpstreamRelay: HTTP2ConnectionRelay {
     }
 
     /// swift-nio-http2 wrote a GOAWAY on this connection: it found a connection error and
-    /// takes no more streams here. The connection is closed (once the GOAWAY is out), so
-    /// the pool opens a new one, rather than kept with new streams never answered.
-    fileprivate func wroteGoAway() {
-        guard let context else { return }
+    /// takes no more streams here. The gate closes the connection once the GOAWAY is out,
+    /// so the pool opens a new one, rather than keep one whose new streams go unanswered.
+    func connectionErrorSent() {
         isGoingAway = true
         logger.debug("http2 upstream connection error (GOAWAY sent); closing")
-        context.eventLoop.execute { [self] in self.context?.close(promise: nil) }
     }
 
     override func channelInactive(context: ChannelHandlerContext) {

@@ -3,16 +3,18 @@ import NIOCore
 import NIOHTTP2
 import NIOPosix
 
-/// One HTTP/2 connection per upstream destination, direction and event loop, shared by every
-/// client stream going there: streams are multiplexed, so a second connection buys
-/// nothing but handshakes. A connection that closes (or is refused) leaves the pool, and
-/// the next stream opens a fresh one.
+/// HTTP/2 connections per upstream destination, direction and event loop, shared by every
+/// client stream going there. Streams are multiplexed, so one connection usually serves
+/// them all; a second one opens only when the first carries `maxOpenStreams` at once, and a
+/// connection retired (its stream or reset budget spent) drains while a new one takes the
+/// new streams. A connection that closes (or is refused) leaves the pool.
 final class HTTP2UpstreamPool {
     private let eventLoop: EventLoop
     private let config: ProxyConfig
     private let metrics: DirectionMetrics
     private let logger: Logger
-    private var connections: [SocketAddress: HTTP2UpstreamConnection] = [:]
+    /// Per destination, oldest first.
+    private var connections: [SocketAddress: [HTTP2UpstreamConnection]] = [:]
 
     init(eventLoop: EventLoop, config: ProxyConfig, metrics: DirectionMetrics, logger: Logger) {
         self.eventLoop = eventLoop
@@ -24,15 +26,18 @@ final class HTTP2UpstreamPool {
     /// Opens a stream for `exchange` to `destination`, on the shared connection (opened
     /// if needed, or replaced if the server is going away).
     func openStream(_ exchange: HTTP2RelayedStream, to destination: SocketAddress, batchedBy reader: HTTP2ConnectionRelay?) {
-        if let existing = connections[destination], !existing.isClosed, existing.open(exchange, batchedBy: reader) {
-            return
+        if let existing = connections[destination] {
+            for connection in existing where !connection.isClosed {
+                if connection.open(exchange, batchedBy: reader) { return }
+            }
         }
         let connection = HTTP2UpstreamConnection(
             destination: destination, eventLoop: eventLoop, config: config, metrics: metrics, logger: logger)
-        connections[destination] = connection
+        connections[destination, default: []].append(connection)
         connection.closeFuture.whenComplete { [weak self, weak connection] _ in
-            guard let self, let connection, self.connections[destination] === connection else { return }
-            self.connections[destination] = nil
+            guard let self, let connection else { return }
+            self.connections[destination]?.removeAll { $0 === connection }
+            if self.connections[destination]?.isEmpty == true { self.connections[destination] = nil }
         }
         connection.connect()
         _ = connection.open(exchange, batchedBy: reader)
@@ -40,7 +45,7 @@ final class HTTP2UpstreamPool {
 
     /// Closes every pooled connection (graceful shutdown).
     func closeAll() {
-        for connection in connections.values { connection.close() }
+        for list in connections.values { for connection in list { connection.close() } }
         connections.removeAll()
     }
 }
@@ -101,13 +106,20 @@ final class HTTP2UpstreamConnection {
                     // received (requests) and sent (responses): once per hop, not twice.
                     var connection = NIOHTTP2Handler.ConnectionConfiguration()
                     connection.headerBlockValidation = .disabled
+                    // Every stream the proxy resets here stays "recently reset" for the
+                    // connection's life, so the server's late frames on it are ignored
+                    // (RFC 9113 §5.1), not a connection error (see the relay's caps).
+                    connection.maximumRecentlyResetStreams = HTTP2UpstreamRelay.recentlyResetStreams
                     // No server push: the relay has no client stream to hand a pushed one to,
                     // and an unread pushed stream would hold a stream slot for good.
                     connection.initialSettings.append(HTTP2Setting(parameter: .enablePush, value: 0))
                     let relay = HTTP2UpstreamRelay(logger: logger)
+                    let gate = HTTP2ConnectionErrorGate()
+                    gate.onShut = { [unowned relay] in relay.connectionErrorSent() }
+                    try sync.addHandler(gate)
                     try sync.addHandler(
                         NIOHTTP2Handler(
-                            mode: .client, frameDelegate: HTTP2GoAwayWatch(relay: relay),
+                            mode: .client, frameDelegate: HTTP2GoAwayWatch(gate: gate),
                             connectionConfiguration: connection))
                     try sync.addHandler(relay)
                 }
@@ -145,6 +157,7 @@ final class HTTP2UpstreamConnection {
         switch state {
         case .idle, .connecting:
             var waiting = pendingStreams()
+            guard waiting.count < HTTP2UpstreamRelay.maxOpenStreams else { return false }
             waiting.append(exchange)
             state = .connecting(waiting)
             return true

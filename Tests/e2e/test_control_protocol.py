@@ -60,27 +60,45 @@ def errors_counted(control, code):
 
 # -------------------------------------------------------------- framing ----
 
-def test_oversized_frame_refused_before_body(cenv, control, proxy):
+def test_oversized_frame_refused_before_body(cenv, control, proxy, csr):
+    # The first frame (the hello) may be 64 KiB.
     c = connect(control, cenv)
     try:
-        c.send_raw(struct.pack(">I", (1 << 20) + 1))  # the length only: no body ever sent
+        c.send_raw(struct.pack(">I", (64 << 10) + 1))  # the length only: no body ever sent
         m = expect_error(c, "oversized_frame")
-        assert "1048576" in m["message"] or "1 MiB" in m["message"], m
+        assert "65536" in m["message"], m
+    finally:
+        c.close()
+    # Once the hello is accepted, frames up to 1 MiB.
+    c = connect(control, cenv)
+    try:
+        c.send(hello(csr[1], pod="client-1"))
+        c.recv_type("identity")
+        c.recv_type("config")
+        c.send_raw(struct.pack(">I", (1 << 20) + 1))
+        m = expect_error(c, "oversized_frame")
+        assert "1048576" in m["message"], m
     finally:
         c.close()
     still_serving(control, proxy)
 
 
 def test_frame_at_the_limit_is_read(cenv, control, proxy, csr):
-    """A length equal to 1 MiB is accepted (inclusive limit): the body is read and judged."""
+    """A hello of exactly 64 KiB is accepted (inclusive limit): the body is read and
+    judged; then a frame of exactly 1 MiB is read too."""
     c = connect(control, cenv)
     try:
         body = json.dumps(hello(csr[1], proxyVersion="x" * 100)).encode()
-        body = body[:-1] + b" " * ((1 << 20) - len(body)) + b"}"
-        assert len(body) == 1 << 20
+        body = body[:-1] + b" " * ((64 << 10) - len(body)) + b"}"
+        assert len(body) == 64 << 10
         c.send_raw(struct.pack(">I", len(body)) + body)
         m = c.recv_type("identity", timeout=10)
         assert m["spiffeId"] == CLIENT_ID
+        c.recv_type("config", timeout=10)
+        ping = json.dumps({"type": "ping", "id": 7}).encode()
+        ping = ping[:-1] + b" " * ((1 << 20) - len(ping)) + b"}"
+        c.send_raw(struct.pack(">I", len(ping)) + ping)
+        assert c.recv_type("pong", timeout=10)["id"] == 7
     finally:
         c.close()
     still_serving(control, proxy)

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import Logging
 import NIOCore
 import NIOExtras
@@ -20,12 +21,12 @@ struct CaptureListener {
         host: String, port: Int, group: EventLoopGroup, quiesce: ServerQuiescingHelper
     ) async throws -> Channel {
         let isIPv6 = host.contains(":")
+        let backoff = AcceptBackoff(direction: direction, metrics: metrics, logger: logger)
         var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer { [direction, metrics, logger] channel in
+            .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let backoff = AcceptBackoff(direction: direction, metrics: metrics, logger: logger)
                     try channel.pipeline.syncOperations.addHandler(
                         AcceptBackoffHandler(shouldForwardIOErrorCaught: false, backoffProvider: backoff.delay))
                     try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
@@ -34,7 +35,16 @@ struct CaptureListener {
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try self.setUp(channel) }
+                channel.eventLoop.makeCompletedFuture {
+                    if backoff.shedsThisConnection() {
+                        SpliceHandler.reset(channel)
+                        // Its descriptor is free now, or once the close completes.
+                        ReserveDescriptor.shared.acquire()
+                        channel.eventLoop.scheduleTask(in: .milliseconds(20)) { ReserveDescriptor.shared.acquire() }
+                        return
+                    }
+                    try self.setUp(channel)
+                }
             }
         if isIPv6 {
             bootstrap = bootstrap.serverChannelOption(
@@ -113,39 +123,81 @@ struct CaptureListener {
 /// What a capture listener does when accept(2) fails: it waits `delay` before accepting
 /// again, counts every failure (`weft_errors_total{error="accept_failed"}`), and logs at
 /// most once per `logInterval`. Without it, a process out of file descriptors spun at
-/// 99% CPU on accept4 → EMFILE (~1,200 failures a second) and said nothing; the pending
-/// connections wait in the backlog meanwhile, and are taken once descriptors are free.
-final class AcceptBackoff: @unchecked Sendable {
-    // Used only on the listener's event loop (the backoff provider runs there).
+/// 99% CPU on accept4 → EMFILE (~1,200 failures a second) and said nothing.
+///
+/// Holding reads is not enough on its own: swift-nio leaves a listener whose accept
+/// failed registered for readability (its read stays pending), so epoll, level-triggered,
+/// wakes it again at once. Out of descriptors, the listener therefore sheds one waiting
+/// connection: it closes a descriptor held in reserve, lets that accept succeed, resets the
+/// connection, and takes the reserve back (libuv's EMFILE trick). The listener then has
+/// no read pending and sleeps until the backoff ends: one accept per 200 ms, not a spin.
+/// Connections are refused (reset) only while the process is out of descriptors.
+final class AcceptBackoff: Sendable {
     static let delay = TimeAmount.milliseconds(200)
     static let logInterval = TimeAmount.seconds(10)
     private let direction: TrafficDirection
     private let metrics: DirectionMetrics
     private let logger: Logger
-    private var lastLog: NIODeadline?
-    private var sinceLog = 0
+    private let shedNext = Atomic<Bool>(false)
+    private let log = Mutex<(last: NIODeadline?, since: Int)>((nil, 0))
 
     init(direction: TrafficDirection, metrics: DirectionMetrics, logger: Logger) {
         self.direction = direction
         self.metrics = metrics
         self.logger = logger
+        ReserveDescriptor.shared.acquire()
     }
 
+    /// The backoff provider: called with each accept error on the listener's loop.
     func delay(_ error: IOError) -> TimeAmount? {
         metrics.error(.acceptFailed)
-        sinceLog += 1
+        if error.errnoCode == EMFILE || error.errnoCode == ENFILE, ReserveDescriptor.shared.release() {
+            shedNext.store(true, ordering: .relaxed)
+        }
         let now = NIODeadline.now()
-        if lastLog.map({ now - $0 >= Self.logInterval }) ?? true {
+        let shouldLog = log.withLock { state -> Int? in
+            state.since += 1
+            guard state.last.map({ now - $0 >= Self.logInterval }) ?? true else { return nil }
+            defer { state = (now, 0) }
+            return state.since
+        }
+        if let failures = shouldLog {
             logger.error(
                 "accept failed; accepting again in 200 ms",
                 metadata: [
-                    "direction": "\(direction.rawValue)", "error": "\(error)",
-                    "failures_since_last_log": "\(sinceLog)",
+                    "direction": "\(direction.rawValue)", "error": "\(error)", "failures_since_last_log": "\(failures)",
                 ])
-            lastLog = now
-            sinceLog = 0
         }
         return Self.delay
+    }
+
+    /// Whether a connection just accepted is the one shed to leave the accept loop (the
+    /// caller resets it and takes the reserve descriptor back).
+    func shedsThisConnection() -> Bool {
+        shedNext.exchange(false, ordering: .relaxed)
+    }
+}
+
+/// One descriptor the process keeps open to close when it runs out, so that a listener can
+/// accept (and shed) a connection and leave swift-nio's accept loop.
+final class ReserveDescriptor: Sendable {
+    static let shared = ReserveDescriptor()
+    private let fd = Mutex<CInt>(-1)
+
+    func acquire() {
+        fd.withLock { fd in
+            if fd < 0 { fd = open("/dev/null", O_RDONLY | O_CLOEXEC) }
+        }
+    }
+
+    /// Closes the reserve; false if none was held.
+    func release() -> Bool {
+        fd.withLock { fd in
+            guard fd >= 0 else { return false }
+            close(fd)
+            fd = -1
+            return true
+        }
     }
 }
 

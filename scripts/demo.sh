@@ -123,7 +123,9 @@ printf 'apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {na
 sleep 1
 ip netns exec "$C" "$CTL" check | sed 's/^/   /' || true
 rm "$WORK/config/bad.yaml"
-echo "== graceful drain: POST /shutdown to pod A's sidecar"
+echo "== another pod cannot stop a sidecar: POST /shutdown from pod A to pod B's admin port"
+ip netns exec "$A" curl -s -X POST -w '   (HTTP %{http_code})\n' http://10.211.0.2:15000/shutdown | sed 's/^/   /'
+echo "== graceful drain: POST /shutdown to pod A's sidecar, from its own pod (loopback)"
 ip netns exec "$A" curl -s -X POST http://127.0.0.1:15000/shutdown | sed 's/^/   /'
 sleep 0.5
 echo "== done: the demo removes its namespaces and processes on exit"

@@ -96,3 +96,31 @@ def test_service_on_the_pod_ip_is_reachable(topo):
     finally:
         s.close()
     assert data.startswith(b"HTTP/1.1 200"), data[:200]
+
+
+# ------------------------------------------------------ HTTP/1 downgrades --
+
+SMUGGLE = b"Host: b\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+DISGUISED = {
+    "leading-crlf": b"\r\nPOST / HTTP/1.1\r\n" + SMUGGLE,
+    "double-space": b"POST  / HTTP/1.1\r\n" + SMUGGLE,
+    "long-target": b"POST /" + b"a" * 9000 + b" HTTP/1.1\r\n" + SMUGGLE,
+}
+
+
+@pytest.mark.parametrize("side", ["outbound", "inbound"])
+@pytest.mark.parametrize("name", list(DISGUISED))
+def test_request_that_starts_like_http1_is_parsed_not_passed_through(topo, name, side):
+    """A request with both Content-Length and Transfer-Encoding gets 400; it reached the
+    app verbatim when it began with CRLF, had a double space in the request line or a
+    target over 8 KiB, because detection gave up and forwarded it as opaque TCP."""
+    s = topo.a.connect(POD_B_V4, NGINX_PORT, uncaptured=(side == "inbound"))
+    try:
+        send_ignoring_reset(s, DISGUISED[name])
+        data, how = recv_until_closed(s, timeout=8)
+    finally:
+        s.close()
+    head = data.split(b"\r\n\r\n", 1)[0].lower()
+    assert data.startswith(b"HTTP/1.1 4"), "%s (%s): want a 4xx from the sidecar, got %r" % (name, side, data[:120])
+    assert b"\r\nweft-error: bad-request" in head, "not answered by the sidecar: %r" % head
+    assert b"server: nginx" not in head, "reached the app: %r" % head

@@ -175,7 +175,8 @@ def test_h2_upstream_not_listening_is_502(topo, probe):
     rc, status, headers, body, _ = h2_curl(topo.a, "http://%s:%d/x" % (POD_B_V4, CLOSED_PORT))
     assert rc == 0 and status == 502, (rc, status, headers, body)
     assert headers.get("weft-error") == "connect-failed", headers
-    assert b"connect to 127.0.0.1:%d failed" % CLOSED_PORT in body, body
+    # Pod B's sidecar delivers to the pod IP at the original port, not to loopback.
+    assert b"connect to %s:%d failed" % (POD_B_V4.encode(), CLOSED_PORT) in body, body
     probe.expect("b", "weft_errors_total", exactly=1, direction="inbound", error="connect_failed")
     probe.expect("ab", "weft_requests_total", exactly=2, protocol="http2", status_class="5xx")
 
@@ -221,7 +222,7 @@ def test_h2_invalid_upstream_response_head_is_502(topo, probe):
     assert rc == 0 and status == 502, (rc, status, headers, body)
     assert "connection" not in headers, headers
     assert headers.get("weft-error") == "upstream-protocol", headers
-    assert b"upstream 127.0.0.1:%d" % BAD_H2_PORT in body, body
+    assert b"upstream %s:%d" % (POD_B_V4.encode(), BAD_H2_PORT) in body, body
     probe.expect("b", "weft_errors_total", exactly=1, direction="inbound", error="upstream_protocol")
     rc, status, _, body, _ = h2_curl(topo.a, H2 + "/index.html")
     assert (rc, status, body) == (0, 200, WWW_INDEX)

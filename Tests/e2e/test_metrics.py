@@ -103,7 +103,7 @@ def test_metrics_exposition_is_valid(topo):
             assert labels.get("error") in ("connect_failed", "upstream_reset", "upstream_timeout",
                                            "bad_request", "request_timeout", "loop",
                                            # also named in docs/ARCHITECTURE.md
-                                           "upstream_protocol", "no_original_destination"), labels
+                                           "upstream_protocol", "no_original_destination", "accept_failed"), labels
 
 
 @requires_proxy

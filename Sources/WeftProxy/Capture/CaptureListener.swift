@@ -150,6 +150,10 @@ final class AcceptBackoff: Sendable {
 
     /// The backoff provider: called with each accept error on the listener's loop.
     func delay(_ error: IOError) -> TimeAmount? {
+        // A client that reset before its connection was accepted (ECONNABORTED) is not
+        // the process running out of anything: no pause (else resets would stall
+        // accepting for everyone), no count.
+        guard [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(error.errnoCode) else { return nil }
         metrics.error(.acceptFailed)
         if error.errnoCode == EMFILE || error.errnoCode == ENFILE, ReserveDescriptor.shared.release() {
             shedNext.store(true, ordering: .relaxed)

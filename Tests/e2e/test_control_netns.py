@@ -163,3 +163,24 @@ def test_control_plane_killed_and_restarted_while_serving(cenv, netns):
         ["10.211.0.2", "10.211.0.3"], final["config"]["endpoints"]
     served()
     px.alive()
+
+
+def test_api_answers_only_loopback_unless_opened(cenv, netns):
+    """`/api/v1/proxies` (every proxy's pod, identity, address) was readable from any pod.
+    By default `/api/` answers only loopback (weftctl in the pod, kubectl port-forward);
+    `/metrics` and the probes answer everyone; `--api-access any` opens the API."""
+    ns, prefix = netns
+    as_app = prefix + ("setpriv", "--reuid=2102", "--regid=2102", "--clear-groups")  # not captured
+    cp = cenv.start_control(push_port=PUSH_PORT, http_port=HTTP_PORT, prefix=prefix,
+                            extra=("--http-host", "0.0.0.0"))
+    remote = "http://%s:%d" % (ADDR, HTTP_PORT)
+    text = curl(as_app, remote + "/api/v1/proxies")
+    assert text.endswith("\n403") and "port-forward" in text, text
+    assert curl(as_app, remote + "/api/v1/status").endswith("\n403")
+    assert curl(as_app, remote + "/metrics").endswith("\n200")
+    assert curl(as_app, remote + "/ready").endswith("\n200")
+    assert curl(as_app, "http://127.0.0.1:%d/api/v1/proxies" % HTTP_PORT).endswith("\n200")
+    cp.kill()
+    cenv.start_control(push_port=PUSH_PORT + 1, http_port=HTTP_PORT + 1, prefix=prefix,
+                       extra=("--http-host", "0.0.0.0", "--api-access", "any"))
+    assert curl(as_app, "http://%s:%d/api/v1/proxies" % (ADDR, HTTP_PORT + 1)).endswith("\n200")

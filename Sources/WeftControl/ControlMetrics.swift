@@ -68,7 +68,8 @@ public final class ControlMetrics: Sendable {
         let errors = MetricNameDescriptor(
             metricName: "weft_control_protocol_errors", unitName: "total",
             helpText:
-                "Proxy connections closed for a protocol error, by code (with an error frame where the proxy still reads).")
+                "Proxy connections closed for a protocol error, by code (with an error frame where the proxy still reads)."
+        )
         var byCode: [ProtocolError.Code: Counter] = [:]
         for code in ProtocolError.Code.allCases {
             byCode[code] = registry.makeCounter(descriptor: errors, labels: [("code", code.rawValue)])

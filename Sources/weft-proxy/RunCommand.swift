@@ -83,7 +83,8 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(
         inversion: .prefixedNo,
         help:
-            "Once ready, unmap the code pages only start-up ran, so the resident set holds what the proxy runs while serving. Uprobes attached before that are lost.")
+            "Once ready, unmap the code pages only start-up ran, so the resident set holds what the proxy runs while serving. Uprobes attached before that are lost."
+    )
     var releaseStartupPages = true
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")

@@ -26,11 +26,13 @@ final class ControlHTTPHandler: ChannelInboundHandler {
             let method = head.method.rawValue
             let fromLoopback = context.channel.remoteAddress?.isLoopback ?? false
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            context.eventLoop.makeFutureWithTask { await api.respond(method: method, path: path, fromLoopback: fromLoopback) }
-                .whenSuccess { response in
-                    let (handler, context) = bound.value
-                    handler.send(context, head, response)
-                }
+            context.eventLoop.makeFutureWithTask {
+                await api.respond(method: method, path: path, fromLoopback: fromLoopback)
+            }
+            .whenSuccess { response in
+                let (handler, context) = bound.value
+                handler.send(context, head, response)
+            }
         }
     }
 

@@ -1,9 +1,9 @@
 import Glibc
-import Synchronization
 import Logging
 import NIOCore
 import NIOExtras
 import NIOPosix
+import Synchronization
 
 /// Binds a capture port (outbound :15001 or inbound :15006) and sets up each accepted
 /// connection: original destination, loop check, then protocol detection.
@@ -122,8 +122,8 @@ struct CaptureListener {
 
 /// What a capture listener does when accept(2) fails: it waits `delay` before accepting
 /// again, counts every failure (`weft_errors_total{error="accept_failed"}`), and logs at
-/// most once per `logInterval`. Without it, a process out of file descriptors spun at
-/// 99% CPU on accept4 → EMFILE (~1,200 failures a second) and said nothing.
+/// most once per `logInterval`. Without it, a process out of file descriptors spins on
+/// accept4 → EMFILE and says nothing.
 ///
 /// Holding reads is not enough on its own: swift-nio leaves a listener whose accept
 /// failed registered for readability (its read stays pending), so epoll, level-triggered,

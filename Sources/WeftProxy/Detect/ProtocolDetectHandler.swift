@@ -175,7 +175,8 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
                 mode: .server, frameDelegate: HTTP2GoAwayWatch(gate: gate), connectionConfiguration: .init())
             try sync.addHandler(http2, position: .after(gate))
             try sync.addHandler(
-                HTTP2ClientRelay(destination: destination, pool: pool, metrics: metrics, config: config, logger: logger),
+                HTTP2ClientRelay(
+                    destination: destination, pool: pool, metrics: metrics, config: config, logger: logger),
                 position: .after(http2))
             // Detection already counted these bytes; hand them to the HTTP/2 handler.
             if let early { context.fireChannelRead(NIOAny(early)) }

@@ -15,7 +15,7 @@ import WeftTelemetry
 ///   default) is reset; a pair that began with neither side having sent anything (the
 ///   detection timeout ran out on a silent client) must move a byte within one more
 ///   detection timeout, or is reset: server-speaks-first protocols speak at once, and
-///   silent connections no longer hold an upstream connection for an hour each. One
+///   silent connections must not hold an upstream connection for an hour each. One
 ///   check per period compares the pair's read count with the last check's: no timer or
 ///   clock read per read.
 final class SpliceHandler: ChannelDuplexHandler {
@@ -89,7 +89,8 @@ final class SpliceHandler: ChannelDuplexHandler {
             upstream.close(mode: .output, promise: nil)
         }
         if let idleTimeout {
-            scheduleIdleCheck(pair, client: client, upstream: upstream, in: firstIdleCheck ?? idleTimeout, then: idleTimeout)
+            scheduleIdleCheck(
+                pair, client: client, upstream: upstream, in: firstIdleCheck ?? idleTimeout, then: idleTimeout)
         }
         client.read()
         upstream.read()

@@ -16,7 +16,8 @@ final class IssuanceLimiterTests: XCTestCase {
         XCTAssertEqual(refused?.retryAfterSeconds, 5)
         XCTAssertEqual(refused?.key, "pod demo/a")
         // 4 s later the token is not back yet (1 s to go); at 5 s it is, and only one.
-        XCTAssertEqual(limiter.admit(pod: "demo/a", source: "10.0.0.1", nowNanoseconds: t0 + 4 * second)?.retryAfterSeconds, 1)
+        XCTAssertEqual(
+            limiter.admit(pod: "demo/a", source: "10.0.0.1", nowNanoseconds: t0 + 4 * second)?.retryAfterSeconds, 1)
         XCTAssertNil(limiter.admit(pod: "demo/a", source: "10.0.0.1", nowNanoseconds: t0 + 5 * second))
         XCTAssertNotNil(limiter.admit(pod: "demo/a", source: "10.0.0.1", nowNanoseconds: t0 + 5 * second))
         // Long idle refills to the burst, not beyond it.

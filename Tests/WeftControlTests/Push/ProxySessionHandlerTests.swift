@@ -1,10 +1,10 @@
 import Logging
 import NIOCore
 import NIOEmbedded
+import Synchronization
 import WeftCore
 import WeftIdentity
 import WeftProtocol
-import Synchronization
 import XCTest
 
 @testable import WeftControl
@@ -202,7 +202,8 @@ final class ProxySessionHandlerTests: XCTestCase {
         try limited.writeInbound(hello())
         guard case .error(let error) = try next(limited) else { return XCTFail("expected rate_limited") }
         XCTAssertEqual(error.code, .rateLimited)
-        XCTAssertTrue(error.message.contains("pod demo/client-0") && error.message.contains("retry in 10 s"), error.message)
+        XCTAssertTrue(
+            error.message.contains("pod demo/client-0") && error.message.contains("retry in 10 s"), error.message)
         // Another pod from the same address is not held up by this one.
         let web = try connect()
         try web.writeInbound(hello(pod: "web-0", serviceAccount: "web"))

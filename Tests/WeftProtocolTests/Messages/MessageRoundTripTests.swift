@@ -51,7 +51,8 @@ final class MessageRoundTripTests: XCTestCase {
             [
                 "oversized_frame", "empty_frame", "truncated_frame", "invalid_json", "unknown_type", "invalid_message",
                 "unsupported_protocol", "unexpected_message", "unauthenticated", "forbidden_identity", "invalid_csr",
-                "hello_timeout", "slow_consumer", "idle_timeout", "unknown_service", "internal_error", "shutting_down", "rate_limited",
+                "hello_timeout", "slow_consumer", "idle_timeout", "unknown_service", "internal_error", "shutting_down",
+                "rate_limited",
             ])
     }
 

@@ -33,16 +33,21 @@ final class AdminHandlerTests: XCTestCase {
         let state = ProxyState()
         XCTAssertEqual(try request(.POST, "/shutdown", from: pod, state: state), .forbidden)
         XCTAssertEqual(state.shutdownRequestCount, 0)
-        XCTAssertEqual(try request(.POST, "/shutdown", from: try SocketAddress(ipAddress: "127.0.0.1", port: 1), state: state), .ok)
+        XCTAssertEqual(
+            try request(.POST, "/shutdown", from: try SocketAddress(ipAddress: "127.0.0.1", port: 1), state: state), .ok
+        )
         XCTAssertEqual(state.shutdownRequestCount, 1)
     }
 
     func testConfigOnlyOnLoopback() throws {
         XCTAssertEqual(try request(.GET, "/config", from: pod), .forbidden)
-        XCTAssertEqual(try request(.GET, "/config?x=1", from: try SocketAddress(ipAddress: "::ffff:10.0.0.7", port: 1)), .forbidden)
+        XCTAssertEqual(
+            try request(.GET, "/config?x=1", from: try SocketAddress(ipAddress: "::ffff:10.0.0.7", port: 1)), .forbidden
+        )
         XCTAssertEqual(try request(.GET, "/config", from: try SocketAddress(ipAddress: "127.0.0.1", port: 1)), .ok)
         XCTAssertEqual(try request(.GET, "/config", from: try SocketAddress(ipAddress: "::1", port: 1)), .ok)
-        XCTAssertEqual(try request(.GET, "/config", from: try SocketAddress(ipAddress: "::ffff:127.0.0.2", port: 1)), .ok)
+        XCTAssertEqual(
+            try request(.GET, "/config", from: try SocketAddress(ipAddress: "::ffff:127.0.0.2", port: 1)), .ok)
     }
 
     func testProbesAndMetricsAnswerEveryone() throws {

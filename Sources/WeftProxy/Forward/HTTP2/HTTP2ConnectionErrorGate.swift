@@ -5,11 +5,11 @@ import NIOHTTP2
 /// GOAWAY: no more reads, bytes already read are dropped, the GOAWAY is flushed, then the
 /// connection closes (at most `closeGrace` later, for a peer that reads nothing).
 ///
-/// swift-nio-http2 writes the GOAWAY and keeps the connection open; the bytes that follow
-/// were kept in its decoder's buffer, unparsed, until the peer left (a CONTINUATION flood
-/// took a sidecar to 2.95 GB, and 60,000 DATA frames after any connection error to
-/// 950 MB, with a GOAWAY reflected per frame). Sits between the socket and the
-/// `NIOHTTP2Handler`, on the client's connection and on upstream connections alike.
+/// swift-nio-http2 writes the GOAWAY but keeps the connection open, and keeps every byte
+/// that follows unparsed in its decoder's buffer until the peer leaves, answering more
+/// frames with more GOAWAYs: a flood after a connection error would hold gigabytes
+/// (docs/ARCHITECTURE.md). Sits between the socket and the `NIOHTTP2Handler`, on the
+/// client's connection and on upstream connections alike.
 ///
 /// A GOAWAY with NO_ERROR (a graceful drain) is not an error: streams in flight finish.
 final class HTTP2ConnectionErrorGate: ChannelDuplexHandler, RemovableChannelHandler {

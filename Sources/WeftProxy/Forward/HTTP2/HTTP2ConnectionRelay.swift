@@ -73,7 +73,8 @@ class HTTP2ConnectionRelay: ChannelInboundHandler {
         {
             let increment = Self.connectionWindow - inbound
             context.writeAndFlush(
-                wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))),
+                wrapOutboundOut(
+                    HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))),
                 promise: nil)
         }
         context.fireUserInboundEventTriggered(event)
@@ -227,8 +228,10 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
     private let config: ProxyConfig
     fileprivate let deadlines: ResponseDeadlines
 
-    init(destination: SocketAddress, pool: HTTP2UpstreamPool, metrics: DirectionMetrics, config: ProxyConfig, logger: Logger)
-    {
+    init(
+        destination: SocketAddress, pool: HTTP2UpstreamPool, metrics: DirectionMetrics, config: ProxyConfig,
+        logger: Logger
+    ) {
         self.destination = destination
         self.pool = pool
         self.metrics = metrics
@@ -308,8 +311,8 @@ final class HTTP2UpstreamRelay: HTTP2ConnectionRelay {
     /// `keepalive_requests` default). swift-nio-http2 ignores a late HEADERS or DATA on a
     /// stream the proxy reset only while that stream is in its ring of recently reset
     /// streams (`maximumRecentlyResetStreams`, whose effective size is one less, 31 by
-    /// default); past the ring, such a frame was a connection error (`NoSuchStream`,
-    /// GOAWAY STREAM_CLOSED) that closed every client's streams on the connection. The
+    /// default); past the ring, such a frame is a connection error (`NoSuchStream`,
+    /// GOAWAY STREAM_CLOSED) that closes every client's streams on the connection. The
     /// ring is sized above this cap, so no stream reset here ever leaves it.
     static let maxStreamsPerConnection = 1000
     static let recentlyResetStreams = maxStreamsPerConnection + 2
@@ -364,7 +367,8 @@ final class HTTP2UpstreamRelay: HTTP2ConnectionRelay {
             if let stream = streams.removeValue(forKey: frame.streamID) {
                 // REFUSED_STREAM: the server did not process it (RFC 9113 §8.7).
                 if code == .refusedStream && stream.retryOnAnotherStream() { break }
-                stream.upstreamFailed(code: code, error: NIOHTTP2Errors.streamClosed(streamID: frame.streamID, errorCode: code))
+                stream.upstreamFailed(
+                    code: code, error: NIOHTTP2Errors.streamClosed(streamID: frame.streamID, errorCode: code))
             }
             closeIfDrained()
         case .goAway(let lastStreamID, let code, _):
@@ -578,7 +582,8 @@ final class HTTP2RelayedStream {
         switch payload {
         case .headers(let headers):
             isHeaders = true
-            if !hasResponseStarted, let code = headers.headers.first(name: ":status").flatMap({ Int($0) }), code >= 200 {
+            if !hasResponseStarted, let code = headers.headers.first(name: ":status").flatMap({ Int($0) }), code >= 200
+            {
                 hasResponseStarted = true
                 status = code
                 cancelTimer()
@@ -616,7 +621,8 @@ final class HTTP2RelayedStream {
     /// trailers reset the client's stream. The upstream stream is reset either way.
     private func clientRefusedHeaders(_ error: Error, wasHead: Bool) {
         guard isClientOpen, !(error is ChannelError) else { return }
-        let detail = "upstream \(describe(destination)) sent a header block that is not valid HTTP/2: \(describe(error))"
+        let detail =
+            "upstream \(describe(destination)) sent a header block that is not valid HTTP/2: \(describe(error))"
         resetUpstream(.protocolError)
         if wasHead && !isFinished {
             hasResponseStarted = false
@@ -691,7 +697,8 @@ final class HTTP2RelayedStream {
     }
 
     func connectFailed(_ error: Error) {
-        respond(status: 502, kind: .connectFailed, detail: "connect to \(describe(destination)) failed: \(describe(error))")
+        respond(
+            status: 502, kind: .connectFailed, detail: "connect to \(describe(destination)) failed: \(describe(error))")
     }
 
     /// The upstream reset the stream, or its connection went.
@@ -706,7 +713,9 @@ final class HTTP2RelayedStream {
         } else {
             respond(
                 status: 502, kind: .upstreamReset,
-                detail: "upstream \(describe(destination)) reset the stream (\(code)) before responding: \(describe(error))")
+                detail:
+                    "upstream \(describe(destination)) reset the stream (\(code)) before responding: \(describe(error))"
+            )
         }
     }
 
@@ -724,7 +733,8 @@ final class HTTP2RelayedStream {
         guard !isFinished else { return }
         metrics.error(kind)
         logger.debug(
-            "http2 request failed", metadata: ["status": "\(status)", "error": "\(kind.rawValue)", "detail": "\(detail)"])
+            "http2 request failed",
+            metadata: ["status": "\(status)", "error": "\(kind.rawValue)", "detail": "\(detail)"])
         finish(status: status)
         let client = clientRelay
         guard isClientOpen, let allocator = client.context?.channel.allocator else { return }

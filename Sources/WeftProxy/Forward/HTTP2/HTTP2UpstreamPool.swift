@@ -25,7 +25,9 @@ final class HTTP2UpstreamPool {
 
     /// Opens a stream for `exchange` to `destination`, on the shared connection (opened
     /// if needed, or replaced if the server is going away).
-    func openStream(_ exchange: HTTP2RelayedStream, to destination: SocketAddress, batchedBy reader: HTTP2ConnectionRelay?) {
+    func openStream(
+        _ exchange: HTTP2RelayedStream, to destination: SocketAddress, batchedBy reader: HTTP2ConnectionRelay?
+    ) {
         if let existing = connections[destination] {
             for connection in existing where !connection.isClosed {
                 if connection.open(exchange, batchedBy: reader) { return }

@@ -39,8 +39,8 @@ struct CaptureListener {
                     if backoff.shedsThisConnection() {
                         SpliceHandler.reset(channel)
                         // Its descriptor is free now, or once the close completes.
-                        ReserveDescriptor.shared.acquire()
-                        channel.eventLoop.scheduleTask(in: .milliseconds(20)) { ReserveDescriptor.shared.acquire() }
+                        backoff.reserve.acquire()
+                        channel.eventLoop.scheduleTask(in: .milliseconds(20)) { backoff.reserve.acquire() }
                         return
                     }
                     try self.setUp(channel)
@@ -140,12 +140,15 @@ final class AcceptBackoff: Sendable {
     private let logger: Logger
     private let shedNext = Atomic<Bool>(false)
     private let log = Mutex<(last: NIODeadline?, since: Int)>((nil, 0))
+    /// This listener's reserve (one per listener, so two listeners out of descriptors at
+    /// once each have one to shed with).
+    let reserve = ReserveDescriptor()
 
     init(direction: TrafficDirection, metrics: DirectionMetrics, logger: Logger) {
         self.direction = direction
         self.metrics = metrics
         self.logger = logger
-        ReserveDescriptor.shared.acquire()
+        reserve.acquire()
     }
 
     /// The backoff provider: called with each accept error on the listener's loop.
@@ -155,7 +158,7 @@ final class AcceptBackoff: Sendable {
         // accepting for everyone), no count.
         guard [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(error.errnoCode) else { return nil }
         metrics.error(.acceptFailed)
-        if error.errnoCode == EMFILE || error.errnoCode == ENFILE, ReserveDescriptor.shared.release() {
+        if error.errnoCode == EMFILE || error.errnoCode == ENFILE, reserve.release() {
             shedNext.store(true, ordering: .relaxed)
         }
         let now = NIODeadline.now()
@@ -182,10 +185,9 @@ final class AcceptBackoff: Sendable {
     }
 }
 
-/// One descriptor the process keeps open to close when it runs out, so that a listener can
+/// A descriptor a listener keeps open to close when the process runs out, so that it can
 /// accept (and shed) a connection and leave swift-nio's accept loop.
 final class ReserveDescriptor: Sendable {
-    static let shared = ReserveDescriptor()
     private let fd = Mutex<CInt>(-1)
 
     func acquire() {

@@ -90,6 +90,22 @@ final class HTTP2UpstreamConnection {
         return false
     }
 
+    /// The upstream connection's HTTP/2 settings.
+    static func connectionConfiguration() -> NIOHTTP2Handler.ConnectionConfiguration {
+        // Header blocks are validated on the client's connection, as they are received
+        // (requests) and sent (responses): once per hop, not twice.
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.headerBlockValidation = .disabled
+        // Every stream the proxy resets here stays "recently reset" for the connection's
+        // life, so the server's late frames on it are ignored (RFC 9113 §5.1), not a
+        // connection error (see the relay's caps).
+        connection.maximumRecentlyResetStreams = HTTP2UpstreamRelay.recentlyResetStreams
+        // No server push: the relay has no client stream to hand a pushed one to, and an
+        // unread pushed stream would hold a stream slot for good.
+        connection.initialSettings.append(HTTP2Setting(parameter: .enablePush, value: 0))
+        return connection
+    }
+
     func connect() {
         state = .connecting([])
         let metrics = self.metrics
@@ -104,17 +120,7 @@ final class HTTP2UpstreamConnection {
                         ConnectionAccountingHandler(
                             readCounter: metrics.readFromDestination, writeCounter: metrics.writtenToDestination,
                             openGauge: nil))
-                    // Header blocks are validated on the client's connection, as they are
-                    // received (requests) and sent (responses): once per hop, not twice.
-                    var connection = NIOHTTP2Handler.ConnectionConfiguration()
-                    connection.headerBlockValidation = .disabled
-                    // Every stream the proxy resets here stays "recently reset" for the
-                    // connection's life, so the server's late frames on it are ignored
-                    // (RFC 9113 §5.1), not a connection error (see the relay's caps).
-                    connection.maximumRecentlyResetStreams = HTTP2UpstreamRelay.recentlyResetStreams
-                    // No server push: the relay has no client stream to hand a pushed one to,
-                    // and an unread pushed stream would hold a stream slot for good.
-                    connection.initialSettings.append(HTTP2Setting(parameter: .enablePush, value: 0))
+                    let connection = HTTP2UpstreamConnection.connectionConfiguration()
                     let relay = HTTP2UpstreamRelay(logger: logger)
                     let gate = HTTP2ConnectionErrorGate()
                     gate.onShut = { [unowned relay] in relay.connectionErrorSent() }

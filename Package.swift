@@ -27,6 +27,11 @@ let package = Package(
         .executable(name: "weftctl", targets: ["weftctl"]),
         // For bench/micro, which measures certificate issuance from outside the package.
         .library(name: "WeftIdentity", targets: ["WeftIdentity"]),
+        // For fuzz/Package.swift, whose libFuzzer harnesses decode control frames, messages and
+        // manifests from outside the package (fuzz/run.sh).
+        .library(name: "WeftCore", targets: ["WeftCore"]),
+        .library(name: "WeftProtocol", targets: ["WeftProtocol"]),
+        .library(name: "WeftManifests", targets: ["WeftManifests"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

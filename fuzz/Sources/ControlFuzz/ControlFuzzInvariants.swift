@@ -1,0 +1,1 @@
+../../../Tests/WeftProtocolTests/Fuzz/ControlFuzzInvariants.swift

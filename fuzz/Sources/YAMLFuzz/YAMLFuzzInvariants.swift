@@ -1,0 +1,1 @@
+../../../Tests/WeftCoreTests/Fuzz/YAMLFuzzInvariants.swift

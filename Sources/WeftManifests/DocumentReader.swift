@@ -46,6 +46,10 @@ struct DocumentReader {
     let document: Int
     private(set) var errors: [ConfigError] = []
     private(set) var warnings: [ConfigError] = []
+    /// Decoding the items of a List (Lists do not nest).
+    var isInList = false
+    /// The most items one List may hold.
+    static let maxListItems = 10_000
 
     init(file: String, document: Int) {
         self.file = file

@@ -52,8 +52,13 @@ public enum ManifestDecoder {
             let while_ = context.map { " (\($0.text) at line \($0.mark.line), column \($0.mark.column))" } ?? ""
             return make(mark, problem + while_)
         case .duplicatedKeysInMapping(let duplicates, let context):
-            let names = duplicates.map { "\"\($0)\"" }.joined(separator: ", ")
-            return make(context.mark, "duplicate key \(names) in a mapping")
+            // Yams sorts the duplicates with `Node.<`, which does not order a list or a
+            // mapping against a scalar: with one among them, which key comes first (and
+            // whose line Yams reports) follows hash order. Sorted here, and without a line
+            // then, the same text always gives the same error.
+            let names = duplicates.sorted().map { "\"\($0)\"" }.joined(separator: ", ")
+            let ordered = !duplicates.contains("<uncovertable>")
+            return make(ordered ? context.mark : nil, "duplicate key \(names) in a mapping")
         case .reader(let problem, _, _, _):
             return make(nil, problem)
         default:
@@ -80,8 +85,24 @@ extension DocumentReader {
         guard let apiVersion, let kind else { return [] }
         switch (apiVersion, kind) {
         case ("v1", "List"):
+            // A List holds resources, never Lists: nested Lists whose items are YAML
+            // aliases of earlier ones multiply the work by the items per level (an
+            // 833-byte file made the decoder run for minutes).
+            guard !isInList else {
+                fail(.invalidField, object.path("kind"), "a List inside a List is not read", line: object.line)
+                return []
+            }
+            let items = list(object, "items")
+            guard items.count <= Self.maxListItems else {
+                fail(
+                    .invalidField, object.path("items"),
+                    "\(items.count) items; a List holds at most \(Self.maxListItems)", line: object.line)
+                return []
+            }
+            isInList = true
+            defer { isInList = false }
             var resources: [MeshResource] = []
-            for item in list(object, "items") {
+            for item in items {
                 guard let itemObject = self.object(item) else { continue }
                 resources += decodeObject(itemObject)
             }

@@ -147,11 +147,14 @@ public struct MessageCoder {
         }
     }
 
-    /// The message's `type`. Call it first: it also checks that the whole payload is UTF-8,
-    /// which JSONDecoder does not do for strings it never reads (keys it ignores).
+    /// The message's `type`. Call it first: it also checks that the whole payload is UTF-8
+    /// JSON (`JSONSyntax`), which JSONDecoder does not do for what it never reads.
     public func type() throws(ProtocolError) -> String {
         guard String(validating: bytes, as: UTF8.self) != nil else {
             throw ProtocolError(.invalidJSON, "the frame is not valid UTF-8")
+        }
+        if let problem = JSONSyntax.firstError(in: bytes) {
+            throw ProtocolError(.invalidJSON, "the frame is not valid JSON: \(problem)")
         }
         do {
             return try JSONDecoder().decode(TypeProbe.self, from: Data(bytes)).type

@@ -58,6 +58,39 @@ final class ManifestDecoderTests: XCTestCase {
             ["list.yaml: document 1: items[0].spec.ports[0].port: must be between 1 and 65535, got 0"])
     }
 
+    /// Found by the fuzzing work: Lists of YAML aliases of Lists multiplied the decoder's
+    /// work per level (833 bytes ran for minutes). Lists do not nest.
+    func testListsDoNotNest() {
+        let text = """
+            apiVersion: v1
+            kind: List
+            items:
+            - &a {apiVersion: v1, kind: Service, metadata: {name: a, namespace: demo}, spec: {ports: [{port: 80}]}}
+            - &b {apiVersion: v1, kind: List, items: [*a, *a, *a]}
+            - {apiVersion: v1, kind: List, items: [*b, *b, *b]}
+            """
+        let result = ManifestDecoder.decode(text, file: "list.yaml")
+        XCTAssertEqual(result.resources.map(\.metadata.name), ["a"])
+        XCTAssertEqual(
+            result.errors.map(\.description),
+            [
+                "list.yaml: document 1: items[1].kind: a List inside a List is not read",
+                "list.yaml: document 1: items[2].kind: a List inside a List is not read",
+            ])
+    }
+
+    /// Found by the `yaml` fuzz target: Yams named duplicate keys in hash order when one of
+    /// them is a list, so the same file gave a different error from one load to the next.
+    func testDuplicateKeysErrorIsTheSameEveryTime() {
+        let text = "{[a]: 1, [a]: 2, b: 1, b: 2}"
+        let first = ManifestDecoder.decode(text, file: "dup.yaml").errors.map(\.description)
+        XCTAssertEqual(first.count, 1)
+        XCTAssertTrue(first[0].contains("duplicate key"), first[0])
+        for _ in 0..<50 {
+            XCTAssertEqual(ManifestDecoder.decode(text, file: "dup.yaml").errors.map(\.description), first)
+        }
+    }
+
     func testUnknownKindsAreWarningsAndSkipped() {
         let text = """
             apiVersion: apps/v1

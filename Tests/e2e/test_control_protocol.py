@@ -201,19 +201,27 @@ def hello_as(csr_pem, pod, namespace, sa):
     return m
 
 
+def refused_without_issuing(cenv, control, message, code):
+    """Sends one hello; asserts the refusal `code`, no certificate issued; returns it."""
+    issued = control.metric("weft_control_certificates_issued_total")
+    c = connect(control, cenv)
+    try:
+        c.send(message)
+        m = expect_error(c, code)
+    finally:
+        c.close()
+    assert control.metric("weft_control_certificates_issued_total") == issued
+    return m
+
+
 def test_control_plane_identity_is_never_issued(cenv, control, proxy):
     """The red-team case: the shared token got spiffe://.../ns/weft-system/sa/weft-control
     for a pod called `rogue`. Nothing in weft-system is issued through a hello."""
     _, cp_csr = openssl_csr(cenv.dir, "cp", CONTROL_ID)
-    issued = control.metric("weft_control_certificates_issued_total")
-    c = connect(control, cenv)
-    try:
-        c.send(hello_as(cp_csr, pod="rogue", namespace="weft-system", sa="weft-control"))
-        m = expect_error(c, "forbidden_identity")
-        assert "weft-system" in m["message"], m
-    finally:
-        c.close()
-    assert control.metric("weft_control_certificates_issued_total") == issued
+    m = refused_without_issuing(
+        cenv, control, hello_as(cp_csr, pod="rogue", namespace="weft-system", sa="weft-control"),
+        "forbidden_identity")
+    assert "weft-system" in m["message"], m
     still_serving(control, proxy)
 
 
@@ -221,15 +229,8 @@ def test_pod_not_in_the_config_is_not_issued(cenv, control, proxy):
     """`--pod evil --sa web` got sa/web: with the shared token, only pods the config lists
     are issued, with their recorded service account."""
     _, web_csr = openssl_csr(cenv.dir, "web", WEB_ID)
-    issued = control.metric("weft_control_certificates_issued_total")
-    c = connect(control, cenv)
-    try:
-        c.send(hello(web_csr, pod="evil", sa="web"))
-        m = expect_error(c, "forbidden_identity")
-        assert "demo/evil is not in the config" in m["message"], m
-    finally:
-        c.close()
-    assert control.metric("weft_control_certificates_issued_total") == issued
+    m = refused_without_issuing(cenv, control, hello(web_csr, pod="evil", sa="web"), "forbidden_identity")
+    assert "demo/evil is not in the config" in m["message"], m
     still_serving(control, proxy)
 
 

@@ -22,12 +22,20 @@ final class ProxySessionHandlerTests: XCTestCase {
 
     override func setUp() {
         loop = EmbeddedEventLoop()
+        hub = makeHub()
+    }
+
+    private func makeHub(
+        limiter: IssuanceLimiter = IssuanceLimiter(), maxUnauthenticated: Int = 256,
+        clock: @escaping @Sendable () -> UInt64 = { NIODeadline.now().uptimeNanoseconds }
+    ) -> PushHub {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        hub = PushHub(
+        return PushHub(
             group: loop, initialMesh: MeshFixtures.mesh(generation: 1),
             issuer: CAWorkloadIssuer(ca: Self.ca, trustDomain: "cluster.local"),
-            authenticator: try! SharedTokenAuthenticator(token: "secret\n"), metrics: ControlMetrics(), logger: logger)
+            authenticator: try! SharedTokenAuthenticator(token: "secret\n"), metrics: ControlMetrics(), logger: logger,
+            limiter: limiter, maxUnauthenticated: maxUnauthenticated, clock: clock)
     }
 
     private func connect(decoder: Bool = false) throws -> EmbeddedChannel {
@@ -184,12 +192,7 @@ final class ProxySessionHandlerTests: XCTestCase {
 
     func testIssuanceIsRateLimitedPerPodAndAReconnectStillWorks() throws {
         let clock = FakeClock(1_000_000_000)
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        hub = PushHub(
-            group: loop, initialMesh: MeshFixtures.mesh(generation: 1),
-            issuer: CAWorkloadIssuer(ca: Self.ca, trustDomain: "cluster.local"),
-            authenticator: try! SharedTokenAuthenticator(token: "secret"), metrics: ControlMetrics(), logger: logger,
+        hub = makeHub(
             limiter: IssuanceLimiter(
                 perPod: .init(burst: 3, secondsPerToken: 10), perSource: .init(burst: 100, secondsPerToken: 1)),
             clock: { clock.now })
@@ -215,13 +218,7 @@ final class ProxySessionHandlerTests: XCTestCase {
     }
 
     func testTooManyUnauthenticatedConnectionsAreClosedAtOnce() throws {
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        hub = PushHub(
-            group: loop, initialMesh: MeshFixtures.mesh(generation: 1),
-            issuer: CAWorkloadIssuer(ca: Self.ca, trustDomain: "cluster.local"),
-            authenticator: try! SharedTokenAuthenticator(token: "secret"), metrics: ControlMetrics(), logger: logger,
-            maxUnauthenticated: 2)
+        hub = makeHub(maxUnauthenticated: 2)
         let first = try connect()
         let second = try connect()
         let third = try connect()

@@ -28,14 +28,15 @@ enum ControlFuzzInvariants {
     static let serverCodes: Set<ProtocolError.Code> = [.invalidJSON, .unknownType, .invalidMessage]
 
     static func check(_ data: [UInt8], fail: (String) -> Void) {
-        let seed = fnv1a(data)
+        let seed = FuzzBuffers.fnv1a(data)
         let limit = frameLimit(count: data.count, seed: seed)
 
         let whole = split(data, cuts: [data.count], limit: limit, seed: 0, fail: fail)
         let expected = referenceSplit(data, limit: limit)
         if whole != expected { fail("nextFrame (limit \(limit)) gave \(whole), the reference \(expected)") }
         var feeds = [
-            cuts(count: data.count, seed: seed, pieces: 2), cuts(count: data.count, seed: seed >> 7, pieces: 3),
+            FuzzBuffers.cuts(count: data.count, seed: seed, pieces: 2),
+            FuzzBuffers.cuts(count: data.count, seed: seed >> 7, pieces: 3),
         ]
         if data.count <= 256 { feeds.append(Array(0...data.count)) }
         for (index, cuts) in feeds.enumerated() {
@@ -255,31 +256,5 @@ enum ControlFuzzInvariants {
         if split != Split(frames: [bytes], end: .needMore(buffered: 0)) {
             fail("the framed \(kind) message splits as \(split)")
         }
-    }
-
-    // MARK: - Helpers
-
-    /// A stable hash of the input, from which split points and the limit derive, so that a
-    /// failure reproduces from the input file alone.
-    static func fnv1a(_ bytes: [UInt8]) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
-        }
-        return hash
-    }
-
-    /// The ends of up to `pieces` pieces of `count` bytes, cut at points derived from `seed`.
-    static func cuts(count: Int, seed: UInt64, pieces: Int) -> [Int] {
-        var ends: [Int] = []
-        var state = seed
-        for _ in 1..<max(pieces, 1) {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            ends.append(Int((state >> 33) % UInt64(count + 1)))
-        }
-        ends.sort()
-        ends.append(count)
-        return ends
     }
 }

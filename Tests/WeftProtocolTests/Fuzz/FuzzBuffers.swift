@@ -1,0 +1,1 @@
+../../WeftProxyTests/Fuzz/FuzzBuffers.swift

@@ -1,0 +1,1 @@
+../../../Tests/WeftProxyTests/Fuzz/FuzzBuffers.swift

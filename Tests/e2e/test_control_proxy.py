@@ -406,6 +406,7 @@ def test_pod_identity_from_the_downward_api_environment(cenv, control):
     ("--slow-consumer-grace", "0s", "--slow-consumer-grace: 0s is not a positive duration"),
     ("--slow-consumer-grace", "soon", "--slow-consumer-grace: soon is not a positive duration"),
     ("--certificate-lifetime", "30s", "--certificate-lifetime: 30s is not a duration of at least 1m"),
+    ("--api-access", "everyone", "--api-access must be loopback or any, not everyone"),
 ])
 def test_control_plane_bad_flag_values_name_the_flag(cenv, flag, value, says):
     """Refused before anything starts: exit 64 (usage), the flag and the value named."""
@@ -415,9 +416,10 @@ def test_control_plane_bad_flag_values_name_the_flag(cenv, flag, value, says):
     assert p.returncode == 64 and says in out(p), out(p)
 
 
-def test_proxy_bad_client_idle_timeout_names_the_flag():
-    p = run([PROXY_BIN, "run", "--client-idle-timeout", "forever"], check=False, timeout=20)
-    assert p.returncode == 64 and "--client-idle-timeout" in out(p) and "forever" in out(p), out(p)
+@pytest.mark.parametrize("flag", ["--client-idle-timeout", "--opaque-idle-timeout"])
+def test_proxy_bad_idle_timeout_names_the_flag(flag):
+    p = run([PROXY_BIN, "run", flag, "forever"], check=False, timeout=20)
+    assert p.returncode == 64 and flag in out(p) and "forever" in out(p), out(p)
 
 
 @pytest.mark.parametrize("taken", ["inbound", "admin"])

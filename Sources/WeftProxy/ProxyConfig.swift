@@ -18,6 +18,9 @@ public struct ProxyConfig: Sendable {
     /// How long detection waits for a client's first bytes before calling it opaque.
     public var detectTimeout = TimeAmount.seconds(Int64(MeshDefaults.detectTimeoutSeconds))
     public var connectTimeout = TimeAmount.seconds(1)
+    /// How long a request to a Service waits for its first routes and endpoints after the
+    /// proxy subscribed to it, before a 503 `discovery-timeout`.
+    public var discoveryTimeout = TimeAmount.seconds(3)
     /// How long an HTTP request waits for its response head once it has been sent.
     public var responseTimeout = TimeAmount.seconds(15)
     /// How long a client may take to send a whole request head once it started one.

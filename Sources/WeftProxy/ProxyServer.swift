@@ -44,7 +44,7 @@ public final class ProxyServer: Service {
 
     public func run() async throws {
         let group = eventLoopGroup
-        let pools = UpstreamPools(group: group, config: config, metrics: metrics, logger: logger)
+        let pools = UpstreamPools(group: group, config: config, metrics: metrics, logger: logger, meshStore: meshStore)
         // One quiescing helper per listener: a helper tracks a single server channel.
         var quiescers: [ServerQuiescingHelper] = []
         var listeners: [Channel] = []

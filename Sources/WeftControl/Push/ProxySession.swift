@@ -250,7 +250,7 @@ struct ProxySession {
             return .unknown
         }
         nackCount += 1
-        lastNack = nack.error
+        lastNack = nack.code.map { "\($0): \(nack.error)" } ?? nack.error
         if nack.version < latestConfigVersion { return .stale }
         needsFullConfig = true
         return pending.isDelta ? .resendConfig : .awaitChange

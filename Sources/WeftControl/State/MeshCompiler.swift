@@ -92,7 +92,7 @@ enum MeshCompiler {
                     RetryEntry(
                         attempts: retry.attempts, codes: retry.codes.isEmpty ? nil : retry.codes,
                         backoffMs: retry.backoff.map(milliseconds))
-                })
+                }, name: rule.name)
         }
         let name = "\(route.metadata.namespace)/\(route.metadata.name)"
         let hostnames = route.hostnames.isEmpty ? nil : route.hostnames

@@ -59,12 +59,17 @@ public struct Ack: Codable, Hashable, Sendable {
 public struct Nack: Codable, Hashable, Sendable {
     public var version: Int
     public var nonce: String
+    /// Why, naming the entry and field.
     public var error: String
+    /// A stable code for the refusal (`invalid_regex`, `invalid_route`, `base_mismatch`…);
+    /// absent from proxies older than it.
+    public var code: String?
 
-    public init(version: Int, nonce: String, error: String) {
+    public init(version: Int, nonce: String, error: String, code: String? = nil) {
         self.version = version
         self.nonce = nonce
         self.error = error
+        self.code = code
     }
 }
 

@@ -186,6 +186,8 @@ public struct RouteEntry: Codable, Hashable, Sendable {
 }
 
 public struct RouteRuleEntry: Codable, Hashable, Sendable {
+    /// `rules[].name`, when given (it labels the rule's metrics).
+    public var name: String?
     public var matches: [RouteMatchEntry]
     public var backends: [BackendEntry]
     public var requestTimeoutMs: Int?
@@ -194,8 +196,9 @@ public struct RouteRuleEntry: Codable, Hashable, Sendable {
 
     public init(
         matches: [RouteMatchEntry], backends: [BackendEntry], requestTimeoutMs: Int?, backendRequestTimeoutMs: Int?,
-        retry: RetryEntry?
+        retry: RetryEntry?, name: String? = nil
     ) {
+        self.name = name
         self.matches = matches
         self.backends = backends
         self.requestTimeoutMs = requestTimeoutMs

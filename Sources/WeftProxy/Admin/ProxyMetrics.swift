@@ -19,6 +19,17 @@ enum ProxyErrorKind: String, CaseIterable, Sendable {
     /// accept(2) failed (out of file descriptors: EMFILE, ENFILE; or memory); the
     /// listener backs off (`AcceptBackoff`).
     case acceptFailed = "accept_failed"
+    /// No rule of the destination Service's routes matches the request (404).
+    case noRoute = "no_route"
+    /// The chosen backend has no ready endpoint (503).
+    case noEndpoints = "no_endpoints"
+    /// The chosen backend names a Service or port that does not exist, or the rule has no
+    /// backend with weight (500, as Gateway API asks).
+    case unresolvedBackend = "unresolved_backend"
+    /// A just-subscribed destination's routes and endpoints did not arrive in time (503).
+    case discoveryTimeout = "discovery_timeout"
+    /// The mesh is REGISTRY_ONLY and the destination is not in it (HTTP 502; TCP reset).
+    case registryOnly = "registry_only"
 
     /// The `weft-error` header value.
     var headerValue: String { rawValue.replacingUnderscores() }
@@ -167,6 +178,11 @@ extension ProxyErrorKind {
         case .loop: return 6
         case .noOriginalDestination: return 7
         case .acceptFailed: return 8
+        case .noRoute: return 9
+        case .noEndpoints: return 10
+        case .unresolvedBackend: return 11
+        case .discoveryTimeout: return 12
+        case .registryOnly: return 13
         }
     }
 }

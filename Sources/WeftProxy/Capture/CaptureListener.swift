@@ -74,18 +74,16 @@ struct CaptureListener {
                 metadata: ["direction": "\(direction.rawValue)", "dst": "\(describe(original))"])
             throw CaptureError.loop(describe(original))
         }
-        if direction == .outbound, let store = meshStore, let ip = original.ipAddress, let port = original.port,
-            let service = store.service(ip: ip, port: port)
-        {
-            // A destination's routes and endpoints are fetched the first time it is used.
-            store.subscribe(service)
-        }
+        let pools = pools.pools(for: channel.eventLoop)
         let upstream = direction == .outbound ? original : inboundTarget(port: original.port ?? 0, like: original)
-        let target = ConnectionTarget(direction: direction, originalDestination: original, upstream: upstream)
+        // Outbound traffic with a mesh is bound to what its destination is in the mesh
+        // (a Service port, an endpoint, or outside); without one it passes through.
+        let binding =
+            direction == .outbound && meshStore != nil ? AddressKey(original).map { OutboundBinding(key: $0) } : nil
+        let target = ConnectionTarget(
+            direction: direction, originalDestination: original, upstream: upstream, outbound: binding)
         try channel.pipeline.syncOperations.addHandler(
-            ProtocolDetectHandler(
-                target: target, metrics: metrics, config: config, pools: pools.pools(for: channel.eventLoop),
-                logger: logger))
+            ProtocolDetectHandler(target: target, metrics: metrics, config: config, pools: pools, logger: logger))
     }
 
     /// A connection that was not redirected (it came straight to the capture port), or
@@ -224,8 +222,11 @@ final class LoopPools {
     let http1: HTTP1UpstreamPool
     let http2Inbound: HTTP2UpstreamPool
     let http2Outbound: HTTP2UpstreamPool
+    /// The loop's mesh snapshot, balancers and random generator.
+    let mesh: LoopContext
 
-    init(loop: EventLoop, config: ProxyConfig, metrics: ProxyMetrics, logger: Logger) {
+    init(loop: EventLoop, config: ProxyConfig, metrics: ProxyMetrics, logger: Logger, meshStore: MeshStore? = nil) {
+        mesh = LoopContext(eventLoop: loop, discoveryTimeout: config.discoveryTimeout, meshStore: meshStore)
         http1 = HTTP1UpstreamPool(eventLoop: loop, config: config)
         http2Inbound = HTTP2UpstreamPool(eventLoop: loop, config: config, metrics: metrics.inbound, logger: logger)
         http2Outbound = HTTP2UpstreamPool(eventLoop: loop, config: config, metrics: metrics.outbound, logger: logger)
@@ -247,12 +248,22 @@ final class UpstreamPools: @unchecked Sendable {
     // Written once at start-up, then only read; each pool is used on its own loop only.
     private let pools: [ObjectIdentifier: LoopPools]
 
-    init(group: EventLoopGroup, config: ProxyConfig, metrics: ProxyMetrics, logger: Logger) {
+    init(
+        group: EventLoopGroup, config: ProxyConfig, metrics: ProxyMetrics, logger: Logger, meshStore: MeshStore? = nil
+    ) {
         var pools: [ObjectIdentifier: LoopPools] = [:]
         for loop in group.makeIterator() {
-            pools[ObjectIdentifier(loop)] = LoopPools(loop: loop, config: config, metrics: metrics, logger: logger)
+            pools[ObjectIdentifier(loop)] = LoopPools(
+                loop: loop, config: config, metrics: metrics, logger: logger, meshStore: meshStore)
         }
         self.pools = pools
+        // Every snapshot the control client installs reaches each loop, on that loop.
+        meshStore?.onSnapshot { [self] snapshot in
+            for loop in group.makeIterator() {
+                let context = self.pools(for: loop).mesh
+                loop.execute { context.install(snapshot) }
+            }
+        }
     }
 
     func pools(for loop: EventLoop) -> LoopPools {

@@ -38,7 +38,7 @@ public enum ConfigApplier {
     /// - Throws: `ConfigRefusal` naming the entry and field.
     public static func apply(_ push: ConfigPush) throws(ConfigRefusal) -> AppliedConfig {
         var config = AppliedConfig(version: push.version, generation: push.generation, mesh: push.snapshot.mesh)
-        guard push.snapshot.mesh != nil else { throw ConfigRefusal("snapshot.mesh: missing") }
+        guard push.snapshot.mesh != nil else { throw ConfigRefusal(.missingField, "snapshot.mesh: missing") }
         try upsert(push.snapshot, into: &config)
         return config
     }
@@ -48,6 +48,7 @@ public enum ConfigApplier {
     public static func apply(_ push: DeltaPush, to current: AppliedConfig) throws(ConfigRefusal) -> AppliedConfig {
         guard push.base == current.version else {
             throw ConfigRefusal(
+                .baseMismatch,
                 "base mismatch: delta \(push.version) applies to \(push.base), this proxy is at \(current.version)")
         }
         var config = current
@@ -66,13 +67,15 @@ public enum ConfigApplier {
         if let mesh = set.mesh { try check(mesh) }
         for service in set.services ?? [] {
             for ip in service.clusterIPs where !IPText.isValid(ip) {
-                throw ConfigRefusal("services[\(service.key)].clusterIPs: \"\(ip)\" is not an IP address")
+                throw ConfigRefusal(
+                    .invalidAddress, "services[\(service.key)].clusterIPs: \"\(ip)\" is not an IP address")
             }
             config.services[service.key] = service
         }
         for policy in set.policies ?? [] {
             guard policy.action == "ALLOW" || policy.action == "DENY" else {
-                throw ConfigRefusal("policies[\(policy.key)].action: \"\(policy.action)\" is not ALLOW or DENY")
+                throw ConfigRefusal(
+                    .invalidSetting, "policies[\(policy.key)].action: \"\(policy.action)\" is not ALLOW or DENY")
             }
             config.policies[policy.key] = policy
         }
@@ -94,7 +97,8 @@ public enum ConfigApplier {
         }
         for endpointSet in set.endpoints ?? [] {
             for endpoint in endpointSet.endpoints where !IPText.isValid(endpoint.address) {
-                throw ConfigRefusal("endpoints[\(endpointSet.service)]: \"\(endpoint.address)\" is not an IP address")
+                throw ConfigRefusal(
+                    .invalidAddress, "endpoints[\(endpointSet.service)]: \"\(endpoint.address)\" is not an IP address")
             }
             config.endpoints[endpointSet.service] = endpointSet
         }
@@ -102,10 +106,11 @@ public enum ConfigApplier {
 
     private static func check(_ mesh: MeshSettings) throws(ConfigRefusal) {
         guard ["STRICT", "PERMISSIVE"].contains(mesh.mtls) else {
-            throw ConfigRefusal("mesh.mtls: \"\(mesh.mtls)\" is not STRICT or PERMISSIVE")
+            throw ConfigRefusal(.invalidSetting, "mesh.mtls: \"\(mesh.mtls)\" is not STRICT or PERMISSIVE")
         }
         guard ["ALLOW_ANY", "REGISTRY_ONLY"].contains(mesh.outboundPolicy) else {
-            throw ConfigRefusal("mesh.outboundPolicy: \"\(mesh.outboundPolicy)\" is not ALLOW_ANY or REGISTRY_ONLY")
+            throw ConfigRefusal(
+                .invalidSetting, "mesh.outboundPolicy: \"\(mesh.outboundPolicy)\" is not ALLOW_ANY or REGISTRY_ONLY")
         }
     }
 
@@ -115,18 +120,38 @@ public enum ConfigApplier {
         do {
             _ = try Regex(pattern)
         } catch {
-            throw ConfigRefusal("\(field): \"\(pattern)\" is not a regular expression this proxy can compile")
+            throw ConfigRefusal(
+                .invalidRegex, "\(field): \"\(pattern)\" is not a regular expression this proxy can compile")
         }
     }
 }
 
-/// Why a proxy refused a push; the text goes into the `nack`.
+/// Why a proxy refused a push: a stable code (the `nack`'s `code`, which tools and tests
+/// compare) and a reason naming the entry and field (its `error`).
 public struct ConfigRefusal: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable, Codable {
+        /// A `delta` whose base is not the version the proxy runs.
+        case baseMismatch = "base_mismatch"
+        case missingField = "missing_field"
+        /// An IP address the proxy cannot parse.
+        case invalidAddress = "invalid_address"
+        /// A regular expression the proxy's engine cannot compile.
+        case invalidRegex = "invalid_regex"
+        /// A route the proxy cannot apply (a path that is not absolute, a negative weight…).
+        case invalidRoute = "invalid_route"
+        /// A mesh or policy setting outside its allowed values.
+        case invalidSetting = "invalid_setting"
+    }
+
+    public let code: Code
     public let reason: String
 
-    public init(_ reason: String) { self.reason = reason }
+    public init(_ code: Code, _ reason: String) {
+        self.code = code
+        self.reason = reason
+    }
 
-    public var description: String { reason }
+    public var description: String { "\(code.rawValue): \(reason)" }
 }
 
 /// Textual IP checks, via inet_pton.

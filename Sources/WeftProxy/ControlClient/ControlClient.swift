@@ -70,7 +70,13 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
                         metadata: ["notAfter": "\(identity.notAfter)"])
                 }
             }
-            if let config = try cache.loadConfig() { store.setConfig(config) }
+            if let config = try cache.loadConfig() {
+                do {
+                    store.setConfig(config, snapshot: try compile(config))
+                } catch {
+                    logger.warning("cached config cannot be applied; ignoring it", metadata: ["error": "\(error)"])
+                }
+            }
             if store.hasIdentityAndConfig {
                 logger.info(
                     "running on the cached identity and config until the control plane answers",
@@ -304,7 +310,7 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
         case .config(let push):
             do {
                 let config = try ConfigApplier.apply(push)
-                install(config)
+                try install(config)
                 return .ack(Ack(version: push.version, nonce: push.nonce))
             } catch {
                 return refuse(version: push.version, nonce: push.nonce, error)
@@ -312,7 +318,7 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
         case .delta(let push):
             do {
                 let config = try ConfigApplier.apply(push, to: store.config ?? AppliedConfig(version: -1))
-                install(config)
+                try install(config)
                 return .ack(Ack(version: push.version, nonce: push.nonce))
             } catch {
                 return refuse(version: push.version, nonce: push.nonce, error)
@@ -329,8 +335,18 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
         }
     }
 
-    private func install(_ config: AppliedConfig) {
-        store.setConfig(config)
+    /// Compiles the data path's snapshot of `config`.
+    private func compile(_ config: AppliedConfig) throws(ConfigRefusal) -> MeshSnapshot {
+        try MeshSnapshotCompiler.compile(config, namespace: settings.node.namespace)
+    }
+
+    /// Compiles and installs an accepted config, and subscribes to the Services its
+    /// routes send to whose endpoints it lacks.
+    /// - Throws: `ConfigRefusal` when the data path cannot apply it; nothing changes then.
+    private func install(_ config: AppliedConfig) throws(ConfigRefusal) {
+        let snapshot = try compile(config)
+        store.setConfig(config, snapshot: snapshot)
+        for service in snapshot.missingServices { store.subscribe(service) }
         persist { try $0.store(config: config) }
         logger.debug(
             "config installed", metadata: ["version": "\(config.version)", "generation": "\(config.generation)"])
@@ -340,9 +356,10 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
         logger.warning(
             "refused a config push; staying on the last good config",
             metadata: [
-                "version": "\(version)", "reason": "\(error.reason)", "running": "\(store.config?.version ?? 0)",
+                "version": "\(version)", "code": "\(error.code.rawValue)", "reason": "\(error.reason)",
+                "running": "\(store.config?.version ?? 0)",
             ])
-        return .nack(Nack(version: version, nonce: nonce, error: error.reason))
+        return .nack(Nack(version: version, nonce: nonce, error: error.reason, code: error.code.rawValue))
     }
 
     private func persist(_ write: (ControlCache) throws -> Void) {

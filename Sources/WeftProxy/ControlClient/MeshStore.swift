@@ -22,8 +22,9 @@ public final class MeshStore: Sendable {
         var config: AppliedConfig?
         var subscriptions: Set<String> = []
         var connected = false
-        /// "clusterIP:port" → service key, rebuilt when the config changes.
-        var clusterIndex: [String: String] = [:]
+        /// The config compiled for the data path; each loop holds its own reference.
+        var snapshot: MeshSnapshot?
+        var snapshotListeners: [@Sendable (MeshSnapshot) -> Void] = []
         /// The connected session's stream of new subscriptions, if one is connected.
         var subscriber: AsyncStream<String>.Continuation?
     }
@@ -52,18 +53,28 @@ public final class MeshStore: Sendable {
     public var subscriptions: [String] { held.withLock { $0.subscriptions.sorted() } }
 
     func setIdentity(_ identity: WorkloadIdentity) { held.withLock { $0.identity = identity } }
-    func setConfig(_ config: AppliedConfig) {
-        var index: [String: String] = [:]
-        for entry in config.services.values {
-            for ip in entry.clusterIPs {
-                for port in entry.ports { index["\(ip):\(port.port)"] = entry.key }
-            }
-        }
-        held.withLock {
+    var snapshot: MeshSnapshot? { held.withLock { $0.snapshot } }
+
+    /// Installs an accepted config and its compiled snapshot, and hands the snapshot to
+    /// every listener (the data path's loops).
+    func setConfig(_ config: AppliedConfig, snapshot: MeshSnapshot) {
+        let listeners = held.withLock {
             $0.config = config
-            $0.clusterIndex = index
+            $0.snapshot = snapshot
+            return $0.snapshotListeners
         }
+        for listener in listeners { listener(snapshot) }
     }
+
+    /// Calls `listener` with the current snapshot, if any, and with every later one.
+    func onSnapshot(_ listener: @escaping @Sendable (MeshSnapshot) -> Void) {
+        let current = held.withLock {
+            $0.snapshotListeners.append(listener)
+            return $0.snapshot
+        }
+        if let current { listener(current) }
+    }
+
     func setConnected(_ connected: Bool) { held.withLock { $0.connected = connected } }
 
     /// Asks for a destination's routes and endpoints (`namespace/name`); only the first
@@ -75,9 +86,4 @@ public final class MeshStore: Sendable {
         subscriber?.yield(service)
     }
 
-    /// The Service a connection to `ip:port` is for, if the mesh index knows it.
-    public func service(ip: String, port: Int) -> String? {
-        let key = "\(ip):\(port)"
-        return held.withLock { $0.clusterIndex[key] }
-    }
 }

@@ -8,9 +8,11 @@ struct ConnectionTarget {
     let direction: TrafficDirection
     /// The original destination, as the client addressed it.
     let originalDestination: SocketAddress
-    /// Where the proxy connects: the original destination (outbound) or the app on
-    /// loopback at the original port (inbound).
+    /// Where the proxy connects when the mesh does not choose: the original destination
+    /// (outbound) or the app (inbound).
     let upstream: SocketAddress
+    /// Outbound with a mesh: what the destination is in it, resolved per request.
+    let outbound: OutboundBinding?
 }
 
 /// The first handler on every captured connection: it reads the client's first bytes,
@@ -137,7 +139,7 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
             let handler = HTTP1ProxyHandler(
                 destination: target.upstream, pool: pools.http1, metrics: metrics, config: config,
                 initialBytes: buffered ?? context.channel.allocator.buffer(capacity: 0),
-                clientInputEnded: clientInputEnded)
+                clientInputEnded: clientInputEnded, outbound: target.outbound, mesh: pools.mesh)
             let channel = context.channel
             handOver(context) {
                 try context.pipeline.syncOperations.addHandler(handler, position: .after(self))
@@ -156,6 +158,8 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func startHTTP2(_ context: ChannelHandlerContext) {
         let destination = target.upstream
         let pool = pools.http2(target.direction)
+        let outbound = target.outbound
+        let mesh = pools.mesh
         let metrics = self.metrics
         let config = self.config
         let logger = self.logger
@@ -176,7 +180,8 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
             try sync.addHandler(http2, position: .after(gate))
             try sync.addHandler(
                 HTTP2ClientRelay(
-                    destination: destination, pool: pool, metrics: metrics, config: config, logger: logger),
+                    destination: destination, pool: pool, metrics: metrics, config: config, logger: logger,
+                    outbound: outbound, mesh: mesh),
                 position: .after(http2))
             // Detection already counted these bytes; hand them to the HTTP/2 handler.
             if let early { context.fireChannelRead(NIOAny(early)) }
@@ -200,9 +205,49 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    private func connectAndSplice(_ context: ChannelHandlerContext) {
+    /// Opaque TCP (and TLS passed through): to a Service port, one of its endpoints (no
+    /// route applies; the ClusterIP itself is never dialled, so no kube-proxy is needed);
+    /// otherwise the original destination, unless the mesh is REGISTRY_ONLY.
+    private func connectAndSplice(_ context: ChannelHandlerContext, avoiding: LoopEndpoint? = nil, attempt: Int = 0) {
+        guard var binding = target.outbound else {
+            connectAndSplice(context, to: target.upstream, endpoint: nil, attempt: attempt)
+            return
+        }
+        let mesh = pools.mesh
+        switch mesh.planConnection(&binding, avoiding: avoiding) {
+        case .passthrough:
+            connectAndSplice(context, to: target.upstream, endpoint: nil, attempt: attempt)
+        case .forward(let planned):
+            planned.endpoint.requestStarted()
+            connectAndSplice(context, to: planned.endpoint.target.address, endpoint: planned.endpoint, attempt: attempt)
+        case .answer(let answer):
+            metrics.error(answer.kind)
+            logger.debug(
+                "refused connection",
+                metadata: ["dst": "\(describe(target.originalDestination))", "reason": "\(answer.detail)"])
+            SpliceHandler.reset(context.channel)
+        case .awaitDiscovery:
+            let deadline = discoveryDeadline ?? (mesh.eventLoop.now + mesh.discoveryTimeout)
+            discoveryDeadline = deadline
+            mesh.waitForDiscovery(until: deadline) { [self] arrived in
+                guard let context = self.context, context.channel.isActive else { return }
+                if arrived {
+                    connectAndSplice(context, avoiding: avoiding, attempt: attempt)
+                } else {
+                    metrics.error(.discoveryTimeout)
+                    SpliceHandler.reset(context.channel)
+                }
+            }
+        }
+    }
+
+    private var discoveryDeadline: NIODeadline?
+
+    private func connectAndSplice(
+        _ context: ChannelHandlerContext, to upstreamAddress: SocketAddress, endpoint: LoopEndpoint?, attempt: Int
+    ) {
         let client = context.channel
-        let upstreamAddress = target.upstream
+        let started = LoopContext.now()
         ClientBootstrap(group: context.eventLoop)
             .connectTimeout(config.connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -211,6 +256,8 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
             .whenComplete { [self] result in
                 switch result {
                 case .success(let upstream):
+                    let now = LoopContext.now()
+                    endpoint?.requestFinished(rttNanoseconds: now &- started, now: now, failed: false)
                     guard client.isActive, let context = self.context else {
                         upstream.close(promise: nil)
                         return
@@ -227,6 +274,15 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
                         clientOwnsGauge: true, clientInputEnded: inputEnded, idleTimeout: config.opaqueIdleTimeout,
                         firstIdleCheck: silent ? config.detectTimeout : nil)
                 case .failure(let error):
+                    if let endpoint {
+                        let now = LoopContext.now()
+                        endpoint.requestFinished(rttNanoseconds: now &- started, now: now, failed: true)
+                        if attempt + 1 < 3, client.isActive, let context = self.context {
+                            // Nothing was sent: another endpoint.
+                            connectAndSplice(context, avoiding: endpoint, attempt: attempt + 1)
+                            return
+                        }
+                    }
                     metrics.error(.connectFailed)
                     logger.debug(
                         "upstream connect failed",

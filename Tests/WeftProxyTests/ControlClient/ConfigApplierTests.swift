@@ -69,7 +69,8 @@ final class ConfigApplierTests: XCTestCase {
         let delta = DeltaPush(
             version: 3, base: 2, nonce: "n3", generation: 2, upserts: ConfigSet(), removals: ConfigKeys())
         XCTAssertThrowsError(try ConfigApplier.apply(delta, to: base())) { error in
-            XCTAssertTrue("\(error)".hasPrefix("base mismatch"), "\(error)")
+            XCTAssertEqual((error as? ConfigRefusal)?.code, .baseMismatch)
+            XCTAssertTrue("\(error)".hasPrefix("base_mismatch: base mismatch"), "\(error)")
         }
     }
 
@@ -103,7 +104,7 @@ final class ConfigApplierTests: XCTestCase {
             let delta = DeltaPush(
                 version: 2, base: 1, nonce: "n2", generation: 2, upserts: upserts, removals: ConfigKeys())
             XCTAssertThrowsError(try ConfigApplier.apply(delta, to: current), field) { error in
-                XCTAssertTrue("\(error)".hasPrefix(field), "\(error) should name \(field)")
+                XCTAssertTrue((error as! ConfigRefusal).reason.hasPrefix(field), "\(error) should name \(field)")
             }
         }
         XCTAssertEqual(current, try base(), "the config in force is a value; refusals never touch it")

@@ -1,3 +1,4 @@
+import Synchronization
 import WeftProtocol
 import XCTest
 
@@ -18,13 +19,19 @@ final class MeshStoreTests: XCTestCase {
             ])
     }
 
-    func testClusterIPIndex() {
+    func testSnapshotsReachListenersRegisteredBeforeAndAfter() throws {
         let store = MeshStore()
-        XCTAssertNil(store.service(ip: "10.96.0.10", port: 80))
-        store.setConfig(config())
-        XCTAssertEqual(store.service(ip: "10.96.0.10", port: 80), "demo/web")
-        XCTAssertNil(store.service(ip: "10.96.0.10", port: 81), "port must match")
-        XCTAssertNil(store.service(ip: "10.96.0.11", port: 80))
+        let seen = Mutex<[Int]>([])
+        store.onSnapshot { snapshot in seen.withLock { $0.append(snapshot.version) } }
+        XCTAssertNil(store.snapshot)
+        let config = config()
+        store.setConfig(config, snapshot: try MeshSnapshotCompiler.compile(config, namespace: "demo"))
+        XCTAssertEqual(seen.withLock { $0 }, [1])
+        // A listener registered later gets the current snapshot at once.
+        let late = Mutex<[Int]>([])
+        store.onSnapshot { snapshot in late.withLock { $0.append(snapshot.version) } }
+        XCTAssertEqual(late.withLock { $0 }, [1])
+        XCTAssertEqual(store.snapshot?.servicePortByAddress.count, 1)
     }
 
     func testSubscriptionsReachTheCurrentSessionOnceAndSurviveReconnects() async {

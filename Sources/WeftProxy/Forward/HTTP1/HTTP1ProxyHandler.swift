@@ -26,9 +26,25 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private enum RequestPhase { case head, connecting, body, complete }
     private enum ResponsePhase { case idle, head, body }
 
-    private let destination: SocketAddress
+    /// Where the current request goes: the connection's destination, or the endpoint the
+    /// mesh chose for this request.
+    private var destination: SocketAddress
     private let pool: HTTP1UpstreamPool
-    private let bucket: HTTP1UpstreamPool.Bucket
+    private var bucket: HTTP1UpstreamPool.Bucket
+    /// The connection's own destination and its bucket, for requests the mesh passes through.
+    private let fixedDestination: SocketAddress
+    private let fixedBucket: HTTP1UpstreamPool.Bucket
+    /// Outbound with a mesh: what the original destination is in it; each request is
+    /// planned (route → backend → endpoint) by the loop's `LoopContext`.
+    private var outbound: OutboundBinding?
+    private let mesh: LoopContext?
+    /// The endpoint the current attempt went to, until its outcome is reported to it.
+    private var attemptEndpoint: LoopEndpoint?
+    private var attemptStart: UInt64 = 0
+    /// Endpoints this request failed to connect to (it goes to another, up to `maxConnectAttempts`).
+    private var connectAttempts = 0
+    private static let maxConnectAttempts = 3
+    private var discoveryDeadline: NIODeadline?
     private let metrics: DirectionMetrics
     private let config: ProxyConfig
     private var context: ChannelHandlerContext?
@@ -76,11 +92,16 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     ///   - initialBytes: what detection already read from the client.
     init(
         destination: SocketAddress, pool: HTTP1UpstreamPool, metrics: DirectionMetrics, config: ProxyConfig,
-        initialBytes: ByteBuffer, clientInputEnded: Bool = false
+        initialBytes: ByteBuffer, clientInputEnded: Bool = false, outbound: OutboundBinding? = nil,
+        mesh: LoopContext? = nil
     ) {
         self.destination = destination
         self.pool = pool
         self.bucket = pool.bucket(for: destination)
+        self.fixedDestination = destination
+        self.fixedBucket = bucket
+        self.outbound = mesh == nil ? nil : outbound
+        self.mesh = mesh
         self.metrics = metrics
         self.config = config
         self.inbound = initialBytes
@@ -176,6 +197,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// is counted as 499, nginx's "client closed request". A clean end of the client's
     /// input is not this: HTTP/1.1 lets it half-close and still read its response.
     private func recordClientGone() {
+        settleEndpoint(.abandoned)
         guard !isClosing, requestPhase != .head || responsePhase != .idle else { return }
         metrics.requestFinished(.http1, status: HTTPStatus.clientClosedRequest, duration: elapsed)
     }
@@ -291,12 +313,82 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         requestHeadBytes = inbound.readSlice(length: request.length)
         if request.wantsClose { closeAfterResponse = true }
         requestPhase = .connecting
+        connectAttempts = 0
+        discoveryDeadline = nil
+        if outbound != nil { return routeRequest() }
+        return sendRequest()
+    }
+
+    /// Sends the request on a pooled connection to `bucket`, or opens one. Returns true
+    /// when the exchange began at once.
+    private func sendRequest() -> Bool {
         if let pooled = pool.checkout(bucket) {
             beginExchange(on: pooled)
             return true
         }
         connectUpstream()
         return false
+    }
+
+    /// Plans the current request with the mesh (route → backend → endpoint) and sends it,
+    /// answers it, or waits for its destination's discovery. Returns true when the
+    /// exchange began at once.
+    private func routeRequest(avoiding: LoopEndpoint? = nil) -> Bool {
+        guard let mesh, let head = requestHeadBytes else { return false }
+        let request = self.request
+        let outcome = head.withUnsafeReadableBytes { bytes in
+            mesh.plan(&outbound!, request: HTTP1RequestHeadView(bytes: bytes, head: request), avoiding: avoiding)
+        }
+        switch outcome {
+        case .passthrough:
+            destination = fixedDestination
+            bucket = fixedBucket
+        case .forward(let attempt):
+            let endpoint = attempt.endpoint
+            endpoint.requestStarted()
+            attemptEndpoint = endpoint
+            attemptStart = LoopContext.now()
+            destination = endpoint.target.address
+            if let known = endpoint.http1Bucket {
+                bucket = known
+            } else {
+                bucket = pool.bucket(for: destination)
+                endpoint.http1Bucket = bucket
+            }
+        case .answer(let answer):
+            respondWithError(status: answer.status, kind: answer.kind, detail: answer.detail)
+            return false
+        case .awaitDiscovery:
+            let deadline = discoveryDeadline ?? (mesh.eventLoop.now + mesh.discoveryTimeout)
+            discoveryDeadline = deadline
+            mesh.waitForDiscovery(until: deadline) { [self] arrived in
+                guard !isClosing, requestPhase == .connecting, upstream == nil, let outbound else { return }
+                if arrived {
+                    if routeRequest() { processInbound() }
+                } else {
+                    let answer = mesh.discoveryTimedOut(outbound)
+                    respondWithError(status: answer.status, kind: answer.kind, detail: answer.detail)
+                }
+                flushPending()
+            }
+            return false
+        }
+        return sendRequest()
+    }
+
+    private enum EndpointVerdict { case succeeded, failed, abandoned }
+
+    /// Reports the current attempt's outcome to its endpoint's balancer state, once.
+    private func settleEndpoint(_ verdict: EndpointVerdict) {
+        guard let endpoint = attemptEndpoint else { return }
+        attemptEndpoint = nil
+        switch verdict {
+        case .abandoned:
+            endpoint.requestAbandoned()
+        case .succeeded, .failed:
+            let now = LoopContext.now()
+            endpoint.requestFinished(rttNanoseconds: now &- attemptStart, now: now, failed: verdict == .failed)
+        }
     }
 
     private func connectUpstream() {
@@ -312,6 +404,15 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 // Outside a client read there is no channelReadComplete to flush for us.
                 flushPending()
             case .failure(let error):
+                let failed = attemptEndpoint
+                settleEndpoint(.failed)
+                connectAttempts += 1
+                if let failed, connectAttempts < Self.maxConnectAttempts {
+                    // Nothing was sent: the request goes to another endpoint.
+                    if routeRequest(avoiding: failed) { processInbound() }
+                    flushPending()
+                    return
+                }
                 respondWithError(
                     status: 502, kind: .connectFailed,
                     detail: "connect to \(describe(destination)) failed: \(describe(error))")
@@ -378,6 +479,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .body where responseBody.isUntilClose:
             finishExchange(reusable: false)
         case .head where !hasSentResponseBytes && (responseBuffer?.readableBytes ?? 0) == 0:
+            settleEndpoint(.failed)
             if isPooledUpstream && !hasRetried && request.framing == .none && request.method.isIdempotent
                 && requestHeadBytes != nil
             {
@@ -417,6 +519,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                         into: &response)
                 }
             } catch {
+                settleEndpoint(.failed)
                 upstream?.close()
                 upstream = nil
                 respondWithError(
@@ -444,6 +547,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 startTunnel(upstreamBytes: buffer)
                 return
             }
+            if status >= 200 { settleEndpoint(status >= 500 ? .failed : .succeeded) }
             if status < 200 {
                 // Interim response (100 Continue, 103 Early Hints): forward, keep waiting.
                 writeHead(buffer.readSlice(length: end)!, of: response, appendClose: false) { writeToClient($0) }
@@ -528,6 +632,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             closeClient()
             return
         }
+        settleEndpoint(.succeeded)
         metrics.requestFinished(
             .http1, status: response.status,
             duration: elapsed)
@@ -634,6 +739,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private static func reason(_ status: Int) -> String {
         switch status {
         case 400: return "Bad Request"
+        case 404: return "Not Found"
+        case 500: return "Internal Server Error"
+        case 503: return "Service Unavailable"
         case 408: return "Request Timeout"
         case 431: return "Request Header Fields Too Large"
         case 502: return "Bad Gateway"
@@ -697,6 +805,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             responseDeadline = nil
             guard responsePhase == .head, let connection = upstream else { return }
+            settleEndpoint(.failed)
             upstream = nil
             connection.close()
             respondWithError(

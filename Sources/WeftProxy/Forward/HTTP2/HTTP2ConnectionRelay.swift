@@ -227,12 +227,18 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
     private let metrics: DirectionMetrics
     private let config: ProxyConfig
     fileprivate let deadlines: ResponseDeadlines
+    /// Outbound with a mesh: what the original destination is in it; each stream is
+    /// planned (route → backend → endpoint) by the loop's `LoopContext`.
+    private var outbound: OutboundBinding?
+    private let mesh: LoopContext?
 
     init(
         destination: SocketAddress, pool: HTTP2UpstreamPool, metrics: DirectionMetrics, config: ProxyConfig,
-        logger: Logger
+        logger: Logger, outbound: OutboundBinding? = nil, mesh: LoopContext? = nil
     ) {
         self.destination = destination
+        self.outbound = mesh == nil ? nil : outbound
+        self.mesh = mesh
         self.pool = pool
         self.metrics = metrics
         self.config = config
@@ -257,7 +263,11 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
                     config: config)
                 streams[frame.streamID] = stream
                 stream.start(headers)
-                pool.openStream(stream, to: destination, batchedBy: self)
+                if outbound != nil {
+                    route(stream, head: headers.headers, batchedBy: self)
+                } else {
+                    pool.openStream(stream, to: destination, batchedBy: self)
+                }
             }
         case .data(var data):
             let length = Self.flowControlledLength(data)
@@ -271,6 +281,37 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
             // SETTINGS, PING, WINDOW_UPDATE and GOAWAY are swift-nio-http2's business;
             // PRIORITY is advisory and not passed on.
             break
+        }
+    }
+
+    /// Plans a stream with the mesh (route → backend → endpoint) and opens it upstream,
+    /// answers it, or waits for its destination's discovery.
+    /// - Parameter avoiding: an endpoint the stream already failed to connect to.
+    fileprivate func route(
+        _ stream: HTTP2RelayedStream, head: HPACKHeaders, avoiding: LoopEndpoint? = nil,
+        batchedBy reader: HTTP2ConnectionRelay?, deadline: NIODeadline? = nil
+    ) {
+        guard let mesh, outbound != nil else { return }
+        switch mesh.plan(&outbound!, request: HPACKRequestHeadView(headers: head), avoiding: avoiding) {
+        case .passthrough:
+            stream.destination = destination
+            pool.openStream(stream, to: destination, batchedBy: reader)
+        case .forward(let attempt):
+            stream.attempt(attempt.endpoint, head: head)
+            pool.openStream(stream, to: attempt.endpoint.target.address, batchedBy: reader)
+        case .answer(let answer):
+            stream.respond(status: answer.status, kind: answer.kind, detail: answer.detail)
+        case .awaitDiscovery:
+            let deadline = deadline ?? (mesh.eventLoop.now + mesh.discoveryTimeout)
+            mesh.waitForDiscovery(until: deadline) { [self] arrived in
+                guard stream.wantsUpstream, let outbound else { return }
+                if arrived {
+                    route(stream, head: head, avoiding: avoiding, batchedBy: nil, deadline: deadline)
+                } else {
+                    let answer = mesh.discoveryTimedOut(outbound)
+                    stream.respond(status: answer.status, kind: answer.kind, detail: answer.detail)
+                }
+            }
         }
     }
 
@@ -458,7 +499,16 @@ final class HTTP2UpstreamRelay: HTTP2ConnectionRelay {
 /// relayed to, the flow-control credit of each, timing, status, the response timeout,
 /// and the error answers the proxy makes.
 final class HTTP2RelayedStream {
-    let destination: SocketAddress
+    /// Where the stream goes: the connection's destination, or the endpoint the mesh chose.
+    var destination: SocketAddress
+    /// The endpoint the mesh chose, until the attempt's outcome is reported to it.
+    private var endpoint: LoopEndpoint?
+    private var attemptStart: UInt64 = 0
+    /// The request head, kept while the stream may still go to another endpoint (its
+    /// connect failed before anything was sent).
+    private var routedHead: HPACKHeaders?
+    private var connectAttempts = 0
+    private static let maxConnectAttempts = 3
     private let pool: HTTP2UpstreamPool
     private let clientID: HTTP2StreamID
     /// The client's connection, where the exchange writes (and logs).
@@ -586,6 +636,8 @@ final class HTTP2RelayedStream {
             {
                 hasResponseStarted = true
                 status = code
+                routedHead = nil
+                settleEndpoint(code >= 500 ? .failed : .succeeded)
                 cancelTimer()
             }
             if headers.endStream { upstreamEnded = true }
@@ -664,6 +716,7 @@ final class HTTP2RelayedStream {
 
     fileprivate func responseTimedOut() {
         guard !hasResponseStarted, !isFinished else { return }
+        settleEndpoint(.failed)
         resetUpstream(.cancel)
         respond(
             status: 504, kind: .upstreamTimeout,
@@ -681,6 +734,8 @@ final class HTTP2RelayedStream {
         // Writing the response's END_STREAM closes the client's stream: that is the
         // exchange completing, not the client leaving.
         if !isFinished { finish(status: upstreamEnded ? status : HTTPStatus.clientClosedRequest) }
+        settleEndpoint(.abandoned)
+        routedHead = nil
         isClientOpen = false
         early = []
         // Both END_STREAMs passed: the upstream stream is closed (or closing) already.
@@ -696,7 +751,39 @@ final class HTTP2RelayedStream {
         isUpstreamLinked = false
     }
 
+    /// The mesh chose `endpoint` for this stream.
+    func attempt(_ endpoint: LoopEndpoint, head: HPACKHeaders) {
+        endpoint.requestStarted()
+        self.endpoint = endpoint
+        attemptStart = LoopContext.now()
+        destination = endpoint.target.address
+        routedHead = head
+    }
+
+    private enum EndpointVerdict { case succeeded, failed, abandoned }
+
+    /// Reports the attempt's outcome to its endpoint's balancer state, once.
+    private func settleEndpoint(_ verdict: EndpointVerdict) {
+        guard let endpoint else { return }
+        self.endpoint = nil
+        switch verdict {
+        case .abandoned:
+            endpoint.requestAbandoned()
+        case .succeeded, .failed:
+            let now = LoopContext.now()
+            endpoint.requestFinished(rttNanoseconds: now &- attemptStart, now: now, failed: verdict == .failed)
+        }
+    }
+
     func connectFailed(_ error: Error) {
+        let failed = endpoint
+        settleEndpoint(.failed)
+        connectAttempts += 1
+        if let failed, let head = routedHead, connectAttempts < Self.maxConnectAttempts, wantsUpstream {
+            // Nothing was sent: the stream goes to another endpoint.
+            clientRelay.route(self, head: head, avoiding: failed, batchedBy: nil)
+            return
+        }
         respond(
             status: 502, kind: .connectFailed, detail: "connect to \(describe(destination)) failed: \(describe(error))")
     }
@@ -711,6 +798,7 @@ final class HTTP2RelayedStream {
             finish(status: status)
             if isClientOpen { clientRelay.write(.rstStream(code), on: clientID, batchedBy: nil) }
         } else {
+            settleEndpoint(.failed)
             respond(
                 status: 502, kind: .upstreamReset,
                 detail:
@@ -729,7 +817,7 @@ final class HTTP2RelayedStream {
     /// Answers the client's stream with an error the proxy made, then asks the client
     /// to stop sending a request body it has not finished (RST_STREAM NO_ERROR, RFC 9113
     /// §8.1).
-    private func respond(status: Int, kind: ProxyErrorKind, detail: String) {
+    func respond(status: Int, kind: ProxyErrorKind, detail: String) {
         guard !isFinished else { return }
         metrics.error(kind)
         logger.debug(

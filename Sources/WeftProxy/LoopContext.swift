@@ -1,0 +1,83 @@
+import NIOCore
+
+/// What one event loop decides with: the current `MeshSnapshot`, the loop's balancers
+/// (same indices as the snapshot's backends) and endpoints, its random generator, and the
+/// requests waiting for a destination's first routes and endpoints. Only its own loop
+/// touches it, so nothing here takes a lock.
+final class LoopContext {
+    let eventLoop: EventLoop
+    /// How long a request waits for a just-subscribed destination's routes and endpoints.
+    let discoveryTimeout: TimeAmount
+    private(set) var snapshot = MeshSnapshot.empty
+    private(set) var balancers: [LoopBalancer] = []
+    private var endpointsByKey: [AddressKey: LoopEndpoint] = [:]
+    var random = LoopRandom()
+    private var waiters: [(deadline: NIODeadline, resume: (Bool) -> Void)] = []
+    private var waiterTimer: Scheduled<Void>?
+
+    private let meshStore: MeshStore?
+
+    init(eventLoop: EventLoop, discoveryTimeout: TimeAmount, meshStore: MeshStore? = nil) {
+        self.eventLoop = eventLoop
+        self.discoveryTimeout = discoveryTimeout
+        self.meshStore = meshStore
+    }
+
+    /// Subscribes to a destination's routes and endpoints (the store sends each Service
+    /// to the control plane once).
+    func requestDiscovery(of service: String) {
+        meshStore?.subscribe(service)
+    }
+
+    /// Makes `snapshot` current: balancers are rebuilt, each endpoint that stays keeps its
+    /// load and health, and requests waiting for discovery try again.
+    func install(_ snapshot: MeshSnapshot) {
+        eventLoop.preconditionInEventLoop()
+        let now = Self.now()
+        var kept: [AddressKey: LoopEndpoint] = [:]
+        balancers = snapshot.backends.map { backend in
+            guard case .endpoints(let targets) = backend.resolution else { return LoopBalancer(endpoints: []) }
+            return LoopBalancer(
+                endpoints: targets.map { target in
+                    if let endpoint = kept[target.key] { return endpoint }
+                    let endpoint =
+                        endpointsByKey[target.key].flatMap { $0.target == target ? $0 : nil }
+                        ?? LoopEndpoint(target: target, now: now)
+                    kept[target.key] = endpoint
+                    return endpoint
+                })
+        }
+        endpointsByKey = kept
+        self.snapshot = snapshot
+        let waiting = waiters
+        waiters = []
+        waiterTimer?.cancel()
+        waiterTimer = nil
+        for waiter in waiting { waiter.resume(true) }
+    }
+
+    /// Calls `resume(true)` when the next snapshot is installed, or `resume(false)` at
+    /// `deadline`, whichever comes first.
+    func waitForDiscovery(until deadline: NIODeadline, _ resume: @escaping (Bool) -> Void) {
+        waiters.append((deadline, resume))
+        scheduleWaiterTimer()
+    }
+
+    private func scheduleWaiterTimer() {
+        guard waiterTimer == nil, let earliest = waiters.map(\.deadline).min() else { return }
+        waiterTimer = eventLoop.scheduleTask(deadline: earliest) { [self] in
+            waiterTimer = nil
+            let now = eventLoop.now
+            let expired = waiters.filter { $0.deadline <= now }
+            waiters.removeAll { $0.deadline <= now }
+            for waiter in expired { waiter.resume(false) }
+            scheduleWaiterTimer()
+        }
+    }
+
+    /// Nanoseconds of the monotonic clock the balancers' state is kept in.
+    static func now() -> UInt64 { NIODeadline.now().uptimeNanoseconds }
+}
+
+@available(*, unavailable)
+extension LoopContext: Sendable {}

@@ -1,0 +1,162 @@
+import NIOCore
+
+/// Where an outbound connection was headed, as the mesh sees it; decided when it is
+/// accepted and looked up again only when the loop's snapshot changes.
+struct OutboundBinding {
+    /// The original destination.
+    let key: AddressKey
+    private var resolvedIn: ObjectIdentifier?
+    private var resolved = Resolved.passthrough
+
+    enum Resolved: Equatable {
+        /// A Service port (index in the snapshot): routes apply.
+        case servicePort(Int)
+        /// A mesh endpoint, or a destination outside the mesh while the mesh allows it.
+        case passthrough
+        /// Outside the mesh, and the mesh is REGISTRY_ONLY.
+        case refused
+    }
+
+    init(key: AddressKey) {
+        self.key = key
+    }
+
+    mutating func resolve(in snapshot: MeshSnapshot) -> Resolved {
+        let id = ObjectIdentifier(snapshot)
+        if resolvedIn == id { return resolved }
+        resolvedIn = id
+        if let index = snapshot.servicePortByAddress[key] {
+            resolved = .servicePort(index)
+        } else if snapshot.isRegistryOnly && !snapshot.endpointAddresses.contains(key) {
+            resolved = .refused
+        } else {
+            resolved = .passthrough
+        }
+        return resolved
+    }
+}
+
+/// An error the proxy answers a request with instead of forwarding it: one value, encoded
+/// by each driver (an HTTP/1 response, HTTP/2 HEADERS and DATA, or gRPC status).
+struct ProxyAnswer: Error {
+    let status: Int
+    let kind: ProxyErrorKind
+    let detail: String
+}
+
+/// Where a request goes: the endpoint, and the rule that chose it (for its timeouts,
+/// retries and metrics).
+struct PlannedAttempt {
+    let endpoint: LoopEndpoint
+    /// Index in the snapshot's `servicePorts`.
+    let servicePort: Int
+    /// Index in that Service port's rules; nil for opaque traffic (no route applies).
+    let rule: Int?
+    let backend: Int
+}
+
+enum PlanOutcome {
+    case forward(PlannedAttempt)
+    /// Not a mesh Service: forward to the original destination as it is.
+    case passthrough
+    case answer(ProxyAnswer)
+    /// The Service's routes or a backend's endpoints have not arrived yet.
+    case awaitDiscovery
+}
+
+/// resolve → route → backend → endpoint, for one request, shared by the HTTP/1 and HTTP/2
+/// drivers (each passes a view of its own request head), and for opaque TCP without the
+/// route step.
+extension LoopContext {
+    /// Plans an HTTP request on an outbound connection.
+    /// - Parameter avoiding: an endpoint this request already failed to connect to.
+    func plan<View: RequestHeadView>(
+        _ binding: inout OutboundBinding, request: View, avoiding: LoopEndpoint? = nil
+    ) -> PlanOutcome {
+        let snapshot = self.snapshot
+        switch binding.resolve(in: snapshot) {
+        case .passthrough:
+            return .passthrough
+        case .refused:
+            return .answer(
+                ProxyAnswer(
+                    status: 502, kind: .registryOnly,
+                    detail: "the mesh is REGISTRY_ONLY and this destination is no Service or endpoint of it"))
+        case .servicePort(let index):
+            let plan = snapshot.servicePorts[index]
+            guard case .ready(let table) = plan.state else {
+                requestDiscovery(of: plan.service)
+                return .awaitDiscovery
+            }
+            guard let ruleIndex = table.match(request) else {
+                return .answer(
+                    ProxyAnswer(
+                        status: 404, kind: .noRoute,
+                        detail: "no rule of the routes of \(plan.service):\(plan.port) matches this request"))
+            }
+            let rule = table.rules[ruleIndex]
+            guard let backend = rule.backends.pick(using: &random) else {
+                return .answer(
+                    ProxyAnswer(
+                        status: 500, kind: .unresolvedBackend,
+                        detail:
+                            "route \(rule.route) rule \(rule.name ?? String(rule.ruleIndex)) has no backend with weight"
+                    ))
+            }
+            return pick(backend: backend, servicePort: index, rule: ruleIndex, avoiding: avoiding)
+        }
+    }
+
+    /// Plans an opaque (TCP or TLS) connection: a Service port goes to one of its own
+    /// endpoints; routes do not apply.
+    func planConnection(_ binding: inout OutboundBinding, avoiding: LoopEndpoint? = nil) -> PlanOutcome {
+        let snapshot = self.snapshot
+        switch binding.resolve(in: snapshot) {
+        case .passthrough: return .passthrough
+        case .refused:
+            return .answer(ProxyAnswer(status: 502, kind: .registryOnly, detail: "the mesh is REGISTRY_ONLY"))
+        case .servicePort(let index):
+            let plan = snapshot.servicePorts[index]
+            if case .awaitingDiscovery = plan.state {
+                requestDiscovery(of: plan.service)
+                return .awaitDiscovery
+            }
+            return pick(backend: plan.directBackend, servicePort: index, rule: nil, avoiding: avoiding)
+        }
+    }
+
+    private func pick(backend: Int, servicePort: Int, rule: Int?, avoiding: LoopEndpoint?) -> PlanOutcome {
+        let plan = snapshot.backends[backend]
+        switch plan.resolution {
+        case .awaitingDiscovery:
+            requestDiscovery(of: plan.service)
+            return .awaitDiscovery
+        case .unresolved(let reason):
+            return .answer(ProxyAnswer(status: 500, kind: .unresolvedBackend, detail: "backend: \(reason)"))
+        case .endpoints:
+            guard let endpoint = balancers[backend].pick(now: Self.now(), random: &random, avoiding: avoiding) else {
+                return .answer(
+                    ProxyAnswer(
+                        status: 503, kind: .noEndpoints,
+                        detail: "backend \(plan.service):\(plan.port) has no ready endpoint"))
+            }
+            return .forward(PlannedAttempt(endpoint: endpoint, servicePort: servicePort, rule: rule, backend: backend))
+        }
+    }
+
+    /// The answer for a request whose destination's routes or endpoints did not arrive in time.
+    func discoveryTimedOut(_ binding: OutboundBinding) -> ProxyAnswer {
+        var binding = binding
+        let service: String
+        if case .servicePort(let index) = binding.resolve(in: snapshot) {
+            service = snapshot.servicePorts[index].service
+        } else {
+            service = "the destination"
+        }
+        return ProxyAnswer(
+            status: 503, kind: .discoveryTimeout,
+            detail:
+                "routes and endpoints of \(service) did not arrive from the control plane within \(seconds(discoveryTimeout))"
+        )
+    }
+}

@@ -1,0 +1,179 @@
+/// The HTTPRoute rules of one Service port, compiled: every match of every rule that
+/// applies, sorted once in Gateway API precedence, so a request takes the first that
+/// matches (`match`), comparing bytes in place.
+///
+/// Precedence (Gateway API v1, HTTPRouteRule): an Exact path, then the longest PathPrefix,
+/// then regular expressions; then a method match; then more header matches; then more
+/// query parameter matches; then the older route (the control plane sends routes oldest
+/// first, then by namespace/name), rule order and match order.
+struct RouteTable: Sendable {
+    let matches: [RouteMatcher]
+    let rules: [RouteRule]
+
+    /// The index in `rules` of the rule the request takes; nil when none matches.
+    func match<View: RequestHeadView>(_ view: View) -> Int? {
+        for matcher in matches where matcher.matches(view) { return matcher.rule }
+        return nil
+    }
+
+    /// Sorts matchers into precedence order. `position` is (route, rule, match) order.
+    static func sorted(_ entries: [(matcher: RouteMatcher, position: (Int, Int, Int))]) -> [RouteMatcher] {
+        entries.sorted { a, b in
+            let ka = a.matcher.precedenceKey + [a.position.0, a.position.1, a.position.2]
+            let kb = b.matcher.precedenceKey + [b.position.0, b.position.1, b.position.2]
+            return ka.lexicographicallyPrecedes(kb)
+        }.map(\.matcher)
+    }
+}
+
+/// One rule a request can take: where it came from (for metrics and explanations), its
+/// weighted backends, and its timeouts and retry policy.
+struct RouteRule: Sendable {
+    /// The HTTPRoute's `namespace/name`; empty for the implicit rule of a Service with no route.
+    let route: String
+    let ruleIndex: Int
+    /// `rules[].name`, when given.
+    let name: String?
+    let backends: WeightedBackends
+    let requestTimeoutMs: Int?
+    let backendRequestTimeoutMs: Int?
+    let retry: RetryPolicy?
+
+    var isImplicit: Bool { route.isEmpty }
+}
+
+/// HTTPRoute `retry`, as the proxy applies it.
+struct RetryPolicy: Sendable, Equatable {
+    let attempts: Int
+    let codes: [Int]
+    let backoffMs: Int
+}
+
+/// A rule's `backendRefs`: indices of the snapshot's backends with cumulative weights, so
+/// a weighted pick is one random number and a short scan.
+struct WeightedBackends: Sendable {
+    /// (backend index in the snapshot, cumulative weight up to and including it).
+    let entries: [(backend: Int, cumulative: Int)]
+    var totalWeight: Int { entries.last?.cumulative ?? 0 }
+
+    init(_ weighted: [(backend: Int, weight: Int)]) {
+        var total = 0
+        var entries: [(Int, Int)] = []
+        for (backend, weight) in weighted where weight > 0 {
+            total += weight
+            entries.append((backend, total))
+        }
+        self.entries = entries
+    }
+
+    /// The backend for a random draw; nil when no backend has weight.
+    func pick<R: RandomNumberGenerator>(using random: inout R) -> Int? {
+        switch entries.count {
+        case 0: return nil
+        case 1: return entries[0].backend
+        default:
+            let draw = Int(random.next(upperBound: UInt64(totalWeight)))
+            for entry in entries where draw < entry.cumulative { return entry.backend }
+            return entries[entries.count - 1].backend
+        }
+    }
+}
+
+/// One `matches[]` entry of a rule: every condition must hold.
+struct RouteMatcher: @unchecked Sendable {
+    // @unchecked: `Regex` is immutable once compiled but not declared Sendable.
+    enum Path {
+        case exact([UInt8])
+        /// Element-wise prefix, without a trailing slash (`/` is the empty prefix, which
+        /// matches every path).
+        case prefix([UInt8])
+        case regex(Regex<AnyRegexOutput>, length: Int)
+    }
+
+    enum Value {
+        case exact([UInt8])
+        case regex(Regex<AnyRegexOutput>)
+
+        func matches(_ bytes: UnsafeRawBufferPointer) -> Bool {
+            switch self {
+            case .exact(let value): return bytes.elementsEqual(value)
+            case .regex(let regex): return (try? regex.wholeMatch(in: String(decoding: bytes, as: UTF8.self))) != nil
+            }
+        }
+    }
+
+    let path: Path
+    let method: [UInt8]?
+    /// Header names lowercased.
+    let headers: [(name: [UInt8], value: Value)]
+    let queryParams: [(name: [UInt8], value: Value)]
+    /// The rule this match belongs to (index in `RouteTable.rules`).
+    let rule: Int
+
+    var precedenceKey: [Int] {
+        let pathRank: [Int]
+        switch path {
+        case .exact: pathRank = [0, 0]
+        case .prefix(let prefix): pathRank = [1, -(prefix.count + 1)]
+        case .regex: pathRank = [2, 0]
+        }
+        return pathRank + [method == nil ? 1 : 0, -headers.count, -queryParams.count]
+    }
+
+    func matches<View: RequestHeadView>(_ view: View) -> Bool {
+        if let method, !view.isMethod(method) { return false }
+        let pathMatches = view.withPath { path in
+            switch self.path {
+            case .exact(let value): return path.elementsEqual(value)
+            case .prefix(let prefix): return Self.isElementPrefix(prefix, of: path)
+            case .regex(let regex, _):
+                return (try? regex.wholeMatch(in: String(decoding: path, as: UTF8.self))) != nil
+            }
+        }
+        guard pathMatches else { return false }
+        for header in headers {
+            let ok = view.withHeader(header.name) { value in value.map { header.value.matches($0) } ?? false }
+            if !ok { return false }
+        }
+        if !queryParams.isEmpty {
+            let ok = view.withQuery { query in
+                queryParams.allSatisfy { param in
+                    Self.firstQueryValue(param.name, in: query).map { param.value.matches($0) } ?? false
+                }
+            }
+            if !ok { return false }
+        }
+        return true
+    }
+
+    /// `/abc` is an element prefix of `/abc`, `/abc/` and `/abc/def`, not of `/abcd`.
+    static func isElementPrefix(_ prefix: [UInt8], of path: UnsafeRawBufferPointer) -> Bool {
+        guard path.count >= prefix.count else { return false }
+        for i in 0..<prefix.count where path[i] != prefix[i] { return false }
+        return path.count == prefix.count || path[prefix.count] == 0x2F
+    }
+
+    /// The value of the first `name=value` pair named `name` in a query string.
+    static func firstQueryValue(_ name: [UInt8], in query: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        var start = 0
+        while start <= query.count {
+            var end = start
+            while end < query.count && query[end] != 0x26 { end += 1 }
+            var equals = start
+            while equals < end && query[equals] != 0x3D { equals += 1 }
+            if equals - start == name.count {
+                var same = true
+                for i in 0..<name.count where query[start + i] != name[i] {
+                    same = false
+                    break
+                }
+                if same {
+                    let valueStart = min(equals + 1, end)
+                    return UnsafeRawBufferPointer(rebasing: query[valueStart..<end])
+                }
+            }
+            start = end + 1
+        }
+        return nil
+    }
+}

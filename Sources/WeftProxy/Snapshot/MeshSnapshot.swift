@@ -1,0 +1,100 @@
+import NIOCore
+
+/// What the data path decides with: the config the proxy acked, compiled once per
+/// version off the event loops (`MeshSnapshotCompiler`) and handed to each loop
+/// (`LoopContext`). Immutable; a request reads it with no lock, no string key and no
+/// allocation: ClusterIP:port by binary key, routes pre-sorted, regexes compiled.
+///
+/// Indices tie it together: a Service port's route rules name backends by their index in
+/// `backends`, and each loop keeps its balancers in an array with the same indices.
+final class MeshSnapshot: Sendable {
+    let version: Int
+    let generation: Int
+    /// MeshConfig `outboundPolicy: REGISTRY_ONLY`: destinations outside the mesh are refused.
+    let isRegistryOnly: Bool
+    /// The namespace of this proxy's pod (consumer routes are chosen by it).
+    let namespace: String
+    let servicePorts: [ServicePortPlan]
+    let backends: [BackendPlan]
+    /// ClusterIP:port → index in `servicePorts`.
+    let servicePortByAddress: [AddressKey: Int]
+    /// Lowercased DNS name (`web`, `web.demo`, `web.demo.svc`, `web.demo.svc.<domain>`)
+    /// and port → index in `servicePorts`: for an HTTP request whose destination is not a
+    /// ClusterIP, the Host header.
+    let servicePortByHost: [HostPort: Int]
+    /// Endpoint addresses of the known destinations (pod IP:port): traffic addressed to
+    /// one is for that endpoint, and routes do not apply.
+    let endpointAddresses: Set<AddressKey>
+    /// Services whose routes or endpoints this snapshot needs but the config lacks (routes'
+    /// backends): the control client subscribes to them.
+    let missingServices: [String]
+
+    init(
+        version: Int, generation: Int, isRegistryOnly: Bool, namespace: String, servicePorts: [ServicePortPlan],
+        backends: [BackendPlan], servicePortByAddress: [AddressKey: Int], servicePortByHost: [HostPort: Int],
+        endpointAddresses: Set<AddressKey>, missingServices: [String]
+    ) {
+        self.version = version
+        self.generation = generation
+        self.isRegistryOnly = isRegistryOnly
+        self.namespace = namespace
+        self.servicePorts = servicePorts
+        self.backends = backends
+        self.servicePortByAddress = servicePortByAddress
+        self.servicePortByHost = servicePortByHost
+        self.endpointAddresses = endpointAddresses
+        self.missingServices = missingServices
+    }
+
+    /// A snapshot with no mesh: everything passes through.
+    static let empty = MeshSnapshot(
+        version: 0, generation: 0, isRegistryOnly: false, namespace: "", servicePorts: [], backends: [],
+        servicePortByAddress: [:], servicePortByHost: [:], endpointAddresses: [], missingServices: [])
+}
+
+/// A DNS name and port, the key of a Host header lookup.
+struct HostPort: Hashable, Sendable {
+    let host: String
+    let port: Int
+}
+
+/// One port of one Service: the routes requests to it take.
+struct ServicePortPlan: Sendable {
+    enum State: Sendable {
+        /// Its routes and endpoints have not come from the control plane yet (just
+        /// subscribed): requests wait for them, bounded.
+        case awaitingDiscovery
+        case ready(RouteTable)
+    }
+
+    /// `namespace/name`.
+    let service: String
+    let port: Int
+    let state: State
+    /// The Service port itself as a backend (routes do not apply to opaque TCP, nor when
+    /// the Service has no route): its index in the snapshot's backends.
+    let directBackend: Int
+}
+
+/// A backend: one port of one Service, and the endpoints behind it.
+struct BackendPlan: Sendable {
+    enum Resolution: Sendable {
+        case endpoints([EndpointTarget])
+        /// Its endpoints have not come yet (subscribed when the snapshot was compiled).
+        case awaitingDiscovery
+        /// The Service or its port does not exist (Gateway API: 500 for its share).
+        case unresolved(String)
+    }
+
+    let service: String
+    let port: Int
+    let resolution: Resolution
+}
+
+/// One endpoint address of a backend.
+struct EndpointTarget: Sendable, Hashable {
+    let address: SocketAddress
+    let key: AddressKey
+    /// The workload's SPIFFE ID, when the control plane knows its Pod.
+    let identity: String?
+}

@@ -27,7 +27,7 @@ struct OutboundBinding {
         resolvedIn = id
         if let index = snapshot.servicePortByAddress[key] {
             resolved = .servicePort(index)
-        } else if snapshot.isRegistryOnly && !snapshot.endpointAddresses.contains(key) {
+        } else if snapshot.isRegistryOnly && !snapshot.endpointAddresses.contains(key.with(port: 0)) {
             resolved = .refused
         } else {
             resolved = .passthrough
@@ -53,6 +53,13 @@ struct PlannedAttempt {
     /// Index in that Service port's rules; nil for opaque traffic (no route applies).
     let rule: Int?
     let backend: Int
+    /// The rule's `timeouts` (milliseconds), nil when it sets none.
+    var requestTimeoutMs: Int? = nil
+    var backendRequestTimeoutMs: Int? = nil
+    /// The route's `namespace/name`, when the rule sets a timeout (for the 504's message).
+    var route: String? = nil
+
+    var hasTimeouts: Bool { requestTimeoutMs != nil || backendRequestTimeoutMs != nil }
 }
 
 enum PlanOutcome {

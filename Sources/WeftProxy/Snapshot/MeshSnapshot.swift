@@ -22,8 +22,8 @@ final class MeshSnapshot: Sendable {
     /// and port → index in `servicePorts`: for an HTTP request whose destination is not a
     /// ClusterIP, the Host header.
     let servicePortByHost: [HostPort: Int]
-    /// Endpoint addresses of the known destinations (pod IP:port): traffic addressed to
-    /// one is for that endpoint, and routes do not apply.
+    /// The IP addresses (port 0) of the known destinations' endpoints: a pod of the mesh,
+    /// at any port, is inside it (REGISTRY_ONLY lets it through), and routes do not apply.
     let endpointAddresses: Set<AddressKey>
     /// Services whose routes or endpoints this snapshot needs but the config lacks (routes'
     /// backends): the control client subscribes to them.

@@ -73,9 +73,7 @@ enum MeshSnapshotCompiler {
             }
             for set in config.endpoints.values {
                 for endpoint in set.endpoints {
-                    for port in endpoint.ports {
-                        if let key = AddressKey(ip: endpoint.address, port: port.port) { endpointAddresses.insert(key) }
-                    }
+                    if let key = AddressKey(ip: endpoint.address, port: 0) { endpointAddresses.insert(key) }
                 }
             }
         }

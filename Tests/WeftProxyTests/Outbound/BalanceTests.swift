@@ -7,9 +7,13 @@ import XCTest
 final class BalanceTests: XCTestCase {
     private let ms: UInt64 = 1_000_000
 
-    func testNewEndpointStartsAtTheDefaultRTT() {
-        let ewma = PeakEWMA(now: 0)
-        XCTAssertEqual(ewma.cost(now: 0), PeakEWMA.defaultRTTNanoseconds)
+    func testANewEndpointIsTriedFirstButNotFlooded() {
+        var ewma = PeakEWMA(now: 0)
+        XCTAssertEqual(ewma.cost(now: 0), 0, "untried and idle: picked whenever drawn")
+        ewma.start()
+        XCTAssertEqual(ewma.cost(now: 0), PeakEWMA.defaultRTTNanoseconds * 2, "its first request out: the default RTT")
+        ewma.finish(rttNanoseconds: 3 * ms, now: 3 * ms)
+        XCTAssertEqual(ewma.estimate, Double(3 * ms), "the first sample is the estimate")
     }
 
     func testPeakIsTakenAtOnceAndDecaysSlowly() {
@@ -28,6 +32,8 @@ final class BalanceTests: XCTestCase {
 
     func testCostGrowsWithRequestsInFlight() {
         var ewma = PeakEWMA(now: 0)
+        ewma.start()
+        ewma.finish(rttNanoseconds: 30 * ms, now: 0)
         let idle = ewma.cost(now: 0)
         ewma.start()
         ewma.start()

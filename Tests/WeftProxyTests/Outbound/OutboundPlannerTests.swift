@@ -70,6 +70,9 @@ final class OutboundPlannerTests: XCTestCase {
         guard case .passthrough = plan(context, to: "10.230.0.1", port: 8080) else {
             return XCTFail("a mesh endpoint is in the registry")
         }
+        guard case .passthrough = plan(context, to: "10.230.0.1", port: 7000) else {
+            return XCTFail("a mesh pod is in the registry at any port")
+        }
     }
 
     func testErrorAnswersForNoRuleNoEndpointsAndMissingBackends() throws {

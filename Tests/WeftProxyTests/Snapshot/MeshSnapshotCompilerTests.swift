@@ -19,7 +19,7 @@ final class MeshSnapshotCompilerTests: XCTestCase {
         XCTAssertEqual(snapshot.servicePortByHost[HostPort(host: "web", port: 80)], web, "short name in its namespace")
         XCTAssertNil(snapshot.servicePortByHost[HostPort(host: "api", port: 80)], "no short name across namespaces")
         XCTAssertNotNil(snapshot.servicePortByHost[HostPort(host: "api.other.svc.cluster.local", port: 80)])
-        XCTAssertTrue(snapshot.endpointAddresses.contains(AddressKey(ip: "10.230.0.1", port: 8080)!))
+        XCTAssertTrue(snapshot.endpointAddresses.contains(AddressKey(ip: "10.230.0.1", port: 0)!))
     }
 
     func testBackendsWithoutEndpointsAreSubscribed() throws {

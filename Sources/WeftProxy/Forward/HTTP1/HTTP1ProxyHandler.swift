@@ -45,6 +45,14 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var connectAttempts = 0
     private static let maxConnectAttempts = 3
     private var discoveryDeadline: NIODeadline?
+    /// The current request's route timeouts; nil when its route sets none (then only the
+    /// proxy's response timeout applies).
+    private var routeDeadlines: ExchangeDeadlines?
+    private var routeName: String?
+    /// The limit the armed response deadline comes from (nil: the proxy's).
+    private var responseLimit: ExchangeDeadlines.Limit?
+    /// When the scheduled response check runs.
+    private var responseTimerAt = NIODeadline.distantFuture
     private let metrics: DirectionMetrics
     private let config: ProxyConfig
     private var context: ChannelHandlerContext?
@@ -315,6 +323,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         requestPhase = .connecting
         connectAttempts = 0
         discoveryDeadline = nil
+        routeDeadlines = nil
+        routeName = nil
         if outbound != nil { return routeRequest() }
         return sendRequest()
     }
@@ -349,6 +359,13 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             attemptEndpoint = endpoint
             attemptStart = LoopContext.now()
             destination = endpoint.target.address
+            if attempt.hasTimeouts && routeDeadlines == nil {
+                routeDeadlines = ExchangeDeadlines(
+                    start: NIODeadline.uptimeNanoseconds(requestStart.uptimeNanoseconds),
+                    requestTimeoutMs: attempt.requestTimeoutMs,
+                    backendRequestTimeoutMs: attempt.backendRequestTimeoutMs, proxyTimeout: config.responseTimeout)
+                routeName = attempt.route
+            }
             if let known = endpoint.http1Bucket {
                 bucket = known
             } else {
@@ -788,16 +805,32 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Arms the response timeout. The timer task is not rescheduled per request: one
     /// pending check re-arms itself for the current deadline, so a connection doing
     /// thousands of quick requests schedules a timer once per timeout period.
+    /// A route's timeouts give a request its own deadline, possibly earlier than the
+    /// pending check: then the check is moved earlier.
     private func startResponseTimer() {
-        let deadline = NIODeadline.now() + config.responseTimeout
+        let now = NIODeadline.now()
+        let deadline: NIODeadline
+        if let routeDeadlines {
+            (deadline, responseLimit) = routeDeadlines.responseDeadline(attemptSentAt: now)
+        } else {
+            deadline = now + config.responseTimeout
+            responseLimit = nil
+        }
         responseDeadline = deadline
-        if responseTimer == nil { scheduleResponseCheck(at: deadline) }
+        if responseTimer == nil {
+            scheduleResponseCheck(at: deadline)
+        } else if deadline < responseTimerAt {
+            responseTimer?.cancel()
+            scheduleResponseCheck(at: deadline)
+        }
     }
 
     private func scheduleResponseCheck(at deadline: NIODeadline) {
         guard let context else { return }
+        responseTimerAt = deadline
         responseTimer = context.eventLoop.scheduleTask(deadline: deadline) { [self] in
             responseTimer = nil
+            responseTimerAt = .distantFuture
             guard let armed = responseDeadline else { return }
             guard armed <= .now() else {
                 scheduleResponseCheck(at: armed)
@@ -808,9 +841,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             settleEndpoint(.failed)
             upstream = nil
             connection.close()
-            respondWithError(
-                status: 504, kind: .upstreamTimeout,
-                detail: "upstream \(describe(destination)) sent no response within \(seconds(config.responseTimeout))")
+            let answer = ExchangeDeadlines.answer(
+                responseLimit ?? .proxy(config.responseTimeout), destination: describe(destination), route: routeName)
+            respondWithError(status: answer.status, kind: answer.kind, detail: answer.detail)
         }
     }
 

@@ -297,11 +297,14 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
             stream.destination = destination
             pool.openStream(stream, to: destination, batchedBy: reader)
         case .forward(let attempt):
-            stream.attempt(attempt.endpoint, head: head)
+            stream.attempt(attempt, head: head)
             pool.openStream(stream, to: attempt.endpoint.target.address, batchedBy: reader)
+            stream.armResponseTimerIfRequestEnded()
         case .answer(let answer):
             stream.respond(status: answer.status, kind: answer.kind, detail: answer.detail)
         case .awaitDiscovery:
+            // The wait has its own limit; the response timeout starts once the request is sent.
+            stream.disarmResponseTimer()
             let deadline = deadline ?? (mesh.eventLoop.now + mesh.discoveryTimeout)
             mesh.waitForDiscovery(until: deadline) { [self] arrived in
                 guard stream.wantsUpstream, let outbound else { return }
@@ -509,6 +512,12 @@ final class HTTP2RelayedStream {
     private var routedHead: HPACKHeaders?
     private var connectAttempts = 0
     private static let maxConnectAttempts = 3
+    /// Limits of this request beyond the proxy's response timeout: its route's timeouts or
+    /// the gRPC client's `grpc-timeout`. Such a stream has a timer of its own, instead of a
+    /// place in the connection's `ResponseDeadlines`.
+    private var ownDeadlines: ExchangeDeadlines?
+    private var ownTimer: Scheduled<Void>?
+    private var routeName: String?
     private let pool: HTTP2UpstreamPool
     private let clientID: HTTP2StreamID
     /// The client's connection, where the exchange writes (and logs).
@@ -572,6 +581,13 @@ final class HTTP2RelayedStream {
     func start(_ headers: HTTP2Frame.FramePayload.Headers) {
         start = .now()
         isGRPC = headers.headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
+        if isGRPC, let value = headers.headers.first(name: "grpc-timeout"),
+            let timeout = ExchangeDeadlines.grpcTimeout(value)
+        {
+            var deadlines = ExchangeDeadlines(proxyTimeout: config.responseTimeout)
+            deadlines.limitByGRPCTimeout(timeout, start: start)
+            ownDeadlines = deadlines
+        }
         let head = HTTP2Frame.FramePayload.Headers(headers: headers.headers, endStream: headers.endStream)
         clientSent(.headers(head), flowControlled: 0)
         retryableHead = head
@@ -710,8 +726,20 @@ final class HTTP2RelayedStream {
     // MARK: Ends and failures
 
     private func requestEnded() {
-        guard responseDeadline == nil, !hasResponseStarted, !isFinished else { return }
-        clientRelay.deadlines.arm(self)
+        guard responseDeadline == nil, ownTimer == nil, !hasResponseStarted, !isFinished else { return }
+        guard let ownDeadlines, let loop = clientRelay.context?.eventLoop else {
+            clientRelay.deadlines.arm(self)
+            return
+        }
+        let (deadline, limit) = ownDeadlines.responseDeadline(attemptSentAt: .now())
+        ownTimer = loop.scheduleTask(deadline: deadline) { [self] in
+            ownTimer = nil
+            guard !hasResponseStarted, !isFinished else { return }
+            settleEndpoint(.failed)
+            resetUpstream(.cancel)
+            let answer = ExchangeDeadlines.answer(limit, destination: describe(destination), route: routeName)
+            respond(status: answer.status, kind: answer.kind, detail: answer.detail)
+        }
     }
 
     fileprivate func responseTimedOut() {
@@ -723,8 +751,22 @@ final class HTTP2RelayedStream {
             detail: "upstream \(describe(destination)) sent no response within \(seconds(config.responseTimeout))")
     }
 
+    /// Stops the response timeout while the stream waits for discovery.
+    func disarmResponseTimer() { cancelTimer() }
+
+    /// Starts the response timeout for a stream whose request already ended (it waited
+    /// for discovery).
+    /// A route's timeouts replace the proxy's response timeout armed when the request ended.
+    func armResponseTimerIfRequestEnded() {
+        guard clientEnded else { return }
+        if ownDeadlines != nil { cancelTimer() }
+        requestEnded()
+    }
+
     private func cancelTimer() {
         if responseDeadline != nil { clientRelay.deadlines.disarm(self) }
+        ownTimer?.cancel()
+        ownTimer = nil
     }
 
     /// The client's stream is gone: reset by the client, closed after the exchange, or
@@ -751,8 +793,19 @@ final class HTTP2RelayedStream {
         isUpstreamLinked = false
     }
 
-    /// The mesh chose `endpoint` for this stream.
-    func attempt(_ endpoint: LoopEndpoint, head: HPACKHeaders) {
+    /// The mesh chose `attempt.endpoint` for this stream.
+    func attempt(_ attempt: PlannedAttempt, head: HPACKHeaders) {
+        let endpoint = attempt.endpoint
+        if attempt.hasTimeouts && routeName == nil {
+            var deadlines = ExchangeDeadlines(
+                start: start, requestTimeoutMs: attempt.requestTimeoutMs,
+                backendRequestTimeoutMs: attempt.backendRequestTimeoutMs, proxyTimeout: config.responseTimeout)
+            if let grpc = ownDeadlines?.exchange, case .grpcTimeout(let timeout) = grpc.limit {
+                deadlines.limitByGRPCTimeout(timeout, start: start)
+            }
+            ownDeadlines = deadlines
+            routeName = attempt.route
+        }
         endpoint.requestStarted()
         self.endpoint = endpoint
         attemptStart = LoopContext.now()
@@ -826,6 +879,16 @@ final class HTTP2RelayedStream {
         finish(status: status)
         let client = clientRelay
         guard isClientOpen, let allocator = client.context?.channel.allocator else { return }
+        if isGRPC {
+            // gRPC clients read the status from grpc-status: a trailers-only response.
+            let headers: HPACKHeaders = [
+                ":status": "200", "content-type": "application/grpc", "grpc-status": "\(Self.grpcStatus(for: status))",
+                "grpc-message": Self.percentEncoded("weft-proxy: \(detail)"), "weft-error": kind.headerValue,
+            ]
+            client.write(.headers(.init(headers: headers, endStream: true)), on: clientID, batchedBy: nil)
+            if !clientEnded { client.write(.rstStream(.noError), on: clientID, batchedBy: nil) }
+            return
+        }
         let headers: HPACKHeaders = [
             ":status": "\(status)", "content-type": "text/plain; charset=utf-8", "weft-error": kind.headerValue,
         ]
@@ -833,6 +896,32 @@ final class HTTP2RelayedStream {
         let body = allocator.buffer(string: "weft-proxy: \(detail)\n")
         client.write(.data(.init(data: .byteBuffer(body), endStream: true)), on: clientID, batchedBy: nil)
         if !clientEnded { client.write(.rstStream(.noError), on: clientID, batchedBy: nil) }
+    }
+
+    /// The gRPC status code for an answer the proxy makes (gRPC's HTTP-to-status mapping,
+    /// with 504 as DEADLINE_EXCEEDED).
+    static func grpcStatus(for status: Int) -> Int {
+        switch status {
+        case 504: return 4  // DEADLINE_EXCEEDED
+        case 404: return 12  // UNIMPLEMENTED
+        case 403: return 7  // PERMISSION_DENIED
+        case 502, 503: return 14  // UNAVAILABLE
+        case 400, 431: return 13  // INTERNAL
+        default: return 13  // INTERNAL
+        }
+    }
+
+    /// grpc-message is percent-encoded (gRPC over HTTP/2): bytes outside 0x20–0x7E and `%`.
+    static func percentEncoded(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            if byte >= 0x20 && byte <= 0x7E && byte != 0x25 {
+                out.unicodeScalars.append(UnicodeScalar(byte))
+            } else {
+                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return out
     }
 
     private func finish(status: Int) {
@@ -849,3 +938,9 @@ extension HTTP2ConnectionRelay: Sendable {}
 
 @available(*, unavailable)
 extension HTTP2RelayedStream: Sendable {}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

@@ -11,8 +11,12 @@ import Glibc
 /// - Cost is `estimate × (pending + 1)`: of two endpoints equally fast, the less busy
 ///   wins; an idle slow endpoint can still beat a busy fast one.
 ///
-/// New endpoints start from `defaultRTT` (30 ms, Linkerd's default), so they are tried
-/// without being flooded. Time is passed in (nanoseconds of a monotonic clock), so the
+/// A new endpoint is tried first: while it has no sample and nothing in flight its cost is
+/// zero, so it gets a request as soon as the balancer draws it, and its first response
+/// sets its estimate. While that first request is in flight it costs `defaultRTT` (30 ms,
+/// Linkerd's default) per pending request, so it is not flooded before it has answered.
+/// (Starting every new endpoint at 30 ms, as Linkerd does, leaves a new endpoint untried
+/// under light load for as long as the others answer faster than its decaying default.) Time is passed in (nanoseconds of a monotonic clock), so the
 /// type is tested with a fake clock.
 struct PeakEWMA: Sendable, Equatable {
     static let defaultRTTNanoseconds: Double = 30_000_000
@@ -30,9 +34,13 @@ struct PeakEWMA: Sendable, Equatable {
         stamp = now
     }
 
+    /// Whether a response has set the estimate yet.
+    private(set) var isSampled = false
+
     /// The balancer's cost of sending this endpoint one more request.
     func cost(now: UInt64) -> Double {
-        decayed(now: now) * Double(pending + 1)
+        if !isSampled && pending == 0 { return 0 }
+        return decayed(now: now) * Double(pending + 1)
     }
 
     /// A request leaves for this endpoint.
@@ -48,7 +56,10 @@ struct PeakEWMA: Sendable, Equatable {
     mutating func abandon() { pending = max(0, pending - 1) }
 
     private mutating func observe(_ sample: Double, now: UInt64) {
-        if sample > estimate {
+        if !isSampled {
+            isSampled = true
+            estimate = sample
+        } else if sample > estimate {
             estimate = sample
         } else {
             let elapsed = Double(now &- stamp)

@@ -10,6 +10,8 @@ final class LoopContext {
     let discoveryTimeout: TimeAmount
     private(set) var snapshot = MeshSnapshot.empty
     private(set) var balancers: [LoopBalancer] = []
+    /// The retry budget of each Service port (same indices as the snapshot's `servicePorts`).
+    private var budgets: [RetryBudget] = []
     private var endpointsByKey: [AddressKey: LoopEndpoint] = [:]
     var random = LoopRandom()
     private var waiters: [(deadline: NIODeadline, resume: (Bool) -> Void)] = []
@@ -48,6 +50,20 @@ final class LoopContext {
                 })
         }
         endpointsByKey = kept
+        // Budgets carry over per Service port while the mesh's budget settings stay.
+        var oldBudgets: [String: RetryBudget] = [:]
+        if snapshot.retryBudget == self.snapshot.retryBudget {
+            for (index, plan) in self.snapshot.servicePorts.enumerated() where index < budgets.count {
+                oldBudgets["\(plan.service):\(plan.port)"] = budgets[index]
+            }
+        }
+        let settings = snapshot.retryBudget
+        budgets = snapshot.servicePorts.map { plan in
+            oldBudgets["\(plan.service):\(plan.port)"]
+                ?? RetryBudget(
+                    ratio: settings.ratio, minPerSecond: settings.minRetriesPerSecond,
+                    windowSeconds: max(1, settings.windowMs / 1000), now: now)
+        }
         self.snapshot = snapshot
         let waiting = waiters
         waiters = []
@@ -73,6 +89,16 @@ final class LoopContext {
             for waiter in expired { waiter.resume(false) }
             scheduleWaiterTimer()
         }
+    }
+
+    /// A request to a Service port was sent (it adds to that port's retry budget).
+    func requestSent(servicePort: Int) {
+        budgets[servicePort].deposit(now: Self.now())
+    }
+
+    /// Takes one retry from a Service port's budget; false when it is spent.
+    func withdrawRetry(servicePort: Int) -> Bool {
+        budgets[servicePort].withdraw(now: Self.now())
     }
 
     /// Nanoseconds of the monotonic clock the balancers' state is kept in.

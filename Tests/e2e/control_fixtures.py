@@ -261,16 +261,16 @@ class ControlEnv:
                 pass
 
     # -- processes --
-    def start_control(self, push_port=None, http_port=None, prefix=(), wait=True, extra=()):
-        cp = ControlPlane(self, push_port or free_port(), http_port or free_port(), prefix=prefix)
+    def start_control(self, push_port=None, http_port=None, prefix=(), wait=True, extra=(), host="127.0.0.1"):
+        cp = ControlPlane(self, push_port or free_port(), http_port or free_port(), prefix=prefix, host=host)
         cp.start(wait=wait, extra=extra)
         self.control = cp
         return cp
 
     def start_proxy(self, control_port, pod="client-0", sa="client", cache_dir=None, token_file=None,
-                    prefix=(), extra=(), name=None, ports=None):
+                    prefix=(), extra=(), name=None, ports=None, control_host="127.0.0.1", pod_ip="10.211.0.1"):
         px = Proxy(self, control_port, pod=pod, sa=sa, cache_dir=cache_dir, token_file=token_file,
-                   prefix=prefix, name=name, ports=ports)
+                   prefix=prefix, name=name, ports=ports, control_host=control_host, pod_ip=pod_ip)
         px.start(extra=extra)
         return px
 
@@ -287,8 +287,9 @@ class ControlEnv:
 
 
 class ControlPlane:
-    def __init__(self, env, push_port, http_port, prefix=()):
+    def __init__(self, env, push_port, http_port, prefix=(), host="127.0.0.1"):
         self.env, self.push_port, self.http_port, self.prefix = env, push_port, http_port, tuple(prefix)
+        self.host = host  # --host: the push port's address (the HTTP port's too, unless --http-host)
         self.log = os.path.join(env.dir, "control-%d.log" % push_port)
         self.proc = None
 
@@ -298,7 +299,7 @@ class ControlPlane:
 
     def start(self, wait=True, extra=()):
         argv = [CONTROL_BIN, "--config", self.env.config, "--ca", self.env.ca, "--token-file",
-                self.env.token_file, "--host", "127.0.0.1", "--push-port", str(self.push_port),
+                self.env.token_file, "--host", self.host, "--push-port", str(self.push_port),
                 "--http-port", str(self.http_port), "--debounce", "50ms"] + list(extra)
         self.proc = self.env.popen(argv, self.log, prefix=self.prefix)
         if wait:
@@ -369,8 +370,10 @@ class ControlPlane:
 
 class Proxy:
     def __init__(self, env, control_port, pod="client-0", sa="client", cache_dir=None, token_file=None,
-                 prefix=(), name=None, ports=None):
+                 prefix=(), name=None, ports=None, control_host="127.0.0.1", pod_ip="10.211.0.1"):
         self.env, self.control_port, self.pod, self.sa = env, control_port, pod, sa
+        self.control_host, self.pod_ip = control_host, pod_ip
+        self.binary = PROXY_BIN  # a copy may stand in (e.g. one that UID 2102 can execute)
         self.cache_dir = cache_dir or os.path.join(env.dir, "cache-" + (name or pod))
         self.token_file = token_file or env.token_file
         self.prefix = tuple(prefix)
@@ -379,10 +382,10 @@ class Proxy:
         self.proc = None
 
     def start(self, extra=()):
-        argv = [PROXY_BIN, "run", "--control-plane", "127.0.0.1:%d" % self.control_port,
+        argv = [self.binary, "run", "--control-plane", "%s:%d" % (self.control_host, self.control_port),
                 "--token-file", self.token_file, "--trust-bundle", self.env.bundle, "--cache-dir", self.cache_dir,
                 "--pod-name", self.pod, "--pod-namespace", "demo", "--service-account", self.sa,
-                "--pod-ip", "10.211.0.1", "--admin-host", "127.0.0.1", "--admin-port", str(self.admin_port),
+                "--pod-ip", self.pod_ip, "--admin-host", "127.0.0.1", "--admin-port", str(self.admin_port),
                 "--outbound-port", str(self.outbound_port), "--inbound-port", str(self.inbound_port),
                 "--no-ipv6"] + list(extra)
         self.proc = self.env.popen(argv, self.log, prefix=self.prefix)

@@ -41,6 +41,24 @@ extension String {
     }
 }
 
+/// Why a request was sent again (`weft_retries_total{reason}`).
+enum RetryReason: String, CaseIterable, Sendable {
+    /// The response's status is one the route retries.
+    case status
+    /// The attempt failed before any response (reset, connection closed).
+    case reset
+    /// The attempt's `timeouts.backendRequest` ran out.
+    case timeout
+
+    var metricIndex: Int {
+        switch self {
+        case .status: return 0
+        case .reset: return 1
+        case .timeout: return 2
+        }
+    }
+}
+
 /// Statuses the proxy records that no peer sent.
 enum HTTPStatus {
     /// The client closed or reset its request before the response ended (nginx's 499).
@@ -83,6 +101,8 @@ final class DirectionMetrics: Sendable {
     private let requests: [Counter]  // protocol × status class
     private let durations: [DurationHistogram]  // by protocol
     private let errors: [Counter]  // by ProxyErrorKind
+    private let retries: [Counter]  // by RetryReason
+    private let budgetExhausted: Counter
 
     static let protocolLabels = ["http1", "http2", "tls", "opaque"]
 
@@ -128,6 +148,17 @@ final class DirectionMetrics: Sendable {
         errors = ProxyErrorKind.allCases.map {
             registry.makeCounter(descriptor: errorName, labels: [d, ("error", $0.rawValue)])
         }
+        let retryName = MetricNameDescriptor(
+            metricName: "weft_retries", unitName: "total",
+            helpText: "Requests sent again under an HTTPRoute retry policy, by reason.")
+        retries = RetryReason.allCases.map {
+            registry.makeCounter(descriptor: retryName, labels: [d, ("reason", $0.rawValue)])
+        }
+        budgetExhausted = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "weft_retry_budget_exhausted", unitName: "total",
+                helpText: "Retries not made because the Service port's retry budget was spent."),
+            labels: [d])
     }
 
     func connectionAccepted(_ detected: DetectedProtocol) {
@@ -149,6 +180,14 @@ final class DirectionMetrics: Sendable {
 
     func error(_ kind: ProxyErrorKind) {
         errors[kind.metricIndex].increment()
+    }
+
+    func retried(_ reason: RetryReason) {
+        retries[reason.metricIndex].increment()
+    }
+
+    func retryBudgetExhausted() {
+        budgetExhausted.increment()
     }
 
     private static let statusClassCount = Telemetry.StatusClass.allCases.count

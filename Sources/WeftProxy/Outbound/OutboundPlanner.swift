@@ -56,8 +56,10 @@ struct PlannedAttempt {
     /// The rule's `timeouts` (milliseconds), nil when it sets none.
     var requestTimeoutMs: Int? = nil
     var backendRequestTimeoutMs: Int? = nil
-    /// The route's `namespace/name`, when the rule sets a timeout (for the 504's message).
+    /// The route's `namespace/name`, when the rule sets a timeout or retries (for messages).
     var route: String? = nil
+    /// The rule's `retry`, when it has one.
+    var retry: RetryPolicy? = nil
 
     var hasTimeouts: Bool { requestTimeoutMs != nil || backendRequestTimeoutMs != nil }
 }
@@ -110,7 +112,15 @@ extension LoopContext {
                             "route \(rule.route) rule \(rule.name ?? String(rule.ruleIndex)) has no backend with weight"
                     ))
             }
-            return pick(backend: backend, servicePort: index, rule: ruleIndex, avoiding: avoiding)
+            let outcome = pick(backend: backend, servicePort: index, rule: ruleIndex, avoiding: avoiding)
+            guard case .forward(var attempt) = outcome,
+                rule.requestTimeoutMs != nil || rule.backendRequestTimeoutMs != nil || rule.retry != nil
+            else { return outcome }
+            attempt.requestTimeoutMs = rule.requestTimeoutMs
+            attempt.backendRequestTimeoutMs = rule.backendRequestTimeoutMs
+            attempt.route = rule.route
+            attempt.retry = rule.retry
+            return .forward(attempt)
         }
     }
 

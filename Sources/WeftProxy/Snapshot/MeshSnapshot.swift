@@ -1,4 +1,5 @@
 import NIOCore
+import WeftProtocol
 
 /// What the data path decides with: the config the proxy acked, compiled once per
 /// version off the event loops (`MeshSnapshotCompiler`) and handed to each loop
@@ -28,12 +29,16 @@ final class MeshSnapshot: Sendable {
     /// Services whose routes or endpoints this snapshot needs but the config lacks (routes'
     /// backends): the control client subscribes to them.
     let missingServices: [String]
+    /// MeshConfig `retryBudget`: each loop keeps one budget per Service port.
+    let retryBudget: RetryBudgetSettings
 
     init(
         version: Int, generation: Int, isRegistryOnly: Bool, namespace: String, servicePorts: [ServicePortPlan],
         backends: [BackendPlan], servicePortByAddress: [AddressKey: Int], servicePortByHost: [HostPort: Int],
-        endpointAddresses: Set<AddressKey>, missingServices: [String]
+        endpointAddresses: Set<AddressKey>, missingServices: [String],
+        retryBudget: RetryBudgetSettings = RetryBudgetSettings(ratio: 0.2, minRetriesPerSecond: 10, windowMs: 10_000)
     ) {
+        self.retryBudget = retryBudget
         self.version = version
         self.generation = generation
         self.isRegistryOnly = isRegistryOnly

@@ -20,7 +20,9 @@ enum MeshSnapshotCompiler {
             isRegistryOnly: config.mesh?.outboundPolicy == "REGISTRY_ONLY", namespace: namespace,
             servicePorts: builder.servicePorts, backends: builder.backends,
             servicePortByAddress: builder.byAddress, servicePortByHost: builder.byHost,
-            endpointAddresses: builder.endpointAddresses, missingServices: builder.missing.sorted())
+            endpointAddresses: builder.endpointAddresses, missingServices: builder.missing.sorted(),
+            retryBudget: config.mesh?.retryBudget
+                ?? RetryBudgetSettings(ratio: 0.2, minRetriesPerSecond: 10, windowMs: 10_000))
     }
 
     private struct Builder {

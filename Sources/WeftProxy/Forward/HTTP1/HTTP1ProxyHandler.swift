@@ -53,6 +53,14 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var responseLimit: ExchangeDeadlines.Limit?
     /// When the scheduled response check runs.
     private var responseTimerAt = NIODeadline.distantFuture
+    /// The current request's retry state, when its route retries.
+    private var retry: ExchangeRetry?
+    /// The request body sent so far, kept (as slices, not copies) for a retry while it fits
+    /// `ExchangeRetry.replayLimit`.
+    private var replayBody: [ByteBuffer] = []
+    /// The Service port the request went to (its retry budget), when routed.
+    private var servicePort: Int?
+    private var retryTimer: Scheduled<Void>?
     private let metrics: DirectionMetrics
     private let config: ProxyConfig
     private var context: ChannelHandlerContext?
@@ -259,7 +267,15 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
                 if consumed > 0 {
                     bytesToUpstream += consumed
-                    upstream.write(inbound.readSlice(length: consumed)!)
+                    let slice = inbound.readSlice(length: consumed)!
+                    upstream.write(slice)
+                    if retry != nil {
+                        if retry!.keep(bodyBytes: consumed) {
+                            replayBody.append(slice)
+                        } else {
+                            replayBody.removeAll()
+                        }
+                    }
                 }
                 guard requestBody.isComplete else {
                     resumeReadsIfPossible()
@@ -325,6 +341,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         discoveryDeadline = nil
         routeDeadlines = nil
         routeName = nil
+        retry = nil
+        replayBody.removeAll(keepingCapacity: false)
+        servicePort = nil
         if outbound != nil { return routeRequest() }
         return sendRequest()
     }
@@ -359,6 +378,12 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             attemptEndpoint = endpoint
             attemptStart = LoopContext.now()
             destination = endpoint.target.address
+            if servicePort == nil {
+                // The first attempt: it adds to the Service port's retry budget.
+                servicePort = attempt.servicePort
+                mesh.requestSent(servicePort: attempt.servicePort)
+                if let policy = attempt.retry { retry = ExchangeRetry(policy: policy) }
+            }
             if attempt.hasTimeouts && routeDeadlines == nil {
                 routeDeadlines = ExchangeDeadlines(
                     start: NIODeadline.uptimeNanoseconds(requestStart.uptimeNanoseconds),
@@ -394,6 +419,61 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private enum EndpointVerdict { case succeeded, failed, abandoned }
+
+    /// After a failed attempt (a status the route retries, a reset before any response, or
+    /// the attempt's timeout): drops it and schedules the request again, on another
+    /// endpoint, if the route's policy, the replay buffer and the budget allow. Returns
+    /// true when a retry is scheduled (the failed response never reaches the client).
+    private func retryAfterFailure(status: Int?, reason: RetryReason) -> Bool {
+        guard var state = retry, let mesh, let servicePort, requestHeadBytes != nil, !hasSentResponseBytes else {
+            return false
+        }
+        let outcome = state.decide(status: status, requestComplete: requestPhase == .complete) {
+            mesh.withdrawRetry(servicePort: servicePort)
+        }
+        retry = state
+        let backoff: TimeAmount
+        switch outcome {
+        case .retry(let delay, _):
+            backoff = delay
+            metrics.retried(reason)
+        case .budgetExhausted:
+            metrics.retryBudgetExhausted()
+            return false
+        case .noRetry, .attemptsExhausted:
+            return false
+        }
+        let failed = attemptEndpoint
+        settleEndpoint(.failed)
+        cancelResponseTimer()
+        if let connection = upstream {
+            upstream = nil
+            connection.close()
+        }
+        responsePhase = .idle
+        responseBuffer = nil
+        responseScanned = 0
+        requestPhase = .connecting
+        connectAttempts = 0
+        guard let context else { return true }
+        let resend = { [self] in
+            retryTimer = nil
+            guard !isClosing, requestPhase == .connecting else { return }
+            if routeRequest(avoiding: failed) { processInbound() }
+            flushPending()
+        }
+        if backoff == .zero {
+            context.eventLoop.execute(resend)
+        } else {
+            retryTimer = context.eventLoop.scheduleTask(in: backoff, resend)
+        }
+        return true
+    }
+
+    /// `weft-retry-attempt: N` and the head's final CRLF.
+    private static func retryAttemptField(_ attempt: Int) -> ByteBuffer {
+        ByteBuffer(string: "weft-retry-attempt: \(attempt)\r\n")
+    }
 
     /// Reports the current attempt's outcome to its endpoint's balancer state, once.
     private func settleEndpoint(_ verdict: EndpointVerdict) {
@@ -449,7 +529,18 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         responseBuffer = nil
         hasSentResponseBytes = false
         if let head = requestHeadBytes {
-            bytesToUpstream += writeHead(head, of: request, appendClose: false) { connection.write($0) }
+            let attempt = retry?.retries ?? 0
+            bytesToUpstream += writeHead(
+                head, of: request, appendClose: false,
+                extraField: attempt > 0 ? Self.retryAttemptField(attempt) : nil
+            ) { connection.write($0) }
+            if attempt > 0 {
+                // A retry: the body went with the first attempt; send it again from the replay buffer.
+                for slice in replayBody {
+                    bytesToUpstream += slice.readableBytes
+                    connection.write(slice)
+                }
+            }
         }
         // A body-less request is complete with its head.
         requestPhase = .body
@@ -496,6 +587,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .body where responseBody.isUntilClose:
             finishExchange(reusable: false)
         case .head where !hasSentResponseBytes && (responseBuffer?.readableBytes ?? 0) == 0:
+            if retryAfterFailure(status: nil, reason: .reset) { return }
             settleEndpoint(.failed)
             if isPooledUpstream && !hasRetried && request.framing == .none && request.method.isIdempotent
                 && requestHeadBytes != nil
@@ -545,6 +637,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             guard let end else { return }
+            if response.status >= 200, retryAfterFailure(status: response.status, reason: .status) { return }
             cancelResponseTimer()
             requestHeadBytes = nil
             responseScanned = 0
@@ -676,8 +769,19 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// line is dropped too). Returns the bytes written.
     @discardableResult
     private func writeHead(
-        _ head: ByteBuffer, of parsed: HTTP1Head, appendClose: Bool, write: (ByteBuffer) -> Void
+        _ head: ByteBuffer, of parsed: HTTP1Head, appendClose: Bool, extraField: ByteBuffer? = nil,
+        write: (ByteBuffer) -> Void
     ) -> Int {
+        if let extraField {
+            // A field the proxy adds goes before the empty line that ends the head.
+            var written = writeHead(
+                head.getSlice(at: head.readerIndex, length: head.readableBytes - 2)!, of: parsed,
+                appendClose: false, write: write)
+            write(extraField)
+            write(Self.endOfHead)
+            written += extraField.readableBytes + 2
+            return written
+        }
         var dropped = parsed.droppedLines
         if appendClose, let line = parsed.keepAliveLine {
             // Only when closing, so the extra array is off the keep-alive path.
@@ -707,6 +811,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private static let connectionClose = ByteBuffer(string: "connection: close\r\n\r\n")
+    private static let endOfHead = ByteBuffer(string: "\r\n")
 
     private func writeToClient(_ buffer: ByteBuffer) {
         guard let context else { return }
@@ -838,6 +943,10 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             responseDeadline = nil
             guard responsePhase == .head, let connection = upstream else { return }
+            if case .backendRequest? = responseLimit, retryAfterFailure(status: nil, reason: .timeout) {
+                // The attempt's own limit ran out and the route retries: another attempt.
+                return
+            }
             settleEndpoint(.failed)
             upstream = nil
             connection.close()
@@ -869,6 +978,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func cancelTimers() {
+        retryTimer?.cancel()
+        retryTimer = nil
         idleTimer?.cancel()
         idleTimer = nil
         cancelHeadTimer()

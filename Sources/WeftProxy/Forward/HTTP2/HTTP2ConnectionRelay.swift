@@ -230,7 +230,7 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
     /// Outbound with a mesh: what the original destination is in it; each stream is
     /// planned (route → backend → endpoint) by the loop's `LoopContext`.
     private var outbound: OutboundBinding?
-    private let mesh: LoopContext?
+    fileprivate let mesh: LoopContext?
 
     init(
         destination: SocketAddress, pool: HTTP2UpstreamPool, metrics: DirectionMetrics, config: ProxyConfig,
@@ -518,6 +518,15 @@ final class HTTP2RelayedStream {
     private var ownDeadlines: ExchangeDeadlines?
     private var ownTimer: Scheduled<Void>?
     private var routeName: String?
+    /// The request's retry state, when its route retries.
+    private var retry: ExchangeRetry?
+    /// The request's frames after its head, as the first attempt sent them, kept for a
+    /// retry while they fit `ExchangeRetry.replayLimit`.
+    private var replay: [HTTP2Frame.FramePayload] = []
+    private var firstAttemptHeadSent = false
+    private var retryTimer: Scheduled<Void>?
+    /// The Service port the request went to (its retry budget), when routed.
+    private var servicePort: Int?
     private let pool: HTTP2UpstreamPool
     private let clientID: HTTP2StreamID
     /// The client's connection, where the exchange writes (and logs).
@@ -625,6 +634,17 @@ final class HTTP2RelayedStream {
         _ relay: HTTP2UpstreamRelay, _ payload: HTTP2Frame.FramePayload, flowControlled length: Int,
         batchedBy reader: HTTP2ConnectionRelay?
     ) {
+        if var state = retry, state.retries == 0 {
+            // The first attempt's frames after its head are kept for a retry.
+            if !firstAttemptHeadSent {
+                firstAttemptHeadSent = true
+            } else if state.keep(bodyBytes: length) {
+                replay.append(payload)
+            } else {
+                replay.removeAll()
+            }
+            retry = state
+        }
         guard length > 0, let loop = relay.context?.eventLoop else {
             relay.write(payload, on: upstreamID, batchedBy: reader)
             return
@@ -650,6 +670,7 @@ final class HTTP2RelayedStream {
             isHeaders = true
             if !hasResponseStarted, let code = headers.headers.first(name: ":status").flatMap({ Int($0) }), code >= 200
             {
+                if retry != nil, retryAfterFailure(status: code, reason: .status) { return }
                 hasResponseStarted = true
                 status = code
                 routedHead = nil
@@ -735,6 +756,7 @@ final class HTTP2RelayedStream {
         ownTimer = loop.scheduleTask(deadline: deadline) { [self] in
             ownTimer = nil
             guard !hasResponseStarted, !isFinished else { return }
+            if case .backendRequest = limit, retry != nil, retryAfterFailure(status: nil, reason: .timeout) { return }
             settleEndpoint(.failed)
             resetUpstream(.cancel)
             let answer = ExchangeDeadlines.answer(limit, destination: describe(destination), route: routeName)
@@ -767,6 +789,8 @@ final class HTTP2RelayedStream {
         if responseDeadline != nil { clientRelay.deadlines.disarm(self) }
         ownTimer?.cancel()
         ownTimer = nil
+        retryTimer?.cancel()
+        retryTimer = nil
     }
 
     /// The client's stream is gone: reset by the client, closed after the exchange, or
@@ -796,6 +820,12 @@ final class HTTP2RelayedStream {
     /// The mesh chose `attempt.endpoint` for this stream.
     func attempt(_ attempt: PlannedAttempt, head: HPACKHeaders) {
         let endpoint = attempt.endpoint
+        if servicePort == nil {
+            // The first attempt: it adds to the Service port's retry budget.
+            servicePort = attempt.servicePort
+            clientRelay.mesh?.requestSent(servicePort: attempt.servicePort)
+            if let policy = attempt.retry { retry = ExchangeRetry(policy: policy) }
+        }
         if attempt.hasTimeouts && routeName == nil {
             var deadlines = ExchangeDeadlines(
                 start: start, requestTimeoutMs: attempt.requestTimeoutMs,
@@ -814,6 +844,54 @@ final class HTTP2RelayedStream {
     }
 
     private enum EndpointVerdict { case succeeded, failed, abandoned }
+
+    /// After a failed attempt (a status the route retries, a reset before any response, or
+    /// the attempt's timeout): resets it upstream and opens the request again, on another
+    /// endpoint, if the route's policy, the replay buffer and the budget allow. Returns true
+    /// when a retry is under way (the failed response never reaches the client).
+    private func retryAfterFailure(status: Int?, reason: RetryReason) -> Bool {
+        guard var state = retry, let servicePort, let mesh = clientRelay.mesh, let head = routedHead, isClientOpen,
+            !isFinished, !hasResponseStarted
+        else { return false }
+        let outcome = state.decide(status: status, requestComplete: clientEnded) {
+            mesh.withdrawRetry(servicePort: servicePort)
+        }
+        retry = state
+        let backoff: TimeAmount
+        let attempt: Int
+        switch outcome {
+        case .retry(let delay, let number):
+            backoff = delay
+            attempt = number
+            metrics.retried(reason)
+        case .budgetExhausted:
+            metrics.retryBudgetExhausted()
+            return false
+        case .noRetry, .attemptsExhausted:
+            return false
+        }
+        let failed = endpoint
+        settleEndpoint(.failed)
+        cancelTimer()
+        resetUpstream(.cancel)
+        upstreamRelay = nil
+        upstreamEnded = false
+        var again = head
+        again.replaceOrAdd(name: "weft-retry-attempt", value: String(attempt))
+        // Replayed frames were credited to the client when first sent: no credit again.
+        early = [(.headers(.init(headers: again, endStream: replay.isEmpty)), 0)] + replay.map { ($0, 0) }
+        let resend = { [self] in
+            retryTimer = nil
+            guard wantsUpstream else { return }
+            clientRelay.route(self, head: again, avoiding: failed, batchedBy: nil)
+        }
+        if backoff == .zero {
+            resend()
+        } else if let loop = clientRelay.context?.eventLoop {
+            retryTimer = loop.scheduleTask(in: backoff, resend)
+        }
+        return true
+    }
 
     /// Reports the attempt's outcome to its endpoint's balancer state, once.
     private func settleEndpoint(_ verdict: EndpointVerdict) {
@@ -851,6 +929,7 @@ final class HTTP2RelayedStream {
             finish(status: status)
             if isClientOpen { clientRelay.write(.rstStream(code), on: clientID, batchedBy: nil) }
         } else {
+            if retry != nil, retryAfterFailure(status: nil, reason: .reset) { return }
             settleEndpoint(.failed)
             respond(
                 status: 502, kind: .upstreamReset,

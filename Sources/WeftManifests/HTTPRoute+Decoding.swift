@@ -78,11 +78,10 @@ extension DocumentReader {
             if let match = routeMatch(matchNode) { matches.append(match) }
         }
         if !has(object, "matches") { matches = [.matchAll] }
-        if has(object, "filters") {
-            warn(
-                .unsupportedField, object.path("filters"), "filters are not supported yet; ignored",
-                line: object.field("filters")?.line)
-        }
+        var matchesPrefixOnly = matches.allSatisfy { $0.path.type == .pathPrefix }
+        if matches.isEmpty { matchesPrefixOnly = true }
+        let filters = routeFilters(
+            object, namespace: namespace, prefixMatchesOnly: matchesPrefixOnly, forBackend: false)
         var backends: [HTTPBackendRef] = []
         for backendNode in list(object, "backendRefs") {
             if let backend = backendRef(backendNode, namespace: namespace) { backends.append(backend) }
@@ -122,7 +121,8 @@ extension DocumentReader {
             retry = HTTPRouteRule.Retry(codes: codes, attempts: attempts, backoff: backoff)
         }
         guard errors.count == start else { return nil }
-        return HTTPRouteRule(name: name, matches: matches, backendRefs: backends, timeouts: timeouts, retry: retry)
+        return HTTPRouteRule(
+            name: name, matches: matches, backendRefs: backends, timeouts: timeouts, retry: retry, filters: filters)
     }
 
     private mutating func routeMatch(_ node: FieldNode) -> HTTPRouteMatch? {
@@ -237,7 +237,140 @@ extension DocumentReader {
                 .unsupportedField, node.path, "only Service backends are supported; \(group)/\(kind) gets no traffic",
                 line: node.line)
         }
+        let filters = routeFilters(object, namespace: namespace, prefixMatchesOnly: false, forBackend: true)
         guard errors.count == start, let name else { return nil }
-        return HTTPBackendRef(group: group, kind: kind, name: name, namespace: refNamespace, port: port, weight: weight)
+        return HTTPBackendRef(
+            group: group, kind: kind, name: name, namespace: refNamespace, port: port, weight: weight, filters: filters)
+    }
+
+    /// `filters[]` of a rule or (header modifiers only) of a backendRef.
+    /// - Parameter prefixMatchesOnly: whether every match of the rule is a PathPrefix, which
+    ///   ReplacePrefixMatch needs.
+    private mutating func routeFilters(
+        _ parent: ObjectNode, namespace: String, prefixMatchesOnly: Bool, forBackend: Bool
+    ) -> [HTTPRouteFilter] {
+        var filters: [HTTPRouteFilter] = []
+        var seen: Set<String> = []
+        for node in list(parent, "filters") {
+            guard let object = object(node) else { continue }
+            guard let type = requiredString(object, "type") else { continue }
+            let kinds =
+                forBackend
+                ? ["RequestHeaderModifier", "ResponseHeaderModifier"]
+                : ["RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite", "RequestMirror"]
+            guard kinds.contains(type) else {
+                if type == "ExtensionRef" || kinds.count == 2 {
+                    warn(
+                        .unsupportedField, object.path("type"), "filter \(type) is not supported here; ignored",
+                        line: object.field("type")?.line)
+                } else {
+                    fail(
+                        .invalidField, object.path("type"),
+                        "must be one of \(kinds.joined(separator: ", ")), got \"\(type)\"",
+                        line: object.field("type")?.line)
+                }
+                continue
+            }
+            if type != "RequestMirror" && !seen.insert(type).inserted {
+                fail(
+                    .invalidField, object.path("type"), "\(type) may appear once per rule",
+                    line: object.field("type")?.line)
+                continue
+            }
+            let key = type.prefix(1).lowercased() + type.dropFirst()
+            let configKey = type == "URLRewrite" ? "urlRewrite" : String(key)
+            guard let config = self.object(object, configKey) else {
+                missing(object, configKey)
+                continue
+            }
+            switch type {
+            case "RequestHeaderModifier": filters.append(.requestHeaderModifier(headerModifier(config)))
+            case "ResponseHeaderModifier": filters.append(.responseHeaderModifier(headerModifier(config)))
+            case "RequestRedirect":
+                let scheme = oneOf(config, "scheme", ["http": "http", "https": "https"], default: nil)
+                let hostname = string(config, "hostname")
+                let port = port(config, "port")
+                let status = int(config, "statusCode") ?? 302
+                if ![301, 302, 303, 307, 308].contains(status) {
+                    fail(
+                        .invalidField, config.path("statusCode"), "must be 301, 302, 303, 307 or 308, got \(status)",
+                        line: config.field("statusCode")?.line)
+                }
+                let path = pathModifier(config, prefixMatchesOnly: prefixMatchesOnly)
+                filters.append(
+                    .requestRedirect(
+                        HTTPRouteFilter.Redirect(
+                            scheme: scheme, hostname: hostname, path: path, port: port, statusCode: status)))
+            case "URLRewrite":
+                filters.append(
+                    .urlRewrite(
+                        HTTPRouteFilter.Rewrite(
+                            hostname: string(config, "hostname"),
+                            path: pathModifier(config, prefixMatchesOnly: prefixMatchesOnly))))
+            default:  // RequestMirror
+                guard let ref = self.object(config, "backendRef"), let name = requiredString(ref, "name") else {
+                    missing(config, "backendRef")
+                    continue
+                }
+                let mirrorNamespace = string(ref, "namespace") ?? namespace
+                var percent = int(config, "percent") ?? 100
+                if let fraction = self.object(config, "fraction"), let numerator = int(fraction, "numerator") {
+                    let denominator = int(fraction, "denominator") ?? 100
+                    percent = denominator > 0 ? numerator * 100 / denominator : 0
+                }
+                filters.append(
+                    .requestMirror(
+                        HTTPRouteFilter.Mirror(
+                            service: ServiceName(namespace: mirrorNamespace, name: name), port: port(ref, "port"),
+                            percent: max(0, min(100, percent)))))
+            }
+        }
+        if seen.contains("RequestRedirect") && seen.contains("URLRewrite") {
+            fail(
+                .invalidField, parent.path("filters"), "RequestRedirect and URLRewrite cannot both be set",
+                line: parent.field("filters")?.line)
+        }
+        return filters
+    }
+
+    private mutating func headerModifier(_ object: ObjectNode) -> HTTPRouteFilter.HeaderModifier {
+        func headers(_ key: String) -> [HTTPRouteFilter.Header] {
+            list(object, key).compactMap { node in
+                guard let header = self.object(node), let name = requiredString(header, "name"),
+                    let value = requiredString(header, "value")
+                else { return nil }
+                guard NameRules.isHeaderName(name) else {
+                    fail(
+                        .invalidField, header.path("name"), "must be an HTTP header name, got \"\(name)\"",
+                        line: header.line)
+                    return nil
+                }
+                return HTTPRouteFilter.Header(name: name, value: value)
+            }
+        }
+        return HTTPRouteFilter.HeaderModifier(
+            set: headers("set"), add: headers("add"), remove: stringList(object, "remove"))
+    }
+
+    private mutating func pathModifier(_ config: ObjectNode, prefixMatchesOnly: Bool) -> HTTPRouteFilter.PathModifier? {
+        guard let path = self.object(config, "path") else { return nil }
+        let type = oneOf(
+            path, "type", ["ReplaceFullPath": "ReplaceFullPath", "ReplacePrefixMatch": "ReplacePrefixMatch"],
+            default: nil)
+        switch type {
+        case "ReplaceFullPath":
+            return string(path, "replaceFullPath").map { .replaceFullPath($0) }
+        case "ReplacePrefixMatch":
+            guard prefixMatchesOnly else {
+                fail(
+                    .invalidField, path.path("type"),
+                    "ReplacePrefixMatch needs every match of the rule to be a PathPrefix",
+                    line: path.line)
+                return nil
+            }
+            return string(path, "replacePrefixMatch").map { .replacePrefixMatch($0) }
+        default:
+            return nil
+        }
     }
 }

@@ -19,7 +19,10 @@ Topology (module-scoped fixture `mesh`, set up once per test module):
   {"pod", "method", "path" (raw request target), "headers" {lowercase name: value}}
   and a header `x-pod: <pod>`; `/status/<N>` answers N, `/delay/<ms>` sleeps first,
   `/flaky/<pct>` answers 503 to pct% of requests; `/counts` answers how many requests
-  each target (path and query) received.
+  each target (path and query) received. A test may stop a backend's server
+  (`mesh.stop_backend`: its ports then refuse connections) and start it again
+  (`mesh.start_backend`, optionally with `delay_ms`: every answer but /counts waits that
+  long first); a restarted server's counts start at zero.
 - pod `outsider` runs the same servers but is in no Service and not in the config:
   the destination that REGISTRY_ONLY refuses.
 
@@ -54,7 +57,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from control_fixtures import (  # noqa: E402
-    CONTROL_BIN, PROXY_BIN, WEFTCTL, ControlEnv, Proxy, eventually, out, run, tail, write_atomic,
+    CONTROL_BIN, PROXY_BIN, WEFTCTL, ControlEnv, Proxy, eventually, out, run, stop_process, tail,
+    write_atomic,
 )
 from weft_e2e import REPORT, Deadline, RawReader, ns_connect  # noqa: E402
 
@@ -258,6 +262,8 @@ import h2.config, h2.connection, h2.events, h2.exceptions
 POD = sys.argv[1]
 PORTS = [int(p) for p in sys.argv[2].split(",")]
 ECHO = int(sys.argv[3])
+# --delay-ms N: every HTTP answer but /counts waits N ms first (a slow pod).
+DELAY_MS = int(sys.argv[sys.argv.index("--delay-ms") + 1]) if "--delay-ms" in sys.argv else 0
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
@@ -272,6 +278,8 @@ def answer(method, target, headers):
             return 200, json.dumps({"pod": POD, "counts": COUNTS}).encode()
     with COUNTS_LOCK:
         COUNTS[target] = COUNTS.get(target, 0) + 1
+    if DELAY_MS:
+        time.sleep(DELAY_MS / 1000.0)
     status = 200
     m = re.fullmatch(r"/status/(\d{3})", path)
     if m:
@@ -314,6 +322,8 @@ def serve_h2(conn):
         for k, v in hdrs:
             if not k.startswith(":"):
                 plain[k.lower()] = plain[k.lower()] + ", " + v if k.lower() in plain else v
+        if ":authority" in pseudo:
+            plain.setdefault("host", pseudo[":authority"])  # as HTTP/1.1's Host
         status, body = answer(pseudo.get(":method", ""), pseudo.get(":path", ""), plain)
         try:
             with lock:
@@ -786,28 +796,65 @@ class Mesh:
         return ("ip", "netns", "exec", self.pod(pod).ns)
 
     def _backends(self):
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
         for p in self.backends:
-            log = os.path.join(self.tmp, "backend-%s.log" % p.name)
-            f = open(log, "ab")
-            try:
-                proc = subprocess.Popen(
-                    list(self.prefix(p.name)) + self.backend_argv(p),
-                    stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
-                    close_fds=True, env=env)
-            finally:
-                f.close()
-            self.env.procs.append(proc)
-            self.servers[p.name] = (proc, log)
+            self._spawn_backend(p)
         for p in self.backends:
-            proc, log = self.servers[p.name]
+            self._wait_backend(p)
 
-            def listening():
-                assert proc.poll() is None, "backend %s exited %s:\n%s" % (p.name, proc.returncode, tail(log))
-                ss = sh(*self.prefix(p.name), "ss", "-Hltn").stdout.decode()
-                for port in self.backend_ports(p):
-                    assert ":%d " % port in ss, "backend %s not listening on :%d yet" % (p.name, port)
-            eventually(listening, timeout=20, what="backend %s listening" % p.name)
+    def _spawn_backend(self, p, extra=()):
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+        log = os.path.join(self.tmp, "backend-%s.log" % p.name)
+        f = open(log, "ab")
+        try:
+            proc = subprocess.Popen(
+                list(self.prefix(p.name)) + self.backend_argv(p) + list(extra),
+                stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
+                close_fds=True, env=env)
+        finally:
+            f.close()
+        self.env.procs.append(proc)
+        self.servers[p.name] = (proc, log)
+
+    def _listening_ports(self, p):
+        ss = sh(*self.prefix(p.name), "ss", "-Hltn").stdout.decode()
+        return {port for port in self.backend_ports(p) if ":%d " % port in ss}
+
+    def _wait_backend(self, p):
+        proc, log = self.servers[p.name]
+
+        def listening():
+            assert proc.poll() is None, "backend %s exited %s:\n%s" % (p.name, proc.returncode, tail(log))
+            missing = set(self.backend_ports(p)) - self._listening_ports(p)
+            assert not missing, "backend %s not listening on %s yet" % (p.name, sorted(missing))
+        eventually(listening, timeout=20, what="backend %s listening" % p.name)
+
+    def stop_backend(self, name):
+        """Stops the server of backend pod `name` (SIGTERM, then SIGKILL) and waits until
+        none of its ports listens: a connection to it is then refused."""
+        p = self.pod(name)
+        proc, log = self.servers[name]
+        stop_process(proc, grace=2.0)
+        assert proc.poll() is not None, "backend %s did not stop" % name
+
+        def closed():
+            still = self._listening_ports(p)
+            assert not still, "backend %s still listening on %s" % (name, sorted(still))
+        eventually(closed, timeout=5, what="backend %s stopped" % name)
+
+    def start_backend(self, name, delay_ms=0):
+        """Starts the server of backend pod `name` again (after stop_backend) and waits until
+        it listens. `delay_ms`: every HTTP answer but /counts waits that long first (the
+        default BACKEND_SERVER's `--delay-ms`; a subclass's backend_argv must take it)."""
+        p = self.pod(name)
+        proc, _ = self.servers[name]
+        assert proc.poll() is not None, "backend %s is running; stop_backend first" % name
+        self._spawn_backend(p, ("--delay-ms", str(int(delay_ms))) if delay_ms else ())
+        self._wait_backend(p)
+
+    def restart_backend(self, name, delay_ms=0):
+        """stop_backend, then start_backend (with `delay_ms`)."""
+        self.stop_backend(name)
+        self.start_backend(name, delay_ms=delay_ms)
 
     def _client(self, client):
         pfx = self.prefix(client.name)

@@ -537,3 +537,86 @@ def test_discovery_timeout_when_routes_do_not_arrive(mesh):
     def answers():
         expect_from([mesh.get(mesh.url("slow1", "/later"))], "web-v1-0", "slow1 once weft-control runs again")
     eventually(answers, timeout=15, interval=0.5, what="slow1 answering after discovery")
+
+
+# ---------------------------------------------------------------- 12. filters --
+
+@pytest.mark.parametrize("http2", PROTOCOLS)
+def test_header_modifier_filters(mesh, http2):
+    """RequestHeaderModifier (rule and backendRef) and ResponseHeaderModifier."""
+    mesh.apply(routes=[http_route("web-headers", "web", """
+        - filters:
+          - type: RequestHeaderModifier
+            requestHeaderModifier:
+              set: [{name: X-Set, value: from-route}]
+              add: [{name: X-Add, value: added}]
+              remove: [X-Remove]
+          - type: ResponseHeaderModifier
+            responseHeaderModifier:
+              add: [{name: X-Mesh, value: weft}]
+              remove: [x-pod]
+          backendRefs:
+          - name: web-v1
+            port: 80
+            filters:
+            - type: RequestHeaderModifier
+              requestHeaderModifier: {set: [{name: X-Backend, value: web-v1}]}
+    """)])
+    reply = mesh.get(mesh.url("web", "/h"), http2=http2,
+                     headers=[("X-Set", "from-client"), ("X-Remove", "please"), ("X-Keep", "kept")])
+    assert reply.status == 200 and reply.pod == "web-v1-0", reply.short()
+    seen = reply.json["headers"]
+    assert seen.get("x-set") == "from-route", "set replaces the client's value: %s" % seen
+    assert seen.get("x-add") == "added" and seen.get("x-keep") == "kept", seen
+    assert "x-remove" not in seen, "remove drops the header: %s" % seen
+    assert seen.get("x-backend") == "web-v1", "the backendRef's own modifier applies: %s" % seen
+    assert reply.headers.get("x-mesh") == "weft", "response header added: %s" % reply.headers
+    assert "x-pod" not in reply.headers, "response header removed: %s" % reply.headers
+
+
+@pytest.mark.parametrize("http2", PROTOCOLS)
+def test_request_redirect_filter(mesh, http2):
+    mesh.apply(routes=[http_route("web-redirect", "web", """
+        - matches: [{path: {type: PathPrefix, value: /old}}]
+          filters:
+          - type: RequestRedirect
+            requestRedirect: {hostname: example.org, statusCode: 301, path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}}
+        - matches: [{path: {type: PathPrefix, value: /secure}}]
+          filters:
+          - type: RequestRedirect
+            requestRedirect: {scheme: https}
+        - backendRefs: [{name: web, port: 80}]
+    """)])
+    moved = mesh.get(mesh.url("web", "/old/page?x=1"), http2=http2)
+    assert moved.status == 301 and moved.headers.get("location") == "http://example.org/new/page?x=1", \
+        "%s: expected 301 to http://example.org/new/page?x=1; got %s %s" % (
+            proto(http2), moved.short(), moved.headers.get("location"))
+    secure = mesh.get(mesh.url("web", "/secure"), http2=http2)
+    assert secure.status == 302 and secure.headers.get("location", "").startswith("https://"), \
+        "default status 302, https without a port: %s %s" % (secure.short(), secure.headers.get("location"))
+    assert ":443" not in secure.headers["location"] and ":80" not in secure.headers["location"]
+    ok = mesh.get(mesh.url("web", "/else"), http2=http2)
+    assert ok.status == 200 and ok.pod in WEB, ok.short()
+
+
+@pytest.mark.parametrize("http2", PROTOCOLS)
+def test_url_rewrite_filter(mesh, http2):
+    mesh.apply(routes=[http_route("web-rewrite", "web", """
+        - matches: [{path: {type: PathPrefix, value: /api/v1}}]
+          filters:
+          - type: URLRewrite
+            urlRewrite: {hostname: internal.web, path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}
+          backendRefs: [{name: web, port: 80}]
+        - matches: [{path: {type: PathPrefix, value: /full}}]
+          filters:
+          - type: URLRewrite
+            urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: /replaced}}
+          backendRefs: [{name: web, port: 80}]
+    """)])
+    reply = mesh.get(mesh.url("web", "/api/v1/users?id=7"), http2=http2)
+    assert reply.status == 200, reply.short()
+    assert reply.json["path"] == "/v2/users?id=7", "the backend got %s" % reply.json["path"]
+    host = reply.json["headers"].get("host") or reply.json["headers"].get(":authority")
+    assert host == "internal.web", "the backend got host %s" % host
+    full = mesh.get(mesh.url("web", "/full/a/b"), http2=http2)
+    assert full.status == 200 and full.json["path"] == "/replaced", full.json

@@ -84,7 +84,9 @@ enum MeshCompiler {
                         method: match.method)
                 },
                 backends: rule.backendRefs.filter(\.isService).map { ref in
-                    BackendEntry(service: "\(ref.namespace)/\(ref.name)", port: ref.port, weight: ref.weight)
+                    BackendEntry(
+                        service: "\(ref.namespace)/\(ref.name)", port: ref.port, weight: ref.weight,
+                        filters: ref.filters.isEmpty ? nil : ref.filters.map(filterEntry))
                 },
                 requestTimeoutMs: rule.timeouts?.request.map(milliseconds),
                 backendRequestTimeoutMs: rule.timeouts?.backendRequest.map(milliseconds),
@@ -92,11 +94,47 @@ enum MeshCompiler {
                     RetryEntry(
                         attempts: retry.attempts, codes: retry.codes.isEmpty ? nil : retry.codes,
                         backoffMs: retry.backoff.map(milliseconds))
-                }, name: rule.name)
+                }, name: rule.name, filters: rule.filters.isEmpty ? nil : rule.filters.map(filterEntry))
         }
         let name = "\(route.metadata.namespace)/\(route.metadata.name)"
         let hostnames = route.hostnames.isEmpty ? nil : route.hostnames
         return ports.map { RouteEntry(name: name, port: $0, hostnames: hostnames, rules: rules) }
+    }
+
+    private static func filterEntry(_ filter: HTTPRouteFilter) -> RouteFilterEntry {
+        func headers(_ list: [HTTPRouteFilter.Header]) -> [HeaderEntry]? {
+            list.isEmpty ? nil : list.map { HeaderEntry(name: $0.name, value: $0.value) }
+        }
+        func path(_ modifier: HTTPRouteFilter.PathModifier?) -> (String?, String?) {
+            switch modifier {
+            case .replaceFullPath(let value)?: return ("ReplaceFullPath", value)
+            case .replacePrefixMatch(let value)?: return ("ReplacePrefixMatch", value)
+            case nil: return (nil, nil)
+            }
+        }
+        switch filter {
+        case .requestHeaderModifier(let m), .responseHeaderModifier(let m):
+            let type: String
+            if case .requestHeaderModifier = filter {
+                type = "RequestHeaderModifier"
+            } else {
+                type = "ResponseHeaderModifier"
+            }
+            return RouteFilterEntry(
+                type: type, set: headers(m.set), add: headers(m.add), remove: m.remove.isEmpty ? nil : m.remove)
+        case .requestRedirect(let r):
+            let (pathType, value) = path(r.path)
+            return RouteFilterEntry(
+                type: "RequestRedirect", scheme: r.scheme, hostname: r.hostname, port: r.port, statusCode: r.statusCode,
+                pathType: pathType, path: value)
+        case .urlRewrite(let r):
+            let (pathType, value) = path(r.path)
+            return RouteFilterEntry(type: "URLRewrite", hostname: r.hostname, pathType: pathType, path: value)
+        case .requestMirror(let m):
+            return RouteFilterEntry(
+                type: "RequestMirror", mirror: BackendEntry(service: m.service.description, port: m.port, weight: 1),
+                percent: m.percent)
+        }
     }
 
     private static func valueMatch(_ match: HTTPRouteMatch.ValueMatch) -> ValueMatchEntry {

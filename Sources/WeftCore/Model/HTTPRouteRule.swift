@@ -6,6 +6,8 @@ public struct HTTPRouteRule: Hashable, Sendable {
     public let backendRefs: [HTTPBackendRef]
     public let timeouts: Timeouts?
     public let retry: Retry?
+    /// Applied in order to requests that take this rule (and their responses).
+    public let filters: [HTTPRouteFilter]
 
     /// `timeouts`: zero means "no timeout" (Gateway API).
     public struct Timeouts: Hashable, Sendable {
@@ -33,8 +35,10 @@ public struct HTTPRouteRule: Hashable, Sendable {
     }
 
     public init(
-        name: String?, matches: [HTTPRouteMatch], backendRefs: [HTTPBackendRef], timeouts: Timeouts?, retry: Retry?
+        name: String?, matches: [HTTPRouteMatch], backendRefs: [HTTPBackendRef], timeouts: Timeouts?, retry: Retry?,
+        filters: [HTTPRouteFilter] = []
     ) {
+        self.filters = filters
         self.name = name
         self.matches = matches
         self.backendRefs = backendRefs

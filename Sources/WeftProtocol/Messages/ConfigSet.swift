@@ -188,6 +188,8 @@ public struct RouteEntry: Codable, Hashable, Sendable {
 public struct RouteRuleEntry: Codable, Hashable, Sendable {
     /// `rules[].name`, when given (it labels the rule's metrics).
     public var name: String?
+    /// `rules[].filters`, in order; absent when none.
+    public var filters: [RouteFilterEntry]?
     public var matches: [RouteMatchEntry]
     public var backends: [BackendEntry]
     public var requestTimeoutMs: Int?
@@ -196,9 +198,10 @@ public struct RouteRuleEntry: Codable, Hashable, Sendable {
 
     public init(
         matches: [RouteMatchEntry], backends: [BackendEntry], requestTimeoutMs: Int?, backendRequestTimeoutMs: Int?,
-        retry: RetryEntry?, name: String? = nil
+        retry: RetryEntry?, name: String? = nil, filters: [RouteFilterEntry]? = nil
     ) {
         self.name = name
+        self.filters = filters
         self.matches = matches
         self.backends = backends
         self.requestTimeoutMs = requestTimeoutMs
@@ -244,11 +247,64 @@ public struct BackendEntry: Codable, Hashable, Sendable {
     public var service: String
     public var port: Int?
     public var weight: Int
+    /// Header modifiers for requests to this backend only; absent when none.
+    public var filters: [RouteFilterEntry]?
 
-    public init(service: String, port: Int?, weight: Int) {
+    public init(service: String, port: Int?, weight: Int, filters: [RouteFilterEntry]? = nil) {
         self.service = service
         self.port = port
         self.weight = weight
+        self.filters = filters
+    }
+}
+
+/// An HTTPRoute filter. `type` says which fields apply:
+/// - `RequestHeaderModifier`, `ResponseHeaderModifier`: `set`, `add`, `remove`;
+/// - `RequestRedirect`: `scheme`, `hostname`, `port`, `statusCode`, `pathType` and `path`;
+/// - `URLRewrite`: `hostname`, `pathType` and `path`;
+/// - `RequestMirror`: `mirror` (a backend) and `percent`.
+/// `pathType` is `ReplaceFullPath` or `ReplacePrefixMatch`.
+public struct RouteFilterEntry: Codable, Hashable, Sendable {
+    public var type: String
+    public var set: [HeaderEntry]?
+    public var add: [HeaderEntry]?
+    public var remove: [String]?
+    public var scheme: String?
+    public var hostname: String?
+    public var port: Int?
+    public var statusCode: Int?
+    public var pathType: String?
+    public var path: String?
+    public var mirror: BackendEntry?
+    public var percent: Int?
+
+    public init(
+        type: String, set: [HeaderEntry]? = nil, add: [HeaderEntry]? = nil, remove: [String]? = nil,
+        scheme: String? = nil, hostname: String? = nil, port: Int? = nil, statusCode: Int? = nil,
+        pathType: String? = nil, path: String? = nil, mirror: BackendEntry? = nil, percent: Int? = nil
+    ) {
+        self.type = type
+        self.set = set
+        self.add = add
+        self.remove = remove
+        self.scheme = scheme
+        self.hostname = hostname
+        self.port = port
+        self.statusCode = statusCode
+        self.pathType = pathType
+        self.path = path
+        self.mirror = mirror
+        self.percent = percent
+    }
+}
+
+public struct HeaderEntry: Codable, Hashable, Sendable {
+    public var name: String
+    public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
     }
 }
 

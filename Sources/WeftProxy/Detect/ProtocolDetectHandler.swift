@@ -226,6 +226,9 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
                 "refused connection",
                 metadata: ["dst": "\(describe(target.originalDestination))", "reason": "\(answer.detail)"])
             SpliceHandler.reset(context.channel)
+        case .redirect:
+            // Routes (and so redirects) do not apply to opaque traffic.
+            SpliceHandler.reset(context.channel)
         case .awaitDiscovery:
             let deadline = discoveryDeadline ?? (mesh.eventLoop.now + mesh.discoveryTimeout)
             discoveryDeadline = deadline

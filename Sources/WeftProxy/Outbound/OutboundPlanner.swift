@@ -60,6 +60,15 @@ struct PlannedAttempt {
     var route: String? = nil
     /// The rule's `retry`, when it has one.
     var retry: RetryPolicy? = nil
+    /// The rule's filters, then the chosen backendRef's, when there are any.
+    var filters: RouteFilters? = nil
+    var backendFilters: RouteFilters? = nil
+    /// How many bytes of the path the rule's PathPrefix match matched (ReplacePrefixMatch).
+    var matchedPrefix = 0
+
+    /// Whether a filter edits the request (headers, host or path).
+    var editsRequest: Bool { (filters?.editsRequest ?? false) || (backendFilters?.editsRequest ?? false) }
+    var editsResponse: Bool { filters?.responseHeaders != nil || backendFilters?.responseHeaders != nil }
 
     var hasTimeouts: Bool { requestTimeoutMs != nil || backendRequestTimeoutMs != nil }
 }
@@ -69,6 +78,8 @@ enum PlanOutcome {
     /// Not a mesh Service: forward to the original destination as it is.
     case passthrough
     case answer(ProxyAnswer)
+    /// The rule redirects (RequestRedirect): answer with it, forward nothing.
+    case redirect(RedirectPlan, matchedPrefix: Int)
     /// The Service's routes or a backend's endpoints have not arrived yet.
     case awaitDiscovery
 }
@@ -97,14 +108,19 @@ extension LoopContext {
                 requestDiscovery(of: plan.service)
                 return .awaitDiscovery
             }
-            guard let ruleIndex = table.match(request) else {
+            guard let matchIndex = table.matchingIndex(request) else {
                 return .answer(
                     ProxyAnswer(
                         status: 404, kind: .noRoute,
                         detail: "no rule of the routes of \(plan.service):\(plan.port) matches this request"))
             }
+            let matcher = table.matches[matchIndex]
+            let ruleIndex = matcher.rule
             let rule = table.rules[ruleIndex]
-            guard let backend = rule.backends.pick(using: &random) else {
+            var matchedPrefix = 0
+            if case .prefix(let prefix) = matcher.path { matchedPrefix = prefix.count }
+            if let redirect = rule.filters?.redirect { return .redirect(redirect, matchedPrefix: matchedPrefix) }
+            guard let entry = rule.backends.pickEntry(using: &random) else {
                 return .answer(
                     ProxyAnswer(
                         status: 500, kind: .unresolvedBackend,
@@ -112,14 +128,20 @@ extension LoopContext {
                             "route \(rule.route) rule \(rule.name ?? String(rule.ruleIndex)) has no backend with weight"
                     ))
             }
+            let backend = rule.backends.entries[entry].backend
+            let backendFilters = rule.backends.entries[entry].filters
             let outcome = pick(backend: backend, servicePort: index, rule: ruleIndex, avoiding: avoiding)
             guard case .forward(var attempt) = outcome,
                 rule.requestTimeoutMs != nil || rule.backendRequestTimeoutMs != nil || rule.retry != nil
+                    || rule.filters != nil || backendFilters != nil
             else { return outcome }
             attempt.requestTimeoutMs = rule.requestTimeoutMs
             attempt.backendRequestTimeoutMs = rule.backendRequestTimeoutMs
             attempt.route = rule.route
             attempt.retry = rule.retry
+            attempt.filters = rule.filters
+            attempt.backendFilters = backendFilters
+            attempt.matchedPrefix = matchedPrefix
             return .forward(attempt)
         }
     }

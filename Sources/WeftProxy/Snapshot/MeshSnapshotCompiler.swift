@@ -140,13 +140,15 @@ enum MeshSnapshotCompiler {
             for (routeIndex, route) in applied.enumerated() {
                 for (ruleIndex, rule) in route.rules.enumerated() {
                     let field = "routes[\(route.name)].rules[\(ruleIndex)]"
-                    var weighted: [(backend: Int, weight: Int)] = []
+                    var weighted: [(backend: Int, weight: Int, filters: RouteFilters?)] = []
                     for (b, ref) in rule.backends.enumerated() {
                         guard ref.weight >= 0 else {
                             throw ConfigRefusal(
                                 .invalidRoute, "\(field).backends[\(b)].weight: \(ref.weight) is negative")
                         }
-                        weighted.append((backend(service: ref.service, port: ref.port ?? port), ref.weight))
+                        let filters = try compileFilters(
+                            ref.filters ?? [], field: "\(field).backends[\(b)].filters", port: port)
+                        weighted.append((backend(service: ref.service, port: ref.port ?? port), ref.weight, filters))
                         // A route's backend must be known before requests take it: the
                         // control client subscribes to it (a Service merely in the index
                         // is not fetched until it is used).
@@ -159,13 +161,15 @@ enum MeshSnapshotCompiler {
                             attempts: retry.attempts ?? 1, codes: retry.codes ?? [], backoffMs: retry.backoffMs ?? 0)
                     }
                     let index = rules.count
-                    rules.append(
+                    var compiled =
                         RouteRule(
                             route: route.name, ruleIndex: ruleIndex, name: rule.name,
                             backends: WeightedBackends(weighted),
                             requestTimeoutMs: rule.requestTimeoutMs.flatMap { $0 > 0 ? $0 : nil },
                             backendRequestTimeoutMs: rule.backendRequestTimeoutMs.flatMap { $0 > 0 ? $0 : nil },
-                            retry: retry))
+                            retry: retry)
+                    compiled.filters = try compileFilters(rule.filters ?? [], field: "\(field).filters", port: port)
+                    rules.append(compiled)
                     let matches = rule.matches.isEmpty ? [RouteMatchEntry.all] : rule.matches
                     for (matchIndex, match) in matches.enumerated() {
                         let matcher = try compile(match, rule: index, field: "\(field).matches[\(matchIndex)]")
@@ -174,6 +178,59 @@ enum MeshSnapshotCompiler {
                 }
             }
             return RouteTable(matches: RouteTable.sorted(matchers), rules: rules)
+        }
+
+        /// A rule's or backendRef's filters; nil when there are none. RequestMirror is not
+        /// applied yet (it is accepted and ignored).
+        private func compileFilters(_ entries: [RouteFilterEntry], field: String, port: Int) throws(ConfigRefusal)
+            -> RouteFilters?
+        {
+            guard !entries.isEmpty else { return nil }
+            var filters = RouteFilters()
+            func pathEdit(_ entry: RouteFilterEntry, _ field: String) throws(ConfigRefusal) -> PathEdit? {
+                guard let type = entry.pathType else { return nil }
+                guard let value = entry.path, value.hasPrefix("/") else {
+                    throw ConfigRefusal(.invalidRoute, "\(field).path: \"\(entry.path ?? "")\" does not start with /")
+                }
+                switch type {
+                case "ReplaceFullPath": return .full(value)
+                case "ReplacePrefixMatch": return .prefix(value)
+                default:
+                    throw ConfigRefusal(
+                        .invalidRoute, "\(field).pathType: \"\(type)\" is not ReplaceFullPath or ReplacePrefixMatch")
+                }
+            }
+            func edits(_ entry: RouteFilterEntry) -> HeaderEdits {
+                HeaderEdits(
+                    set: (entry.set ?? []).map { ($0.name, $0.value) },
+                    add: (entry.add ?? []).map { ($0.name, $0.value) },
+                    remove: entry.remove ?? [])
+            }
+            for (i, entry) in entries.enumerated() {
+                let field = "\(field)[\(i)]"
+                switch entry.type {
+                case "RequestHeaderModifier": filters.requestHeaders = edits(entry)
+                case "ResponseHeaderModifier": filters.responseHeaders = edits(entry)
+                case "URLRewrite":
+                    filters.rewriteHost = entry.hostname
+                    filters.rewritePath = try pathEdit(entry, field)
+                case "RequestRedirect":
+                    let status = entry.statusCode ?? 302
+                    guard [301, 302, 303, 307, 308].contains(status) else {
+                        throw ConfigRefusal(.invalidRoute, "\(field).statusCode: \(status) is not a redirect status")
+                    }
+                    filters.redirect = RedirectPlan(
+                        scheme: entry.scheme, hostname: entry.hostname, port: entry.port,
+                        path: try pathEdit(entry, field),
+                        status: status)
+                case "RequestMirror":
+                    continue
+                default:
+                    throw ConfigRefusal(
+                        .invalidRoute, "\(field).type: \"\(entry.type)\" is not a filter this proxy applies")
+                }
+            }
+            return filters
         }
 
         private func compile(_ match: RouteMatchEntry, rule: Int, field: String) throws(ConfigRefusal)

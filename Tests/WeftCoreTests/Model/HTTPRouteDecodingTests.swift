@@ -175,14 +175,11 @@ final class HTTPRouteDecodingTests: XCTestCase {
             ])
     }
 
-    func testFiltersAndNonServiceBackendsAreWarnings() {
+    func testNonServiceBackendsAreWarnings() {
         let yaml = routeYAML(
             """
               rules:
-              - filters:
-                - type: RequestHeaderModifier
-                  requestHeaderModifier: {add: [{name: x, value: y}]}
-                backendRefs:
+              - backendRefs:
                 - {group: example.com, kind: Bucket, name: b}
 
             """)
@@ -191,8 +188,94 @@ final class HTTPRouteDecodingTests: XCTestCase {
         XCTAssertEqual(
             result.warnings.map(\.description),
             [
-                "f.yaml: document 1: spec.rules[0].filters: filters are not supported yet; ignored",
-                "f.yaml: document 1: spec.rules[0].backendRefs[0]: only Service backends are supported; example.com/Bucket gets no traffic",
+                "f.yaml: document 1: spec.rules[0].backendRefs[0]: only Service backends are supported; example.com/Bucket gets no traffic"
+            ])
+    }
+
+    func testFiltersDecode() throws {
+        let r = try XCTUnwrap(
+            route(
+                routeYAML(
+                    """
+                      rules:
+                      - matches: [{path: {type: PathPrefix, value: /old}}]
+                        filters:
+                        - type: RequestHeaderModifier
+                          requestHeaderModifier:
+                            set: [{name: x-set, value: "1"}]
+                            add: [{name: x-add, value: "2"}]
+                            remove: [x-gone]
+                        - type: ResponseHeaderModifier
+                          responseHeaderModifier: {add: [{name: x-mesh, value: weft}]}
+                        - type: URLRewrite
+                          urlRewrite: {hostname: new.example, path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}}
+                        backendRefs:
+                        - name: web
+                          port: 80
+                          filters:
+                          - type: RequestHeaderModifier
+                            requestHeaderModifier: {set: [{name: x-backend, value: web}]}
+                      - filters:
+                        - type: RequestRedirect
+                          requestRedirect: {scheme: https, statusCode: 301, path: {type: ReplaceFullPath, replaceFullPath: /x}}
+
+                    """)))
+        XCTAssertEqual(
+            r.rules[0].filters,
+            [
+                .requestHeaderModifier(
+                    .init(
+                        set: [.init(name: "x-set", value: "1")], add: [.init(name: "x-add", value: "2")],
+                        remove: ["x-gone"])),
+                .responseHeaderModifier(.init(set: [], add: [.init(name: "x-mesh", value: "weft")], remove: [])),
+                .urlRewrite(.init(hostname: "new.example", path: .replacePrefixMatch("/new"))),
+            ])
+        XCTAssertEqual(
+            r.rules[0].backendRefs[0].filters,
+            [.requestHeaderModifier(.init(set: [.init(name: "x-backend", value: "web")], add: [], remove: []))])
+        XCTAssertEqual(
+            r.rules[1].filters,
+            [
+                .requestRedirect(
+                    .init(scheme: "https", hostname: nil, path: .replaceFullPath("/x"), port: nil, statusCode: 301))
+            ])
+    }
+
+    func testFilterMistakesAreErrorsNamingTheField() {
+        let both = routeYAML(
+            """
+              rules:
+              - filters:
+                - {type: RequestRedirect, requestRedirect: {hostname: a}}
+                - {type: URLRewrite, urlRewrite: {hostname: b}}
+
+            """)
+        XCTAssertEqual(
+            Fixtures.errors(both),
+            ["test.yaml: document 1: spec.rules[0].filters: RequestRedirect and URLRewrite cannot both be set"])
+        let prefixOnExact = routeYAML(
+            """
+              rules:
+              - matches: [{path: {type: Exact, value: /a}}]
+                filters:
+                - {type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /b}}}
+
+            """)
+        XCTAssertEqual(Fixtures.errors(prefixOnExact).count, 1)
+        XCTAssertTrue(
+            Fixtures.errors(prefixOnExact)[0].contains("ReplacePrefixMatch needs every match"),
+            "\(Fixtures.errors(prefixOnExact))")
+        let badStatus = routeYAML(
+            """
+              rules:
+              - filters:
+                - {type: RequestRedirect, requestRedirect: {statusCode: 200}}
+
+            """)
+        XCTAssertEqual(
+            Fixtures.errors(badStatus),
+            [
+                "test.yaml: document 1: spec.rules[0].filters[0].requestRedirect.statusCode: must be 301, 302, 303, 307 or 308, got 200"
             ])
     }
 

@@ -61,6 +61,11 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The Service port the request went to (its retry budget), when routed.
     private var servicePort: Int?
     private var retryTimer: Scheduled<Void>?
+    /// The current request's route filters that change it (the rule's, then the backend's),
+    /// and how much of its path the rule's PathPrefix matched; nil when none.
+    private var requestFilters: (filters: [RouteFilters], matchedPrefix: Int)?
+    /// The response header modifiers of the current request's rule and backend.
+    private var responseEdits: [HeaderEdits] = []
     private let metrics: DirectionMetrics
     private let config: ProxyConfig
     private var context: ChannelHandlerContext?
@@ -344,6 +349,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         retry = nil
         replayBody.removeAll(keepingCapacity: false)
         servicePort = nil
+        requestFilters = nil
+        if !responseEdits.isEmpty { responseEdits = [] }
         if outbound != nil { return routeRequest() }
         return sendRequest()
     }
@@ -384,6 +391,16 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 mesh.requestSent(servicePort: attempt.servicePort)
                 if let policy = attempt.retry { retry = ExchangeRetry(policy: policy) }
             }
+            if attempt.editsRequest {
+                requestFilters = ([attempt.filters, attempt.backendFilters].compactMap { $0 }, attempt.matchedPrefix)
+            } else {
+                requestFilters = nil
+            }
+            if attempt.editsResponse {
+                responseEdits = [attempt.filters?.responseHeaders, attempt.backendFilters?.responseHeaders].compactMap {
+                    $0
+                }
+            }
             if attempt.hasTimeouts && routeDeadlines == nil {
                 routeDeadlines = ExchangeDeadlines(
                     start: NIODeadline.uptimeNanoseconds(requestStart.uptimeNanoseconds),
@@ -399,6 +416,16 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         case .answer(let answer):
             respondWithError(status: answer.status, kind: answer.kind, detail: answer.detail)
+            return false
+        case .redirect(let plan, let matchedPrefix):
+            let location = head.withUnsafeReadableBytes { bytes -> String in
+                let view = HTTP1RequestHeadView(bytes: bytes, head: request)
+                let authority = request.host.map { String(decoding: bytes[$0], as: UTF8.self) } ?? ""
+                return plan.location(
+                    for: view, authority: authority, requestPort: Int(outbound?.key.port ?? 80),
+                    matchedPrefix: matchedPrefix)
+            }
+            respondRedirect(status: plan.status, location: location)
             return false
         case .awaitDiscovery:
             let deadline = discoveryDeadline ?? (mesh.eventLoop.now + mesh.discoveryTimeout)
@@ -528,7 +555,33 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         responseScanned = 0
         responseBuffer = nil
         hasSentResponseBytes = false
-        if let head = requestHeadBytes {
+        if let head = requestHeadBytes, let requestFilters, let allocator = connection.channel?.allocator {
+            // Route filters change the head: write an edited one.
+            let attempt = retry?.retries ?? 0
+            let edited = head.withUnsafeReadableBytes { bytes -> ByteBuffer in
+                let view = HTTP1RequestHeadView(bytes: bytes, head: request)
+                var host: String?
+                var path: String?
+                for filters in requestFilters.filters {
+                    if let rewrite = filters.rewriteHost { host = rewrite }
+                    if let edit = filters.rewritePath {
+                        path = view.withPath { edit.apply(to: $0, matchedPrefix: requestFilters.matchedPrefix) }
+                    }
+                }
+                return HTTP1HeadEditor.edit(
+                    bytes, head: request, isRequest: true, edits: requestFilters.filters.compactMap(\.requestHeaders),
+                    host: host, path: path, extraLines: attempt > 0 ? "weft-retry-attempt: \(attempt)\r\n" : "",
+                    allocator: allocator)
+            }
+            bytesToUpstream += edited.readableBytes
+            connection.write(edited)
+            if attempt > 0 {
+                for slice in replayBody {
+                    bytesToUpstream += slice.readableBytes
+                    connection.write(slice)
+                }
+            }
+        } else if let head = requestHeadBytes {
             let attempt = retry?.retries ?? 0
             bytesToUpstream += writeHead(
                 head, of: request, appendClose: false,
@@ -667,7 +720,17 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             responseBody = HTTP1BodyTracker(framing: response.framing)
             responsePhase = .body
             responseBuffer = nil
-            if response.droppedLines.isEmpty && !closeAfterResponse {
+            if !responseEdits.isEmpty, let allocator = context?.channel.allocator {
+                // ResponseHeaderModifier: an edited head.
+                let close = closeAfterResponse
+                let edited = buffer.readSlice(length: end)!.withUnsafeReadableBytes { bytes in
+                    HTTP1HeadEditor.edit(
+                        bytes, head: response, isRequest: false, edits: responseEdits, close: close,
+                        allocator: allocator)
+                }
+                writeToClient(edited)
+                forwardResponseBody(&buffer, headLength: 0)
+            } else if response.droppedLines.isEmpty && !closeAfterResponse {
                 // The head goes out unchanged: send it in one write with the body bytes
                 // that follow it in this read.
                 forwardResponseBody(&buffer, headLength: end)
@@ -841,6 +904,21 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         bytesToUpstream = 0
     }
 
+    /// Answers the current request with a route's redirect, then closes (the request's
+    /// body, if any, is not read).
+    private func respondRedirect(status: Int, location: String) {
+        metrics.requestFinished(.http1, status: status, duration: elapsed)
+        guard !hasSentResponseBytes, let context else {
+            closeClient()
+            return
+        }
+        let head =
+            "HTTP/1.1 \(status) \(Self.reason(status))\r\nlocation: \(location)\r\ncontent-length: 0\r\n"
+            + "connection: close\r\n\r\n"
+        writeToClient(context.channel.allocator.buffer(string: head))
+        closeClient()
+    }
+
     /// Answers the current request with an error the proxy made, then closes.
     private func respondWithError(status: Int, kind: ProxyErrorKind, detail: String) {
         metrics.error(kind)
@@ -861,6 +939,11 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private static func reason(_ status: Int) -> String {
         switch status {
         case 400: return "Bad Request"
+        case 301: return "Moved Permanently"
+        case 302: return "Found"
+        case 303: return "See Other"
+        case 307: return "Temporary Redirect"
+        case 308: return "Permanent Redirect"
         case 404: return "Not Found"
         case 500: return "Internal Server Error"
         case 503: return "Service Unavailable"

@@ -298,10 +298,16 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
             pool.openStream(stream, to: destination, batchedBy: reader)
         case .forward(let attempt):
             stream.attempt(attempt, head: head)
+            if attempt.editsRequest { stream.sendEdited(head, attempt) }
             pool.openStream(stream, to: attempt.endpoint.target.address, batchedBy: reader)
             stream.armResponseTimerIfRequestEnded()
         case .answer(let answer):
             stream.respond(status: answer.status, kind: answer.kind, detail: answer.detail)
+        case .redirect(let plan, let matchedPrefix):
+            let location = plan.location(
+                for: HPACKRequestHeadView(headers: head), authority: head.first(name: ":authority") ?? "",
+                requestPort: Int(outbound?.key.port ?? 80), matchedPrefix: matchedPrefix)
+            stream.respondRedirect(status: plan.status, location: location)
         case .awaitDiscovery:
             // The wait has its own limit; the response timeout starts once the request is sent.
             stream.disarmResponseTimer()
@@ -694,6 +700,13 @@ final class HTTP2RelayedStream {
             // not twice). A block it refuses was never sent.
             let written = loop.makePromise(of: Void.self)
             written.futureResult.whenFailure { [self] error in clientRefusedHeaders(error, wasHead: wasHead) }
+            var payload = payload
+            if wasHead, hasResponseStarted, !responseEdits.isEmpty, case .headers(let head) = payload {
+                // ResponseHeaderModifier, on the final response head.
+                var headers = head.headers
+                for edit in responseEdits { edit.apply(to: &headers) }
+                payload = .headers(.init(headers: headers, endStream: head.endStream))
+            }
             clientRelay.write(payload, on: clientID, promise: written, batchedBy: upstreamRelay)
         } else if length > 0 {
             let written = loop.makePromise(of: Void.self)
@@ -817,9 +830,48 @@ final class HTTP2RelayedStream {
         isUpstreamLinked = false
     }
 
+    /// The response header modifiers of the stream's rule and backend.
+    private var responseEdits: [HeaderEdits] = []
+
+    /// Replaces the request head waiting to go upstream with the one the route's filters
+    /// make of `head` (header modifiers, URLRewrite host and path).
+    func sendEdited(_ head: HPACKHeaders, _ attempt: PlannedAttempt) {
+        var edited = head
+        let view = HPACKRequestHeadView(headers: head)
+        for filters in [attempt.filters, attempt.backendFilters].compactMap({ $0 }) {
+            filters.requestHeaders?.apply(to: &edited)
+            if let host = filters.rewriteHost { edited.setPseudoHeader(":authority", host) }
+            if let edit = filters.rewritePath {
+                let path = view.withPath { edit.apply(to: $0, matchedPrefix: attempt.matchedPrefix) }
+                let query = view.withQuery { $0.isEmpty ? "" : "?" + String(decoding: $0, as: UTF8.self) }
+                edited.setPseudoHeader(":path", path + query)
+            }
+        }
+        guard case .headers(let frame)? = early.first?.0 else { return }
+        let head = HTTP2Frame.FramePayload.Headers(headers: edited, endStream: frame.endStream)
+        early[0] = (.headers(head), early[0].1)
+        // A stream the server refuses unprocessed is sent again as edited.
+        if retryableHead != nil { retryableHead = head }
+    }
+
+    /// Answers the stream with a route's redirect.
+    func respondRedirect(status: Int, location: String) {
+        guard !isFinished else { return }
+        finish(status: status)
+        guard isClientOpen else { return }
+        let headers: HPACKHeaders = [":status": "\(status)", "location": location, "content-length": "0"]
+        clientRelay.write(.headers(.init(headers: headers, endStream: true)), on: clientID, batchedBy: nil)
+        if !clientEnded { clientRelay.write(.rstStream(.noError), on: clientID, batchedBy: nil) }
+    }
+
     /// The mesh chose `attempt.endpoint` for this stream.
     func attempt(_ attempt: PlannedAttempt, head: HPACKHeaders) {
         let endpoint = attempt.endpoint
+        if attempt.editsResponse {
+            responseEdits = [attempt.filters?.responseHeaders, attempt.backendFilters?.responseHeaders].compactMap {
+                $0
+            }
+        }
         if servicePort == nil {
             // The first attempt: it adds to the Service port's retry budget.
             servicePort = attempt.servicePort
@@ -1021,5 +1073,27 @@ extension HTTP2RelayedStream: Sendable {}
 extension String {
     fileprivate func leftPadded(to width: Int) -> String {
         count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
+
+extension HPACKHeaders {
+    /// Sets a pseudo-header's value where it stands (pseudo-headers must precede the other
+    /// fields, RFC 9113 §8.3, so it is never appended after them), or adds it first.
+    fileprivate mutating func setPseudoHeader(_ name: String, _ value: String) {
+        var rebuilt = HPACKHeaders()
+        var placed = false
+        if !contains(name: name) {
+            rebuilt.add(name: name, value: value)
+            placed = true
+        }
+        for (field, existing, indexing) in self {
+            if field == name {
+                if !placed { rebuilt.add(name: name, value: value, indexing: indexing) }
+                placed = true
+            } else {
+                rebuilt.add(name: field, value: existing, indexing: indexing)
+            }
+        }
+        self = rebuilt
     }
 }

@@ -12,7 +12,12 @@ struct RouteTable: Sendable {
 
     /// The index in `rules` of the rule the request takes; nil when none matches.
     func match<View: RequestHeadView>(_ view: View) -> Int? {
-        for matcher in matches where matcher.matches(view) { return matcher.rule }
+        matchingIndex(view).map { matches[$0].rule }
+    }
+
+    /// The index in `matches` of the first match the request meets.
+    func matchingIndex<View: RequestHeadView>(_ view: View) -> Int? {
+        for index in matches.indices where matches[index].matches(view) { return index }
         return nil
     }
 
@@ -38,6 +43,8 @@ struct RouteRule: Sendable {
     let requestTimeoutMs: Int?
     let backendRequestTimeoutMs: Int?
     let retry: RetryPolicy?
+    /// The rule's filters; nil when it has none.
+    var filters: RouteFilters? = nil
 
     var isImplicit: Bool { route.isEmpty }
 }
@@ -52,29 +59,39 @@ struct RetryPolicy: Sendable, Equatable {
 /// A rule's `backendRefs`: indices of the snapshot's backends with cumulative weights, so
 /// a weighted pick is one random number and a short scan.
 struct WeightedBackends: Sendable {
-    /// (backend index in the snapshot, cumulative weight up to and including it).
-    let entries: [(backend: Int, cumulative: Int)]
+    /// (backend index in the snapshot, cumulative weight up to and including it, the
+    /// backendRef's own header modifiers).
+    let entries: [(backend: Int, cumulative: Int, filters: RouteFilters?)]
     var totalWeight: Int { entries.last?.cumulative ?? 0 }
 
     init(_ weighted: [(backend: Int, weight: Int)]) {
+        self.init(weighted.map { ($0.backend, $0.weight, nil) })
+    }
+
+    init(_ weighted: [(backend: Int, weight: Int, filters: RouteFilters?)]) {
         var total = 0
-        var entries: [(Int, Int)] = []
-        for (backend, weight) in weighted where weight > 0 {
+        var entries: [(Int, Int, RouteFilters?)] = []
+        for (backend, weight, filters) in weighted where weight > 0 {
             total += weight
-            entries.append((backend, total))
+            entries.append((backend, total, filters))
         }
         self.entries = entries
     }
 
     /// The backend for a random draw; nil when no backend has weight.
     func pick<R: RandomNumberGenerator>(using random: inout R) -> Int? {
+        pickEntry(using: &random).map { entries[$0].backend }
+    }
+
+    /// The index in `entries` for a random draw.
+    func pickEntry<R: RandomNumberGenerator>(using random: inout R) -> Int? {
         switch entries.count {
         case 0: return nil
-        case 1: return entries[0].backend
+        case 1: return 0
         default:
             let draw = Int(random.next(upperBound: UInt64(totalWeight)))
-            for entry in entries where draw < entry.cumulative { return entry.backend }
-            return entries[entries.count - 1].backend
+            for (index, entry) in entries.enumerated() where draw < entry.cumulative { return index }
+            return entries.count - 1
         }
     }
 }

@@ -139,7 +139,8 @@ let package = Package(
         .executableTarget(
             name: "weftctl",
             dependencies: [
-                "WeftCore", "WeftIdentity", "WeftProtocol",
+                // WeftProxy for `config --explain`: the proxy's own route compiler and matcher.
+                "WeftCore", "WeftIdentity", "WeftProtocol", "WeftProxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -18,11 +18,16 @@ final class LoopContext {
     private var waiterTimer: Scheduled<Void>?
 
     private let meshStore: MeshStore?
+    private let metrics: ProxyMetrics?
+    /// The route metric handles of the current snapshot, by slot.
+    private(set) var routeMetrics: [RouteMetrics] = []
 
-    init(eventLoop: EventLoop, discoveryTimeout: TimeAmount, meshStore: MeshStore? = nil) {
+    init(eventLoop: EventLoop, discoveryTimeout: TimeAmount, meshStore: MeshStore? = nil, metrics: ProxyMetrics? = nil)
+    {
         self.eventLoop = eventLoop
         self.discoveryTimeout = discoveryTimeout
         self.meshStore = meshStore
+        self.metrics = metrics
     }
 
     /// Subscribes to a destination's routes and endpoints (the store sends each Service
@@ -44,7 +49,7 @@ final class LoopContext {
                     if let endpoint = kept[target.key] { return endpoint }
                     let endpoint =
                         endpointsByKey[target.key].flatMap { $0.target == target ? $0 : nil }
-                        ?? LoopEndpoint(target: target, now: now)
+                        ?? LoopEndpoint(target: target, now: now, ejections: metrics?.outbound.ejections)
                     kept[target.key] = endpoint
                     return endpoint
                 })
@@ -63,6 +68,10 @@ final class LoopContext {
                 ?? RetryBudget(
                     ratio: settings.ratio, minPerSecond: settings.minRetriesPerSecond,
                     windowSeconds: max(1, settings.windowMs / 1000), now: now)
+        }
+        if let metrics {
+            routeMetrics = snapshot.routeMetricLabels.map { metrics.routeMetrics($0) }
+            metrics.setEndpointCounts(snapshot)
         }
         self.snapshot = snapshot
         let waiting = waiters

@@ -74,7 +74,7 @@ public final class ProxyServer: Service {
             let admin = try await listening(
                 "the admin server", flag: "--admin-port", host: config.adminHost, port: config.adminPort
             ) {
-                try await bindAdmin(group: group)
+                try await bindAdmin(group: group, pools: pools)
             }
             state.markListening()
             logger.info(
@@ -168,15 +168,19 @@ public final class ProxyServer: Service {
         }
     }
 
-    private func bindAdmin(group: EventLoopGroup) async throws -> Channel {
+    private func bindAdmin(group: EventLoopGroup, pools: UpstreamPools) async throws -> Channel {
         let state = self.state
         let registry = metrics.registry
+        let report: @Sendable (EventLoop) -> EventLoopFuture<[UInt8]> = { loop in
+            EndpointsReport.collect(pools: pools, group: group, on: loop)
+        }
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(state: state, registry: registry))
+                    try channel.pipeline.syncOperations.addHandler(
+                        AdminHandler(state: state, registry: registry, endpointsReport: report))
                 }
             }
             .bind(host: config.adminHost, port: config.adminPort)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import WeftProtocol
+import WeftProxy
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -13,11 +14,27 @@ struct ConfigCommand: ParsableCommand {
         commandName: "config",
         abstract:
             "Show what the control plane sent one proxy: identity, versions, mesh settings, services, policies, routes, endpoints.",
-        discussion: "PROXY is namespace/pod, or a pod name when only one connected pod has it."
+        discussion: """
+            PROXY is namespace/pod, or a pod name when only one connected pod has it.
+
+            --explain METHOD URL shows which route, rule, backends and endpoints that request would \
+            take at this proxy, and why: the candidate matches in precedence order, each with the \
+            first condition it failed. It runs the proxy's own route compiler on the config the \
+            control plane sent it. URL is http://HOST[:PORT]/PATH with HOST a ClusterIP or a \
+            Service DNS name; add headers with -H 'name: value'.
+            """
     )
 
     @Argument(help: "namespace/pod, or pod.")
     var proxy: String
+
+    @Option(
+        name: .customLong("explain"), parsing: .upToNextOption,
+        help: ArgumentHelp("Explain the routing of a request.", valueName: "METHOD URL"))
+    var explain: [String] = []
+
+    @Option(name: .customShort("H"), help: ArgumentHelp("A request header for --explain.", valueName: "name: value"))
+    var headers: [String] = []
 
     @OptionGroup var options: ControlPlaneOptions
 
@@ -52,6 +69,35 @@ struct ConfigCommand: ParsableCommand {
             return
         }
         let answer = try JSONDecoder().decode(Answer.self, from: Data(body))
+        if !explain.isEmpty {
+            guard explain.count == 2 else {
+                print("--explain takes a method and a URL, e.g. --explain GET http://web.demo/api")
+                throw ExitCode(2)
+            }
+            var parsed: [(String, String)] = []
+            for header in headers {
+                guard let colon = header.firstIndex(of: ":") else {
+                    print("-H \(header): expected 'name: value'")
+                    throw ExitCode(2)
+                }
+                parsed.append(
+                    (
+                        String(header[..<colon]).trimmingCharacters(in: .whitespaces),
+                        String(header[header.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+                    ))
+            }
+            do {
+                print(
+                    try RouteExplainer.explain(
+                        config: answer.config, namespace: answer.status.namespace, method: explain[0].uppercased(),
+                        url: explain[1], headers: parsed),
+                    terminator: "")
+            } catch {
+                print("the proxy could not apply this config (it nacked it): \(error)")
+                throw ExitCode(1)
+            }
+            return
+        }
         print(Self.render(answer.status, answer.config))
     }
 

@@ -21,6 +21,7 @@ does not route; the rest need the routing sidecar.
 """
 
 import collections
+import json
 import math
 import os
 import signal
@@ -620,3 +621,45 @@ def test_url_rewrite_filter(mesh, http2):
     assert host == "internal.web", "the backend got host %s" % host
     full = mesh.get(mesh.url("web", "/full/a/b"), http2=http2)
     assert full.status == 200 and full.json["path"] == "/replaced", full.json
+
+
+# ------------------------------------------- 13. metrics, balancers, explain --
+
+def test_route_metrics_debug_endpoints_and_explain(mesh):
+    """Requests are counted by route, rule and backend (labels from the config, never from
+    the request); /debug/endpoints shows the balancers; `weftctl config --explain` says
+    which rule a request takes and why the others were passed over."""
+    from control_fixtures import weftctl
+    mesh.apply(routes=[http_route("web-explain", "web", """
+        - name: canary
+          matches: [{path: {type: PathPrefix, value: /api}, headers: [{name: x-canary, value: "yes"}]}]
+          backendRefs: [{name: web-v2, port: 80}]
+        - name: api
+          matches: [{path: {type: PathPrefix, value: /api}}]
+          backendRefs: [{name: web-v1, port: 80}]
+    """)])
+    before = metric(mesh.proxy.metrics(), "weft_route_requests_total", direction="outbound",
+                    route="demo/web-explain", rule="api", backend="demo/web-v1:80", status_class="2xx") or 0
+    replies = mesh.get_many(mesh.url("web", "/api/x"), 5)
+    assert all(r.status == 200 and r.pod == "web-v1-0" for r in replies), [r.short() for r in replies]
+    after = metric(mesh.proxy.metrics(), "weft_route_requests_total", direction="outbound",
+                   route="demo/web-explain", rule="api", backend="demo/web-v1:80", status_class="2xx") or 0
+    assert after - before == 5, "weft_route_requests_total{rule=api, backend=demo/web-v1:80} grew by %s, not 5" % (
+        after - before)
+
+    code, body = mesh.proxy.get("/debug/endpoints")
+    assert code == 200, (code, body)
+    report = json.loads(body)
+    backends = {b["backend"]: b for loop in report["loops"] for b in loop["backends"]}
+    assert "demo/web-v1:80" in backends, sorted(backends)
+    endpoint = backends["demo/web-v1:80"]["endpoints"][0]
+    assert endpoint["address"].startswith(POD["web-v1-0"].ip + ":") and endpoint["state"] == "healthy", endpoint
+    assert endpoint["ewmaMs"] is not None and endpoint["inFlight"] == 0, endpoint
+
+    out = weftctl("config", "demo/client", "--control-plane", mesh.control.http, "--explain", "GET",
+                  mesh.url("web", "/api/x"), prefix=mesh.control.prefix)
+    text = out.stdout.decode()
+    assert out.returncode == 0, text + out.stderr.decode()
+    assert "rule canary: PathPrefix /api, header x-canary  ✗ header x-canary does not match" in text, text
+    assert "rule api: PathPrefix /api  ✓ taken" in text, text
+    assert "demo/web-v1:80  weight 1 (100%)" in text, text

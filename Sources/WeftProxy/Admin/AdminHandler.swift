@@ -11,6 +11,8 @@ import WeftTelemetry
 /// - `GET /metrics`: Prometheus text exposition.
 /// - `GET /config`: the identity (never the key) and config the proxy runs on, with versions.
 /// - `POST /shutdown`: starts a graceful drain (for Jobs whose main container has exited).
+/// - `GET /debug/endpoints`: every balancer's endpoints, latency estimates, requests in
+///   flight and health (JSON, `EndpointsReport`).
 ///
 /// The admin port listens on every address (the kubelet probes and Prometheus scrapes the
 /// pod IP), and is not captured, so any pod can reach it. `/config` and `/shutdown` answer
@@ -25,11 +27,17 @@ final class AdminHandler: ChannelInboundHandler {
 
     private let state: ProxyState
     private let registry: PrometheusCollectorRegistry
+    /// Collects `/debug/endpoints` (nil in tests without a data path).
+    private let endpointsReport: ((EventLoop) -> EventLoopFuture<[UInt8]>)?
     private var head: HTTPRequestHead?
 
-    init(state: ProxyState, registry: PrometheusCollectorRegistry) {
+    init(
+        state: ProxyState, registry: PrometheusCollectorRegistry,
+        endpointsReport: ((EventLoop) -> EventLoopFuture<[UInt8]>)? = nil
+    ) {
         self.state = state
         self.registry = registry
+        self.endpointsReport = endpointsReport
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -45,7 +53,9 @@ final class AdminHandler: ChannelInboundHandler {
 
     private func respond(context: ChannelHandlerContext, to head: HTTPRequestHead) {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-        if path == "/config" || path == "/shutdown", !(context.channel.remoteAddress?.isLoopback ?? false) {
+        if path == "/config" || path == "/shutdown" || path == "/debug/endpoints",
+            !(context.channel.remoteAddress?.isLoopback ?? false)
+        {
             let from = context.channel.remoteAddress?.ipAddress ?? "an unknown address"
             send(
                 context, head, .forbidden,
@@ -68,15 +78,30 @@ final class AdminHandler: ChannelInboundHandler {
             var buffer = context.channel.allocator.buffer(capacity: 16 * 1024)
             buffer.writeBytes(registry.emitToBuffer())
             send(context, head, .ok, buffer, contentType: Telemetry.prometheusContentType)
+        case (.GET, "/debug/endpoints"):
+            guard let endpointsReport else {
+                send(context, head, .notFound, "no data path in this process\n")
+                return
+            }
+            endpointsReport(context.eventLoop).whenComplete { [self] result in
+                switch result {
+                case .success(let bytes):
+                    send(
+                        context, head, .ok, context.channel.allocator.buffer(bytes: bytes),
+                        contentType: "application/json")
+                case .failure(let error):
+                    send(context, head, .internalServerError, "cannot collect the balancers: \(error)\n")
+                }
+            }
         case (.POST, "/shutdown"):
             send(context, head, .ok, "draining\n")
             state.requestShutdown()
-        case (_, "/live"), (_, "/ready"), (_, "/metrics"), (_, "/config"), (_, "/shutdown"):
+        case (_, "/live"), (_, "/ready"), (_, "/metrics"), (_, "/config"), (_, "/shutdown"), (_, "/debug/endpoints"):
             send(context, head, .methodNotAllowed, "method \(head.method) not allowed on \(path)\n")
         default:
             send(
                 context, head, .notFound,
-                "no admin endpoint \(path); try /live, /ready, /metrics, /config, POST /shutdown\n")
+                "no admin endpoint \(path); try /live, /ready, /metrics, /config, /debug/endpoints, POST /shutdown\n")
         }
     }
 

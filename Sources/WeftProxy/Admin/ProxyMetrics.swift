@@ -85,6 +85,29 @@ final class ProxyMetrics: Sendable {
         self.outbound = DirectionMetrics(registry: registry, direction: .outbound)
     }
 
+    /// The handles of one (route, rule, backend); the registry returns the same handles
+    /// for the same labels, so every loop and snapshot shares them.
+    func routeMetrics(_ labels: RouteMetricLabels) -> RouteMetrics {
+        RouteMetrics(registry: registry, labels: labels)
+    }
+
+    private static let endpointsName = MetricNameDescriptor(
+        metricName: "weft_service_endpoints",
+        helpText: "Endpoints the proxy balances over, per Service port it has routes and endpoints for.")
+
+    /// Sets `weft_service_endpoints{service, port}` for every Service port whose endpoints
+    /// the snapshot holds.
+    func setEndpointCounts(_ snapshot: MeshSnapshot) {
+        for plan in snapshot.servicePorts {
+            guard case .ready = plan.state,
+                case .endpoints(let targets) = snapshot.backends[plan.directBackend].resolution
+            else { continue }
+            registry.makeGauge(
+                descriptor: Self.endpointsName, labels: [("service", plan.service), ("port", String(plan.port))]
+            ).set(Double(targets.count))
+        }
+    }
+
     func direction(_ direction: TrafficDirection) -> DirectionMetrics {
         direction == .inbound ? inbound : outbound
     }
@@ -103,6 +126,8 @@ final class DirectionMetrics: Sendable {
     private let errors: [Counter]  // by ProxyErrorKind
     private let retries: [Counter]  // by RetryReason
     private let budgetExhausted: Counter
+    /// Endpoints ejected after repeated failures (outbound).
+    let ejections: Counter
 
     static let protocolLabels = ["http1", "http2", "tls", "opaque"]
 
@@ -154,6 +179,11 @@ final class DirectionMetrics: Sendable {
         retries = RetryReason.allCases.map {
             registry.makeCounter(descriptor: retryName, labels: [d, ("reason", $0.rawValue)])
         }
+        ejections = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "weft_endpoint_ejections", unitName: "total",
+                helpText: "Endpoints taken out of balancing after repeated failures (connect failures, resets, 5xx)."),
+            labels: [d])
         budgetExhausted = registry.makeCounter(
             descriptor: MetricNameDescriptor(
                 metricName: "weft_retry_budget_exhausted", unitName: "total",

@@ -226,7 +226,8 @@ final class LoopPools {
     let mesh: LoopContext
 
     init(loop: EventLoop, config: ProxyConfig, metrics: ProxyMetrics, logger: Logger, meshStore: MeshStore? = nil) {
-        mesh = LoopContext(eventLoop: loop, discoveryTimeout: config.discoveryTimeout, meshStore: meshStore)
+        mesh = LoopContext(
+            eventLoop: loop, discoveryTimeout: config.discoveryTimeout, meshStore: meshStore, metrics: metrics)
         http1 = HTTP1UpstreamPool(eventLoop: loop, config: config)
         http2Inbound = HTTP2UpstreamPool(eventLoop: loop, config: config, metrics: metrics.inbound, logger: logger)
         http2Outbound = HTTP2UpstreamPool(eventLoop: loop, config: config, metrics: metrics.outbound, logger: logger)

@@ -65,6 +65,8 @@ struct PlannedAttempt {
     var backendFilters: RouteFilters? = nil
     /// How many bytes of the path the rule's PathPrefix match matched (ReplacePrefixMatch).
     var matchedPrefix = 0
+    /// The (route, rule, backend) handles the request is counted in.
+    var routeMetrics: RouteMetrics? = nil
 
     /// Whether a filter edits the request (headers, host or path).
     var editsRequest: Bool { (filters?.editsRequest ?? false) || (backendFilters?.editsRequest ?? false) }
@@ -130,7 +132,12 @@ extension LoopContext {
             }
             let backend = rule.backends.entries[entry].backend
             let backendFilters = rule.backends.entries[entry].filters
-            let outcome = pick(backend: backend, servicePort: index, rule: ruleIndex, avoiding: avoiding)
+            let slot = rule.backends.entries[entry].metricSlot
+            var outcome = pick(backend: backend, servicePort: index, rule: ruleIndex, avoiding: avoiding)
+            if case .forward(var attempt) = outcome, slot >= 0, slot < routeMetrics.count {
+                attempt.routeMetrics = routeMetrics[slot]
+                outcome = .forward(attempt)
+            }
             guard case .forward(var attempt) = outcome,
                 rule.requestTimeoutMs != nil || rule.backendRequestTimeoutMs != nil || rule.retry != nil
                     || rule.filters != nil || backendFilters != nil

@@ -31,14 +31,19 @@ final class MeshSnapshot: Sendable {
     let missingServices: [String]
     /// MeshConfig `retryBudget`: each loop keeps one budget per Service port.
     let retryBudget: RetryBudgetSettings
+    /// The labels of every (route, rule, backend), by the metric slot the weighted backends
+    /// of the rules name; each loop makes its handles from them.
+    let routeMetricLabels: [RouteMetricLabels]
 
     init(
         version: Int, generation: Int, isRegistryOnly: Bool, namespace: String, servicePorts: [ServicePortPlan],
         backends: [BackendPlan], servicePortByAddress: [AddressKey: Int], servicePortByHost: [HostPort: Int],
         endpointAddresses: Set<AddressKey>, missingServices: [String],
-        retryBudget: RetryBudgetSettings = RetryBudgetSettings(ratio: 0.2, minRetriesPerSecond: 10, windowMs: 10_000)
+        retryBudget: RetryBudgetSettings = RetryBudgetSettings(ratio: 0.2, minRetriesPerSecond: 10, windowMs: 10_000),
+        routeMetricLabels: [RouteMetricLabels] = []
     ) {
         self.retryBudget = retryBudget
+        self.routeMetricLabels = routeMetricLabels
         self.version = version
         self.generation = generation
         self.isRegistryOnly = isRegistryOnly

@@ -22,7 +22,8 @@ enum MeshSnapshotCompiler {
             servicePortByAddress: builder.byAddress, servicePortByHost: builder.byHost,
             endpointAddresses: builder.endpointAddresses, missingServices: builder.missing.sorted(),
             retryBudget: config.mesh?.retryBudget
-                ?? RetryBudgetSettings(ratio: 0.2, minRetriesPerSecond: 10, windowMs: 10_000))
+                ?? RetryBudgetSettings(ratio: 0.2, minRetriesPerSecond: 10, windowMs: 10_000),
+            routeMetricLabels: builder.metricLabels)
     }
 
     private struct Builder {
@@ -35,6 +36,16 @@ enum MeshSnapshotCompiler {
         var byHost: [HostPort: Int] = [:]
         var endpointAddresses: Set<AddressKey> = []
         var missing: Set<String> = []
+        var metricLabels: [RouteMetricLabels] = []
+        var metricSlots: [RouteMetricLabels: Int] = [:]
+
+        /// The metric slot of a (route, rule, backend), shared by equal labels.
+        mutating func metricSlot(_ labels: RouteMetricLabels) -> Int {
+            if let slot = metricSlots[labels] { return slot }
+            metricLabels.append(labels)
+            metricSlots[labels] = metricLabels.count - 1
+            return metricLabels.count - 1
+        }
 
         struct BackendRef: Hashable {
             let service: String
@@ -129,8 +140,9 @@ enum MeshSnapshotCompiler {
             let consumers = attached.filter { split($0.name).0 == namespace && namespace != serviceNamespace }
             let applied = consumers.isEmpty ? attached.filter { split($0.name).0 == serviceNamespace } : consumers
             guard !applied.isEmpty else {
+                let slot = metricSlot(RouteMetricLabels(route: "", rule: "", backend: "\(service):\(port)"))
                 let rule = RouteRule(
-                    route: "", ruleIndex: 0, name: nil, backends: WeightedBackends([(direct, 1)]),
+                    route: "", ruleIndex: 0, name: nil, backends: WeightedBackends([(direct, 1, nil, slot)]),
                     requestTimeoutMs: nil, backendRequestTimeoutMs: nil, retry: nil)
                 let all = RouteMatcher(path: .prefix([]), method: nil, headers: [], queryParams: [], rule: 0)
                 return RouteTable(matches: [all], rules: [rule])
@@ -140,7 +152,7 @@ enum MeshSnapshotCompiler {
             for (routeIndex, route) in applied.enumerated() {
                 for (ruleIndex, rule) in route.rules.enumerated() {
                     let field = "routes[\(route.name)].rules[\(ruleIndex)]"
-                    var weighted: [(backend: Int, weight: Int, filters: RouteFilters?)] = []
+                    var weighted: [(backend: Int, weight: Int, filters: RouteFilters?, metricSlot: Int)] = []
                     for (b, ref) in rule.backends.enumerated() {
                         guard ref.weight >= 0 else {
                             throw ConfigRefusal(
@@ -148,7 +160,12 @@ enum MeshSnapshotCompiler {
                         }
                         let filters = try compileFilters(
                             ref.filters ?? [], field: "\(field).backends[\(b)].filters", port: port)
-                        weighted.append((backend(service: ref.service, port: ref.port ?? port), ref.weight, filters))
+                        let slot = metricSlot(
+                            RouteMetricLabels(
+                                route: route.name, rule: rule.name ?? String(ruleIndex),
+                                backend: "\(ref.service):\(ref.port ?? port)"))
+                        weighted.append(
+                            (backend(service: ref.service, port: ref.port ?? port), ref.weight, filters, slot))
                         // A route's backend must be known before requests take it: the
                         // control client subscribes to it (a Service merely in the index
                         // is not fetched until it is used).

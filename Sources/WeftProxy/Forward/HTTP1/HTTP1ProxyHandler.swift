@@ -66,6 +66,18 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var requestFilters: (filters: [RouteFilters], matchedPrefix: Int)?
     /// The response header modifiers of the current request's rule and backend.
     private var responseEdits: [HeaderEdits] = []
+    /// The (route, rule, backend) the current request is counted in, when routed.
+    private var routeMetrics: RouteMetrics?
+
+    /// Counts the current request as finished with `status`.
+    private func recordFinished(status: Int) {
+        let duration = elapsed
+        metrics.requestFinished(.http1, status: status, duration: duration)
+        if let routeMetrics {
+            routeMetrics.record(status: status, duration: duration)
+            self.routeMetrics = nil
+        }
+    }
     private let metrics: DirectionMetrics
     private let config: ProxyConfig
     private var context: ChannelHandlerContext?
@@ -220,7 +232,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func recordClientGone() {
         settleEndpoint(.abandoned)
         guard !isClosing, requestPhase != .head || responsePhase != .idle else { return }
-        metrics.requestFinished(.http1, status: HTTPStatus.clientClosedRequest, duration: elapsed)
+        recordFinished(status: HTTPStatus.clientClosedRequest)
     }
 
     /// No exchange in flight and no buffered request bytes.
@@ -351,6 +363,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         servicePort = nil
         requestFilters = nil
         if !responseEdits.isEmpty { responseEdits = [] }
+        routeMetrics = nil
         if outbound != nil { return routeRequest() }
         return sendRequest()
     }
@@ -388,6 +401,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if servicePort == nil {
                 // The first attempt: it adds to the Service port's retry budget.
                 servicePort = attempt.servicePort
+                routeMetrics = attempt.routeMetrics
                 mesh.requestSent(servicePort: attempt.servicePort)
                 if let policy = attempt.retry { retry = ExchangeRetry(policy: policy) }
             }
@@ -772,9 +786,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // Flush now: once the connection is back in the pool, its read-complete no
         // longer reaches this handler.
         flushPending()
-        metrics.requestFinished(
-            .http1, status: response.status,
-            duration: elapsed)
+        recordFinished(status: response.status)
         let requestComplete = requestPhase == .complete
         if let connection = upstream {
             upstream = nil
@@ -806,9 +818,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         settleEndpoint(.succeeded)
-        metrics.requestFinished(
-            .http1, status: response.status,
-            duration: elapsed)
+        recordFinished(status: response.status)
         publishBytes()
         cancelTimers()
         upstream = nil
@@ -907,7 +917,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Answers the current request with a route's redirect, then closes (the request's
     /// body, if any, is not read).
     private func respondRedirect(status: Int, location: String) {
-        metrics.requestFinished(.http1, status: status, duration: elapsed)
+        recordFinished(status: status)
         guard !hasSentResponseBytes, let context else {
             closeClient()
             return
@@ -922,8 +932,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Answers the current request with an error the proxy made, then closes.
     private func respondWithError(status: Int, kind: ProxyErrorKind, detail: String) {
         metrics.error(kind)
-        metrics.requestFinished(
-            .http1, status: status, duration: elapsed)
+        recordFinished(status: status)
         guard !hasSentResponseBytes, let context else {
             closeClient()
             return

@@ -531,6 +531,8 @@ final class HTTP2RelayedStream {
     private var replay: [HTTP2Frame.FramePayload] = []
     private var firstAttemptHeadSent = false
     private var retryTimer: Scheduled<Void>?
+    /// The (route, rule, backend) the request is counted in, when routed.
+    private var routeMetrics: RouteMetrics?
     /// The Service port the request went to (its retry budget), when routed.
     private var servicePort: Int?
     private let pool: HTTP2UpstreamPool
@@ -875,6 +877,7 @@ final class HTTP2RelayedStream {
         if servicePort == nil {
             // The first attempt: it adds to the Service port's retry budget.
             servicePort = attempt.servicePort
+            routeMetrics = attempt.routeMetrics
             clientRelay.mesh?.requestSent(servicePort: attempt.servicePort)
             if let policy = attempt.retry { retry = ExchangeRetry(policy: policy) }
         }
@@ -1059,8 +1062,9 @@ final class HTTP2RelayedStream {
         guard !isFinished else { return }
         isFinished = true
         cancelTimer()
-        metrics.requestFinished(
-            requestProtocol, status: status, duration: .nanoseconds(Int64((NIODeadline.now() - start).nanoseconds)))
+        let duration = Duration.nanoseconds(Int64((NIODeadline.now() - start).nanoseconds))
+        metrics.requestFinished(requestProtocol, status: status, duration: duration)
+        routeMetrics?.record(status: status, duration: duration)
     }
 }
 

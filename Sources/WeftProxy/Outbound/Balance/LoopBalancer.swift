@@ -1,3 +1,5 @@
+import WeftTelemetry
+
 /// One endpoint as one event loop sees it: its load (peak EWMA and requests in flight),
 /// its health (failure accrual, ejection, probe) and its HTTP/1 pool bucket.
 ///
@@ -14,9 +16,13 @@ final class LoopEndpoint {
     /// out of it without a lookup.
     var http1Bucket: HTTP1UpstreamPool.Bucket?
 
-    init(target: EndpointTarget, now: UInt64) {
+    /// Counts this endpoint's ejections (`weft_endpoint_ejections_total`).
+    private let ejections: Counter?
+
+    init(target: EndpointTarget, now: UInt64, ejections: Counter? = nil) {
         self.target = target
         self.load = PeakEWMA(now: now)
+        self.ejections = ejections
     }
 
     /// A request leaves for this endpoint.
@@ -31,7 +37,11 @@ final class LoopEndpoint {
     @discardableResult
     func requestFinished(rttNanoseconds rtt: UInt64, now: UInt64, failed: Bool) -> Bool {
         load.finish(rttNanoseconds: rtt, now: now)
-        if failed { return health.failed(now: now) }
+        if failed {
+            let ejected = health.failed(now: now)
+            if ejected { ejections?.increment() }
+            return ejected
+        }
         health.succeeded()
         return false
     }

@@ -60,20 +60,20 @@ struct RetryPolicy: Sendable, Equatable {
 /// a weighted pick is one random number and a short scan.
 struct WeightedBackends: Sendable {
     /// (backend index in the snapshot, cumulative weight up to and including it, the
-    /// backendRef's own header modifiers).
-    let entries: [(backend: Int, cumulative: Int, filters: RouteFilters?)]
+    /// backendRef's own header modifiers, its route metric slot).
+    let entries: [(backend: Int, cumulative: Int, filters: RouteFilters?, metricSlot: Int)]
     var totalWeight: Int { entries.last?.cumulative ?? 0 }
 
     init(_ weighted: [(backend: Int, weight: Int)]) {
-        self.init(weighted.map { ($0.backend, $0.weight, nil) })
+        self.init(weighted.map { ($0.backend, $0.weight, nil, -1) })
     }
 
-    init(_ weighted: [(backend: Int, weight: Int, filters: RouteFilters?)]) {
+    init(_ weighted: [(backend: Int, weight: Int, filters: RouteFilters?, metricSlot: Int)]) {
         var total = 0
-        var entries: [(Int, Int, RouteFilters?)] = []
-        for (backend, weight, filters) in weighted where weight > 0 {
+        var entries: [(Int, Int, RouteFilters?, Int)] = []
+        for (backend, weight, filters, slot) in weighted where weight > 0 {
             total += weight
-            entries.append((backend, total, filters))
+            entries.append((backend, total, filters, slot))
         }
         self.entries = entries
     }

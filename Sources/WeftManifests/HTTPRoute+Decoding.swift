@@ -1,8 +1,9 @@
 import WeftCore
 
 extension DocumentReader {
-    /// gateway.networking.k8s.io/v1 HTTPRoute, with Gateway API defaults applied.
-    mutating func decodeHTTPRoute(_ root: ObjectNode) -> HTTPRoute? {
+    /// gateway.networking.k8s.io/v1 HTTPRoute, with Gateway API defaults applied; or, with
+    /// `grpc`, a GRPCRoute into the same model (see `HTTPRoute.isGRPC`).
+    mutating func decodeHTTPRoute(_ root: ObjectNode, grpc: Bool = false) -> HTTPRoute? {
         let start = errors.count
         let meta = metadata(root, rule: .subdomain)
         let namespace = meta?.namespace ?? "default"
@@ -54,8 +55,13 @@ extension DocumentReader {
 
         var rules: [HTTPRouteRule] = []
         let ruleNodes = list(spec, "rules")
+        let grpcRetry = grpc ? grpcRetry(meta) : nil
         for node in ruleNodes {
-            if let rule = routeRule(node, namespace: namespace) { rules.append(rule) }
+            if grpc {
+                if let rule = grpcRouteRule(node, namespace: namespace, retry: grpcRetry) { rules.append(rule) }
+            } else if let rule = routeRule(node, namespace: namespace) {
+                rules.append(rule)
+            }
         }
         if ruleNodes.isEmpty {
             rules = [
@@ -63,7 +69,114 @@ extension DocumentReader {
             ]
         }
         guard errors.count == start, let meta else { return nil }
-        return HTTPRoute(metadata: meta, parentRefs: parents, hostnames: hostnames, rules: rules)
+        return HTTPRoute(metadata: meta, parentRefs: parents, hostnames: hostnames, rules: rules, isGRPC: grpc)
+    }
+
+    /// gRPC status names, as `retry.weft.dev/grpc` lists them.
+    static let grpcStatusCodes: [String: Int] = [
+        "cancelled": 1, "unknown": 2, "invalid-argument": 3, "deadline-exceeded": 4, "not-found": 5,
+        "already-exists": 6, "permission-denied": 7, "resource-exhausted": 8, "failed-precondition": 9,
+        "aborted": 10, "out-of-range": 11, "unimplemented": 12, "internal": 13, "unavailable": 14,
+        "data-loss": 15, "unauthenticated": 16,
+    ]
+
+    /// A GRPCRoute's retry policy, from its annotations (GRPCRoute v1 has no retry field):
+    /// `retry.weft.dev/grpc: "unavailable,resource-exhausted"` (status names or numbers),
+    /// `retry.weft.dev/attempts: "2"` (default 1) and `retry.weft.dev/backoff: "25ms"`.
+    private mutating func grpcRetry(_ meta: ObjectMeta?) -> HTTPRouteRule.Retry? {
+        guard let meta, let list = meta.annotations["retry.weft.dev/grpc"] else { return nil }
+        var codes: [Int] = []
+        for item in list.split(separator: ",") {
+            let name = item.trimmingCharacters(in: .whitespaces).lowercased().replacingOccurrences(of: "_", with: "-")
+            if let code = Self.grpcStatusCodes[name] ?? Int(name).flatMap({ (1...16).contains($0) ? $0 : nil }) {
+                codes.append(code)
+            } else {
+                fail(
+                    .invalidField, "metadata.annotations[retry.weft.dev/grpc]",
+                    "\"\(item)\" is not a gRPC status (e.g. unavailable, resource-exhausted, or 1-16)", line: nil)
+            }
+        }
+        var attempts = 1
+        if let text = meta.annotations["retry.weft.dev/attempts"] {
+            if let value = Int(text), value >= 0 {
+                attempts = value
+            } else {
+                fail(
+                    .invalidField, "metadata.annotations[retry.weft.dev/attempts]",
+                    "must be a count ≥ 0, got \"\(text)\"", line: nil)
+            }
+        }
+        var backoff: Duration?
+        if let text = meta.annotations["retry.weft.dev/backoff"] {
+            backoff = GatewayDuration.parse(text)
+            if backoff == nil {
+                fail(
+                    .invalidField, "metadata.annotations[retry.weft.dev/backoff]",
+                    "must be a duration like 25ms, got \"\(text)\"", line: nil)
+            }
+        }
+        return HTTPRouteRule.Retry(codes: [], attempts: attempts, backoff: backoff, grpcCodes: codes)
+    }
+
+    /// A GRPCRoute rule: `matches[].method` (service and method, Exact or RegularExpression)
+    /// becomes a path match on `/service/method`, headers as in HTTPRoute; header modifier
+    /// filters; weighted backendRefs.
+    private mutating func grpcRouteRule(_ node: FieldNode, namespace: String, retry: HTTPRouteRule.Retry?)
+        -> HTTPRouteRule?
+    {
+        guard let object = object(node) else { return nil }
+        let start = errors.count
+        var name: String?
+        if let nameNode = object.field("name") {
+            name = validated(nameNode, Self.labelExpectation, NameRules.isDNS1123Label)
+        }
+        var matches: [HTTPRouteMatch] = []
+        for matchNode in list(object, "matches") {
+            guard let match = self.object(matchNode) else { continue }
+            var path = HTTPRouteMatch.matchAll.path
+            if let method = self.object(match, "method") {
+                let type =
+                    oneOf(
+                        method, "type", ["Exact": "Exact", "RegularExpression": "RegularExpression"], default: "Exact")
+                    ?? "Exact"
+                let service = string(method, "service")
+                let rpc = string(method, "method")
+                if service == nil && rpc == nil {
+                    fail(.missingField, method.path, "must name a service, a method or both", line: method.line)
+                } else if type == "Exact" {
+                    if let service, let rpc {
+                        path = .init(type: .exact, value: "/\(service)/\(rpc)")
+                    } else if let service {
+                        path = .init(type: .pathPrefix, value: "/\(service)")
+                    } else if let rpc {
+                        path = .init(type: .regularExpression, value: "/[^/]+/\(Self.regexEscaped(rpc))")
+                    }
+                } else {
+                    path = .init(type: .regularExpression, value: "/\(service ?? "[^/]+")/\(rpc ?? "[^/]+")")
+                    checkRegex(FieldNode(node: method.node, path: method.path), path.value)
+                }
+            }
+            let headers = valueMatches(match, "headers", isHeader: true)
+            matches.append(HTTPRouteMatch(path: path, headers: headers, queryParams: [], method: nil))
+        }
+        if !has(object, "matches") { matches = [.matchAll] }
+        let filters = routeFilters(object, namespace: namespace, prefixMatchesOnly: false, forBackend: true)
+        var backends: [HTTPBackendRef] = []
+        for backendNode in list(object, "backendRefs") {
+            if let backend = backendRef(backendNode, namespace: namespace) { backends.append(backend) }
+        }
+        guard errors.count == start else { return nil }
+        return HTTPRouteRule(
+            name: name, matches: matches, backendRefs: backends, timeouts: nil, retry: retry, filters: filters)
+    }
+
+    private static func regexEscaped(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            if "\\.^$|?*+()[]{}".contains(character) { out.append("\\") }
+            out.append(character)
+        }
+        return out
     }
 
     private mutating func routeRule(_ node: FieldNode, namespace: String) -> HTTPRouteRule? {

@@ -115,6 +115,8 @@ extension DocumentReader {
             return decodeEndpointSlice(object).map { [.endpointSlice($0)] } ?? []
         case ("gateway.networking.k8s.io/v1", "HTTPRoute"), ("gateway.networking.k8s.io/v1beta1", "HTTPRoute"):
             return decodeHTTPRoute(object).map { [.httpRoute($0)] } ?? []
+        case ("gateway.networking.k8s.io/v1", "GRPCRoute"):
+            return decodeHTTPRoute(object, grpc: true).map { [.httpRoute($0)] } ?? []
         case ("weft.dev/v1alpha1", "AuthorizationPolicy"):
             return decodeAuthorizationPolicy(object).map { [.authorizationPolicy($0)] } ?? []
         case ("weft.dev/v1alpha1", "MeshConfig"):
@@ -134,7 +136,8 @@ extension DocumentReader {
     /// warning: `weft.dev/v1 MeshConfig` is most likely a typo).
     static let knownAPIVersions: [String: String] = [
         "Service": "v1", "Pod": "v1", "EndpointSlice": "discovery.k8s.io/v1",
-        "HTTPRoute": "gateway.networking.k8s.io/v1", "MeshConfig": "weft.dev/v1alpha1",
+        "HTTPRoute": "gateway.networking.k8s.io/v1", "GRPCRoute": "gateway.networking.k8s.io/v1",
+        "MeshConfig": "weft.dev/v1alpha1",
         "AuthorizationPolicy": "weft.dev/v1alpha1",
     ]
 
@@ -183,8 +186,10 @@ extension DocumentReader {
         }
         let labels = labelMap(meta, "labels")
         let created = string(meta, "creationTimestamp")
+        let annotations = stringMap(meta, "annotations").filter { $0.key.contains("weft.dev/") }
         guard errors.count == start, let name else { return nil }
-        return ObjectMeta(name: name, namespace: namespace, labels: labels, creationTimestamp: created)
+        return ObjectMeta(
+            name: name, namespace: namespace, labels: labels, creationTimestamp: created, annotations: annotations)
     }
 
     /// A map of labels (or a selector's matchLabels), keys and values checked.

@@ -93,7 +93,8 @@ enum MeshCompiler {
                 retry: rule.retry.map { retry in
                     RetryEntry(
                         attempts: retry.attempts, codes: retry.codes.isEmpty ? nil : retry.codes,
-                        backoffMs: retry.backoff.map(milliseconds))
+                        backoffMs: retry.backoff.map(milliseconds),
+                        grpcCodes: retry.grpcCodes.isEmpty ? nil : retry.grpcCodes)
                 }, name: rule.name, filters: rule.filters.isEmpty ? nil : rule.filters.map(filterEntry))
         }
         let name = "\(route.metadata.namespace)/\(route.metadata.name)"

@@ -27,12 +27,19 @@ public struct HTTPRoute: Hashable, Sendable {
     }
 
     public let metadata: ObjectMeta
+    /// A GRPCRoute, decoded into the same model: its method matches are path matches
+    /// (`/service/method`), and it has no timeouts or retry fields of its own.
+    public let isGRPC: Bool
     public let parentRefs: [ParentReference]
     public let hostnames: [String]
     /// At least one rule: a route with none gets the default rule (match `/`, no backends).
     public let rules: [HTTPRouteRule]
 
-    public init(metadata: ObjectMeta, parentRefs: [ParentReference], hostnames: [String], rules: [HTTPRouteRule]) {
+    public init(
+        metadata: ObjectMeta, parentRefs: [ParentReference], hostnames: [String], rules: [HTTPRouteRule],
+        isGRPC: Bool = false
+    ) {
+        self.isGRPC = isGRPC
         self.metadata = metadata
         self.parentRefs = parentRefs
         self.hostnames = hostnames

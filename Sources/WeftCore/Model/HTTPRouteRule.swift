@@ -20,17 +20,20 @@ public struct HTTPRouteRule: Hashable, Sendable {
         }
     }
 
-    /// `retry` (GEP-1731).
+    /// `retry` (GEP-1731), or for gRPC the route's `retry.weft.dev/*` annotations.
     public struct Retry: Hashable, Sendable {
         /// HTTP statuses (400...599) that are retried.
         public let codes: [Int]
         public let attempts: Int?
         public let backoff: Duration?
+        /// gRPC status codes that are retried (a trailers-only response carrying one).
+        public let grpcCodes: [Int]
 
-        public init(codes: [Int], attempts: Int?, backoff: Duration?) {
+        public init(codes: [Int], attempts: Int?, backoff: Duration?, grpcCodes: [Int] = []) {
             self.codes = codes
             self.attempts = attempts
             self.backoff = backoff
+            self.grpcCodes = grpcCodes
         }
     }
 

@@ -13,7 +13,7 @@ public enum MeshResource: Hashable, Sendable {
         case .service: return "Service"
         case .endpointSlice: return "EndpointSlice"
         case .pod: return "Pod"
-        case .httpRoute: return "HTTPRoute"
+        case .httpRoute(let r): return r.isGRPC ? "GRPCRoute" : "HTTPRoute"
         case .authorizationPolicy: return "AuthorizationPolicy"
         case .meshConfig: return "MeshConfig"
         }

@@ -312,11 +312,15 @@ public struct RetryEntry: Codable, Hashable, Sendable {
     public var attempts: Int?
     public var codes: [Int]?
     public var backoffMs: Int?
+    /// gRPC status codes retried when a call ends trailers-only with one (GRPCRoute,
+    /// `retry.weft.dev/grpc`); absent when none.
+    public var grpcCodes: [Int]?
 
-    public init(attempts: Int?, codes: [Int]?, backoffMs: Int?) {
+    public init(attempts: Int?, codes: [Int]?, backoffMs: Int?, grpcCodes: [Int]? = nil) {
         self.attempts = attempts
         self.codes = codes
         self.backoffMs = backoffMs
+        self.grpcCodes = grpcCodes
     }
 }
 

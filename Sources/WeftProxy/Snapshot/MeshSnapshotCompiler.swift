@@ -175,7 +175,8 @@ enum MeshSnapshotCompiler {
                     }
                     let retry = rule.retry.map { retry in
                         RetryPolicy(
-                            attempts: retry.attempts ?? 1, codes: retry.codes ?? [], backoffMs: retry.backoffMs ?? 0)
+                            attempts: retry.attempts ?? 1, codes: retry.codes ?? [], backoffMs: retry.backoffMs ?? 0,
+                            grpcCodes: retry.grpcCodes ?? [])
                     }
                     let index = rules.count
                     var compiled =

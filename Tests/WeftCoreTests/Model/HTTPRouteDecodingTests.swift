@@ -284,3 +284,39 @@ final class HTTPRouteDecodingTests: XCTestCase {
         XCTAssertEqual(Fixtures.decodeClean(yaml).map(\.kind), ["HTTPRoute"])
     }
 }
+
+extension HTTPRouteDecodingTests {
+    func testGRPCRouteMethodMatchesBecomePathMatches() throws {
+        let yaml = """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: GRPCRoute
+            metadata:
+              name: g
+              namespace: demo
+              annotations: {retry.weft.dev/grpc: "unavailable, 8", retry.weft.dev/attempts: "2", other/x: y}
+            spec:
+              parentRefs: [{group: "", kind: Service, name: echo}]
+              rules:
+              - matches:
+                - method: {service: pkg.Echo, method: Say}
+                - method: {service: pkg.Echo}
+                - method: {method: Say}
+                - method: {type: RegularExpression, service: "pkg\\\\..*"}
+                  headers: [{name: x-v, value: "2"}]
+                backendRefs: [{name: echo-v2, port: 7070}]
+            """
+        guard case .httpRoute(let r)? = Fixtures.decodeClean(yaml).first else { return XCTFail("not decoded") }
+        XCTAssertTrue(r.isGRPC)
+        XCTAssertEqual(
+            r.metadata.annotations, ["retry.weft.dev/grpc": "unavailable, 8", "retry.weft.dev/attempts": "2"])
+        XCTAssertEqual(
+            r.rules[0].matches.map(\.path),
+            [
+                .init(type: .exact, value: "/pkg.Echo/Say"), .init(type: .pathPrefix, value: "/pkg.Echo"),
+                .init(type: .regularExpression, value: "/[^/]+/Say"),
+                .init(type: .regularExpression, value: "/pkg\\..*/[^/]+"),
+            ])
+        XCTAssertEqual(r.rules[0].matches[3].headers, [.init(type: .exact, name: "x-v", value: "2")])
+        XCTAssertEqual(r.rules[0].retry, .init(codes: [], attempts: 2, backoff: nil, grpcCodes: [14, 8]))
+    }
+}

@@ -45,11 +45,16 @@ struct ExchangeRetry {
         case attemptsExhausted
     }
 
-    /// Decides after an attempt failed with `status` (nil: no response at all).
+    /// Decides after an attempt failed with `status` (nil: no response at all), or with a
+    /// trailers-only gRPC status `grpcStatus`.
     /// - Parameter withdraw: takes one retry from the budget; called only when all else allows.
-    mutating func decide(status: Int?, requestComplete: Bool, withdraw: () -> Bool) -> Outcome {
+    mutating func decide(status: Int?, grpcStatus: Int? = nil, requestComplete: Bool, withdraw: () -> Bool)
+        -> Outcome
+    {
         guard isReplayable, requestComplete else { return .noRetry }
-        if let status {
+        if let grpcStatus {
+            guard policy.grpcCodes.contains(grpcStatus) else { return .noRetry }
+        } else if let status {
             guard policy.codes.contains(status) else { return .noRetry }
         }
         guard retries < policy.attempts else { return .attemptsExhausted }

@@ -678,7 +678,18 @@ final class HTTP2RelayedStream {
             isHeaders = true
             if !hasResponseStarted, let code = headers.headers.first(name: ":status").flatMap({ Int($0) }), code >= 200
             {
-                if retry != nil, retryAfterFailure(status: code, reason: .status) { return }
+                if retry != nil {
+                    // A failed call: a status the route retries, or a trailers-only gRPC
+                    // response whose grpc-status it retries.
+                    let grpcStatus =
+                        isGRPC && headers.endStream
+                        ? headers.headers.first(name: "grpc-status").flatMap { Int($0) } : nil
+                    if grpcStatus.map({ $0 != 0 }) ?? true,
+                        retryAfterFailure(status: code, grpcStatus: grpcStatus, reason: .status)
+                    {
+                        return
+                    }
+                }
                 hasResponseStarted = true
                 status = code
                 routedHead = nil
@@ -904,11 +915,11 @@ final class HTTP2RelayedStream {
     /// the attempt's timeout): resets it upstream and opens the request again, on another
     /// endpoint, if the route's policy, the replay buffer and the budget allow. Returns true
     /// when a retry is under way (the failed response never reaches the client).
-    private func retryAfterFailure(status: Int?, reason: RetryReason) -> Bool {
+    private func retryAfterFailure(status: Int?, grpcStatus: Int? = nil, reason: RetryReason) -> Bool {
         guard var state = retry, let servicePort, let mesh = clientRelay.mesh, let head = routedHead, isClientOpen,
             !isFinished, !hasResponseStarted
         else { return false }
-        let outcome = state.decide(status: status, requestComplete: clientEnded) {
+        let outcome = state.decide(status: status, grpcStatus: grpcStatus, requestComplete: clientEnded) {
             mesh.withdrawRetry(servicePort: servicePort)
         }
         retry = state

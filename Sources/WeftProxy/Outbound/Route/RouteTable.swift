@@ -54,6 +54,8 @@ struct RetryPolicy: Sendable, Equatable {
     let attempts: Int
     let codes: [Int]
     let backoffMs: Int
+    /// gRPC statuses retried when a call ends trailers-only with one.
+    var grpcCodes: [Int] = []
 }
 
 /// A rule's `backendRefs`: indices of the snapshot's backends with cumulative weights, so

@@ -41,3 +41,13 @@ final class ExchangeRetryTests: XCTestCase {
         XCTAssertEqual(incomplete.decide(status: 503, requestComplete: false) { true }, .noRetry)
     }
 }
+
+extension ExchangeRetryTests {
+    func testTrailersOnlyGRPCStatusesAreRetriedByTheirOwnCodes() {
+        var retry = ExchangeRetry(policy: RetryPolicy(attempts: 1, codes: [], backoffMs: 0, grpcCodes: [14]))
+        XCTAssertEqual(retry.decide(status: 200, grpcStatus: 13, requestComplete: true) { true }, .noRetry)
+        XCTAssertEqual(
+            retry.decide(status: 200, grpcStatus: 14, requestComplete: true) { true },
+            .retry(backoff: .zero, attempt: 1))
+    }
+}

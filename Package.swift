@@ -32,6 +32,8 @@ let package = Package(
         .library(name: "WeftCore", targets: ["WeftCore"]),
         .library(name: "WeftProtocol", targets: ["WeftProtocol"]),
         .library(name: "WeftManifests", targets: ["WeftManifests"]),
+        // For bench/micro's routing benchmarks (`RouteMatchBenchmark`, `BalancerPickBenchmark`).
+        .library(name: "WeftProxy", targets: ["WeftProxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

@@ -11,9 +11,12 @@ struct OutboundBinding {
     enum Resolved: Equatable {
         /// A Service port (index in the snapshot): routes apply.
         case servicePort(Int)
-        /// A mesh endpoint, or a destination outside the mesh while the mesh allows it.
+        /// An endpoint of the mesh (a pod IP): it gets the request as is, no route applies.
+        case endpoint
+        /// Outside the mesh, while the mesh allows it (an HTTP request whose Host names a
+        /// Service is still routed).
         case passthrough
-        /// Outside the mesh, and the mesh is REGISTRY_ONLY.
+        /// Outside the mesh, and the mesh is REGISTRY_ONLY (unless the Host names a Service).
         case refused
     }
 
@@ -27,7 +30,9 @@ struct OutboundBinding {
         resolvedIn = id
         if let index = snapshot.servicePortByAddress[key] {
             resolved = .servicePort(index)
-        } else if snapshot.isRegistryOnly && !snapshot.endpointAddresses.contains(key.with(port: 0)) {
+        } else if snapshot.endpointAddresses.contains(key.with(port: 0)) {
+            resolved = .endpoint
+        } else if snapshot.isRegistryOnly {
             resolved = .refused
         } else {
             resolved = .passthrough
@@ -96,15 +101,25 @@ extension LoopContext {
         _ binding: inout OutboundBinding, request: View, avoiding: LoopEndpoint? = nil
     ) -> PlanOutcome {
         let snapshot = self.snapshot
+        let index: Int
         switch binding.resolve(in: snapshot) {
-        case .passthrough:
+        case .endpoint:
             return .passthrough
+        case .passthrough:
+            guard let named = servicePort(namedBy: request, port: Int(binding.key.port)) else { return .passthrough }
+            index = named
         case .refused:
-            return .answer(
-                ProxyAnswer(
-                    status: 502, kind: .registryOnly,
-                    detail: "the mesh is REGISTRY_ONLY and this destination is no Service or endpoint of it"))
-        case .servicePort(let index):
+            guard let named = servicePort(namedBy: request, port: Int(binding.key.port)) else {
+                return .answer(
+                    ProxyAnswer(
+                        status: 502, kind: .registryOnly,
+                        detail: "the mesh is REGISTRY_ONLY and this destination is no Service or endpoint of it"))
+            }
+            index = named
+        case .servicePort(let port):
+            index = port
+        }
+        do {
             let plan = snapshot.servicePorts[index]
             guard case .ready(let table) = plan.state else {
                 requestDiscovery(of: plan.service)
@@ -153,12 +168,32 @@ extension LoopContext {
         }
     }
 
+    /// The Service port a request's Host (`:authority`) names as a cluster DNS name (`web`,
+    /// `web.demo`, `web.demo.svc`, `web.demo.svc.cluster.local`, with or without a port),
+    /// for a destination that is not itself in the mesh.
+    private func servicePort<View: RequestHeadView>(namedBy request: View, port: Int) -> Int? {
+        guard !snapshot.servicePortByHost.isEmpty else { return nil }
+        return request.withAuthority { authority -> Int? in
+            guard let authority, !authority.isEmpty else { return nil }
+            var host = String(decoding: authority, as: UTF8.self).lowercased()
+            var hostPort = port
+            if let colon = host.lastIndex(of: ":"), !host.hasSuffix("]"),
+                let number = Int(host[host.index(after: colon)...])
+            {
+                hostPort = number
+                host = String(host[..<colon])
+            }
+            if host.hasSuffix(".") { host.removeLast() }
+            return snapshot.servicePortByHost[HostPort(host: host, port: hostPort)]
+        }
+    }
+
     /// Plans an opaque (TCP or TLS) connection: a Service port goes to one of its own
     /// endpoints; routes do not apply.
     func planConnection(_ binding: inout OutboundBinding, avoiding: LoopEndpoint? = nil) -> PlanOutcome {
         let snapshot = self.snapshot
         switch binding.resolve(in: snapshot) {
-        case .passthrough: return .passthrough
+        case .passthrough, .endpoint: return .passthrough
         case .refused:
             return .answer(ProxyAnswer(status: 502, kind: .registryOnly, detail: "the mesh is REGISTRY_ONLY"))
         case .servicePort(let index):

@@ -50,6 +50,13 @@ final class AdminHandlerTests: XCTestCase {
             try request(.GET, "/config", from: try SocketAddress(ipAddress: "::ffff:127.0.0.2", port: 1)), .ok)
     }
 
+    func testDebugEndpointsOnlyOnLoopback() throws {
+        XCTAssertEqual(try request(.GET, "/debug/endpoints", from: pod), .forbidden)
+        // Without a data path (this test's handler has none) it says so, from loopback.
+        XCTAssertEqual(
+            try request(.GET, "/debug/endpoints", from: try SocketAddress(ipAddress: "127.0.0.1", port: 1)), .notFound)
+    }
+
     func testProbesAndMetricsAnswerEveryone() throws {
         XCTAssertEqual(try request(.GET, "/live", from: pod), .ok)
         XCTAssertEqual(try request(.GET, "/metrics", from: pod), .ok)

@@ -193,3 +193,26 @@ final class OutboundPlannerTests: XCTestCase {
         XCTAssertEqual(attempt.endpoint.target.address.port, 8081, "the endpoint port named like the Service port")
     }
 }
+
+extension OutboundPlannerTests {
+    private func plan(_ context: LoopContext, to ip: String, port: Int = 80, authority: String) -> PlanOutcome {
+        var binding = OutboundBinding(key: AddressKey(ip: ip, port: port)!)
+        let hpack: HPACKHeaders = [":method": "GET", ":path": "/", ":scheme": "http", ":authority": authority]
+        return context.plan(&binding, request: HPACKRequestHeadView(headers: hpack))
+    }
+
+    func testAHostNamingAServiceRoutesRequestsToDestinationsOutsideTheMesh() throws {
+        var mesh = F()
+        mesh.service("demo/web", clusterIP: "10.97.0.1", endpoints: ["10.230.0.1"])
+        mesh.config.mesh!.outboundPolicy = "REGISTRY_ONLY"
+        let context = try context(mesh)
+        for authority in ["web", "web.demo", "web.demo.svc.cluster.local.", "WEB.demo:80"] {
+            XCTAssertEqual(endpoint(plan(context, to: "192.0.2.1", authority: authority)), "10.230.0.1", authority)
+        }
+        XCTAssertEqual(answer(plan(context, to: "192.0.2.1", authority: "web.demo:81"))?.1, .registryOnly)
+        XCTAssertEqual(answer(plan(context, to: "192.0.2.1", authority: "example.org"))?.1, .registryOnly)
+        guard case .passthrough = plan(context, to: "10.230.0.1", port: 8080, authority: "web") else {
+            return XCTFail("a pod IP gets the request as is, whatever its Host")
+        }
+    }
+}

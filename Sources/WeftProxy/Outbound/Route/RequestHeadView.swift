@@ -13,7 +13,12 @@ protocol RequestHeadView {
     func withQuery<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R
     /// The first value of the header `lowercasedName`, or nil, to `body`.
     func withHeader<R>(_ lowercasedName: [UInt8], _ body: (UnsafeRawBufferPointer?) -> R) -> R
+    /// The request's authority: HTTP/1's Host, HTTP/2's `:authority` (or its Host).
+    func withAuthority<R>(_ body: (UnsafeRawBufferPointer?) -> R) -> R
 }
+
+private let hostName: [UInt8] = Array("host".utf8)
+private let authorityName: [UInt8] = Array(":authority".utf8)
 
 /// An HTTP/1 request head in place: `bytes` are exactly the head, as `HTTP1HeadParser`
 /// delimited and parsed it into `head`.
@@ -95,6 +100,11 @@ struct HTTP1RequestHeadView: RequestHeadView {
         return body(nil)
     }
 
+    func withAuthority<R>(_ body: (UnsafeRawBufferPointer?) -> R) -> R {
+        guard let host = head.host else { return body(nil) }
+        return body(UnsafeRawBufferPointer(rebasing: bytes[host]))
+    }
+
     private static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, from start: Int, _ name: [UInt8]) -> Bool {
         for i in 0..<name.count {
             var byte = bytes[start + i]
@@ -132,6 +142,11 @@ struct HPACKRequestHeadView: RequestHeadView {
             while stop < raw.count && raw[stop] != 0x23 { stop += 1 }
             return body(UnsafeRawBufferPointer(rebasing: raw[(mark + 1)..<stop]))
         }
+    }
+
+    func withAuthority<R>(_ body: (UnsafeRawBufferPointer?) -> R) -> R {
+        if headers.contains(name: ":authority") { return withHeader(authorityName, body) }
+        return withHeader(hostName, body)
     }
 
     func withHeader<R>(_ lowercasedName: [UInt8], _ body: (UnsafeRawBufferPointer?) -> R) -> R {

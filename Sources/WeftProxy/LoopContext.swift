@@ -12,6 +12,13 @@ final class LoopContext {
     private(set) var balancers: [LoopBalancer] = []
     /// The retry budget of each Service port (same indices as the snapshot's `servicePorts`).
     private var budgets: [RetryBudget] = []
+    /// Which Service ports and backends requests used since the last `takeUsedServices`
+    /// (marked with the current `usageTick`: one array store per request, no string), and
+    /// the Services used under snapshots installed since.
+    private var portUsage: [UInt32] = []
+    private var backendUsage: [UInt32] = []
+    private var usageTick: UInt32 = 1
+    private var usedBeforeInstall: Set<String> = []
     private var endpointsByKey: [AddressKey: LoopEndpoint] = [:]
     var random = LoopRandom()
     private var waiters: [(deadline: NIODeadline, resume: (Bool) -> Void)] = []
@@ -55,6 +62,9 @@ final class LoopContext {
                 })
         }
         endpointsByKey = kept
+        usedBeforeInstall.formUnion(usedServices())
+        portUsage = Array(repeating: 0, count: snapshot.servicePorts.count)
+        backendUsage = Array(repeating: 0, count: snapshot.backends.count)
         // Budgets carry over per Service port while the mesh's budget settings stay.
         var oldBudgets: [String: RetryBudget] = [:]
         if snapshot.retryBudget == self.snapshot.retryBudget {
@@ -98,6 +108,36 @@ final class LoopContext {
             for waiter in expired { waiter.resume(false) }
             scheduleWaiterTimer()
         }
+    }
+
+    /// Marks a Service port as used by a request.
+    func noteUsed(servicePort: Int) {
+        if servicePort < portUsage.count { portUsage[servicePort] = usageTick }
+    }
+
+    /// Marks a backend as used by a request.
+    func noteUsed(backend: Int) {
+        if backend < backendUsage.count { backendUsage[backend] = usageTick }
+    }
+
+    private func usedServices() -> Set<String> {
+        var used = Set<String>()
+        for (index, tick) in portUsage.enumerated() where tick == usageTick && index < snapshot.servicePorts.count {
+            used.insert(snapshot.servicePorts[index].service)
+        }
+        for (index, tick) in backendUsage.enumerated() where tick == usageTick && index < snapshot.backends.count {
+            used.insert(snapshot.backends[index].service)
+        }
+        return used
+    }
+
+    /// The Services requests used since the last call (for idle unsubscription).
+    func takeUsedServices() -> Set<String> {
+        let used = usedServices().union(usedBeforeInstall)
+        usedBeforeInstall = []
+        usageTick &+= 1
+        if usageTick == 0 { usageTick = 1 }
+        return used
     }
 
     /// A request to a Service port was sent (it adds to that port's retry budget).

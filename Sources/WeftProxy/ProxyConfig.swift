@@ -21,6 +21,9 @@ public struct ProxyConfig: Sendable {
     /// How long a request to a Service waits for its first routes and endpoints after the
     /// proxy subscribed to it, before a 503 `discovery-timeout`.
     public var discoveryTimeout = TimeAmount.seconds(3)
+    /// How long a subscribed Service may go without a request before the proxy unsubscribes
+    /// (checked every tenth of it, at least every second); nil: never.
+    public var subscriptionIdleTimeout: TimeAmount? = .seconds(600)
     /// How long an HTTP request waits for its response head once it has been sent.
     public var responseTimeout = TimeAmount.seconds(15)
     /// How long a client may take to send a whole request head once it started one.

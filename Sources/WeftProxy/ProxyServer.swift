@@ -86,6 +86,8 @@ public final class ProxyServer: Service {
 
             // Cancelled, if still waiting, when this scope ends.
             async let _ = releaseStartupPagesOnceReady()
+            let sweep = scheduleSubscriptionSweep(group: group, pools: pools)
+            defer { sweep?.cancel() }
             await withGracefulShutdownHandler {
                 for await _ in state.shutdownRequested { break }
             } onGracefulShutdown: { [state] in
@@ -124,6 +126,29 @@ public final class ProxyServer: Service {
         }
         let bytes = StartupPages.release()
         logger.debug("released start-up pages", metadata: ["advised_bytes": "\(bytes)"])
+    }
+
+    /// Every tenth of `subscriptionIdleTimeout` (at least every second), collects the
+    /// Services each loop's requests used and unsubscribes those idle for the whole timeout,
+    /// so a proxy holds routes and endpoints only for what it talks to.
+    private func scheduleSubscriptionSweep(group: EventLoopGroup, pools: UpstreamPools) -> RepeatedTask? {
+        guard let store = meshStore, let idle = config.subscriptionIdleTimeout else { return nil }
+        let interval = TimeAmount.nanoseconds(max(idle.nanoseconds / 10, 1_000_000_000))
+        let loop = group.next()
+        let logger = self.logger
+        return loop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) { _ in
+            let parts = group.makeIterator().map { member in
+                let context = pools.pools(for: member).mesh
+                return member.submit { context.takeUsedServices() }
+            }
+            return EventLoopFuture.whenAllSucceed(parts, on: loop).map { sets in
+                store.noteUsed(sets.reduce(into: Set<String>()) { $0.formUnion($1) })
+                let dropped = store.dropIdle(olderThan: .nanoseconds(idle.nanoseconds))
+                if !dropped.isEmpty {
+                    logger.info("unsubscribed idle destinations", metadata: ["services": "\(dropped)"])
+                }
+            }
+        }
     }
 
     private func drain(group: EventLoopGroup, quiescers: [ServerQuiescingHelper], pools: UpstreamPools) async {

@@ -71,6 +71,18 @@ struct RunCommand: AsyncParsableCommand {
     )
     var opaqueIdleTimeout = DurationArgument(seconds: 3600)
 
+    @Option(
+        help:
+            "How long a request to a Service waits for its first routes and endpoints from the control plane before a 503 discovery-timeout."
+    )
+    var discoveryTimeout = DurationArgument(seconds: 3)
+
+    @Option(
+        help:
+            "How long a subscribed Service may go without a request before the proxy unsubscribes (its routes and endpoints are dropped, and fetched again on the next request); 0 means never."
+    )
+    var subscriptionIdleTimeout = DurationArgument(seconds: 600)
+
     @Option(help: "How long pooled upstream HTTP/1 connections stay open while idle.")
     var upstreamIdleTimeout = DurationArgument(seconds: 60)
 
@@ -211,6 +223,8 @@ struct RunCommand: AsyncParsableCommand {
         config.clientIdleTimeout = clientIdleTimeout.amount == .zero ? nil : clientIdleTimeout.amount
         config.opaqueIdleTimeout = opaqueIdleTimeout.amount == .zero ? nil : opaqueIdleTimeout.amount
         config.drainTimeout = drainTimeout.amount
+        config.discoveryTimeout = discoveryTimeout.amount
+        config.subscriptionIdleTimeout = subscriptionIdleTimeout.amount == .zero ? nil : subscriptionIdleTimeout.amount
         config.enableIPv6 = ipv6
         config.releaseStartupPages = releaseStartupPages
         let store = controlPlane == nil ? nil : MeshStore()

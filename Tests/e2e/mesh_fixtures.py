@@ -170,7 +170,9 @@ def pod_yaml(p):
                 "ip": p.ip, "ready": "True" if p.ready else "False"}
 
 
-def service_yaml(s):
+def service_yaml(s, pods=None):
+    """A Service and its EndpointSlice; `pods`: the PodSpecs its endpoints name (default PODS)."""
+    by_name = POD if pods is None else {p.name: p for p in pods}
     ports = "".join("  - {name: %s, port: %d, targetPort: %d, protocol: TCP}\n" % p for p in s.ports)
     text = textwrap.dedent("""\
         apiVersion: v1
@@ -188,7 +190,7 @@ def service_yaml(s):
     slice_ports = "".join("- {name: %s, port: %d, protocol: TCP}\n" % (name, target) for name, _, target in s.ports)
     eps = ""
     for name in s.pods:
-        p = POD[name]
+        p = by_name[name]
         r = "true" if p.ready else "false"
         eps += ("- addresses: [%s]\n  conditions: {ready: %s, serving: %s, terminating: false}\n"
                 "  targetRef: {kind: Pod, name: %s, namespace: %s}\n  nodeName: node-1\n"
@@ -205,7 +207,10 @@ def service_yaml(s):
         """) % {"name": s.name, "ns": s.namespace} + slice_ports + "endpoints:\n" + eps
 
 
-def mesh_config_yaml(outbound_policy="ALLOW_ANY"):
+def mesh_config_yaml(outbound_policy="ALLOW_ANY", spec_extra=""):
+    """The MeshConfig; `spec_extra`: more fields of its spec (YAML at the spec's level,
+    e.g. "retryBudget: {ratio: 0.5}")."""
+    extra = textwrap.indent(textwrap.dedent(spec_extra).strip("\n") + "\n", "  ") if spec_extra.strip() else ""
     return textwrap.dedent("""\
         apiVersion: weft.dev/v1alpha1
         kind: MeshConfig
@@ -214,7 +219,7 @@ def mesh_config_yaml(outbound_policy="ALLOW_ANY"):
           trustDomain: cluster.local
           mtls: {mode: PERMISSIVE}
           outboundPolicy: %s
-        """) % outbound_policy
+        """) % outbound_policy + extra
 
 
 def http_route(name, parent, rules, namespace="demo", parent_namespace=None, port=None):
@@ -240,11 +245,13 @@ def http_route(name, parent, rules, namespace="demo", parent_namespace=None, por
     return head + textwrap.indent(textwrap.dedent(rules).strip("\n") + "\n", "  ")
 
 
-def render_config(services=None, routes=(), outbound_policy="ALLOW_ANY", extra=""):
-    """The whole config folder's content: MeshConfig, Pods, Services (+ slices), routes."""
-    docs = [mesh_config_yaml(outbound_policy)]
-    docs += [pod_yaml(p) for p in PODS if p.in_config]
-    docs += [service_yaml(s) for s in (SERVICES if services is None else services)]
+def render_config(services=None, routes=(), outbound_policy="ALLOW_ANY", extra="", pods=None, mesh_spec=""):
+    """The whole config folder's content: MeshConfig, Pods, Services (+ slices), routes.
+    `pods`: the PodSpecs of another topology (default PODS; `services` then names those);
+    `mesh_spec`: more MeshConfig spec fields (mesh_config_yaml's `spec_extra`)."""
+    docs = [mesh_config_yaml(outbound_policy, mesh_spec)]
+    docs += [pod_yaml(p) for p in (PODS if pods is None else pods) if p.in_config]
+    docs += [service_yaml(s, pods) for s in (SERVICES if services is None else services)]
     if isinstance(routes, str):
         routes = [routes]
     docs += [textwrap.dedent(r).strip("\n") + "\n" for r in routes if r and r.strip()]

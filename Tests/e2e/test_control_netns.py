@@ -184,3 +184,34 @@ def test_api_answers_only_loopback_unless_opened(cenv, netns):
     cenv.start_control(push_port=PUSH_PORT + 1, http_port=HTTP_PORT + 1, prefix=prefix,
                        extra=("--http-host", "0.0.0.0", "--api-access", "any"))
     assert curl(as_app, "http://%s:%d/api/v1/proxies" % (ADDR, HTTP_PORT + 1)).endswith("\n200")
+
+
+def test_idle_subscription_is_dropped_and_comes_back_on_use(cenv, netns):
+    """A destination the proxy has not sent traffic to for --subscription-idle-timeout is
+    unsubscribed: the control plane stops tracking it for this proxy and removes its routes
+    and endpoints from the proxy's config; the next request subscribes again."""
+    ns, prefix = netns
+    cp = cenv.start_control(push_port=PUSH_PORT, http_port=HTTP_PORT, prefix=prefix)
+    px = cenv.start_proxy(PUSH_PORT, name="idle",
+                          prefix=prefix + ("setpriv", "--reuid=2102", "--regid=2102", "--clear-groups"),
+                          ports=(15000, 15001, 15006), extra=("--subscription-idle-timeout", "2s"))
+    px.wait_ready(timeout=20)
+    cp.wait_acked()
+    curl(prefix, "http://%s/" % CLUSTER_IP, timeout=3)
+
+    def subscribed():
+        cfg = px.config()
+        assert cfg["subscriptions"] == ["demo/web"] and "demo/web" in cfg["config"]["endpoints"], cfg
+    eventually(subscribed, timeout=10, what="demo/web subscribed")
+
+    def dropped():
+        cfg = px.config()
+        assert cfg["subscriptions"] == [], cfg["subscriptions"]
+        assert "demo/web" not in cfg["config"]["endpoints"], sorted(cfg["config"]["endpoints"])
+        mine = [p for p in cp.proxies() if p["pod"] == "client-0"]
+        assert mine and mine[0]["subscriptions"] == [], mine
+    # Idle after 2 s, checked every second (a tenth of the timeout, at least 1 s).
+    eventually(dropped, timeout=10, what="demo/web unsubscribed after 2 s without traffic")
+    curl(prefix, "http://%s/" % CLUSTER_IP, timeout=3)
+    eventually(subscribed, timeout=10, what="demo/web subscribed again by the next request")
+    px.alive()

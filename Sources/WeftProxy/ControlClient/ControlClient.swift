@@ -191,8 +191,16 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await self.timers(state: state, outbound: outbound) }
                 group.addTask {
-                    for await service in newSubscriptions {
-                        try await outbound.write(ClientMessage.subscribe(Subscription(services: [service])).encode())
+                    for await change in newSubscriptions {
+                        switch change {
+                        case .subscribe(let service):
+                            try await outbound.write(
+                                ClientMessage.subscribe(Subscription(services: [service])).encode())
+                        case .unsubscribe(let services):
+                            self.logger.debug("unsubscribing idle destinations", metadata: ["services": "\(services)"])
+                            try await outbound.write(
+                                ClientMessage.unsubscribe(Subscription(services: services)).encode())
+                        }
                     }
                 }
                 group.addTask {

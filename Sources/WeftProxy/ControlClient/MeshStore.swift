@@ -25,8 +25,10 @@ public final class MeshStore: Sendable {
         /// The config compiled for the data path; each loop holds its own reference.
         var snapshot: MeshSnapshot?
         var snapshotListeners: [@Sendable (MeshSnapshot) -> Void] = []
-        /// The connected session's stream of new subscriptions, if one is connected.
-        var subscriber: AsyncStream<String>.Continuation?
+        /// The connected session's stream of subscription changes, if one is connected.
+        var subscriber: AsyncStream<SubscriptionChange>.Continuation?
+        /// When each subscribed Service was last used (or subscribed).
+        var lastUsed: [String: ContinuousClock.Instant] = [:]
     }
 
     private let held = Mutex(Held())
@@ -36,8 +38,8 @@ public final class MeshStore: Sendable {
     /// A stream of the services subscribed from now on, for one control-plane session.
     /// The ones subscribed before go in that session's hello (`subscriptions`); a new
     /// session replaces the previous stream, which finishes.
-    func attachSubscriber() -> AsyncStream<String> {
-        let (stream, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .unbounded)
+    func attachSubscriber() -> AsyncStream<SubscriptionChange> {
+        let (stream, continuation) = AsyncStream.makeStream(of: SubscriptionChange.self, bufferingPolicy: .unbounded)
         let previous = held.withLock { held in
             defer { held.subscriber = continuation }
             return held.subscriber
@@ -80,10 +82,46 @@ public final class MeshStore: Sendable {
     /// Asks for a destination's routes and endpoints (`namespace/name`); only the first
     /// call per service reaches the control plane.
     public func subscribe(_ service: String) {
-        let subscriber = held.withLock { held -> AsyncStream<String>.Continuation? in
-            held.subscriptions.insert(service).inserted ? held.subscriber : nil
+        let now = ContinuousClock.now
+        let subscriber = held.withLock { held -> AsyncStream<SubscriptionChange>.Continuation? in
+            guard held.subscriptions.insert(service).inserted else { return nil }
+            held.lastUsed[service] = now
+            return held.subscriber
         }
-        subscriber?.yield(service)
+        subscriber?.yield(.subscribe(service))
     }
 
+    /// Notes that requests went to these Services (the data path's loops report them).
+    func noteUsed(_ services: Set<String>, now: ContinuousClock.Instant = .now) {
+        guard !services.isEmpty else { return }
+        held.withLock { held in
+            for service in services where held.subscriptions.contains(service) { held.lastUsed[service] = now }
+        }
+    }
+
+    /// Unsubscribes from the Services not used for `idle`: the control plane stops sending
+    /// them and removes their routes and endpoints; the next request subscribes again.
+    /// - Returns: the Services dropped, sorted.
+    @discardableResult
+    func dropIdle(olderThan idle: Duration, now: ContinuousClock.Instant = .now) -> [String] {
+        let (dropped, subscriber) = held.withLock { held -> ([String], AsyncStream<SubscriptionChange>.Continuation?) in
+            let idleOnes = held.subscriptions.filter { service in
+                (held.lastUsed[service].map { now - $0 >= idle }) ?? true
+            }.sorted()
+            for service in idleOnes {
+                held.subscriptions.remove(service)
+                held.lastUsed[service] = nil
+            }
+            return (idleOnes, held.subscriber)
+        }
+        if !dropped.isEmpty { subscriber?.yield(.unsubscribe(dropped)) }
+        return dropped
+    }
+
+}
+
+/// A change of the destinations a proxy wants routes and endpoints for.
+enum SubscriptionChange: Sendable, Equatable {
+    case subscribe(String)
+    case unsubscribe([String])
 }

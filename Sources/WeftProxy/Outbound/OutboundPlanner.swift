@@ -120,6 +120,7 @@ extension LoopContext {
             index = port
         }
         do {
+            noteUsed(servicePort: index)
             let plan = snapshot.servicePorts[index]
             guard case .ready(let table) = plan.state else {
                 requestDiscovery(of: plan.service)
@@ -197,6 +198,7 @@ extension LoopContext {
         case .refused:
             return .answer(ProxyAnswer(status: 502, kind: .registryOnly, detail: "the mesh is REGISTRY_ONLY"))
         case .servicePort(let index):
+            noteUsed(servicePort: index)
             let plan = snapshot.servicePorts[index]
             if case .awaitingDiscovery = plan.state {
                 requestDiscovery(of: plan.service)
@@ -207,6 +209,7 @@ extension LoopContext {
     }
 
     private func pick(backend: Int, servicePort: Int, rule: Int?, avoiding: LoopEndpoint?) -> PlanOutcome {
+        noteUsed(backend: backend)
         let plan = snapshot.backends[backend]
         switch plan.resolution {
         case .awaitingDiscovery:

@@ -42,7 +42,7 @@ final class MeshStoreTests: XCTestCase {
         store.subscribe("demo/web")  // the second time is not new
         var iterator = first.makeAsyncIterator()
         let got = await iterator.next()
-        XCTAssertEqual(got, "demo/web")
+        XCTAssertEqual(got, .subscribe("demo/web"))
         // A new session replaces the stream; the old one finishes.
         let second = store.attachSubscriber()
         let ended = await iterator.next()
@@ -50,7 +50,32 @@ final class MeshStoreTests: XCTestCase {
         store.subscribe("demo/api")
         var next = second.makeAsyncIterator()
         let got2 = await next.next()
-        XCTAssertEqual(got2, "demo/api")
+        XCTAssertEqual(got2, .subscribe("demo/api"))
         XCTAssertEqual(store.subscriptions, ["demo/api", "demo/early", "demo/web"])
+    }
+}
+
+extension MeshStoreTests {
+    func testIdleSubscriptionsAreDroppedAndAnnounced() async {
+        let store = MeshStore()
+        let changes = store.attachSubscriber()
+        let t0 = ContinuousClock.now
+        store.subscribe("demo/web")
+        store.subscribe("demo/api")
+        store.noteUsed(["demo/web", "demo/not-subscribed"], now: t0 + .seconds(500))
+        // demo/api was subscribed before t0 + 1 s and never used since: idle after 600 s.
+        XCTAssertEqual(store.dropIdle(olderThan: .seconds(600), now: t0 + .seconds(700)), ["demo/api"])
+        XCTAssertEqual(store.subscriptions, ["demo/web"])
+        XCTAssertEqual(store.dropIdle(olderThan: .seconds(600), now: t0 + .seconds(1000)), [])
+        XCTAssertEqual(store.dropIdle(olderThan: .seconds(600), now: t0 + .seconds(1200)), ["demo/web"])
+        var iterator = changes.makeAsyncIterator()
+        var seen: [SubscriptionChange] = []
+        for _ in 0..<4 { if let change = await iterator.next() { seen.append(change) } }
+        XCTAssertEqual(
+            seen,
+            [.subscribe("demo/web"), .subscribe("demo/api"), .unsubscribe(["demo/api"]), .unsubscribe(["demo/web"])])
+        // Used again: subscribed again.
+        store.subscribe("demo/api")
+        XCTAssertEqual(store.subscriptions, ["demo/api"])
     }
 }

@@ -216,3 +216,20 @@ extension OutboundPlannerTests {
         }
     }
 }
+
+extension OutboundPlannerTests {
+    func testTheLoopReportsTheServicesRequestsUsedAcrossInstalls() throws {
+        var mesh = F()
+        mesh.service(
+            "demo/web", clusterIP: "10.97.0.1", endpoints: [],
+            routes: [F.route("demo/r", [F.rule([], [("demo/v1", 1)])])])
+        mesh.service("demo/v1", clusterIP: "10.97.0.2", endpoints: ["10.230.0.1"])
+        mesh.service("demo/idle", clusterIP: "10.97.0.3", endpoints: ["10.230.0.2"])
+        let context = try context(mesh)
+        XCTAssertEqual(context.takeUsedServices(), [])
+        _ = plan(context, to: "10.97.0.1")
+        context.install(try mesh.snapshot())  // usage before an install is kept
+        XCTAssertEqual(context.takeUsedServices(), ["demo/web", "demo/v1"], "the route's backend counts as used")
+        XCTAssertEqual(context.takeUsedServices(), [])
+    }
+}

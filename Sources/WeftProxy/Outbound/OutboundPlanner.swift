@@ -58,26 +58,27 @@ struct PlannedAttempt {
     /// Index in that Service port's rules; nil for opaque traffic (no route applies).
     let rule: Int?
     let backend: Int
-    /// The rule's `timeouts` (milliseconds), nil when it sets none.
-    var requestTimeoutMs: Int? = nil
-    var backendRequestTimeoutMs: Int? = nil
-    /// The route's `namespace/name`, when the rule sets a timeout or retries (for messages).
-    var route: String? = nil
-    /// The rule's `retry`, when it has one.
-    var retry: RetryPolicy? = nil
-    /// The rule's filters, then the chosen backendRef's, when there are any.
-    var filters: RouteFilters? = nil
+    /// The rule taken, when it sets timeouts, retries or filters (one reference, so an
+    /// attempt stays small on the path of requests that need none of them).
+    var policies: RouteRule? = nil
+    /// The chosen backendRef's own header modifiers.
     var backendFilters: RouteFilters? = nil
     /// How many bytes of the path the rule's PathPrefix match matched (ReplacePrefixMatch).
     var matchedPrefix = 0
     /// The (route, rule, backend) handles the request is counted in.
     var routeMetrics: RouteMetrics? = nil
 
+    var requestTimeoutMs: Int? { policies?.requestTimeoutMs }
+    var backendRequestTimeoutMs: Int? { policies?.backendRequestTimeoutMs }
+    /// The route's `namespace/name`, for messages.
+    var route: String? { policies?.route }
+    var retry: RetryPolicy? { policies?.retry }
+    var filters: RouteFilters? { policies?.filters }
+
+    var hasTimeouts: Bool { requestTimeoutMs != nil || backendRequestTimeoutMs != nil }
     /// Whether a filter edits the request (headers, host or path).
     var editsRequest: Bool { (filters?.editsRequest ?? false) || (backendFilters?.editsRequest ?? false) }
     var editsResponse: Bool { filters?.responseHeaders != nil || backendFilters?.responseHeaders != nil }
-
-    var hasTimeouts: Bool { requestTimeoutMs != nil || backendRequestTimeoutMs != nil }
 }
 
 enum PlanOutcome {
@@ -147,24 +148,19 @@ extension LoopContext {
                     ))
             }
             let backend = rule.backends.entries[entry].backend
-            let backendFilters = rule.backends.entries[entry].filters
             let slot = rule.backends.entries[entry].metricSlot
-            var outcome = pick(backend: backend, servicePort: index, rule: ruleIndex, avoiding: avoiding)
-            if case .forward(var attempt) = outcome, slot >= 0, slot < routeMetrics.count {
-                attempt.routeMetrics = routeMetrics[slot]
-                outcome = .forward(attempt)
+            var failure: PlanOutcome?
+            guard
+                let endpoint = pickEndpoint(backend: backend, avoiding: avoiding, failure: &failure)
+            else { return failure! }
+            var attempt = PlannedAttempt(endpoint: endpoint, servicePort: index, rule: ruleIndex, backend: backend)
+            if slot >= 0 && slot < routeMetrics.count { attempt.routeMetrics = routeMetrics[slot] }
+            let backendFilters = rule.backends.entries[entry].filters
+            if rule.hasPolicies || backendFilters != nil {
+                attempt.policies = rule
+                attempt.backendFilters = backendFilters
+                attempt.matchedPrefix = matchedPrefix
             }
-            guard case .forward(var attempt) = outcome,
-                rule.requestTimeoutMs != nil || rule.backendRequestTimeoutMs != nil || rule.retry != nil
-                    || rule.filters != nil || backendFilters != nil
-            else { return outcome }
-            attempt.requestTimeoutMs = rule.requestTimeoutMs
-            attempt.backendRequestTimeoutMs = rule.backendRequestTimeoutMs
-            attempt.route = rule.route
-            attempt.retry = rule.retry
-            attempt.filters = rule.filters
-            attempt.backendFilters = backendFilters
-            attempt.matchedPrefix = matchedPrefix
             return .forward(attempt)
         }
     }
@@ -206,6 +202,28 @@ extension LoopContext {
             }
             return pick(backend: plan.directBackend, servicePort: index, rule: nil, avoiding: avoiding)
         }
+    }
+
+    /// The endpoint of `backend` for this request, or (in `failure`) why there is none.
+    private func pickEndpoint(backend: Int, avoiding: LoopEndpoint?, failure: inout PlanOutcome?) -> LoopEndpoint? {
+        noteUsed(backend: backend)
+        let plan = snapshot.backends[backend]
+        switch plan.resolution {
+        case .endpoints:
+            if let endpoint = balancers[backend].pick(now: Self.now(), random: &random, avoiding: avoiding) {
+                return endpoint
+            }
+            failure = .answer(
+                ProxyAnswer(
+                    status: 503, kind: .noEndpoints,
+                    detail: "backend \(plan.service):\(plan.port) has no ready endpoint"))
+        case .awaitingDiscovery:
+            requestDiscovery(of: plan.service)
+            failure = .awaitDiscovery
+        case .unresolved(let reason):
+            failure = .answer(ProxyAnswer(status: 500, kind: .unresolvedBackend, detail: "backend: \(reason)"))
+        }
+        return nil
     }
 
     private func pick(backend: Int, servicePort: Int, rule: Int?, avoiding: LoopEndpoint?) -> PlanOutcome {

@@ -179,14 +179,14 @@ enum MeshSnapshotCompiler {
                             grpcCodes: retry.grpcCodes ?? [])
                     }
                     let index = rules.count
-                    var compiled =
+                    let compiled =
                         RouteRule(
                             route: route.name, ruleIndex: ruleIndex, name: rule.name,
                             backends: WeightedBackends(weighted),
                             requestTimeoutMs: rule.requestTimeoutMs.flatMap { $0 > 0 ? $0 : nil },
                             backendRequestTimeoutMs: rule.backendRequestTimeoutMs.flatMap { $0 > 0 ? $0 : nil },
-                            retry: retry)
-                    compiled.filters = try compileFilters(rule.filters ?? [], field: "\(field).filters", port: port)
+                            retry: retry,
+                            filters: try compileFilters(rule.filters ?? [], field: "\(field).filters", port: port))
                     rules.append(compiled)
                     let matches = rule.matches.isEmpty ? [RouteMatchEntry.all] : rule.matches
                     for (matchIndex, match) in matches.enumerated() {
@@ -270,7 +270,7 @@ enum MeshSnapshotCompiler {
                 while bytes.last == 0x2F { bytes.removeLast() }
                 path = .prefix(bytes)
             case "RegularExpression":
-                path = .regex(try regex(value, field: "\(field).path"), length: value.utf8.count)
+                path = .regex(try regex(value, field: "\(field).path"))
             case let other:
                 throw ConfigRefusal(
                     .invalidRoute, "\(field).path.type: \"\(other)\" is not Exact, PathPrefix or RegularExpression")
@@ -303,9 +303,9 @@ enum MeshSnapshotCompiler {
             }
         }
 
-        private func regex(_ pattern: String, field: String) throws(ConfigRefusal) -> Regex<AnyRegexOutput> {
+        private func regex(_ pattern: String, field: String) throws(ConfigRefusal) -> CompiledRegex {
             do {
-                return try Regex(pattern)
+                return CompiledRegex(try Regex(pattern))
             } catch {
                 throw ConfigRefusal(
                     .invalidRegex, "\(field): \"\(pattern)\" is not a regular expression this proxy can compile")

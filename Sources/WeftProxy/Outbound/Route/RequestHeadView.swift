@@ -25,6 +25,14 @@ private let authorityName: [UInt8] = Array(":authority".utf8)
 struct HTTP1RequestHeadView: RequestHeadView {
     let bytes: UnsafeRawBufferPointer
     let head: HTTP1Head
+    /// Where the path is, found once per request (every matcher reads it).
+    private let path: Range<Int>
+
+    init(bytes: UnsafeRawBufferPointer, head: HTTP1Head) {
+        self.bytes = bytes
+        self.head = head
+        self.path = Self.pathRange(bytes, head.target)
+    }
 
     func isMethod(_ method: [UInt8]) -> Bool {
         let length = head.target.lowerBound - 1
@@ -35,9 +43,9 @@ struct HTTP1RequestHeadView: RequestHeadView {
 
     /// The path's range: origin-form `/p?q`; absolute-form `http://h/p?q` (the path starts
     /// at the first `/` after the authority; none means `/`); `*` (OPTIONS) as is.
-    private var pathRange: Range<Int> {
-        var start = head.target.lowerBound
-        let end = head.target.upperBound
+    private static func pathRange(_ bytes: UnsafeRawBufferPointer, _ target: Range<Int>) -> Range<Int> {
+        var start = target.lowerBound
+        let end = target.upperBound
         if start < end && bytes[start] != 0x2F && bytes[start] != 0x2A {
             // absolute-form: skip "scheme://authority"
             var i = start
@@ -52,7 +60,7 @@ struct HTTP1RequestHeadView: RequestHeadView {
     }
 
     func withPath<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        let range = pathRange
+        let range = path
         if range.isEmpty { return Self.slash.withUnsafeBytes(body) }
         return body(UnsafeRawBufferPointer(rebasing: bytes[range]))
     }
@@ -60,7 +68,7 @@ struct HTTP1RequestHeadView: RequestHeadView {
     private static let slash: [UInt8] = [0x2F]
 
     func withQuery<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        let path = pathRange
+        let path = self.path
         let end = head.target.upperBound
         guard path.upperBound < end, bytes[path.upperBound] == 0x3F else {
             return body(UnsafeRawBufferPointer(rebasing: bytes[0..<0]))
@@ -118,6 +126,13 @@ struct HTTP1RequestHeadView: RequestHeadView {
 /// An HTTP/2 request head: its HPACK header block (pseudo-headers included).
 struct HPACKRequestHeadView: RequestHeadView {
     let headers: HPACKHeaders
+    /// `:path`, looked up once per request (every matcher reads it).
+    private let target: String
+
+    init(headers: HPACKHeaders) {
+        self.headers = headers
+        self.target = headers.first(name: ":path") ?? "/"
+    }
 
     func isMethod(_ method: [UInt8]) -> Bool {
         guard var value = headers.first(name: ":method") else { return false }
@@ -125,7 +140,7 @@ struct HPACKRequestHeadView: RequestHeadView {
     }
 
     func withPath<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        var path = headers.first(name: ":path") ?? "/"
+        var path = target
         return path.withUTF8 { utf8 in
             var stop = 0
             while stop < utf8.count && utf8[stop] != 0x3F && utf8[stop] != 0x23 { stop += 1 }
@@ -134,7 +149,7 @@ struct HPACKRequestHeadView: RequestHeadView {
     }
 
     func withQuery<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        var path = headers.first(name: ":path") ?? "/"
+        var path = target
         return path.withUTF8 { utf8 in
             let raw = UnsafeRawBufferPointer(utf8)
             guard let mark = raw.firstIndex(of: 0x3F) else { return body(UnsafeRawBufferPointer(rebasing: raw[0..<0])) }

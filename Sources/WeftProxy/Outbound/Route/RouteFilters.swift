@@ -75,13 +75,22 @@ enum PathEdit: Sendable, Equatable {
     }
 }
 
-/// RequestRedirect, ready to answer with.
-struct RedirectPlan: Sendable {
+/// RequestRedirect, ready to answer with. A class, so a plan outcome carrying it stays one
+/// pointer wide.
+final class RedirectPlan: Sendable {
     let scheme: String?
     let hostname: String?
     let port: Int?
     let path: PathEdit?
     let status: Int
+
+    init(scheme: String?, hostname: String?, port: Int?, path: PathEdit?, status: Int) {
+        self.scheme = scheme
+        self.hostname = hostname
+        self.port = port
+        self.path = path
+        self.status = status
+    }
 
     /// The `Location` for a request: unset parts come from the request (its Host, path and
     /// query; its port, or the scheme's well-known port when the scheme changes), and the

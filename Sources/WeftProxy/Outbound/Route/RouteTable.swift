@@ -17,8 +17,11 @@ struct RouteTable: Sendable {
 
     /// The index in `matches` of the first match the request meets.
     func matchingIndex<View: RequestHeadView>(_ view: View) -> Int? {
-        for index in matches.indices where matches[index].matches(view) { return index }
-        return nil
+        // Through the buffer, the matchers are borrowed, not retained one by one.
+        matches.withUnsafeBufferPointer { matchers in
+            for index in 0..<matchers.count where matchers[index].matches(view) { return index }
+            return nil
+        }
     }
 
     /// Sorts matchers into precedence order. `position` is (route, rule, match) order.
@@ -32,8 +35,9 @@ struct RouteTable: Sendable {
 }
 
 /// One rule a request can take: where it came from (for metrics and explanations), its
-/// weighted backends, and its timeouts and retry policy.
-struct RouteRule: Sendable {
+/// weighted backends, and its timeouts, retry policy and filters. A class, so a request
+/// that needs the rule holds one reference, not a copy of its fields.
+final class RouteRule: Sendable {
     /// The HTTPRoute's `namespace/name`; empty for the implicit rule of a Service with no route.
     let route: String
     let ruleIndex: Int
@@ -44,9 +48,41 @@ struct RouteRule: Sendable {
     let backendRequestTimeoutMs: Int?
     let retry: RetryPolicy?
     /// The rule's filters; nil when it has none.
-    var filters: RouteFilters? = nil
+    let filters: RouteFilters?
+    /// Whether a request taking it needs more than a backend: timeouts, retries or filters.
+    let hasPolicies: Bool
+
+    init(
+        route: String, ruleIndex: Int, name: String?, backends: WeightedBackends, requestTimeoutMs: Int?,
+        backendRequestTimeoutMs: Int?, retry: RetryPolicy?, filters: RouteFilters? = nil
+    ) {
+        self.route = route
+        self.ruleIndex = ruleIndex
+        self.name = name
+        self.backends = backends
+        self.requestTimeoutMs = requestTimeoutMs
+        self.backendRequestTimeoutMs = backendRequestTimeoutMs
+        self.retry = retry
+        self.filters = filters
+        self.hasPolicies = requestTimeoutMs != nil || backendRequestTimeoutMs != nil || retry != nil || filters != nil
+    }
 
     var isImplicit: Bool { route.isEmpty }
+}
+
+/// A compiled regular expression. Boxed, so the matchers' enums carry one pointer (not
+/// `Regex`'s resilient layout, which made every copy of a matcher a runtime call).
+final class CompiledRegex: @unchecked Sendable {
+    // @unchecked: `Regex` is immutable once compiled but not declared Sendable.
+    let regex: Regex<AnyRegexOutput>
+
+    init(_ regex: Regex<AnyRegexOutput>) {
+        self.regex = regex
+    }
+
+    func wholeMatches(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        (try? regex.wholeMatch(in: String(decoding: bytes, as: UTF8.self))) != nil
+    }
 }
 
 /// HTTPRoute `retry`, as the proxy applies it.
@@ -98,25 +134,25 @@ struct WeightedBackends: Sendable {
     }
 }
 
-/// One `matches[]` entry of a rule: every condition must hold.
-struct RouteMatcher: @unchecked Sendable {
-    // @unchecked: `Regex` is immutable once compiled but not declared Sendable.
-    enum Path {
+/// One `matches[]` entry of a rule: every condition must hold. A class: the table is
+/// walked by reference, never copying a matcher.
+final class RouteMatcher: Sendable {
+    enum Path: Sendable {
         case exact([UInt8])
         /// Element-wise prefix, without a trailing slash (`/` is the empty prefix, which
         /// matches every path).
         case prefix([UInt8])
-        case regex(Regex<AnyRegexOutput>, length: Int)
+        case regex(CompiledRegex)
     }
 
-    enum Value {
+    enum Value: Sendable {
         case exact([UInt8])
-        case regex(Regex<AnyRegexOutput>)
+        case regex(CompiledRegex)
 
         func matches(_ bytes: UnsafeRawBufferPointer) -> Bool {
             switch self {
-            case .exact(let value): return bytes.elementsEqual(value)
-            case .regex(let regex): return (try? regex.wholeMatch(in: String(decoding: bytes, as: UTF8.self))) != nil
+            case .exact(let value): return bytes.count == value.count && bytes.elementsEqual(value)
+            case .regex(let regex): return regex.wholeMatches(bytes)
             }
         }
     }
@@ -128,6 +164,17 @@ struct RouteMatcher: @unchecked Sendable {
     let queryParams: [(name: [UInt8], value: Value)]
     /// The rule this match belongs to (index in `RouteTable.rules`).
     let rule: Int
+
+    init(
+        path: Path, method: [UInt8]?, headers: [(name: [UInt8], value: Value)],
+        queryParams: [(name: [UInt8], value: Value)], rule: Int
+    ) {
+        self.path = path
+        self.method = method
+        self.headers = headers
+        self.queryParams = queryParams
+        self.rule = rule
+    }
 
     var precedenceKey: [Int] {
         let pathRank: [Int]
@@ -143,10 +190,9 @@ struct RouteMatcher: @unchecked Sendable {
         if let method, !view.isMethod(method) { return false }
         let pathMatches = view.withPath { path in
             switch self.path {
-            case .exact(let value): return path.elementsEqual(value)
+            case .exact(let value): return path.count == value.count && path.elementsEqual(value)
             case .prefix(let prefix): return Self.isElementPrefix(prefix, of: path)
-            case .regex(let regex, _):
-                return (try? regex.wholeMatch(in: String(decoding: path, as: UTF8.self))) != nil
+            case .regex(let regex): return regex.wholeMatches(path)
             }
         }
         guard pathMatches else { return false }

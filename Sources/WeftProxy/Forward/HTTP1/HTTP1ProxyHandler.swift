@@ -69,15 +69,6 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The (route, rule, backend) the current request is counted in, when routed.
     private var routeMetrics: RouteMetrics?
 
-    /// Counts the current request as finished with `status`.
-    private func recordFinished(status: Int) {
-        let duration = elapsed
-        metrics.requestFinished(.http1, status: status, duration: duration)
-        if let routeMetrics {
-            routeMetrics.record(status: status, duration: duration)
-            self.routeMetrics = nil
-        }
-    }
     private let metrics: DirectionMetrics
     private let config: ProxyConfig
     private var context: ChannelHandlerContext?
@@ -139,6 +130,16 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.config = config
         self.inbound = initialBytes
         self.closeAfterResponse = clientInputEnded
+    }
+
+    /// Counts the current request as finished with `status`.
+    private func recordFinished(status: Int) {
+        let duration = elapsed
+        metrics.requestFinished(.http1, status: status, duration: duration)
+        if let routeMetrics {
+            routeMetrics.record(status: status, duration: duration)
+            self.routeMetrics = nil
+        }
     }
 
     // MARK: - Client side
@@ -354,17 +355,20 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         requestHeadBytes = inbound.readSlice(length: request.length)
         if request.wantsClose { closeAfterResponse = true }
         requestPhase = .connecting
-        connectAttempts = 0
-        discoveryDeadline = nil
-        routeDeadlines = nil
-        routeName = nil
-        retry = nil
-        replayBody.removeAll(keepingCapacity: false)
-        servicePort = nil
-        requestFilters = nil
-        if !responseEdits.isEmpty { responseEdits = [] }
-        routeMetrics = nil
-        if outbound != nil { return routeRequest() }
+        if outbound != nil {
+            // The per-request routing state; a connection the mesh does not route never sets it.
+            connectAttempts = 0
+            discoveryDeadline = nil
+            routeDeadlines = nil
+            routeName = nil
+            retry = nil
+            if !replayBody.isEmpty { replayBody.removeAll(keepingCapacity: false) }
+            servicePort = nil
+            requestFilters = nil
+            if !responseEdits.isEmpty { responseEdits = [] }
+            routeMetrics = nil
+            return routeRequest()
+        }
         return sendRequest()
     }
 

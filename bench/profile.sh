@@ -39,5 +39,5 @@ fi
 kill -INT $(pgrep -f "callgrind-out-file=$T/cg.out" | head -1) 2>/dev/null || true
 for _ in $(seq 50); do [ -s "$T/cg.out" ] && break; sleep 0.3; done; sleep 2
 cp "$T/cg.out" /tmp/weft-profile.callgrind
-callgrind_annotate "$T/cg.out" 2>/dev/null | head -60
+callgrind_annotate "$T/cg.out" 2>/dev/null | head -60 || true  # head closes the pipe early (SIGPIPE under pipefail)
 echo "(full profile kept in /tmp/weft-profile.callgrind; callers: callgrind_annotate --tree=caller FILE)"

@@ -120,49 +120,55 @@ extension LoopContext {
         case .servicePort(let port):
             index = port
         }
-        do {
-            noteUsed(servicePort: index)
-            let plan = snapshot.servicePorts[index]
-            guard case .ready(let table) = plan.state else {
-                requestDiscovery(of: plan.service)
-                return .awaitDiscovery
-            }
-            guard let matchIndex = table.matchingIndex(request) else {
-                return .answer(
-                    ProxyAnswer(
-                        status: 404, kind: .noRoute,
-                        detail: "no rule of the routes of \(plan.service):\(plan.port) matches this request"))
-            }
-            let matcher = table.matches[matchIndex]
-            let ruleIndex = matcher.rule
-            let rule = table.rules[ruleIndex]
-            var matchedPrefix = 0
-            if case .prefix(let prefix) = matcher.path { matchedPrefix = prefix.count }
-            if let redirect = rule.filters?.redirect { return .redirect(redirect, matchedPrefix: matchedPrefix) }
-            guard let entry = rule.backends.pickEntry(using: &random) else {
-                return .answer(
-                    ProxyAnswer(
-                        status: 500, kind: .unresolvedBackend,
-                        detail:
-                            "route \(rule.route) rule \(rule.name ?? String(rule.ruleIndex)) has no backend with weight"
-                    ))
-            }
-            let backend = rule.backends.entries[entry].backend
-            let slot = rule.backends.entries[entry].metricSlot
-            var failure: PlanOutcome?
-            guard
-                let endpoint = pickEndpoint(backend: backend, avoiding: avoiding, failure: &failure)
-            else { return failure! }
-            var attempt = PlannedAttempt(endpoint: endpoint, servicePort: index, rule: ruleIndex, backend: backend)
-            if slot >= 0 && slot < routeMetrics.count { attempt.routeMetrics = routeMetrics[slot] }
-            let backendFilters = rule.backends.entries[entry].filters
-            if rule.hasPolicies || backendFilters != nil {
-                attempt.policies = rule
-                attempt.backendFilters = backendFilters
-                attempt.matchedPrefix = matchedPrefix
-            }
-            return .forward(attempt)
+        return route(servicePort: index, request: request, avoiding: avoiding)
+    }
+
+    /// route → backend → endpoint, for a request to a Service port.
+    private func route<View: RequestHeadView>(servicePort index: Int, request: View, avoiding: LoopEndpoint?)
+        -> PlanOutcome
+    {
+        let snapshot = self.snapshot
+        noteUsed(servicePort: index)
+        let plan = snapshot.servicePorts[index]
+        guard case .ready(let table) = plan.state else {
+            requestDiscovery(of: plan.service)
+            return .awaitDiscovery
         }
+        guard let matchIndex = table.matchingIndex(request) else {
+            return .answer(
+                ProxyAnswer(
+                    status: 404, kind: .noRoute,
+                    detail: "no rule of the routes of \(plan.service):\(plan.port) matches this request"))
+        }
+        let matcher = table.matches[matchIndex]
+        let ruleIndex = matcher.rule
+        let rule = table.rules[ruleIndex]
+        var matchedPrefix = 0
+        if case .prefix(let prefix) = matcher.path { matchedPrefix = prefix.count }
+        if let redirect = rule.filters?.redirect { return .redirect(redirect, matchedPrefix: matchedPrefix) }
+        guard let entry = rule.backends.pickEntry(using: &random) else {
+            return .answer(
+                ProxyAnswer(
+                    status: 500, kind: .unresolvedBackend,
+                    detail:
+                        "route \(rule.route) rule \(rule.name ?? String(rule.ruleIndex)) has no backend with weight"
+                ))
+        }
+        let backend = rule.backends.entries[entry].backend
+        let slot = rule.backends.entries[entry].metricSlot
+        var failure: PlanOutcome?
+        guard
+            let endpoint = pickEndpoint(backend: backend, avoiding: avoiding, failure: &failure)
+        else { return failure! }
+        var attempt = PlannedAttempt(endpoint: endpoint, servicePort: index, rule: ruleIndex, backend: backend)
+        if slot >= 0 && slot < routeMetrics.count { attempt.routeMetrics = routeMetrics[slot] }
+        let backendFilters = rule.backends.entries[entry].filters
+        if rule.hasPolicies || backendFilters != nil {
+            attempt.policies = rule
+            attempt.backendFilters = backendFilters
+            attempt.matchedPrefix = matchedPrefix
+        }
+        return .forward(attempt)
     }
 
     /// The Service port a request's Host (`:authority`) names as a cluster DNS name (`web`,

@@ -9,6 +9,9 @@ final class LoopContext {
     /// How long a request waits for a just-subscribed destination's routes and endpoints.
     let discoveryTimeout: TimeAmount
     private(set) var snapshot = MeshSnapshot.empty
+    /// Counts installs: what a connection or request resolved against names the snapshot by
+    /// it (an object identifier could be reused by a later snapshot at the same address).
+    private(set) var snapshotSerial: UInt64 = 0
     private(set) var balancers: [LoopBalancer] = []
     /// The retry budget of each Service port (same indices as the snapshot's `servicePorts`).
     private var budgets: [RetryBudget] = []
@@ -84,6 +87,7 @@ final class LoopContext {
             metrics.setEndpointCounts(snapshot)
         }
         self.snapshot = snapshot
+        snapshotSerial &+= 1
         let waiting = waiters
         waiters = []
         waiterTimer?.cancel()
@@ -142,12 +146,16 @@ final class LoopContext {
 
     /// A request to a Service port was sent (it adds to that port's retry budget).
     func requestSent(servicePort: Int) {
+        guard servicePort < budgets.count else { return }
         budgets[servicePort].deposit(now: Self.now())
     }
 
     /// Takes one retry from a Service port's budget; false when it is spent.
-    func withdrawRetry(servicePort: Int) -> Bool {
-        budgets[servicePort].withdraw(now: Self.now())
+    /// - Parameter serial: the snapshot the index is of; a retry under another one (the
+    ///   config changed meanwhile, so the index may name another Service port) is not made.
+    func withdrawRetry(servicePort: Int, serial: UInt64) -> Bool {
+        guard serial == snapshotSerial, servicePort < budgets.count else { return false }
+        return budgets[servicePort].withdraw(now: Self.now())
     }
 
     /// Nanoseconds of the monotonic clock the balancers' state is kept in.

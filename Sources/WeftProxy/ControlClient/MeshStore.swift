@@ -59,22 +59,22 @@ public final class MeshStore: Sendable {
 
     /// Installs an accepted config and its compiled snapshot, and hands the snapshot to
     /// every listener (the data path's loops).
+    /// Listeners are called under the store's lock, so every listener sees snapshots in the
+    /// order they were set (they only hand them on: `loop.execute`).
     func setConfig(_ config: AppliedConfig, snapshot: MeshSnapshot) {
-        let listeners = held.withLock {
+        held.withLock {
             $0.config = config
             $0.snapshot = snapshot
-            return $0.snapshotListeners
+            for listener in $0.snapshotListeners { listener(snapshot) }
         }
-        for listener in listeners { listener(snapshot) }
     }
 
     /// Calls `listener` with the current snapshot, if any, and with every later one.
     func onSnapshot(_ listener: @escaping @Sendable (MeshSnapshot) -> Void) {
-        let current = held.withLock {
+        held.withLock {
             $0.snapshotListeners.append(listener)
-            return $0.snapshot
+            if let current = $0.snapshot { listener(current) }
         }
-        if let current { listener(current) }
     }
 
     func setConnected(_ connected: Bool) { held.withLock { $0.connected = connected } }

@@ -5,7 +5,7 @@ import NIOCore
 struct OutboundBinding {
     /// The original destination.
     let key: AddressKey
-    private var resolvedIn: ObjectIdentifier?
+    private var resolvedIn: UInt64?
     private var resolved = Resolved.passthrough
 
     enum Resolved: Equatable {
@@ -24,10 +24,10 @@ struct OutboundBinding {
         self.key = key
     }
 
-    mutating func resolve(in snapshot: MeshSnapshot) -> Resolved {
-        let id = ObjectIdentifier(snapshot)
-        if resolvedIn == id { return resolved }
-        resolvedIn = id
+    /// - Parameter serial: the loop's install count for `snapshot` (`LoopContext.snapshotSerial`).
+    mutating func resolve(in snapshot: MeshSnapshot, serial: UInt64) -> Resolved {
+        if resolvedIn == serial { return resolved }
+        resolvedIn = serial
         if let index = snapshot.servicePortByAddress[key] {
             resolved = .servicePort(index)
         } else if snapshot.endpointAddresses.contains(key.with(port: 0)) {
@@ -67,6 +67,8 @@ struct PlannedAttempt {
     var matchedPrefix = 0
     /// The (route, rule, backend) handles the request is counted in.
     var routeMetrics: RouteMetrics? = nil
+    /// The loop's snapshot serial the indices above are of.
+    var serial: UInt64 = 0
 
     var requestTimeoutMs: Int? { policies?.requestTimeoutMs }
     var backendRequestTimeoutMs: Int? { policies?.backendRequestTimeoutMs }
@@ -103,7 +105,7 @@ extension LoopContext {
     ) -> PlanOutcome {
         let snapshot = self.snapshot
         let index: Int
-        switch binding.resolve(in: snapshot) {
+        switch binding.resolve(in: snapshot, serial: snapshotSerial) {
         case .endpoint:
             return .passthrough
         case .passthrough:
@@ -161,6 +163,7 @@ extension LoopContext {
             let endpoint = pickEndpoint(backend: backend, avoiding: avoiding, failure: &failure)
         else { return failure! }
         var attempt = PlannedAttempt(endpoint: endpoint, servicePort: index, rule: ruleIndex, backend: backend)
+        attempt.serial = snapshotSerial
         if slot >= 0 && slot < routeMetrics.count { attempt.routeMetrics = routeMetrics[slot] }
         let backendFilters = rule.backends.entries[entry].filters
         if rule.hasPolicies || backendFilters != nil {
@@ -195,7 +198,7 @@ extension LoopContext {
     /// endpoints; routes do not apply.
     func planConnection(_ binding: inout OutboundBinding, avoiding: LoopEndpoint? = nil) -> PlanOutcome {
         let snapshot = self.snapshot
-        switch binding.resolve(in: snapshot) {
+        switch binding.resolve(in: snapshot, serial: snapshotSerial) {
         case .passthrough, .endpoint: return .passthrough
         case .refused:
             return .answer(ProxyAnswer(status: 502, kind: .registryOnly, detail: "the mesh is REGISTRY_ONLY"))
@@ -256,7 +259,7 @@ extension LoopContext {
     func discoveryTimedOut(_ binding: OutboundBinding) -> ProxyAnswer {
         var binding = binding
         let service: String
-        if case .servicePort(let index) = binding.resolve(in: snapshot) {
+        if case .servicePort(let index) = binding.resolve(in: snapshot, serial: snapshotSerial) {
             service = snapshot.servicePorts[index].service
         } else {
             service = "the destination"

@@ -118,8 +118,8 @@ enum MeshSnapshotCompiler {
             for endpoint in usable {
                 let number =
                     endpoint.ports.first(where: { $0.name == portName })?.port
-                    ?? (endpoint.ports.count == 1 && servicePort.targetPortName == nil ? endpoint.ports[0].port : nil)
                     ?? servicePort.targetPort
+                    ?? (endpoint.ports.count == 1 ? endpoint.ports[0].port : nil)
                 guard let number, let address = try? SocketAddress(ipAddress: endpoint.address, port: number),
                     let key = AddressKey(address)
                 else { continue }
@@ -169,7 +169,9 @@ enum MeshSnapshotCompiler {
                         // A route's backend must be known before requests take it: the
                         // control client subscribes to it (a Service merely in the index
                         // is not fetched until it is used).
-                        if config.services[ref.service] != nil && config.endpoints[ref.service] == nil {
+                        if ref.weight > 0 && config.services[ref.service] != nil
+                            && config.endpoints[ref.service] == nil
+                        {
                             missing.insert(ref.service)
                         }
                     }

@@ -233,3 +233,36 @@ extension OutboundPlannerTests {
         XCTAssertEqual(context.takeUsedServices(), [])
     }
 }
+
+extension OutboundPlannerTests {
+    func testARetryIsNotChargedToAnotherSnapshotsServicePort() throws {
+        var mesh = F()
+        mesh.service("demo/web", clusterIP: "10.97.0.1", endpoints: ["10.230.0.1"])
+        let context = try context(mesh)
+        guard case .forward(let attempt) = plan(context, to: "10.97.0.1") else { return XCTFail() }
+        XCTAssertTrue(context.withdrawRetry(servicePort: attempt.servicePort, serial: attempt.serial))
+        // The config changes (here the Service goes): the index may now name another port.
+        mesh.config.services["demo/web"] = nil
+        context.install(try mesh.snapshot())
+        XCTAssertFalse(context.withdrawRetry(servicePort: attempt.servicePort, serial: attempt.serial))
+    }
+
+    func testOptionsStarTakesTheImplicitRule() throws {
+        var mesh = F()
+        mesh.service("demo/web", clusterIP: "10.97.0.1", endpoints: ["10.230.0.1"])
+        let context = try context(mesh)
+        XCTAssertEqual(endpoint(plan(context, to: "10.97.0.1", path: "*")), "10.230.0.1")
+    }
+}
+
+extension MeshSnapshotCompilerTests {
+    func testWeightZeroBackendsAreNotSubscribed() throws {
+        var mesh = F()
+        mesh.service(
+            "demo/web", clusterIP: "10.97.0.1", endpoints: [],
+            routes: [F.route("demo/r", [F.rule([], [("demo/v1", 1), ("demo/off", 0)])])])
+        mesh.service("demo/v1", clusterIP: "10.97.0.2", endpoints: nil)
+        mesh.service("demo/off", clusterIP: "10.97.0.3", endpoints: nil)
+        XCTAssertEqual(try mesh.snapshot().missingServices, ["demo/v1"])
+    }
+}

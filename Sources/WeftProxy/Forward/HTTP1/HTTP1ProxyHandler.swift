@@ -58,8 +58,10 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The request body sent so far, kept (as slices, not copies) for a retry while it fits
     /// `ExchangeRetry.replayLimit`.
     private var replayBody: [ByteBuffer] = []
-    /// The Service port the request went to (its retry budget), when routed.
+    /// The Service port the request went to (its retry budget), when routed, and the
+    /// snapshot serial that index is of.
     private var servicePort: Int?
+    private var servicePortSerial: UInt64 = 0
     private var retryTimer: Scheduled<Void>?
     /// The current request's route filters that change it (the rule's, then the backend's),
     /// and how much of its path the rule's PathPrefix matched; nil when none.
@@ -405,6 +407,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if servicePort == nil {
                 // The first attempt: it adds to the Service port's retry budget.
                 servicePort = attempt.servicePort
+                servicePortSerial = attempt.serial
                 routeMetrics = attempt.routeMetrics
                 mesh.requestSent(servicePort: attempt.servicePort)
                 if let policy = attempt.retry { retry = ExchangeRetry(policy: policy) }
@@ -414,10 +417,13 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             } else {
                 requestFilters = nil
             }
+            // Per attempt: a retry may go to a backend with other filters.
             if attempt.editsResponse {
                 responseEdits = [attempt.filters?.responseHeaders, attempt.backendFilters?.responseHeaders].compactMap {
                     $0
                 }
+            } else if !responseEdits.isEmpty {
+                responseEdits = []
             }
             if attempt.hasTimeouts && routeDeadlines == nil {
                 routeDeadlines = ExchangeDeadlines(
@@ -474,7 +480,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return false
         }
         let outcome = state.decide(status: status, requestComplete: requestPhase == .complete) {
-            mesh.withdrawRetry(servicePort: servicePort)
+            mesh.withdrawRetry(servicePort: servicePort, serial: servicePortSerial)
         }
         retry = state
         let backoff: TimeAmount
@@ -658,18 +664,20 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .body where responseBody.isUntilClose:
             finishExchange(reusable: false)
         case .head where !hasSentResponseBytes && (responseBuffer?.readableBytes ?? 0) == 0:
-            if retryAfterFailure(status: nil, reason: .reset) { return }
-            settleEndpoint(.failed)
             if isPooledUpstream && !hasRetried && request.framing == .none && request.method.isIdempotent
                 && requestHeadBytes != nil
             {
-                // A pooled connection the server had closed while idle: retry once, fresh.
+                // A pooled connection the server had closed while idle: retry once, fresh, to
+                // the same endpoint. Not the endpoint's failure: the fresh attempt's outcome
+                // is what it learns from.
                 hasRetried = true
                 cancelResponseTimer()
                 requestPhase = .connecting
                 connectUpstream()
                 return
             }
+            if retryAfterFailure(status: nil, reason: .reset) { return }
+            settleEndpoint(.failed)
             let reason = error.map { describe($0) } ?? "connection closed"
             respondWithError(
                 status: 502, kind: .upstreamReset,

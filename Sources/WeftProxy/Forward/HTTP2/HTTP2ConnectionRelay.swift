@@ -533,8 +533,10 @@ final class HTTP2RelayedStream {
     private var retryTimer: Scheduled<Void>?
     /// The (route, rule, backend) the request is counted in, when routed.
     private var routeMetrics: RouteMetrics?
-    /// The Service port the request went to (its retry budget), when routed.
+    /// The Service port the request went to (its retry budget), when routed, and the
+    /// snapshot serial that index is of.
     private var servicePort: Int?
+    private var servicePortSerial: UInt64 = 0
     private let pool: HTTP2UpstreamPool
     private let clientID: HTTP2StreamID
     /// The client's connection, where the exchange writes (and logs).
@@ -646,6 +648,8 @@ final class HTTP2RelayedStream {
             // The first attempt's frames after its head are kept for a retry.
             if !firstAttemptHeadSent {
                 firstAttemptHeadSent = true
+            } else if case .headers(let headers) = payload, headers.headers.contains(name: ":method") {
+                // The head sent again on another stream (REFUSED_STREAM, GOAWAY), not trailers.
             } else if state.keep(bodyBytes: length) {
                 replay.append(payload)
             } else {
@@ -880,14 +884,18 @@ final class HTTP2RelayedStream {
     /// The mesh chose `attempt.endpoint` for this stream.
     func attempt(_ attempt: PlannedAttempt, head: HPACKHeaders) {
         let endpoint = attempt.endpoint
+        // Per attempt: a retry may go to a backend with other filters.
         if attempt.editsResponse {
             responseEdits = [attempt.filters?.responseHeaders, attempt.backendFilters?.responseHeaders].compactMap {
                 $0
             }
+        } else if !responseEdits.isEmpty {
+            responseEdits = []
         }
         if servicePort == nil {
             // The first attempt: it adds to the Service port's retry budget.
             servicePort = attempt.servicePort
+            servicePortSerial = attempt.serial
             routeMetrics = attempt.routeMetrics
             clientRelay.mesh?.requestSent(servicePort: attempt.servicePort)
             if let policy = attempt.retry { retry = ExchangeRetry(policy: policy) }
@@ -916,11 +924,14 @@ final class HTTP2RelayedStream {
     /// endpoint, if the route's policy, the replay buffer and the budget allow. Returns true
     /// when a retry is under way (the failed response never reaches the client).
     private func retryAfterFailure(status: Int?, grpcStatus: Int? = nil, reason: RetryReason) -> Bool {
+        // Only an attempt that was linked upstream and sent everything it had: frames still
+        // waiting (its connection never came up) are not in the replay buffer, and that
+        // connection could still open the stream later.
         guard var state = retry, let servicePort, let mesh = clientRelay.mesh, let head = routedHead, isClientOpen,
-            !isFinished, !hasResponseStarted
+            !isFinished, !hasResponseStarted, early.isEmpty, upstreamRelay != nil
         else { return false }
         let outcome = state.decide(status: status, grpcStatus: grpcStatus, requestComplete: clientEnded) {
-            mesh.withdrawRetry(servicePort: servicePort)
+            mesh.withdrawRetry(servicePort: servicePort, serial: servicePortSerial)
         }
         retry = state
         let backoff: TimeAmount
@@ -973,6 +984,7 @@ final class HTTP2RelayedStream {
     }
 
     func connectFailed(_ error: Error) {
+        guard !isFinished else { return }
         let failed = endpoint
         settleEndpoint(.failed)
         connectAttempts += 1

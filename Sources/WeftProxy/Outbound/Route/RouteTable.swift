@@ -213,6 +213,8 @@ final class RouteMatcher: Sendable {
 
     /// `/abc` is an element prefix of `/abc`, `/abc/` and `/abc/def`, not of `/abcd`.
     static func isElementPrefix(_ prefix: [UInt8], of path: UnsafeRawBufferPointer) -> Bool {
+        // PathPrefix `/` matches every request, `OPTIONS *` included.
+        if prefix.isEmpty { return true }
         guard path.count >= prefix.count else { return false }
         for i in 0..<prefix.count where path[i] != prefix[i] { return false }
         return path.count == prefix.count || path[prefix.count] == 0x2F

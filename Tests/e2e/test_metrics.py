@@ -103,7 +103,10 @@ def test_metrics_exposition_is_valid(topo):
             assert labels.get("error") in ("connect_failed", "upstream_reset", "upstream_timeout",
                                            "bad_request", "request_timeout", "loop",
                                            # also named in docs/ARCHITECTURE.md
-                                           "upstream_protocol", "no_original_destination", "accept_failed"), labels
+                                           "upstream_protocol", "no_original_destination", "accept_failed",
+                                           # the mesh's answers (routing, issue 10)
+                                           "no_route", "no_endpoints", "unresolved_backend",
+                                           "discovery_timeout", "registry_only"), labels
 
 
 @requires_proxy

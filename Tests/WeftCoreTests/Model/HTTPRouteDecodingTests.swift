@@ -320,3 +320,23 @@ extension HTTPRouteDecodingTests {
         XCTAssertEqual(r.rules[0].retry, .init(codes: [], attempts: 2, backoff: nil, grpcCodes: [14, 8]))
     }
 }
+
+extension HTTPRouteDecodingTests {
+    func testBadGRPCRetryAnnotationsAreErrorsNamingTheAnnotation() {
+        let yaml = """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: GRPCRoute
+            metadata:
+              name: g
+              namespace: demo
+              annotations: {retry.weft.dev/grpc: "unavailable, sometimes", retry.weft.dev/attempts: "-1"}
+            spec:
+              parentRefs: [{group: "", kind: Service, name: echo}]
+              rules: [{backendRefs: [{name: echo, port: 7070}]}]
+            """
+        let errors = Fixtures.errors(yaml)
+        XCTAssertEqual(errors.count, 2, "\(errors)")
+        XCTAssertTrue(errors.contains { $0.contains("metadata.annotations[retry.weft.dev/grpc]") && $0.contains("sometimes") }, "\(errors)")
+        XCTAssertTrue(errors.contains { $0.contains("metadata.annotations[retry.weft.dev/attempts]") }, "\(errors)")
+    }
+}

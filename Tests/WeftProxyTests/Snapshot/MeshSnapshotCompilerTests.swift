@@ -63,3 +63,23 @@ extension MeshSnapshotCompilerTests {
         XCTAssertEqual(try mesh.snapshot().missingServices, [])
     }
 }
+
+extension MeshSnapshotCompilerTests {
+    func testFiltersTheProxyCannotApplyAreRefusedNamingTheFilter() throws {
+        for (filter, field) in [
+            (RouteFilterEntry(type: "Teleport"), "routes[demo/r].rules[0].filters[0].type"),
+            (RouteFilterEntry(type: "URLRewrite", pathType: "ReplaceSome", path: "/x"), "routes[demo/r].rules[0].filters[0].pathType"),
+            (RouteFilterEntry(type: "RequestRedirect", statusCode: 200), "routes[demo/r].rules[0].filters[0].statusCode"),
+        ] {
+            var mesh = F()
+            var rule = F.rule([], [])
+            rule.filters = [filter]
+            mesh.service("demo/web", clusterIP: "10.97.0.1", routes: [F.route("demo/r", [rule])])
+            XCTAssertThrowsError(try mesh.snapshot()) { error in
+                let refusal = error as! ConfigRefusal
+                XCTAssertEqual(refusal.code, .invalidRoute)
+                XCTAssertTrue(refusal.reason.hasPrefix(field), refusal.reason)
+            }
+        }
+    }
+}

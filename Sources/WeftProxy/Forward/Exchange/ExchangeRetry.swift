@@ -62,4 +62,23 @@ struct ExchangeRetry {
         retries += 1
         return .retry(backoff: .milliseconds(Int64(policy.backoffMs)), attempt: retries)
     }
+
+    /// `decide`, counted in `metrics` (`weft_retries_total{reason}` or
+    /// `weft_retry_budget_exhausted_total`): the backoff and the retry's number when a
+    /// retry is due, nil otherwise. What both drivers call.
+    mutating func next(
+        status: Int?, grpcStatus: Int? = nil, requestComplete: Bool, reason: RetryReason, metrics: DirectionMetrics,
+        withdraw: () -> Bool
+    ) -> (backoff: TimeAmount, attempt: Int)? {
+        switch decide(status: status, grpcStatus: grpcStatus, requestComplete: requestComplete, withdraw: withdraw) {
+        case .retry(let backoff, let attempt):
+            metrics.retried(reason)
+            return (backoff, attempt)
+        case .budgetExhausted:
+            metrics.retryBudgetExhausted()
+            return nil
+        case .noRetry, .attemptsExhausted:
+            return nil
+        }
+    }
 }

@@ -479,21 +479,11 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard var state = retry, let mesh, let servicePort, requestHeadBytes != nil, !hasSentResponseBytes else {
             return false
         }
-        let outcome = state.decide(status: status, requestComplete: requestPhase == .complete) {
-            mesh.withdrawRetry(servicePort: servicePort, serial: servicePortSerial)
-        }
+        let next = state.next(
+            status: status, requestComplete: requestPhase == .complete, reason: reason, metrics: metrics
+        ) { mesh.withdrawRetry(servicePort: servicePort, serial: servicePortSerial) }
         retry = state
-        let backoff: TimeAmount
-        switch outcome {
-        case .retry(let delay, _):
-            backoff = delay
-            metrics.retried(reason)
-        case .budgetExhausted:
-            metrics.retryBudgetExhausted()
-            return false
-        case .noRetry, .attemptsExhausted:
-            return false
-        }
+        guard let backoff = next?.backoff else { return false }
         let failed = attemptEndpoint
         settleEndpoint(.failed)
         cancelResponseTimer()
@@ -519,11 +509,6 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             retryTimer = context.eventLoop.scheduleTask(in: backoff, resend)
         }
         return true
-    }
-
-    /// `weft-retry-attempt: N` and the head's final CRLF.
-    private static func retryAttemptField(_ attempt: Int) -> ByteBuffer {
-        ByteBuffer(string: "weft-retry-attempt: \(attempt)\r\n")
     }
 
     /// Reports the current attempt's outcome to its endpoint's balancer state, once.
@@ -579,45 +564,38 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         responseScanned = 0
         responseBuffer = nil
         hasSentResponseBytes = false
-        if let head = requestHeadBytes, let requestFilters, let allocator = connection.channel?.allocator {
-            // Route filters change the head: write an edited one.
-            let attempt = retry?.retries ?? 0
+        let attempt = retry?.retries ?? 0
+        if let head = requestHeadBytes, requestFilters != nil || attempt > 0,
+            let allocator = connection.channel?.allocator
+        {
+            // Route filters or a retry change the head: write an edited one. (Every other
+            // head goes out as slices of the bytes received, below.)
+            let filters = requestFilters?.filters ?? []
+            let matchedPrefix = requestFilters?.matchedPrefix ?? 0
             let edited = head.withUnsafeReadableBytes { bytes -> ByteBuffer in
                 let view = HTTP1RequestHeadView(bytes: bytes, head: request)
                 var host: String?
                 var path: String?
-                for filters in requestFilters.filters {
-                    if let rewrite = filters.rewriteHost { host = rewrite }
-                    if let edit = filters.rewritePath {
-                        path = view.withPath { edit.apply(to: $0, matchedPrefix: requestFilters.matchedPrefix) }
+                for filter in filters {
+                    if let rewrite = filter.rewriteHost { host = rewrite }
+                    if let edit = filter.rewritePath {
+                        path = view.withPath { edit.apply(to: $0, matchedPrefix: matchedPrefix) }
                     }
                 }
                 return HTTP1HeadEditor.edit(
-                    bytes, head: request, isRequest: true, edits: requestFilters.filters.compactMap(\.requestHeaders),
+                    bytes, head: request, isRequest: true, edits: filters.compactMap(\.requestHeaders),
                     host: host, path: path, extraLines: attempt > 0 ? "weft-retry-attempt: \(attempt)\r\n" : "",
                     allocator: allocator)
             }
             bytesToUpstream += edited.readableBytes
             connection.write(edited)
-            if attempt > 0 {
-                for slice in replayBody {
-                    bytesToUpstream += slice.readableBytes
-                    connection.write(slice)
-                }
+            // A retry: the body went with the first attempt; send it again from the replay buffer.
+            for slice in replayBody where attempt > 0 {
+                bytesToUpstream += slice.readableBytes
+                connection.write(slice)
             }
         } else if let head = requestHeadBytes {
-            let attempt = retry?.retries ?? 0
-            bytesToUpstream += writeHead(
-                head, of: request, appendClose: false,
-                extraField: attempt > 0 ? Self.retryAttemptField(attempt) : nil
-            ) { connection.write($0) }
-            if attempt > 0 {
-                // A retry: the body went with the first attempt; send it again from the replay buffer.
-                for slice in replayBody {
-                    bytesToUpstream += slice.readableBytes
-                    connection.write(slice)
-                }
-            }
+            bytesToUpstream += writeHead(head, of: request, appendClose: false) { connection.write($0) }
         }
         // A body-less request is complete with its head.
         requestPhase = .body
@@ -854,19 +832,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// line is dropped too). Returns the bytes written.
     @discardableResult
     private func writeHead(
-        _ head: ByteBuffer, of parsed: HTTP1Head, appendClose: Bool, extraField: ByteBuffer? = nil,
-        write: (ByteBuffer) -> Void
+        _ head: ByteBuffer, of parsed: HTTP1Head, appendClose: Bool, write: (ByteBuffer) -> Void
     ) -> Int {
-        if let extraField {
-            // A field the proxy adds goes before the empty line that ends the head.
-            var written = writeHead(
-                head.getSlice(at: head.readerIndex, length: head.readableBytes - 2)!, of: parsed,
-                appendClose: false, write: write)
-            write(extraField)
-            write(Self.endOfHead)
-            written += extraField.readableBytes + 2
-            return written
-        }
         var dropped = parsed.droppedLines
         if appendClose, let line = parsed.keepAliveLine {
             // Only when closing, so the extra array is off the keep-alive path.
@@ -896,7 +863,6 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private static let connectionClose = ByteBuffer(string: "connection: close\r\n\r\n")
-    private static let endOfHead = ByteBuffer(string: "\r\n")
 
     private func writeToClient(_ buffer: ByteBuffer) {
         guard let context else { return }

@@ -930,23 +930,11 @@ final class HTTP2RelayedStream {
         guard var state = retry, let servicePort, let mesh = clientRelay.mesh, let head = routedHead, isClientOpen,
             !isFinished, !hasResponseStarted, early.isEmpty, upstreamRelay != nil
         else { return false }
-        let outcome = state.decide(status: status, grpcStatus: grpcStatus, requestComplete: clientEnded) {
-            mesh.withdrawRetry(servicePort: servicePort, serial: servicePortSerial)
-        }
+        let next = state.next(
+            status: status, grpcStatus: grpcStatus, requestComplete: clientEnded, reason: reason, metrics: metrics
+        ) { mesh.withdrawRetry(servicePort: servicePort, serial: servicePortSerial) }
         retry = state
-        let backoff: TimeAmount
-        let attempt: Int
-        switch outcome {
-        case .retry(let delay, let number):
-            backoff = delay
-            attempt = number
-            metrics.retried(reason)
-        case .budgetExhausted:
-            metrics.retryBudgetExhausted()
-            return false
-        case .noRetry, .attemptsExhausted:
-            return false
-        }
+        guard let (backoff, attempt) = next else { return false }
         let failed = endpoint
         settleEndpoint(.failed)
         cancelTimer()

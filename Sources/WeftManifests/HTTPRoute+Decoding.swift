@@ -160,7 +160,8 @@ extension DocumentReader {
             matches.append(HTTPRouteMatch(path: path, headers: headers, queryParams: [], method: nil))
         }
         if !has(object, "matches") { matches = [.matchAll] }
-        let filters = routeFilters(object, namespace: namespace, prefixMatchesOnly: false, forBackend: true)
+        let filters = routeFilters(
+            object, namespace: namespace, prefixMatchesOnly: false, kinds: Self.grpcRuleFilterKinds)
         var backends: [HTTPBackendRef] = []
         for backendNode in list(object, "backendRefs") {
             if let backend = backendRef(backendNode, namespace: namespace) { backends.append(backend) }
@@ -194,7 +195,7 @@ extension DocumentReader {
         var matchesPrefixOnly = matches.allSatisfy { $0.path.type == .pathPrefix }
         if matches.isEmpty { matchesPrefixOnly = true }
         let filters = routeFilters(
-            object, namespace: namespace, prefixMatchesOnly: matchesPrefixOnly, forBackend: false)
+            object, namespace: namespace, prefixMatchesOnly: matchesPrefixOnly, kinds: Self.ruleFilterKinds)
         var backends: [HTTPBackendRef] = []
         for backendNode in list(object, "backendRefs") {
             if let backend = backendRef(backendNode, namespace: namespace) { backends.append(backend) }
@@ -350,29 +351,34 @@ extension DocumentReader {
                 .unsupportedField, node.path, "only Service backends are supported; \(group)/\(kind) gets no traffic",
                 line: node.line)
         }
-        let filters = routeFilters(object, namespace: namespace, prefixMatchesOnly: false, forBackend: true)
+        let filters = routeFilters(
+            object, namespace: namespace, prefixMatchesOnly: false, kinds: Self.backendFilterKinds)
         guard errors.count == start, let name else { return nil }
         return HTTPBackendRef(
             group: group, kind: kind, name: name, namespace: refNamespace, port: port, weight: weight, filters: filters)
     }
 
-    /// `filters[]` of a rule or (header modifiers only) of a backendRef.
+    /// The filters an HTTPRoute rule, a backendRef and a GRPCRoute rule may have (Gateway API v1).
+    static let ruleFilterKinds = [
+        "RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite", "RequestMirror",
+    ]
+    static let backendFilterKinds = ["RequestHeaderModifier", "ResponseHeaderModifier"]
+    static let grpcRuleFilterKinds = ["RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror"]
+
+    /// `filters[]` of a rule or of a backendRef, of the `kinds` it may have: a kind of
+    /// filter the object may not have is an error on an HTTPRoute rule, a warning elsewhere.
     /// - Parameter prefixMatchesOnly: whether every match of the rule is a PathPrefix, which
     ///   ReplacePrefixMatch needs.
     private mutating func routeFilters(
-        _ parent: ObjectNode, namespace: String, prefixMatchesOnly: Bool, forBackend: Bool
+        _ parent: ObjectNode, namespace: String, prefixMatchesOnly: Bool, kinds: [String]
     ) -> [HTTPRouteFilter] {
         var filters: [HTTPRouteFilter] = []
         var seen: Set<String> = []
         for node in list(parent, "filters") {
             guard let object = object(node) else { continue }
             guard let type = requiredString(object, "type") else { continue }
-            let kinds =
-                forBackend
-                ? ["RequestHeaderModifier", "ResponseHeaderModifier"]
-                : ["RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite", "RequestMirror"]
             guard kinds.contains(type) else {
-                if type == "ExtensionRef" || kinds.count == 2 {
+                if type == "ExtensionRef" || kinds != Self.ruleFilterKinds {
                     warn(
                         .unsupportedField, object.path("type"), "filter \(type) is not supported here; ignored",
                         line: object.field("type")?.line)
@@ -426,16 +432,12 @@ extension DocumentReader {
                     continue
                 }
                 let mirrorNamespace = string(ref, "namespace") ?? namespace
-                var percent = int(config, "percent") ?? 100
-                if let fraction = self.object(config, "fraction"), let numerator = int(fraction, "numerator") {
-                    let denominator = int(fraction, "denominator") ?? 100
-                    percent = denominator > 0 ? numerator * 100 / denominator : 0
-                }
+                let percent = mirrorPercent(config)
                 filters.append(
                     .requestMirror(
                         HTTPRouteFilter.Mirror(
                             service: ServiceName(namespace: mirrorNamespace, name: name), port: port(ref, "port"),
-                            percent: max(0, min(100, percent)))))
+                            percent: percent)))
             }
         }
         if seen.contains("RequestRedirect") && seen.contains("URLRewrite") {
@@ -444,6 +446,40 @@ extension DocumentReader {
                 line: parent.field("filters")?.line)
         }
         return filters
+    }
+
+    /// RequestMirror's share of requests, 0-100: `percent`, or `fraction` (numerator over a
+    /// denominator, default 100, numerator ≤ denominator), as Gateway API v1 defines them.
+    private mutating func mirrorPercent(_ config: ObjectNode) -> Int {
+        if let fraction = self.object(config, "fraction") {
+            if config.field("percent") != nil {
+                fail(
+                    .invalidField, config.path("fraction"), "percent and fraction cannot both be set",
+                    line: config.field("fraction")?.line)
+            }
+            guard let numerator = int(fraction, "numerator") else {
+                if fraction.field("numerator") == nil { missing(fraction, "numerator") }
+                return 0
+            }
+            let denominator = int(fraction, "denominator") ?? 100
+            guard denominator > 0, (0...denominator).contains(numerator) else {
+                fail(
+                    .invalidField, fraction.path,
+                    "needs 0 ≤ numerator ≤ denominator and denominator > 0, got \(numerator)/\(denominator)",
+                    line: fraction.line)
+                return 0
+            }
+            // In Double: numerator × 100 can overflow an Int for a large denominator.
+            return Int((Double(numerator) * 100 / Double(denominator)).rounded(.down))
+        }
+        guard let percent = int(config, "percent") else { return 100 }
+        guard (0...100).contains(percent) else {
+            fail(
+                .invalidField, config.path("percent"), "must be 0-100, got \(percent)",
+                line: config.field("percent")?.line)
+            return 0
+        }
+        return percent
     }
 
     private mutating func headerModifier(_ object: ObjectNode) -> HTTPRouteFilter.HeaderModifier {

@@ -279,6 +279,54 @@ final class HTTPRouteDecodingTests: XCTestCase {
             ])
     }
 
+    func testRequestMirrorDecodesItsShare() throws {
+        let r = try XCTUnwrap(
+            route(
+                routeYAML(
+                    """
+                      rules:
+                      - filters:
+                        - {type: RequestMirror, requestMirror: {backendRef: {name: shadow, port: 8080}}}
+                        - {type: RequestMirror, requestMirror: {backendRef: {name: shadow, namespace: other, port: 80}, percent: 25}}
+                        - type: RequestMirror
+                          requestMirror: {backendRef: {name: shadow, port: 80}, fraction: {numerator: 1, denominator: 3}}
+
+                    """)))
+        XCTAssertEqual(
+            r.rules[0].filters,
+            [
+                .requestMirror(.init(service: .init(namespace: "demo", name: "shadow"), port: 8080, percent: 100)),
+                .requestMirror(.init(service: .init(namespace: "other", name: "shadow"), port: 80, percent: 25)),
+                .requestMirror(.init(service: .init(namespace: "demo", name: "shadow"), port: 80, percent: 33)),
+            ])
+    }
+
+    /// The yaml fuzzer's find: `numerator * 100` trapped on a numerator near Int.max.
+    func testRequestMirrorShareOutOfRangeIsAnErrorNotATrap() {
+        func mirror(_ share: String) -> [String] {
+            Fixtures.errors(
+                routeYAML(
+                    """
+                      rules:
+                      - filters:
+                        - {type: RequestMirror, requestMirror: {backendRef: {name: shadow, port: 80}, \(share)}}
+
+                    """))
+        }
+        XCTAssertEqual(
+            mirror("fraction: {numerator: 999999999999999999, denominator: 1}"),
+            [
+                "test.yaml: document 1: spec.rules[0].filters[0].requestMirror.fraction: needs 0 ≤ numerator ≤ denominator and denominator > 0, got 999999999999999999/1"
+            ])
+        XCTAssertEqual(mirror("fraction: {numerator: 1, denominator: 0}").count, 1)
+        XCTAssertEqual(mirror("fraction: {numerator: -1}").count, 1)
+        XCTAssertEqual(mirror("fraction: {denominator: 10}").count, 1)
+        XCTAssertEqual(
+            mirror("percent: 101"),
+            ["test.yaml: document 1: spec.rules[0].filters[0].requestMirror.percent: must be 0-100, got 101"])
+        XCTAssertEqual(mirror("percent: 5, fraction: {numerator: 1}").count, 1)
+    }
+
     func testV1beta1IsAccepted() {
         let yaml = routeYAML("").replacingOccurrences(of: "/v1\n", with: "/v1beta1\n")
         XCTAssertEqual(Fixtures.decodeClean(yaml).map(\.kind), ["HTTPRoute"])
@@ -336,7 +384,9 @@ extension HTTPRouteDecodingTests {
             """
         let errors = Fixtures.errors(yaml)
         XCTAssertEqual(errors.count, 2, "\(errors)")
-        XCTAssertTrue(errors.contains { $0.contains("metadata.annotations[retry.weft.dev/grpc]") && $0.contains("sometimes") }, "\(errors)")
+        XCTAssertTrue(
+            errors.contains { $0.contains("metadata.annotations[retry.weft.dev/grpc]") && $0.contains("sometimes") },
+            "\(errors)")
         XCTAssertTrue(errors.contains { $0.contains("metadata.annotations[retry.weft.dev/attempts]") }, "\(errors)")
     }
 }

@@ -8,8 +8,8 @@
 # B; curl in pod A calls it through both sidecars; the demo shows their metrics,
 # `weftctl check` and `weftctl config`, and config changes reaching the sidecars. Then the
 # mesh at work, with the end-to-end suite's Python backend (Tests/e2e/mesh_fixtures.py)
-# in three more pods: a 90/10 traffic split, retries absorbing a flaky backend, and a
-# route timeout, each with the sidecar metric that shows it.
+# in three more pods: a 90/10 traffic split, retries absorbing a flaky backend, a route
+# timeout, and a request mirror, each with the sidecar metric that shows it.
 #
 # Needs root; removes the namespaces and processes it made when it exits, also after a
 # failure or Ctrl-C. WEFT_DEMO_SKIP_BUILD=1 skips scripts/build-release.sh and uses the
@@ -323,6 +323,23 @@ echo "   \$ curl http://10.96.0.20/delay/100"
 ip netns exec "$A" curl -sS -o /dev/null -w '   %{http_code} after %{time_total} s\n' http://10.96.0.20/delay/100
 since 'weft_errors_total{direction="outbound",error="upstream_timeout"}' \
       'weft_requests_total{direction="outbound",protocol="http1",status_class="5xx"}'
+
+echo "== 4. a mirror: Service web's route now answers from web-v1 and copies every request to web-v2"
+route routes.yaml web web '  - filters:
+    - type: RequestMirror
+      requestMirror: {backendRef: {name: web-v2, port: 80}}
+    backendRefs: [{name: web-v1, port: 80}]'
+mark
+burst 50 http://10.96.0.10/mirror
+sleep 0.5
+echo "   answered by: $(grep -o '"pod": "[^"]*"' "$WORK/burst" | cut -d'"' -f4 | sort | uniq -c \
+  | awk '{ printf "%s%s %d", (NR > 1 ? ", " : ""), $2, $1 }')"
+echo "   the backends' own count of /mirror (web-v2-0's answers were dropped by the sidecar): $(
+  for ip in 10.211.0.11 10.211.0.12; do
+  ip netns exec "$C" curl -s "http://$ip:8080/counts" \
+    | python3 -c 'import json, sys; d = json.load(sys.stdin); print("%s %d" % (d["pod"], d["counts"].get("/mirror", 0)), end="  ")'
+  done)"
+since 'weft_mirror_requests_total{direction="outbound",result="completed"}'
 echo
 
 echo "== another pod cannot stop a sidecar: POST /shutdown from pod A to pod B's admin port"

@@ -28,7 +28,22 @@ final class LoopContext {
     private var waiterTimer: Scheduled<Void>?
 
     private let meshStore: MeshStore?
-    private let metrics: ProxyMetrics?
+    let metrics: ProxyMetrics?
+    /// RequestMirror copies out now (bounded by `RequestMirror.maxInFlight`).
+    var mirrorsInFlight = 0
+    /// The loop's HTTP/2 connections for mirrored copies, made on first use.
+    var http2Mirrors: HTTP2MirrorClient {
+        if let client = http2MirrorClient { return client }
+        let client = HTTP2MirrorClient(eventLoop: eventLoop)
+        http2MirrorClient = client
+        return client
+    }
+    private var http2MirrorClient: HTTP2MirrorClient?
+
+    /// Closes the mirror connections (graceful shutdown).
+    func closeMirrorConnections() {
+        http2MirrorClient?.closeAll()
+    }
     /// The route metric handles of the current snapshot, by slot.
     private(set) var routeMetrics: [RouteMetrics] = []
 

@@ -19,7 +19,8 @@ Topology (module-scoped fixture `mesh`, set up once per test module):
   {"pod", "method", "path" (raw request target), "headers" {lowercase name: value}}
   and a header `x-pod: <pod>`; `/status/<N>` answers N, `/delay/<ms>` sleeps first,
   `/flaky/<pct>` answers 503 to pct% of requests; `/counts` answers how many requests
-  each target (path and query) received. A test may stop a backend's server
+  each target (path and query) received, and the last request to each ("last": method,
+  headers, body length and its first 256 bytes). A test may stop a backend's server
   (`mesh.stop_backend`: its ports then refuse connections) and start it again
   (`mesh.start_backend`, optionally with `delay_ms`: every answer but /counts waits that
   long first); a restarted server's counts start at zero.
@@ -275,16 +276,19 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
 COUNTS = {}
+LAST = {}
 COUNTS_LOCK = threading.Lock()
 
 
-def answer(method, target, headers):
+def answer(method, target, headers, body=b""):
     path = target.split("?", 1)[0]
     if path == "/counts":
         with COUNTS_LOCK:
-            return 200, json.dumps({"pod": POD, "counts": COUNTS}).encode()
+            return 200, json.dumps({"pod": POD, "counts": COUNTS, "last": LAST}).encode()
     with COUNTS_LOCK:
         COUNTS[target] = COUNTS.get(target, 0) + 1
+        LAST[target] = {"method": method, "headers": headers, "length": len(body),
+                        "body": body[:256].decode("utf-8", "replace")}
     if DELAY_MS:
         time.sleep(DELAY_MS / 1000.0)
     status = 200
@@ -317,13 +321,14 @@ def serve_h2(conn):
     c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
     lock = threading.Lock()
     heads = {}
+    bodies = {}
 
     def flush():
         data = c.data_to_send()
         if data:
             conn.sendall(data)
 
-    def respond(sid, hdrs):
+    def respond(sid, hdrs, request_body):
         pseudo = {k: v for k, v in hdrs if k.startswith(":")}
         plain = {}
         for k, v in hdrs:
@@ -331,7 +336,7 @@ def serve_h2(conn):
                 plain[k.lower()] = plain[k.lower()] + ", " + v if k.lower() in plain else v
         if ":authority" in pseudo:
             plain.setdefault("host", pseudo[":authority"])  # as HTTP/1.1's Host
-        status, body = answer(pseudo.get(":method", ""), pseudo.get(":path", ""), plain)
+        status, body = answer(pseudo.get(":method", ""), pseudo.get(":path", ""), plain, request_body)
         try:
             with lock:
                 c.send_headers(sid, [(":status", str(status)), ("content-type", "application/json"),
@@ -367,11 +372,14 @@ def serve_h2(conn):
                     heads[ev.stream_id] = ev.headers
                 elif isinstance(ev, h2.events.DataReceived):
                     c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    bodies[ev.stream_id] = bodies.get(ev.stream_id, b"") + ev.data
                 elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id in heads:
-                    threading.Thread(target=respond, args=(ev.stream_id, heads.pop(ev.stream_id)),
+                    threading.Thread(target=respond, args=(ev.stream_id, heads.pop(ev.stream_id),
+                                                           bodies.pop(ev.stream_id, b"")),
                                      daemon=True).start()
                 elif isinstance(ev, h2.events.StreamReset):
                     heads.pop(ev.stream_id, None)
+                    bodies.pop(ev.stream_id, None)
                 elif isinstance(ev, h2.events.ConnectionTerminated):
                     flush()
                     return
@@ -398,8 +406,9 @@ class H1(http.server.BaseHTTPRequestHandler):
 
     def _any(self):
         n = int(self.headers.get("content-length") or 0)
+        request_body = b""
         if n:
-            self.rfile.read(n)
+            request_body = self.rfile.read(n)
         elif "chunked" in (self.headers.get("transfer-encoding") or "").lower():
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
@@ -407,11 +416,11 @@ class H1(http.server.BaseHTTPRequestHandler):
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
                     break
-                self.rfile.read(size + 2)
+                request_body += self.rfile.read(size + 2)[:-2]
         headers = {}
         for k in self.headers.keys():
             headers[k.lower()] = ", ".join(self.headers.get_all(k))
-        status, body = answer(self.command, self.path, headers)
+        status, body = answer(self.command, self.path, headers, request_body)
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("x-pod", POD)

@@ -394,3 +394,33 @@ def test_no_matching_rule_is_unimplemented_no_route(mesh):
         n = outbound(mesh, "weft_errors_total", error="no_route") - no_route0
         assert n == len(unmatched), "weft_errors_total{error=no_route} grew by %s, want %d" % (n, len(unmatched))
     eventually(counted, timeout=5, what="no_route counted")
+
+
+def test_request_mirror(mesh):
+    """A GRPCRoute rule with a RequestMirror filter: calls to Service grpc are answered by
+    grpc-v1 only, and grpc-v2 (the mirror) gets a copy of each call over HTTP/2, with the
+    rule's header modifier; its answers are dropped."""
+    applied(mesh, [grpc_route("grpc-mirror", "grpc", """
+        - filters:
+          - type: RequestHeaderModifier
+            requestHeaderModifier: {set: [{name: x-route, value: grpc-mirror}]}
+          - type: RequestMirror
+            requestMirror: {backendRef: {name: grpc-v2, port: 50051}}
+          backendRefs: [{name: grpc-v1, port: 50051}]
+    """)])
+    name = method("Mirrored")
+    before = {p: stats(mesh, p)["calls"].get(name, 0) for p in ("grpc-v1-0", "grpc-v2-0")}
+    completed0 = outbound(mesh, "weft_mirror_requests_total", result="completed")
+    results = calls(mesh, target("grpc"), [{"method": name, "count": 8, "payload": "copy me"}])
+    wrong = [short(r) for r in results if r["code"] != "OK" or r["pod"] != "grpc-v1-0"]
+    assert not wrong, "calls under a RequestMirror: expected OK from grpc-v1-0; got %s" % tally(results)
+    assert ["x-route", "grpc-mirror"] in results[0]["json"]["metadata"], results[0]["json"]
+
+    def copies():
+        got = {p: stats(mesh, p)["calls"].get(name, 0) - before[p] for p in ("grpc-v1-0", "grpc-v2-0")}
+        assert got == {"grpc-v1-0": 8, "grpc-v2-0": 8}, \
+            "calls of %s seen by each backend grew by %s; want 8 real calls on grpc-v1-0, 8 copies on grpc-v2-0" % (
+                name, got)
+        n = outbound(mesh, "weft_mirror_requests_total", result="completed") - completed0
+        assert n == 8, "weft_mirror_requests_total{result=completed} grew by %s, want 8" % n
+    eventually(copies, timeout=5, what="copies at the mirror")

@@ -27,6 +27,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 import pytest
 
@@ -630,6 +631,104 @@ def test_url_rewrite_filter(mesh, http2):
     assert host == "internal.web", "the backend got host %s" % host
     full = mesh.get(mesh.url("web", "/full/a/b"), http2=http2)
     assert full.status == 200 and full.json["path"] == "/replaced", full.json
+
+
+def mirrored(mesh, result):
+    return metric(mesh.proxy.metrics(), "weft_mirror_requests_total", direction="outbound", result=result) or 0
+
+
+def mirror_route(timeout=None):
+    """Requests to web go to web-v1; a copy of each goes to web-v3 (RequestMirror), with the
+    rule's own header modifier; `timeout`: the rule's timeouts.request."""
+    rule = """
+        - filters:
+          - type: RequestHeaderModifier
+            requestHeaderModifier: {set: [{name: X-Route, value: web-mirror}]}
+          - type: RequestMirror
+            requestMirror: {backendRef: {name: web-v3, port: 80}}
+          backendRefs: [{name: web-v1, port: 80}]
+    """
+    if timeout:
+        rule += "      timeouts: {request: %s}\n" % timeout
+    return http_route("web-mirror", "web", rule)
+
+
+@pytest.mark.parametrize("http2", PROTOCOLS)
+def test_request_mirror_filter(mesh, http2):
+    """RequestMirror: the client gets web-v1's answers only; web-v3 gets a copy of every
+    request (method, path, body, and the rule's header modifier), and its answers are
+    dropped; the sidecar counts the copies."""
+    mesh.apply(routes=[mirror_route()])
+    before = mirrored(mesh, "completed")
+    tag = "h2" if http2 else "h1"
+    replies = mesh.requests(*[req(mesh.url("web", "/mirror/%s/%d" % (tag, i)), method="POST",
+                                  data="payload-%s-%d" % (tag, i)) for i in range(5)], http2=http2)
+    expect_from(replies, "web-v1-0", "%s requests under a RequestMirror" % proto(http2))
+
+    def copies():
+        seen = mesh.get(mesh.pod_url("web-v3-0", "/counts")).json
+        got = {t: n for t, n in seen["counts"].items() if t.startswith("/mirror/%s/" % tag)}
+        assert got == {"/mirror/%s/%d" % (tag, i): 1 for i in range(5)}, \
+            "web-v3 (the mirror) got %s, want one copy of each request" % got
+        return seen["last"]
+    last = eventually(copies, timeout=5, what="copies at the mirror")
+    copy = last["/mirror/%s/4" % tag]
+    assert copy["method"] == "POST" and copy["body"] == "payload-%s-4" % tag, "the copy: %s" % copy
+    assert copy["headers"].get("x-route") == "web-mirror", "the rule's header modifier applies: %s" % copy
+    real = mesh.get(mesh.pod_url("web-v1-0", "/counts")).json["last"]["/mirror/%s/4" % tag]
+    assert real["body"] == "payload-%s-4" % tag, real
+
+    def counted():
+        assert mirrored(mesh, "completed") - before == 5, \
+            "weft_mirror_requests_total{result=completed} grew by %s, want 5" % (mirrored(mesh, "completed") - before)
+    eventually(counted, timeout=5, what="mirror metric")
+
+
+def test_request_mirror_target_that_hangs(mesh):
+    """A mirror target that accepts and never answers (web-v3 delays every answer by 60 s):
+    the real requests are as fast as without a mirror; each copy is abandoned at the
+    route's request timeout (counted as `timeout`); and past 64 copies in flight per event
+    loop, copies are dropped (`busy`), so the hang costs a bounded number of sockets."""
+    mesh.restart_backend("web-v3-0", delay_ms=60000)
+    try:
+        mesh.apply(routes=[mirror_route(timeout="1500ms")])
+        conn = mesh.connect("web")
+        slow = []
+        try:
+            before = mirrored(mesh, "timeout")
+            for i in range(10):
+                started = time.monotonic()
+                r = conn.request("/hang/%d" % i)
+                elapsed = time.monotonic() - started
+                assert r.status == 200 and r.pod == "web-v1-0", "request %d: %s" % (i, r.short())
+                slow += [elapsed] if elapsed > 0.5 else []
+            assert not slow, "requests slowed by the hanging mirror: %s s" % slow
+
+            def timed_out():
+                grew = mirrored(mesh, "timeout") - before
+                assert grew == 10, "weft_mirror_requests_total{result=timeout} grew by %s, want 10" % grew
+            eventually(timed_out, timeout=6, what="copies abandoned at the request timeout")
+
+            # No route timeout: copies hang for the mirror's own 10 s, and the cap holds.
+            mesh.apply(routes=[mirror_route()])
+            busy = mirrored(mesh, "busy")
+            for i in range(200):
+                started = time.monotonic()
+                r = conn.request("/flood/%d" % i)
+                elapsed = time.monotonic() - started
+                assert r.status == 200 and r.pod == "web-v1-0", "flood request %d: %s" % (i, r.short())
+                slow += [elapsed] if elapsed > 0.5 else []
+            assert not slow, "requests slowed by the hanging mirror: %s s" % slow
+        finally:
+            conn.close()
+        dropped = mirrored(mesh, "busy") - busy
+        # One client connection is served by one event loop: at most 64 copies in flight.
+        assert dropped >= 200 - 64, "weft_mirror_requests_total{result=busy} grew by %s, want >= 136" % dropped
+        received = sum(n for t, n in mesh.get(mesh.pod_url("web-v3-0", "/counts")).json["counts"].items()
+                       if t.startswith("/flood/"))
+        assert received <= 64, "the hanging mirror received %d copies; at most 64 may be in flight" % received
+    finally:
+        mesh.restart_backend("web-v3-0")
 
 
 # ------------------------------------------- 13. metrics, balancers, explain --

@@ -126,6 +126,7 @@ final class DirectionMetrics: Sendable {
     private let errors: [Counter]  // by ProxyErrorKind
     private let retries: [Counter]  // by RetryReason
     private let budgetExhausted: Counter
+    private let mirrors: [Counter]  // by MirrorResult
     /// Endpoints ejected after repeated failures (outbound).
     let ejections: Counter
 
@@ -189,6 +190,13 @@ final class DirectionMetrics: Sendable {
                 metricName: "weft_retry_budget_exhausted", unitName: "total",
                 helpText: "Retries not made because the Service port's retry budget was spent."),
             labels: [d])
+        let mirrorName = MetricNameDescriptor(
+            metricName: "weft_mirror_requests", unitName: "total",
+            helpText:
+                "Copies of requests for an HTTPRoute RequestMirror filter, by how they ended or why none was sent.")
+        mirrors = MirrorResult.allCases.map {
+            registry.makeCounter(descriptor: mirrorName, labels: [d, ("result", $0.rawValue)])
+        }
     }
 
     func connectionAccepted(_ detected: DetectedProtocol) {
@@ -218,6 +226,10 @@ final class DirectionMetrics: Sendable {
 
     func retryBudgetExhausted() {
         budgetExhausted.increment()
+    }
+
+    func mirrored(_ result: MirrorResult) {
+        mirrors[result.metricIndex].increment()
     }
 
     private static let statusClassCount = Telemetry.StatusClass.allCases.count

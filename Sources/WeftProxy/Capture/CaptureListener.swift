@@ -241,6 +241,7 @@ final class LoopPools {
         http1.closeAll()
         http2Inbound.closeAll()
         http2Outbound.closeAll()
+        mesh.closeMirrorConnections()
     }
 }
 

@@ -200,9 +200,9 @@ enum MeshSnapshotCompiler {
             return RouteTable(matches: RouteTable.sorted(matchers), rules: rules)
         }
 
-        /// A rule's or backendRef's filters; nil when there are none. RequestMirror is not
-        /// applied yet (it is accepted and ignored).
-        private func compileFilters(_ entries: [RouteFilterEntry], field: String, port: Int) throws(ConfigRefusal)
+        /// A rule's or backendRef's filters; nil when there are none.
+        private mutating func compileFilters(_ entries: [RouteFilterEntry], field: String, port: Int)
+            throws(ConfigRefusal)
             -> RouteFilters?
         {
             guard !entries.isEmpty else { return nil }
@@ -244,7 +244,24 @@ enum MeshSnapshotCompiler {
                         path: try pathEdit(entry, field),
                         status: status)
                 case "RequestMirror":
-                    continue
+                    guard let target = entry.mirror else {
+                        throw ConfigRefusal(.missingField, "\(field).mirror: a RequestMirror names no backend")
+                    }
+                    let percent = entry.percent ?? 100
+                    guard (0...100).contains(percent) else {
+                        throw ConfigRefusal(.invalidRoute, "\(field).percent: \(percent) is not 0-100")
+                    }
+                    let mirrorPort = target.port ?? port
+                    filters.mirrors.append(
+                        MirrorPlan(
+                            backend: backend(service: target.service, port: mirrorPort), percent: percent,
+                            service: target.service, port: mirrorPort))
+                    // Subscribed like a route's backend, so the first mirrored request finds it.
+                    if percent > 0 && config.services[target.service] != nil
+                        && config.endpoints[target.service] == nil
+                    {
+                        missing.insert(target.service)
+                    }
                 default:
                     throw ConfigRefusal(
                         .invalidRoute, "\(field).type: \"\(entry.type)\" is not a filter this proxy applies")

@@ -70,6 +70,10 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var responseEdits: [HeaderEdits] = []
     /// The (route, rule, backend) the current request is counted in, when routed.
     private var routeMetrics: RouteMetrics?
+    /// The RequestMirror copies the current request owes (sent once it has been read), and
+    /// the head they carry.
+    private var mirror: MirrorCopy?
+    private var mirrorHead: ByteBuffer?
 
     private let metrics: DirectionMetrics
     private let config: ProxyConfig
@@ -296,6 +300,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                             replayBody.removeAll()
                         }
                     }
+                    if mirror != nil { mirror!.append(slice) }
                 }
                 guard requestBody.isComplete else {
                     resumeReadsIfPossible()
@@ -303,6 +308,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
                 requestPhase = .complete
                 startResponseTimer()
+                if mirror != nil { sendMirrors() }
                 return
             }
         }
@@ -369,6 +375,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             requestFilters = nil
             if !responseEdits.isEmpty { responseEdits = [] }
             routeMetrics = nil
+            mirror = nil
+            mirrorHead = nil
             return routeRequest()
         }
         return sendRequest()
@@ -411,6 +419,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 routeMetrics = attempt.routeMetrics
                 mesh.requestSent(servicePort: attempt.servicePort)
                 if let policy = attempt.retry { retry = ExchangeRetry(policy: policy) }
+                if let mirrors = attempt.filters?.mirrors, !mirrors.isEmpty {
+                    prepareMirrors(mirrors, attempt: attempt, mesh: mesh, head: head)
+                }
             }
             if attempt.editsRequest {
                 requestFilters = ([attempt.filters, attempt.backendFilters].compactMap { $0 }, attempt.matchedPrefix)
@@ -602,7 +613,38 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if requestBody.isComplete {
             requestPhase = .complete
             startResponseTimer()
+            if mirror != nil { sendMirrors() }
         }
+    }
+
+    /// Draws the rule's mirrors for the current request and makes the head its copies
+    /// carry: the request as the rule's own filters change it (a backendRef's filters are
+    /// that backend's). Upgrades and CONNECT are not mirrored.
+    private func prepareMirrors(_ mirrors: [MirrorPlan], attempt: PlannedAttempt, mesh: LoopContext, head: ByteBuffer) {
+        guard !request.isUpgrade, request.method != .connect,
+            let copy = mesh.drawMirrors(mirrors, requestTimeoutMs: attempt.requestTimeoutMs)
+        else { return }
+        let filters = attempt.filters
+        let request = self.request
+        let allocator = clientChannel?.allocator ?? ByteBufferAllocator()
+        mirrorHead = head.withUnsafeReadableBytes { bytes -> ByteBuffer in
+            let view = HTTP1RequestHeadView(bytes: bytes, head: request)
+            let path = filters?.rewritePath.map { edit in
+                view.withPath { edit.apply(to: $0, matchedPrefix: attempt.matchedPrefix) }
+            }
+            return HTTP1HeadEditor.edit(
+                bytes, head: request, isRequest: true, edits: [filters?.requestHeaders].compactMap { $0 },
+                host: filters?.rewriteHost, path: path, allocator: allocator)
+        }
+        mirror = copy
+    }
+
+    /// The request has been read: its mirror copies go out (once, whatever its attempts).
+    private func sendMirrors() {
+        guard let copy = mirror, let head = mirrorHead, let mesh else { return }
+        mirror = nil
+        mirrorHead = nil
+        HTTP1MirrorExchange.send(copy, head: head, method: request.method, pool: pool, mesh: mesh)
     }
 
     // MARK: - Upstream side

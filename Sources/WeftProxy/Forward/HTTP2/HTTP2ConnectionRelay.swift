@@ -533,6 +533,11 @@ final class HTTP2RelayedStream {
     private var retryTimer: Scheduled<Void>?
     /// The (route, rule, backend) the request is counted in, when routed.
     private var routeMetrics: RouteMetrics?
+    /// The RequestMirror copies the request owes (sent once the client ended it), the head
+    /// they carry, and the request's trailers.
+    private var mirror: MirrorCopy?
+    private var mirrorHead: HPACKHeaders?
+    private var mirrorTrailers: HPACKHeaders?
     /// The Service port the request went to (its retry budget), when routed, and the
     /// snapshot serial that index is of.
     private var servicePort: Int?
@@ -619,6 +624,7 @@ final class HTTP2RelayedStream {
         default: break
         }
         retryableHead = nil
+        if mirror != nil { keepForMirror(payload) }
         if isUpstreamLinked, let upstreamRelay {
             forwardToUpstream(upstreamRelay, payload, flowControlled: length, batchedBy: clientRelay)
         } else if !isFinished && upstreamRelay == nil {
@@ -899,6 +905,7 @@ final class HTTP2RelayedStream {
             routeMetrics = attempt.routeMetrics
             clientRelay.mesh?.requestSent(servicePort: attempt.servicePort)
             if let policy = attempt.retry { retry = ExchangeRetry(policy: policy) }
+            if let mirrors = attempt.filters?.mirrors, !mirrors.isEmpty { prepareMirrors(mirrors, attempt, head: head) }
         }
         if attempt.hasTimeouts && routeName == nil {
             var deadlines = ExchangeDeadlines(
@@ -915,6 +922,53 @@ final class HTTP2RelayedStream {
         attemptStart = LoopContext.now()
         destination = endpoint.target.address
         routedHead = head
+    }
+
+    /// Draws the rule's mirrors for this request and makes the head their copies carry:
+    /// the request as the rule's own filters change it. Frames the client sent already
+    /// (the request waited for discovery) are kept for the copies too.
+    private func prepareMirrors(_ mirrors: [MirrorPlan], _ attempt: PlannedAttempt, head: HPACKHeaders) {
+        guard let mesh = clientRelay.mesh,
+            let copy = mesh.drawMirrors(mirrors, requestTimeoutMs: attempt.requestTimeoutMs)
+        else { return }
+        var edited = head
+        if let filters = attempt.filters {
+            filters.requestHeaders?.apply(to: &edited)
+            if let host = filters.rewriteHost { edited.setPseudoHeader(":authority", host) }
+            if let edit = filters.rewritePath {
+                let view = HPACKRequestHeadView(headers: head)
+                let path = view.withPath { edit.apply(to: $0, matchedPrefix: attempt.matchedPrefix) }
+                let query = view.withQuery { $0.isEmpty ? "" : "?" + String(decoding: $0, as: UTF8.self) }
+                edited.setPseudoHeader(":path", path + query)
+            }
+        }
+        mirror = copy
+        mirrorHead = edited
+        for (payload, _) in early.dropFirst() { keepForMirror(payload) }
+        if clientEnded { sendMirrors() }
+    }
+
+    /// Keeps a frame of the request (after its head) for its mirror copies, and sends them
+    /// once the client ended the request.
+    private func keepForMirror(_ payload: HTTP2Frame.FramePayload) {
+        switch payload {
+        case .data(let data):
+            if case .byteBuffer(let buffer) = data.data { mirror?.append(buffer) }
+            if data.endStream { sendMirrors() }
+        case .headers(let headers) where !headers.headers.contains(name: ":method"):
+            mirrorTrailers = headers.headers
+            if headers.endStream { sendMirrors() }
+        default:
+            break
+        }
+    }
+
+    private func sendMirrors() {
+        guard let copy = mirror, let head = mirrorHead, let mesh = clientRelay.mesh else { return }
+        mirror = nil
+        mirrorHead = nil
+        mesh.http2Mirrors.send(copy, head: head, trailers: mirrorTrailers, mesh: mesh)
+        mirrorTrailers = nil
     }
 
     private enum EndpointVerdict { case succeeded, failed, abandoned }

@@ -16,6 +16,8 @@ struct RouteFilters: Sendable {
     var responseHeaders: HeaderEdits?
     /// RequestRedirect: the request is answered, never forwarded.
     var redirect: RedirectPlan?
+    /// RequestMirror: copies sent to other backends, fire and forget (`MirrorSender`).
+    var mirrors: [MirrorPlan] = []
 
     var editsRequest: Bool { requestHeaders != nil || rewriteHost != nil || rewritePath != nil }
 }

@@ -44,8 +44,12 @@ final class LoopContext {
     func closeMirrorConnections() {
         http2MirrorClient?.closeAll()
     }
-    /// The route metric handles of the current snapshot, by slot.
+    /// The route metrics of the current snapshot, by slot.
     private(set) var routeMetrics: [RouteMetrics] = []
+    /// Every route metric this loop has made, by labels: its latency counts live here, so a
+    /// label set keeps counting across snapshots (bounded by the config's churn, not by traffic).
+    private var routeMetricsByLabels: [RouteMetricLabels: RouteMetrics] = [:]
+    var allRouteMetrics: Dictionary<RouteMetricLabels, RouteMetrics>.Values { routeMetricsByLabels.values }
 
     init(eventLoop: EventLoop, discoveryTimeout: TimeAmount, meshStore: MeshStore? = nil, metrics: ProxyMetrics? = nil)
     {
@@ -98,7 +102,12 @@ final class LoopContext {
                     windowSeconds: max(1, settings.windowMs / 1000), now: now)
         }
         if let metrics {
-            routeMetrics = snapshot.routeMetricLabels.map { metrics.routeMetrics($0) }
+            routeMetrics = snapshot.routeMetricLabels.map { labels in
+                if let existing = routeMetricsByLabels[labels] { return existing }
+                let made = RouteMetrics(registry: metrics.registry, labels: labels)
+                routeMetricsByLabels[labels] = made
+                return made
+            }
             metrics.setEndpointCounts(snapshot)
         }
         self.snapshot = snapshot
@@ -160,9 +169,10 @@ final class LoopContext {
     }
 
     /// A request to a Service port was sent (it adds to that port's retry budget).
-    func requestSent(servicePort: Int) {
+    /// - Parameter now: `now()`, when the caller has read it already.
+    func requestSent(servicePort: Int, now: UInt64 = now()) {
         guard servicePort < budgets.count else { return }
-        budgets[servicePort].deposit(now: Self.now())
+        budgets[servicePort].deposit(now: now)
     }
 
     /// Takes one retry from a Service port's budget; false when it is spent.

@@ -199,13 +199,17 @@ public final class ProxyServer: Service {
         let report: @Sendable (EventLoop) -> EventLoopFuture<[UInt8]> = { loop in
             EndpointsReport.collect(pools: pools, group: group, on: loop)
         }
+        let loopMetrics: @Sendable (EventLoop) -> EventLoopFuture<String> = { loop in
+            LoopContext.routeLatencyText(pools: pools, group: group, on: loop)
+        }
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
-                        AdminHandler(state: state, registry: registry, endpointsReport: report))
+                        AdminHandler(
+                            state: state, registry: registry, endpointsReport: report, loopMetrics: loopMetrics))
                 }
             }
             .bind(host: config.adminHost, port: config.adminPort)

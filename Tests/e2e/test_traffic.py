@@ -754,6 +754,17 @@ def test_route_metrics_debug_endpoints_and_explain(mesh):
                    route="demo/web-explain", rule="api", backend="demo/web-v1:80", status_class="2xx") or 0
     assert after - before == 5, "weft_route_requests_total{rule=api, backend=demo/web-v1:80} grew by %s, not 5" % (
         after - before)
+    # The latency histogram the event loops keep themselves, summed over loops.
+    text = mesh.proxy.metrics()
+    labels = dict(direction="outbound", route="demo/web-explain", rule="api", backend="demo/web-v1:80")
+    count = metric(text, "weft_route_request_duration_seconds_count", **labels)
+    inf = metric(text, "weft_route_request_duration_seconds_bucket", le="+Inf", **labels)
+    small = metric(text, "weft_route_request_duration_seconds_bucket", le="0.0005", **labels)
+    assert count is not None and count >= 5 and inf == count and small <= count, (count, inf, small)
+    assert text.count("# TYPE weft_route_request_duration_seconds histogram") == 1, "one family"
+    from test_metrics import promtool_check
+    rc, checked = promtool_check(text)
+    assert rc == 0, "promtool check metrics on the sidecar's /metrics:\n%s" % checked
 
     code, body = mesh.proxy.get("/debug/endpoints")
     assert code == 200, (code, body)

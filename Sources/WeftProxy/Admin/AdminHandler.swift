@@ -29,15 +29,20 @@ final class AdminHandler: ChannelInboundHandler {
     private let registry: PrometheusCollectorRegistry
     /// Collects `/debug/endpoints` (nil in tests without a data path).
     private let endpointsReport: ((EventLoop) -> EventLoopFuture<[UInt8]>)?
+    /// Collects the metrics the event loops keep themselves (route latency histograms),
+    /// written after the registry's; nil in tests without a data path.
+    private let loopMetrics: ((EventLoop) -> EventLoopFuture<String>)?
     private var head: HTTPRequestHead?
 
     init(
         state: ProxyState, registry: PrometheusCollectorRegistry,
-        endpointsReport: ((EventLoop) -> EventLoopFuture<[UInt8]>)? = nil
+        endpointsReport: ((EventLoop) -> EventLoopFuture<[UInt8]>)? = nil,
+        loopMetrics: ((EventLoop) -> EventLoopFuture<String>)? = nil
     ) {
         self.state = state
         self.registry = registry
         self.endpointsReport = endpointsReport
+        self.loopMetrics = loopMetrics
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -77,7 +82,19 @@ final class AdminHandler: ChannelInboundHandler {
         case (.GET, "/metrics"):
             var buffer = context.channel.allocator.buffer(capacity: 16 * 1024)
             buffer.writeBytes(registry.emitToBuffer())
-            send(context, head, .ok, buffer, contentType: Telemetry.prometheusContentType)
+            guard let loopMetrics else {
+                send(context, head, .ok, buffer, contentType: Telemetry.prometheusContentType)
+                return
+            }
+            loopMetrics(context.eventLoop).whenComplete { [self] result in
+                switch result {
+                case .success(let text):
+                    buffer.writeString(text)
+                    send(context, head, .ok, buffer, contentType: Telemetry.prometheusContentType)
+                case .failure(let error):
+                    send(context, head, .internalServerError, "cannot collect the event loops' metrics: \(error)\n")
+                }
+            }
         case (.GET, "/debug/endpoints"):
             guard let endpointsReport else {
                 send(context, head, .notFound, "no data path in this process\n")

@@ -85,12 +85,6 @@ final class ProxyMetrics: Sendable {
         self.outbound = DirectionMetrics(registry: registry, direction: .outbound)
     }
 
-    /// The handles of one (route, rule, backend); the registry returns the same handles
-    /// for the same labels, so every loop and snapshot shares them.
-    func routeMetrics(_ labels: RouteMetricLabels) -> RouteMetrics {
-        RouteMetrics(registry: registry, labels: labels)
-    }
-
     private static let endpointsName = MetricNameDescriptor(
         metricName: "weft_service_endpoints",
         helpText: "Endpoints the proxy balances over, per Service port it has routes and endpoints for.")

@@ -61,14 +61,17 @@ struct PlannedAttempt {
     /// The rule taken, when it sets timeouts, retries or filters (one reference, so an
     /// attempt stays small on the path of requests that need none of them).
     var policies: RouteRule? = nil
-    /// The chosen backendRef's own header modifiers.
-    var backendFilters: RouteFilters? = nil
+    /// The chosen backendRef's index in the rule's weighted backends (its own header
+    /// modifiers are `backendFilters`); an index, so an attempt stays a few words wide.
+    var backendEntry = -1
     /// How many bytes of the path the rule's PathPrefix match matched (ReplacePrefixMatch).
     var matchedPrefix = 0
     /// The (route, rule, backend) handles the request is counted in.
     var routeMetrics: RouteMetrics? = nil
     /// The loop's snapshot serial the indices above are of.
     var serial: UInt64 = 0
+    /// When it was planned (`LoopContext.now()`): the attempt's start, read once.
+    var plannedAt: UInt64 = 0
 
     var requestTimeoutMs: Int? { policies?.requestTimeoutMs }
     var backendRequestTimeoutMs: Int? { policies?.backendRequestTimeoutMs }
@@ -76,6 +79,11 @@ struct PlannedAttempt {
     var route: String? { policies?.route }
     var retry: RetryPolicy? { policies?.retry }
     var filters: RouteFilters? { policies?.filters }
+    /// The chosen backendRef's own header modifiers.
+    var backendFilters: RouteFilters? {
+        guard backendEntry >= 0, let policies else { return nil }
+        return policies.backends.entries[backendEntry].filters
+    }
 
     var hasTimeouts: Bool { requestTimeoutMs != nil || backendRequestTimeoutMs != nil }
     /// Whether a filter edits the request (headers, host or path).
@@ -131,22 +139,18 @@ extension LoopContext {
     {
         let snapshot = self.snapshot
         noteUsed(servicePort: index)
-        let plan = snapshot.servicePorts[index]
-        guard case .ready(let table) = plan.state else {
-            requestDiscovery(of: plan.service)
+        guard case .ready(let table) = snapshot.servicePorts[index].state else {
+            requestDiscovery(of: snapshot.servicePorts[index].service)
             return .awaitDiscovery
         }
-        guard let matchIndex = table.matchingIndex(request) else {
+        guard let (ruleIndex, matchedPrefix) = table.matchedRule(request) else {
+            let plan = snapshot.servicePorts[index]
             return .answer(
                 ProxyAnswer(
                     status: 404, kind: .noRoute,
                     detail: "no rule of the routes of \(plan.service):\(plan.port) matches this request"))
         }
-        let matcher = table.matches[matchIndex]
-        let ruleIndex = matcher.rule
         let rule = table.rules[ruleIndex]
-        var matchedPrefix = 0
-        if case .prefix(let prefix) = matcher.path { matchedPrefix = prefix.count }
         if let redirect = rule.filters?.redirect { return .redirect(redirect, matchedPrefix: matchedPrefix) }
         guard let entry = rule.backends.pickEntry(using: &random) else {
             return .answer(
@@ -159,16 +163,17 @@ extension LoopContext {
         let backend = rule.backends.entries[entry].backend
         let slot = rule.backends.entries[entry].metricSlot
         var failure: PlanOutcome?
+        let now = Self.now()
         guard
-            let endpoint = pickEndpoint(backend: backend, avoiding: avoiding, failure: &failure)
+            let endpoint = pickEndpoint(backend: backend, now: now, avoiding: avoiding, failure: &failure)
         else { return failure! }
         var attempt = PlannedAttempt(endpoint: endpoint, servicePort: index, rule: ruleIndex, backend: backend)
         attempt.serial = snapshotSerial
+        attempt.plannedAt = now
         if slot >= 0 && slot < routeMetrics.count { attempt.routeMetrics = routeMetrics[slot] }
-        let backendFilters = rule.backends.entries[entry].filters
-        if rule.hasPolicies || backendFilters != nil {
+        if rule.hasPolicies || rule.backends.entries[entry].filters != nil {
             attempt.policies = rule
-            attempt.backendFilters = backendFilters
+            attempt.backendEntry = entry
             attempt.matchedPrefix = matchedPrefix
         }
         return .forward(attempt)
@@ -214,14 +219,18 @@ extension LoopContext {
     }
 
     /// The endpoint of `backend` for this request, or (in `failure`) why there is none.
-    private func pickEndpoint(backend: Int, avoiding: LoopEndpoint?, failure: inout PlanOutcome?) -> LoopEndpoint? {
+    private func pickEndpoint(backend: Int, now: UInt64, avoiding: LoopEndpoint?, failure: inout PlanOutcome?)
+        -> LoopEndpoint?
+    {
         noteUsed(backend: backend)
+        if case .endpoints = snapshot.backends[backend].resolution,
+            let endpoint = balancers[backend].pick(now: now, random: &random, avoiding: avoiding)
+        {
+            return endpoint
+        }
         let plan = snapshot.backends[backend]
         switch plan.resolution {
         case .endpoints:
-            if let endpoint = balancers[backend].pick(now: Self.now(), random: &random, avoiding: avoiding) {
-                return endpoint
-            }
             failure = .answer(
                 ProxyAnswer(
                     status: 503, kind: .noEndpoints,
@@ -245,13 +254,16 @@ extension LoopContext {
         case .unresolved(let reason):
             return .answer(ProxyAnswer(status: 500, kind: .unresolvedBackend, detail: "backend: \(reason)"))
         case .endpoints:
-            guard let endpoint = balancers[backend].pick(now: Self.now(), random: &random, avoiding: avoiding) else {
+            let now = Self.now()
+            guard let endpoint = balancers[backend].pick(now: now, random: &random, avoiding: avoiding) else {
                 return .answer(
                     ProxyAnswer(
                         status: 503, kind: .noEndpoints,
                         detail: "backend \(plan.service):\(plan.port) has no ready endpoint"))
             }
-            return .forward(PlannedAttempt(endpoint: endpoint, servicePort: servicePort, rule: rule, backend: backend))
+            var attempt = PlannedAttempt(endpoint: endpoint, servicePort: servicePort, rule: rule, backend: backend)
+            attempt.plannedAt = now
+            return .forward(attempt)
         }
     }
 

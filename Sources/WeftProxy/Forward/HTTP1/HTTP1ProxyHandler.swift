@@ -140,10 +140,10 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Counts the current request as finished with `status`.
     private func recordFinished(status: Int) {
-        let duration = elapsed
-        metrics.requestFinished(.http1, status: status, duration: duration)
+        let nanoseconds = (NIODeadline.now() - requestStart).nanoseconds
+        metrics.requestFinished(.http1, status: status, duration: .nanoseconds(nanoseconds))
         if let routeMetrics {
-            routeMetrics.record(status: status, duration: duration)
+            routeMetrics.record(status: status, nanoseconds: UInt64(max(0, nanoseconds)))
             self.routeMetrics = nil
         }
     }
@@ -410,14 +410,14 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let endpoint = attempt.endpoint
             endpoint.requestStarted()
             attemptEndpoint = endpoint
-            attemptStart = LoopContext.now()
+            attemptStart = attempt.plannedAt
             destination = endpoint.target.address
             if servicePort == nil {
                 // The first attempt: it adds to the Service port's retry budget.
                 servicePort = attempt.servicePort
                 servicePortSerial = attempt.serial
                 routeMetrics = attempt.routeMetrics
-                mesh.requestSent(servicePort: attempt.servicePort)
+                mesh.requestSent(servicePort: attempt.servicePort, now: attempt.plannedAt)
                 if let policy = attempt.retry { retry = ExchangeRetry(policy: policy) }
                 if let mirrors = attempt.filters?.mirrors, !mirrors.isEmpty {
                     prepareMirrors(mirrors, attempt: attempt, mesh: mesh, head: head)

@@ -903,7 +903,7 @@ final class HTTP2RelayedStream {
             servicePort = attempt.servicePort
             servicePortSerial = attempt.serial
             routeMetrics = attempt.routeMetrics
-            clientRelay.mesh?.requestSent(servicePort: attempt.servicePort)
+            clientRelay.mesh?.requestSent(servicePort: attempt.servicePort, now: attempt.plannedAt)
             if let policy = attempt.retry { retry = ExchangeRetry(policy: policy) }
             if let mirrors = attempt.filters?.mirrors, !mirrors.isEmpty { prepareMirrors(mirrors, attempt, head: head) }
         }
@@ -919,7 +919,7 @@ final class HTTP2RelayedStream {
         }
         endpoint.requestStarted()
         self.endpoint = endpoint
-        attemptStart = LoopContext.now()
+        attemptStart = attempt.plannedAt
         destination = endpoint.target.address
         routedHead = head
     }
@@ -1127,9 +1127,9 @@ final class HTTP2RelayedStream {
         guard !isFinished else { return }
         isFinished = true
         cancelTimer()
-        let duration = Duration.nanoseconds(Int64((NIODeadline.now() - start).nanoseconds))
-        metrics.requestFinished(requestProtocol, status: status, duration: duration)
-        routeMetrics?.record(status: status, duration: duration)
+        let nanoseconds = (NIODeadline.now() - start).nanoseconds
+        metrics.requestFinished(requestProtocol, status: status, duration: .nanoseconds(nanoseconds))
+        routeMetrics?.record(status: status, nanoseconds: UInt64(max(0, nanoseconds)))
     }
 }
 

@@ -6,7 +6,7 @@ import NIOHPACK
 /// block), so routes are written once and a request is never copied into a common type.
 protocol RequestHeadView {
     /// Whether the method is exactly `method` (case-sensitive, as RFC 9110 says).
-    func isMethod(_ method: [UInt8]) -> Bool
+    func isMethod(_ method: UnsafeRawBufferPointer) -> Bool
     /// The target's path, without the query, to `body`.
     func withPath<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R
     /// The target's query (after `?`, without it; empty when none), to `body`.
@@ -24,18 +24,22 @@ private let authorityName: [UInt8] = Array(":authority".utf8)
 /// delimited and parsed it into `head`.
 struct HTTP1RequestHeadView: RequestHeadView {
     let bytes: UnsafeRawBufferPointer
-    let head: HTTP1Head
+    /// The parts of the parsed head it reads (not the head itself: copying a view would
+    /// then retain the head's arrays).
+    private let target: Range<Int>
+    private let host: Range<Int>?
     /// Where the path is, found once per request (every matcher reads it).
     private let path: Range<Int>
 
     init(bytes: UnsafeRawBufferPointer, head: HTTP1Head) {
         self.bytes = bytes
-        self.head = head
+        self.target = head.target
+        self.host = head.host
         self.path = Self.pathRange(bytes, head.target)
     }
 
-    func isMethod(_ method: [UInt8]) -> Bool {
-        let length = head.target.lowerBound - 1
+    func isMethod(_ method: UnsafeRawBufferPointer) -> Bool {
+        let length = target.lowerBound - 1
         guard length == method.count else { return false }
         for i in 0..<length where bytes[i] != method[i] { return false }
         return true
@@ -69,7 +73,7 @@ struct HTTP1RequestHeadView: RequestHeadView {
 
     func withQuery<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
         let path = self.path
-        let end = head.target.upperBound
+        let end = target.upperBound
         guard path.upperBound < end, bytes[path.upperBound] == 0x3F else {
             return body(UnsafeRawBufferPointer(rebasing: bytes[0..<0]))
         }
@@ -80,7 +84,7 @@ struct HTTP1RequestHeadView: RequestHeadView {
 
     func withHeader<R>(_ lowercasedName: [UInt8], _ body: (UnsafeRawBufferPointer?) -> R) -> R {
         // Field lines start after the request line's CRLF; the head ends with an empty line.
-        var cursor = head.target.upperBound
+        var cursor = target.upperBound
         while cursor + 1 < bytes.count && !(bytes[cursor] == 0x0D && bytes[cursor + 1] == 0x0A) { cursor += 1 }
         cursor += 2
         let end = bytes.count - 2
@@ -109,7 +113,7 @@ struct HTTP1RequestHeadView: RequestHeadView {
     }
 
     func withAuthority<R>(_ body: (UnsafeRawBufferPointer?) -> R) -> R {
-        guard let host = head.host else { return body(nil) }
+        guard let host else { return body(nil) }
         return body(UnsafeRawBufferPointer(rebasing: bytes[host]))
     }
 
@@ -134,7 +138,7 @@ struct HPACKRequestHeadView: RequestHeadView {
         self.target = headers.first(name: ":path") ?? "/"
     }
 
-    func isMethod(_ method: [UInt8]) -> Bool {
+    func isMethod(_ method: UnsafeRawBufferPointer) -> Bool {
         guard var value = headers.first(name: ":method") else { return false }
         return value.withUTF8 { $0.elementsEqual(method) }
     }

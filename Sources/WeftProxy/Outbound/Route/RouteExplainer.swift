@@ -177,7 +177,7 @@ extension RouteMatcher {
 
     /// The first condition the request fails, or nil when it matches.
     func mismatch<View: RequestHeadView>(_ view: View) -> String? {
-        if let method, !view.isMethod(method) { return "method is not \(String(decoding: method, as: UTF8.self))" }
+        if let method, !method.withUnsafeBytes({ view.isMethod($0) }) { return "method is not \(String(decoding: method, as: UTF8.self))" }
         let pathOK = RouteMatcher(path: path, method: nil, headers: [], queryParams: [], rule: rule).matches(view)
         if !pathOK { return "path does not match" }
         for header in headers {

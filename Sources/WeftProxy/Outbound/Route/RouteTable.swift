@@ -6,9 +6,22 @@
 /// then regular expressions; then a method match; then more header matches; then more
 /// query parameter matches; then the older route (the control plane sends routes oldest
 /// first, then by namespace/name), rule order and match order.
-struct RouteTable: Sendable {
+///
+/// A class, so a request reaching it through its Service port's plan retains one object,
+/// not each of its arrays.
+final class RouteTable: Sendable {
     let matches: [RouteMatcher]
     let rules: [RouteRule]
+    /// `matches` again, unretained (`matches` keeps them alive): calling a method on a
+    /// class reference read from an array retains and releases it, ~40 instructions a
+    /// matcher; through `Unmanaged` the call borrows it.
+    private let matchers: [Unmanaged<RouteMatcher>]
+
+    init(matches: [RouteMatcher], rules: [RouteRule]) {
+        self.matches = matches
+        self.rules = rules
+        self.matchers = matches.map { Unmanaged.passUnretained($0) }
+    }
 
     /// The index in `rules` of the rule the request takes; nil when none matches.
     func match<View: RequestHeadView>(_ view: View) -> Int? {
@@ -17,11 +30,20 @@ struct RouteTable: Sendable {
 
     /// The index in `matches` of the first match the request meets.
     func matchingIndex<View: RequestHeadView>(_ view: View) -> Int? {
-        // Through the buffer, the matchers are borrowed, not retained one by one.
-        matches.withUnsafeBufferPointer { matchers in
-            for index in 0..<matchers.count where matchers[index].matches(view) { return index }
+        view.withPath { path in  // found once, not per matcher
+            for index in 0..<matchers.count
+            where matchers[index]._withUnsafeGuaranteedRef({ $0.mayMatch(path) && $0.matches(view, path: path) }) {
+                return index
+            }
             return nil
         }
+    }
+
+    /// The rule the request takes and how many bytes of its path the match's PathPrefix
+    /// matched (for ReplacePrefixMatch), without retaining the matcher.
+    func matchedRule<View: RequestHeadView>(_ view: View) -> (rule: Int, matchedPrefix: Int)? {
+        guard let index = matchingIndex(view) else { return nil }
+        return matchers[index]._withUnsafeGuaranteedRef { ($0.rule, $0.prefixLength) }
     }
 
     /// Sorts matchers into precedence order. `position` is (route, rule, match) order.
@@ -136,7 +158,8 @@ struct WeightedBackends: Sendable {
 
 /// One `matches[]` entry of a rule: every condition must hold. A class: the table is
 /// walked by reference, never copying a matcher.
-final class RouteMatcher: Sendable {
+final class RouteMatcher: @unchecked Sendable {
+    // @unchecked: the raw copies below are written once, in init, and only read after.
     enum Path: Sendable {
         case exact([UInt8])
         /// Element-wise prefix, without a trailing slash (`/` is the empty prefix, which
@@ -165,6 +188,18 @@ final class RouteMatcher: Sendable {
     /// The rule this match belongs to (index in `RouteTable.rules`).
     let rule: Int
 
+    /// What a request is compared with first, in memory the matcher owns: the path's kind
+    /// and bytes and the method's bytes. Reading them costs no reference counting (reading
+    /// the arrays above retains and releases them, ~30 instructions a matcher).
+    private enum PathKind { case exact, prefix, regex }
+    private let pathKind: PathKind
+    private let pathBytes: UnsafeRawBufferPointer
+    private let methodBytes: UnsafeRawBufferPointer?
+    private let hasHeaders: Bool
+    private let hasQueryParams: Bool
+    /// A PathPrefix match's length in bytes; 0 for the others.
+    let prefixLength: Int
+
     init(
         path: Path, method: [UInt8]?, headers: [(name: [UInt8], value: Value)],
         queryParams: [(name: [UInt8], value: Value)], rule: Int
@@ -174,6 +209,32 @@ final class RouteMatcher: Sendable {
         self.headers = headers
         self.queryParams = queryParams
         self.rule = rule
+        switch path {
+        case .exact(let bytes):
+            pathKind = .exact
+            pathBytes = Self.copy(bytes)
+        case .prefix(let bytes):
+            pathKind = .prefix
+            pathBytes = Self.copy(bytes)
+        case .regex:
+            pathKind = .regex
+            pathBytes = Self.copy([])
+        }
+        methodBytes = method.map(Self.copy)
+        if case .prefix(let bytes) = path { prefixLength = bytes.count } else { prefixLength = 0 }
+        hasHeaders = !headers.isEmpty
+        hasQueryParams = !queryParams.isEmpty
+    }
+
+    deinit {
+        pathBytes.deallocate()
+        methodBytes?.deallocate()
+    }
+
+    private static func copy(_ bytes: [UInt8]) -> UnsafeRawBufferPointer {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 1)
+        buffer.copyBytes(from: bytes)
+        return UnsafeRawBufferPointer(rebasing: buffer[0..<bytes.count])
     }
 
     var precedenceKey: [Int] {
@@ -187,20 +248,39 @@ final class RouteMatcher: Sendable {
     }
 
     func matches<View: RequestHeadView>(_ view: View) -> Bool {
-        if let method, !view.isMethod(method) { return false }
-        let pathMatches = view.withPath { path in
-            switch self.path {
-            case .exact(let value): return path.count == value.count && path.elementsEqual(value)
-            case .prefix(let prefix): return Self.isElementPrefix(prefix, of: path)
-            case .regex(let regex): return regex.wholeMatches(path)
+        view.withPath { matches(view, path: $0) }
+    }
+
+    /// False when the path's length alone rules the match out (an Exact path of another
+    /// length, a PathPrefix longer than the path): inlined into the table's loop, it passes
+    /// over most matchers without a call.
+    @inline(__always)
+    func mayMatch(_ path: UnsafeRawBufferPointer) -> Bool {
+        switch pathKind {
+        case .exact: return path.count == pathBytes.count
+        case .prefix: return path.count >= pathBytes.count
+        case .regex: return true
+        }
+    }
+
+    /// Whether the request, whose path (without the query) is `path`, meets every condition.
+    func matches<View: RequestHeadView>(_ view: View, path: UnsafeRawBufferPointer) -> Bool {
+        if let methodBytes, !view.isMethod(methodBytes) { return false }
+        switch pathKind {
+        case .exact:
+            guard path.count == pathBytes.count, path.elementsEqual(pathBytes) else { return false }
+        case .prefix:
+            guard Self.isElementPrefix(pathBytes, of: path) else { return false }
+        case .regex:
+            guard regexMatches(path) else { return false }
+        }
+        if hasHeaders {
+            for header in headers {
+                let ok = view.withHeader(header.name) { value in value.map { header.value.matches($0) } ?? false }
+                if !ok { return false }
             }
         }
-        guard pathMatches else { return false }
-        for header in headers {
-            let ok = view.withHeader(header.name) { value in value.map { header.value.matches($0) } ?? false }
-            if !ok { return false }
-        }
-        if !queryParams.isEmpty {
+        if hasQueryParams {
             let ok = view.withQuery { query in
                 queryParams.allSatisfy { param in
                     Self.firstQueryValue(param.name, in: query).map { param.value.matches($0) } ?? false
@@ -211,8 +291,20 @@ final class RouteMatcher: Sendable {
         return true
     }
 
+    /// Out of line: inlined, `Regex`'s resilient match type made every call of `matches`
+    /// look its metadata up and size a stack buffer, regex or not.
+    @inline(never)
+    private func regexMatches(_ path: UnsafeRawBufferPointer) -> Bool {
+        guard case .regex(let regex) = self.path else { return false }
+        return regex.wholeMatches(path)
+    }
+
     /// `/abc` is an element prefix of `/abc`, `/abc/` and `/abc/def`, not of `/abcd`.
     static func isElementPrefix(_ prefix: [UInt8], of path: UnsafeRawBufferPointer) -> Bool {
+        prefix.withUnsafeBytes { isElementPrefix($0, of: path) }
+    }
+
+    static func isElementPrefix(_ prefix: UnsafeRawBufferPointer, of path: UnsafeRawBufferPointer) -> Bool {
         // PathPrefix `/` matches every request, `OPTIONS *` included.
         if prefix.isEmpty { return true }
         guard path.count >= prefix.count else { return false }

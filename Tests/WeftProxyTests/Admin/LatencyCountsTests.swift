@@ -1,0 +1,55 @@
+import XCTest
+
+@testable import WeftProxy
+
+/// The loop-kept latency histograms: bucket edges as Prometheus means them (`le`: at
+/// most), counts summed over loops, and the text format.
+final class LatencyCountsTests: XCTestCase {
+    func testBoundsAreTheTelemetryBucketsInNanoseconds() {
+        XCTAssertEqual(LatencyCounts.bounds.first, 500_000)
+        XCTAssertEqual(LatencyCounts.bounds[1], 1_000_000)
+        XCTAssertEqual(LatencyCounts.bounds.last, 30_000_000_000)
+    }
+
+    func testAValueOnABoundCountsInThatBucket() {
+        let counts = LatencyCounts()
+        counts.record(nanoseconds: 500_000)  // le 0.0005
+        counts.record(nanoseconds: 500_001)  // le 0.001
+        counts.record(nanoseconds: 0)  // le 0.0005
+        counts.record(nanoseconds: 31_000_000_000)  // +Inf only
+        let cumulative = counts.cumulative
+        XCTAssertEqual(cumulative.count, LatencyCounts.bounds.count + 1)
+        XCTAssertEqual(Array(cumulative.prefix(3)), [2, 3, 3])
+        XCTAssertEqual(cumulative[cumulative.count - 2], 3, "30 s holds all but the slowest")
+        XCTAssertEqual(cumulative.last, 4)
+        XCTAssertEqual(counts.count, 4)
+        XCTAssertEqual(counts.sum, 31_001_000_001)
+    }
+
+    func testSeriesOfEveryLoopAreSummedAndWrittenAsOneFamily() {
+        let labels = [("direction", "outbound"), ("route", "demo/r"), ("rule", "0"), ("backend", "demo/w:80")]
+        let one = LatencyCounts()
+        one.record(nanoseconds: 2_000_000)
+        let other = LatencyCounts()
+        other.record(nanoseconds: 400_000)
+        let series = [one, other].map {
+            LatencyExposition.Series(labels: labels, buckets: $0.cumulative, sumNanoseconds: $0.sum)
+        }
+        let text = LatencyExposition.render(name: "weft_x_seconds", help: "Help.", series: series)
+        let lines = text.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines[0], "# HELP weft_x_seconds Help.")
+        XCTAssertEqual(lines[1], "# TYPE weft_x_seconds histogram")
+        let prefix = #"weft_x_seconds_bucket{direction="outbound",route="demo/r",rule="0",backend="demo/w:80","#
+        XCTAssertEqual(lines[2], prefix + #"le="0.0005"} 1"#)
+        XCTAssertEqual(lines[4], prefix + #"le="0.002"} 2"#)
+        XCTAssertTrue(lines.contains(prefix + #"le="+Inf"} 2"#), text)
+        XCTAssertTrue(lines.contains(where: { $0.hasPrefix("weft_x_seconds_sum{") && $0.hasSuffix(" 0.0024") }), text)
+        XCTAssertTrue(lines.contains(where: { $0.hasPrefix("weft_x_seconds_count{") && $0.hasSuffix(" 2") }), text)
+        XCTAssertEqual(lines.count, 2 + LatencyCounts.bounds.count + 1 + 2, "one series: the loops' are summed")
+        XCTAssertEqual(LatencyExposition.render(name: "weft_x_seconds", help: "Help.", series: []), "")
+    }
+
+    func testLabelValuesAreEscaped() {
+        XCTAssertEqual(LatencyExposition.escaped(#"a"b\c"# + "\n"), #"a\"b\\c\n"#)
+    }
+}

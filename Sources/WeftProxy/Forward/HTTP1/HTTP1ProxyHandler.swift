@@ -38,12 +38,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// planned (route → backend → endpoint) by the loop's `LoopContext`.
     private var outbound: OutboundBinding?
     private let mesh: LoopContext?
-    /// The endpoint the current attempt went to, until its outcome is reported to it.
-    private var attemptEndpoint: LoopEndpoint?
-    private var attemptStart: UInt64 = 0
-    /// Endpoints this request failed to connect to (it goes to another, up to `maxConnectAttempts`).
-    private var connectAttempts = 0
-    private static let maxConnectAttempts = 3
+    /// The current request's attempts: endpoint, connect failures, retry state, budget and
+    /// route metrics (shared with the HTTP/2 driver).
+    private var attempts = ExchangeAttempts()
     private var discoveryDeadline: NIODeadline?
     /// The current request's route timeouts; nil when its route sets none (then only the
     /// proxy's response timeout applies).
@@ -53,23 +50,15 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var responseLimit: ExchangeDeadlines.Limit?
     /// When the scheduled response check runs.
     private var responseTimerAt = NIODeadline.distantFuture
-    /// The current request's retry state, when its route retries.
-    private var retry: ExchangeRetry?
     /// The request body sent so far, kept (as slices, not copies) for a retry while it fits
     /// `ExchangeRetry.replayLimit`.
     private var replayBody: [ByteBuffer] = []
-    /// The Service port the request went to (its retry budget), when routed, and the
-    /// snapshot serial that index is of.
-    private var servicePort: Int?
-    private var servicePortSerial: UInt64 = 0
     private var retryTimer: Scheduled<Void>?
     /// The current request's route filters that change it (the rule's, then the backend's),
     /// and how much of its path the rule's PathPrefix matched; nil when none.
     private var requestFilters: (filters: [RouteFilters], matchedPrefix: Int)?
     /// The response header modifiers of the current request's rule and backend.
     private var responseEdits: [HeaderEdits] = []
-    /// The (route, rule, backend) the current request is counted in, when routed.
-    private var routeMetrics: RouteMetrics?
     /// The RequestMirror copies the current request owes (sent once it has been read), and
     /// the head they carry.
     private var mirror: MirrorCopy?
@@ -142,10 +131,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func recordFinished(status: Int) {
         let nanoseconds = (NIODeadline.now() - requestStart).nanoseconds
         metrics.requestFinished(.http1, status: status, duration: .nanoseconds(nanoseconds))
-        if let routeMetrics {
-            routeMetrics.record(status: status, nanoseconds: UInt64(max(0, nanoseconds)))
-            self.routeMetrics = nil
-        }
+        attempts.recordFinished(status: status, nanoseconds: UInt64(max(0, nanoseconds)))
     }
 
     // MARK: - Client side
@@ -293,8 +279,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     bytesToUpstream += consumed
                     let slice = inbound.readSlice(length: consumed)!
                     upstream.write(slice)
-                    if retry != nil {
-                        if retry!.keep(bodyBytes: consumed) {
+                    if attempts.retry != nil {
+                        if attempts.keep(bodyBytes: consumed) {
                             replayBody.append(slice)
                         } else {
                             replayBody.removeAll()
@@ -365,16 +351,13 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         requestPhase = .connecting
         if outbound != nil {
             // The per-request routing state; a connection the mesh does not route never sets it.
-            connectAttempts = 0
+            attempts.reset()
             discoveryDeadline = nil
             routeDeadlines = nil
             routeName = nil
-            retry = nil
             if !replayBody.isEmpty { replayBody.removeAll(keepingCapacity: false) }
-            servicePort = nil
             requestFilters = nil
             if !responseEdits.isEmpty { responseEdits = [] }
-            routeMetrics = nil
             mirror = nil
             mirrorHead = nil
             return routeRequest()
@@ -408,20 +391,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             bucket = fixedBucket
         case .forward(let attempt):
             let endpoint = attempt.endpoint
-            endpoint.requestStarted()
-            attemptEndpoint = endpoint
-            attemptStart = attempt.plannedAt
             destination = endpoint.target.address
-            if servicePort == nil {
-                // The first attempt: it adds to the Service port's retry budget.
-                servicePort = attempt.servicePort
-                servicePortSerial = attempt.serial
-                routeMetrics = attempt.routeMetrics
-                mesh.requestSent(servicePort: attempt.servicePort, now: attempt.plannedAt)
-                if let policy = attempt.retry { retry = ExchangeRetry(policy: policy) }
-                if let mirrors = attempt.filters?.mirrors, !mirrors.isEmpty {
-                    prepareMirrors(mirrors, attempt: attempt, mesh: mesh, head: head)
-                }
+            if attempts.begin(attempt, mesh: mesh), let mirrors = attempt.filters?.mirrors, !mirrors.isEmpty {
+                prepareMirrors(mirrors, attempt: attempt, mesh: mesh, head: head)
             }
             if attempt.editsRequest {
                 requestFilters = ([attempt.filters, attempt.backendFilters].compactMap { $0 }, attempt.matchedPrefix)
@@ -480,23 +452,16 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return sendRequest()
     }
 
-    private enum EndpointVerdict { case succeeded, failed, abandoned }
-
     /// After a failed attempt (a status the route retries, a reset before any response, or
     /// the attempt's timeout): drops it and schedules the request again, on another
     /// endpoint, if the route's policy, the replay buffer and the budget allow. Returns
     /// true when a retry is scheduled (the failed response never reaches the client).
     private func retryAfterFailure(status: Int?, reason: RetryReason) -> Bool {
-        guard var state = retry, let mesh, let servicePort, requestHeadBytes != nil, !hasSentResponseBytes else {
-            return false
-        }
-        let next = state.next(
-            status: status, requestComplete: requestPhase == .complete, reason: reason, metrics: metrics
-        ) { mesh.withdrawRetry(servicePort: servicePort, serial: servicePortSerial) }
-        retry = state
-        guard let backoff = next?.backoff else { return false }
-        let failed = attemptEndpoint
-        settleEndpoint(.failed)
+        guard attempts.retry != nil, let mesh, requestHeadBytes != nil, !hasSentResponseBytes,
+            let (backoff, _, failed) = attempts.retryAfterFailure(
+                status: status, requestComplete: requestPhase == .complete, reason: reason, metrics: metrics,
+                mesh: mesh)
+        else { return false }
         cancelResponseTimer()
         if let connection = upstream {
             upstream = nil
@@ -506,7 +471,6 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         responseBuffer = nil
         responseScanned = 0
         requestPhase = .connecting
-        connectAttempts = 0
         guard let context else { return true }
         let resend = { [self] in
             retryTimer = nil
@@ -523,16 +487,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Reports the current attempt's outcome to its endpoint's balancer state, once.
-    private func settleEndpoint(_ verdict: EndpointVerdict) {
-        guard let endpoint = attemptEndpoint else { return }
-        attemptEndpoint = nil
-        switch verdict {
-        case .abandoned:
-            endpoint.requestAbandoned()
-        case .succeeded, .failed:
-            let now = LoopContext.now()
-            endpoint.requestFinished(rttNanoseconds: now &- attemptStart, now: now, failed: verdict == .failed)
-        }
+    private func settleEndpoint(_ verdict: ExchangeAttempts.Verdict) {
+        attempts.settle(verdict)
     }
 
     private func connectUpstream() {
@@ -548,10 +504,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 // Outside a client read there is no channelReadComplete to flush for us.
                 flushPending()
             case .failure(let error):
-                let failed = attemptEndpoint
-                settleEndpoint(.failed)
-                connectAttempts += 1
-                if let failed, connectAttempts < Self.maxConnectAttempts {
+                if let failed = attempts.connectFailed() {
                     // Nothing was sent: the request goes to another endpoint.
                     if routeRequest(avoiding: failed) { processInbound() }
                     flushPending()
@@ -575,7 +528,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         responseScanned = 0
         responseBuffer = nil
         hasSentResponseBytes = false
-        let attempt = retry?.retries ?? 0
+        let attempt = attempts.retries
         if let head = requestHeadBytes, requestFilters != nil || attempt > 0,
             let allocator = connection.channel?.allocator
         {

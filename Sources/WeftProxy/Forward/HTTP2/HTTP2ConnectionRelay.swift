@@ -510,38 +510,28 @@ final class HTTP2UpstreamRelay: HTTP2ConnectionRelay {
 final class HTTP2RelayedStream {
     /// Where the stream goes: the connection's destination, or the endpoint the mesh chose.
     var destination: SocketAddress
-    /// The endpoint the mesh chose, until the attempt's outcome is reported to it.
-    private var endpoint: LoopEndpoint?
-    private var attemptStart: UInt64 = 0
+    /// The request's attempts: endpoint, connect failures, retry state, budget and route
+    /// metrics (shared with the HTTP/1 driver).
+    private var attempts = ExchangeAttempts()
     /// The request head, kept while the stream may still go to another endpoint (its
     /// connect failed before anything was sent).
     private var routedHead: HPACKHeaders?
-    private var connectAttempts = 0
-    private static let maxConnectAttempts = 3
     /// Limits of this request beyond the proxy's response timeout: its route's timeouts or
     /// the gRPC client's `grpc-timeout`. Such a stream has a timer of its own, instead of a
     /// place in the connection's `ResponseDeadlines`.
     private var ownDeadlines: ExchangeDeadlines?
     private var ownTimer: Scheduled<Void>?
     private var routeName: String?
-    /// The request's retry state, when its route retries.
-    private var retry: ExchangeRetry?
     /// The request's frames after its head, as the first attempt sent them, kept for a
     /// retry while they fit `ExchangeRetry.replayLimit`.
     private var replay: [HTTP2Frame.FramePayload] = []
     private var firstAttemptHeadSent = false
     private var retryTimer: Scheduled<Void>?
-    /// The (route, rule, backend) the request is counted in, when routed.
-    private var routeMetrics: RouteMetrics?
     /// The RequestMirror copies the request owes (sent once the client ended it), the head
     /// they carry, and the request's trailers.
     private var mirror: MirrorCopy?
     private var mirrorHead: HPACKHeaders?
     private var mirrorTrailers: HPACKHeaders?
-    /// The Service port the request went to (its retry budget), when routed, and the
-    /// snapshot serial that index is of.
-    private var servicePort: Int?
-    private var servicePortSerial: UInt64 = 0
     private let pool: HTTP2UpstreamPool
     private let clientID: HTTP2StreamID
     /// The client's connection, where the exchange writes (and logs).
@@ -650,18 +640,17 @@ final class HTTP2RelayedStream {
         _ relay: HTTP2UpstreamRelay, _ payload: HTTP2Frame.FramePayload, flowControlled length: Int,
         batchedBy reader: HTTP2ConnectionRelay?
     ) {
-        if var state = retry, state.retries == 0 {
+        if attempts.retry != nil, attempts.retries == 0 {
             // The first attempt's frames after its head are kept for a retry.
             if !firstAttemptHeadSent {
                 firstAttemptHeadSent = true
             } else if case .headers(let headers) = payload, headers.headers.contains(name: ":method") {
                 // The head sent again on another stream (REFUSED_STREAM, GOAWAY), not trailers.
-            } else if state.keep(bodyBytes: length) {
+            } else if attempts.keep(bodyBytes: length) {
                 replay.append(payload)
             } else {
                 replay.removeAll()
             }
-            retry = state
         }
         guard length > 0, let loop = relay.context?.eventLoop else {
             relay.write(payload, on: upstreamID, batchedBy: reader)
@@ -688,7 +677,7 @@ final class HTTP2RelayedStream {
             isHeaders = true
             if !hasResponseStarted, let code = headers.headers.first(name: ":status").flatMap({ Int($0) }), code >= 200
             {
-                if retry != nil {
+                if attempts.retry != nil {
                     // A failed call: a status the route retries, or a trailers-only gRPC
                     // response whose grpc-status it retries.
                     let grpcStatus =
@@ -792,7 +781,9 @@ final class HTTP2RelayedStream {
         ownTimer = loop.scheduleTask(deadline: deadline) { [self] in
             ownTimer = nil
             guard !hasResponseStarted, !isFinished else { return }
-            if case .backendRequest = limit, retry != nil, retryAfterFailure(status: nil, reason: .timeout) { return }
+            if case .backendRequest = limit, attempts.retry != nil, retryAfterFailure(status: nil, reason: .timeout) {
+                return
+            }
             settleEndpoint(.failed)
             resetUpstream(.cancel)
             let answer = ExchangeDeadlines.answer(limit, destination: describe(destination), route: routeName)
@@ -889,6 +880,7 @@ final class HTTP2RelayedStream {
 
     /// The mesh chose `attempt.endpoint` for this stream.
     func attempt(_ attempt: PlannedAttempt, head: HPACKHeaders) {
+        guard let mesh = clientRelay.mesh else { return }
         let endpoint = attempt.endpoint
         // Per attempt: a retry may go to a backend with other filters.
         if attempt.editsResponse {
@@ -898,14 +890,8 @@ final class HTTP2RelayedStream {
         } else if !responseEdits.isEmpty {
             responseEdits = []
         }
-        if servicePort == nil {
-            // The first attempt: it adds to the Service port's retry budget.
-            servicePort = attempt.servicePort
-            servicePortSerial = attempt.serial
-            routeMetrics = attempt.routeMetrics
-            clientRelay.mesh?.requestSent(servicePort: attempt.servicePort, now: attempt.plannedAt)
-            if let policy = attempt.retry { retry = ExchangeRetry(policy: policy) }
-            if let mirrors = attempt.filters?.mirrors, !mirrors.isEmpty { prepareMirrors(mirrors, attempt, head: head) }
+        if attempts.begin(attempt, mesh: mesh), let mirrors = attempt.filters?.mirrors, !mirrors.isEmpty {
+            prepareMirrors(mirrors, attempt, head: head)
         }
         if attempt.hasTimeouts && routeName == nil {
             var deadlines = ExchangeDeadlines(
@@ -917,9 +903,6 @@ final class HTTP2RelayedStream {
             ownDeadlines = deadlines
             routeName = attempt.route
         }
-        endpoint.requestStarted()
-        self.endpoint = endpoint
-        attemptStart = attempt.plannedAt
         destination = endpoint.target.address
         routedHead = head
     }
@@ -971,8 +954,6 @@ final class HTTP2RelayedStream {
         mirrorTrailers = nil
     }
 
-    private enum EndpointVerdict { case succeeded, failed, abandoned }
-
     /// After a failed attempt (a status the route retries, a reset before any response, or
     /// the attempt's timeout): resets it upstream and opens the request again, on another
     /// endpoint, if the route's policy, the replay buffer and the budget allow. Returns true
@@ -981,16 +962,12 @@ final class HTTP2RelayedStream {
         // Only an attempt that was linked upstream and sent everything it had: frames still
         // waiting (its connection never came up) are not in the replay buffer, and that
         // connection could still open the stream later.
-        guard var state = retry, let servicePort, let mesh = clientRelay.mesh, let head = routedHead, isClientOpen,
-            !isFinished, !hasResponseStarted, early.isEmpty, upstreamRelay != nil
+        guard attempts.retry != nil, let mesh = clientRelay.mesh, let head = routedHead, isClientOpen,
+            !isFinished, !hasResponseStarted, early.isEmpty, upstreamRelay != nil,
+            let (backoff, attempt, failed) = attempts.retryAfterFailure(
+                status: status, grpcStatus: grpcStatus, requestComplete: clientEnded, reason: reason,
+                metrics: metrics, mesh: mesh)
         else { return false }
-        let next = state.next(
-            status: status, grpcStatus: grpcStatus, requestComplete: clientEnded, reason: reason, metrics: metrics
-        ) { mesh.withdrawRetry(servicePort: servicePort, serial: servicePortSerial) }
-        retry = state
-        guard let (backoff, attempt) = next else { return false }
-        let failed = endpoint
-        settleEndpoint(.failed)
         cancelTimer()
         resetUpstream(.cancel)
         upstreamRelay = nil
@@ -1013,24 +990,13 @@ final class HTTP2RelayedStream {
     }
 
     /// Reports the attempt's outcome to its endpoint's balancer state, once.
-    private func settleEndpoint(_ verdict: EndpointVerdict) {
-        guard let endpoint else { return }
-        self.endpoint = nil
-        switch verdict {
-        case .abandoned:
-            endpoint.requestAbandoned()
-        case .succeeded, .failed:
-            let now = LoopContext.now()
-            endpoint.requestFinished(rttNanoseconds: now &- attemptStart, now: now, failed: verdict == .failed)
-        }
+    private func settleEndpoint(_ verdict: ExchangeAttempts.Verdict) {
+        attempts.settle(verdict)
     }
 
     func connectFailed(_ error: Error) {
         guard !isFinished else { return }
-        let failed = endpoint
-        settleEndpoint(.failed)
-        connectAttempts += 1
-        if let failed, let head = routedHead, connectAttempts < Self.maxConnectAttempts, wantsUpstream {
+        if let failed = attempts.connectFailed(), let head = routedHead, wantsUpstream {
             // Nothing was sent: the stream goes to another endpoint.
             clientRelay.route(self, head: head, avoiding: failed, batchedBy: nil)
             return
@@ -1049,7 +1015,7 @@ final class HTTP2RelayedStream {
             finish(status: status)
             if isClientOpen { clientRelay.write(.rstStream(code), on: clientID, batchedBy: nil) }
         } else {
-            if retry != nil, retryAfterFailure(status: nil, reason: .reset) { return }
+            if attempts.retry != nil, retryAfterFailure(status: nil, reason: .reset) { return }
             settleEndpoint(.failed)
             respond(
                 status: 502, kind: .upstreamReset,
@@ -1129,7 +1095,7 @@ final class HTTP2RelayedStream {
         cancelTimer()
         let nanoseconds = (NIODeadline.now() - start).nanoseconds
         metrics.requestFinished(requestProtocol, status: status, duration: .nanoseconds(nanoseconds))
-        routeMetrics?.record(status: status, nanoseconds: UInt64(max(0, nanoseconds)))
+        attempts.recordFinished(status: status, nanoseconds: UInt64(max(0, nanoseconds)))
     }
 }
 

@@ -187,7 +187,10 @@ let package = Package(
         .testTarget(
             name: "WeftProxyTests",
             dependencies: [
-                "WeftProxy",
+                // WeftIdentity to issue certificates for the mesh TLS tests.
+                "WeftProxy", "WeftIdentity", "WeftCore",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

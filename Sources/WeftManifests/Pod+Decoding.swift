@@ -6,10 +6,18 @@ extension DocumentReader {
         let start = errors.count
         let meta = metadata(root, rule: .subdomain)
         var serviceAccount = "default"
+        var isMeshed = false
         if let spec = object(root, "spec") {
             let node = spec.field("serviceAccountName") ?? spec.field("serviceAccount")
             if let node, let value = validated(node, NameRule.subdomain.expectation, NameRules.isDNS1123Subdomain) {
                 serviceAccount = value
+            }
+            // Native sidecars (initContainers with restartPolicy Always) count too.
+            for key in ["containers", "initContainers"] {
+                for node in list(spec, key) {
+                    guard let container = object(node) else { continue }
+                    if string(container, "name") == Pod.sidecarContainerName { isMeshed = true }
+                }
             }
         }
         var podIPs: [String] = []
@@ -32,6 +40,8 @@ extension DocumentReader {
             }
         }
         guard errors.count == start, let meta else { return nil }
-        return Pod(metadata: meta, serviceAccountName: serviceAccount, podIPs: podIPs, phase: phase, isReady: isReady)
+        return Pod(
+            metadata: meta, serviceAccountName: serviceAccount, podIPs: podIPs, phase: phase, isReady: isReady,
+            isMeshed: isMeshed)
     }
 }

@@ -59,6 +59,11 @@ final class LoopContext {
         self.metrics = metrics
     }
 
+    /// The TLS for mesh traffic (origination and termination), as the control client last
+    /// installed it; nil without a control plane or before an identity. Read per new
+    /// connection, never per request.
+    var meshTLS: MeshTLS? { meshStore?.meshTLS }
+
     /// Subscribes to a destination's routes and endpoints (the store sends each Service
     /// to the control plane once).
     func requestDiscovery(of service: String) {

@@ -149,7 +149,8 @@ enum MeshCompiler {
                 port.port.map { EndpointPortEntry(name: port.name, port: $0, appProtocol: port.appProtocol) }
             },
             ready: endpoint.ready, serving: endpoint.serving, terminating: endpoint.terminating,
-            identity: endpoint.identity?.description, zone: endpoint.zone)
+            identity: endpoint.identity?.description, zone: endpoint.zone,
+            meshed: endpoint.isMeshed && endpoint.identity != nil ? true : nil)
     }
 
     private static func policyRule(_ rule: AuthorizationPolicy.Rule) -> PolicyRule {

@@ -14,14 +14,18 @@ public struct MeshEndpoint: Hashable, Sendable {
     /// `spiffe://<trust domain>/ns/<pod ns>/sa/<pod sa>` when the target Pod is known;
     /// nil otherwise (the proxy then treats the endpoint as outside the mesh).
     public let identity: SPIFFEID?
+    /// Its Pod runs the sidecar (`Pod.isMeshed`): callers reach it over mesh TLS and
+    /// expect `identity` in its certificate.
+    public let isMeshed: Bool
     /// The EndpointSlice it came from.
     public let sliceName: String
 
     public init(
         address: String, ports: [EndpointSlice.Port], ready: Bool, serving: Bool, terminating: Bool,
         targetRef: EndpointSlice.TargetReference?, nodeName: String?, zone: String?, hostname: String?,
-        identity: SPIFFEID?, sliceName: String
+        identity: SPIFFEID?, sliceName: String, isMeshed: Bool = false
     ) {
+        self.isMeshed = isMeshed
         self.address = address
         self.ports = ports
         self.ready = ready

@@ -260,10 +260,12 @@ public struct MeshState: Sendable, Equatable {
             }
             for endpoint in slice.endpoints {
                 var identity: SPIFFEID?
+                var isMeshed = false
                 if let ref = endpoint.targetRef, ref.kind == "Pod",
                     let pod = podsByName[ServiceName(namespace: ref.namespace, name: ref.name)]
                 {
                     identity = pod.identity(trustDomain: config.trustDomain)
+                    isMeshed = pod.isMeshed
                 }
                 for address in endpoint.addresses {
                     endpointsByService[name, default: []].append(
@@ -271,7 +273,8 @@ public struct MeshState: Sendable, Equatable {
                             address: address, ports: slice.ports, ready: endpoint.conditions.ready,
                             serving: endpoint.conditions.serving, terminating: endpoint.conditions.terminating,
                             targetRef: endpoint.targetRef, nodeName: endpoint.nodeName, zone: endpoint.zone,
-                            hostname: endpoint.hostname, identity: identity, sliceName: slice.metadata.name))
+                            hostname: endpoint.hostname, identity: identity, sliceName: slice.metadata.name,
+                            isMeshed: isMeshed))
                 }
             }
         }

@@ -10,13 +10,22 @@ public struct Pod: Hashable, Sendable {
     public let phase: String?
     /// The `Ready` condition is `True`.
     public let isReady: Bool
+    /// The Pod runs the sidecar: a container named `weft-proxy` (what injection adds).
+    /// Only such a Pod's endpoints are reached over mesh TLS.
+    public let isMeshed: Bool
+    /// The container name that marks a meshed Pod.
+    public static let sidecarContainerName = "weft-proxy"
 
     /// The workload identity of this Pod in the given trust domain.
     public func identity(trustDomain: String) -> SPIFFEID {
         SPIFFEID(trustDomain: trustDomain, namespace: metadata.namespace, serviceAccount: serviceAccountName)
     }
 
-    public init(metadata: ObjectMeta, serviceAccountName: String, podIPs: [String], phase: String?, isReady: Bool) {
+    public init(
+        metadata: ObjectMeta, serviceAccountName: String, podIPs: [String], phase: String?, isReady: Bool,
+        isMeshed: Bool = false
+    ) {
+        self.isMeshed = isMeshed
         self.metadata = metadata
         self.serviceAccountName = serviceAccountName
         self.podIPs = podIPs

@@ -345,11 +345,15 @@ public struct EndpointEntry: Codable, Hashable, Sendable {
     /// The workload's SPIFFE ID, when its Pod is known; the proxy expects it in mTLS.
     public var identity: String?
     public var zone: String?
+    /// True when its Pod runs a sidecar: the proxy reaches it over mesh TLS and expects
+    /// `identity`; absent otherwise (plaintext).
+    public var meshed: Bool?
 
     public init(
         address: String, ports: [EndpointPortEntry], ready: Bool, serving: Bool, terminating: Bool, identity: String?,
-        zone: String?
+        zone: String?, meshed: Bool? = nil
     ) {
+        self.meshed = meshed
         self.address = address
         self.ports = ports
         self.ready = ready

@@ -30,6 +30,11 @@ enum ProxyErrorKind: String, CaseIterable, Sendable {
     case discoveryTimeout = "discovery_timeout"
     /// The mesh is REGISTRY_ONLY and the destination is not in it (HTTP 502; TCP reset).
     case registryOnly = "registry_only"
+    /// A meshed endpoint presented another SPIFFE ID than the control plane gave for it (502).
+    case peerIdentity = "peer_identity"
+    /// The mesh TLS handshake with an endpoint failed (502): an unknown root, an expired
+    /// certificate, a peer that does not speak mesh TLS.
+    case tlsHandshake = "tls_handshake"
 
     /// The `weft-error` header value.
     var headerValue: String { rawValue.replacingUnderscores() }
@@ -258,6 +263,8 @@ extension ProxyErrorKind {
         case .unresolvedBackend: return 11
         case .discoveryTimeout: return 12
         case .registryOnly: return 13
+        case .peerIdentity: return 14
+        case .tlsHandshake: return 15
         }
     }
 }

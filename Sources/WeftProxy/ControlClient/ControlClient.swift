@@ -63,7 +63,9 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
         do {
             if let identity = try cache.loadIdentity() {
                 if let notAfter = try? Date(identity.notAfter, strategy: .iso8601), notAfter > Date() {
-                    store.setIdentity(identity)
+                    if let failure = store.setIdentity(identity) {
+                        logger.error("cannot make mesh TLS from the cached identity", metadata: ["error": "\(failure)"])
+                    }
                 } else {
                     logger.warning(
                         "cached certificate has expired; waiting for the control plane",
@@ -303,7 +305,11 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
             let workload = WorkloadIdentity(
                 spiffeId: identity.spiffeId, chainPEM: identity.chain, keyPEM: keyPEM,
                 trustBundlePEM: identity.trustBundle, notBefore: identity.notBefore, notAfter: identity.notAfter)
-            store.setIdentity(workload)
+            if let failure = store.setIdentity(workload) {
+                logger.error(
+                    "cannot make mesh TLS from the new identity; new mesh connections keep the previous one",
+                    metadata: ["error": "\(failure)"])
+            }
             state.setSession(identity.session)
             if let notAfter = try? Date(identity.notAfter, strategy: .iso8601) {
                 state.setRenewAt(.now + Self.renewalDelay(notAfter: notAfter, now: Date()))

@@ -19,6 +19,8 @@ public struct WorkloadIdentity: Codable, Sendable, Hashable {
 public final class MeshStore: Sendable {
     private struct Held {
         var identity: WorkloadIdentity?
+        /// TLS for mesh traffic, made from `identity`.
+        var meshTLS: MeshTLS?
         var config: AppliedConfig?
         var subscriptions: Set<String> = []
         var connected = false
@@ -54,7 +56,28 @@ public final class MeshStore: Sendable {
     public var isConnected: Bool { held.withLock { $0.connected } }
     public var subscriptions: [String] { held.withLock { $0.subscriptions.sorted() } }
 
-    func setIdentity(_ identity: WorkloadIdentity) { held.withLock { $0.identity = identity } }
+    /// Installs a (renewed) identity and the mesh TLS made from it, which new connections
+    /// use from now on. Returns why the TLS could not be made, if it could not (the identity
+    /// is still installed; mesh TLS keeps the previous one).
+    @discardableResult
+    func setIdentity(_ identity: WorkloadIdentity) -> Error? {
+        var failure: Error?
+        let tls: MeshTLS?
+        do {
+            tls = try MeshTLS(identity: identity)
+        } catch {
+            failure = error
+            tls = nil
+        }
+        held.withLock {
+            $0.identity = identity
+            if let tls { $0.meshTLS = tls }
+        }
+        return failure
+    }
+
+    /// The TLS for mesh traffic; nil before an identity.
+    var meshTLS: MeshTLS? { held.withLock { $0.meshTLS } }
     var snapshot: MeshSnapshot? { held.withLock { $0.snapshot } }
 
     /// Installs an accepted config and its compiled snapshot, and hands the snapshot to

@@ -119,6 +119,13 @@ final class MeshPeerVerifier: ChannelInboundHandler, RemovableChannelHandler {
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
+    /// Fails `verified` if nothing settled it yet (the connection never got to a handshake).
+    func abandon(_ error: Error) {
+        guard !isDone else { return }
+        isDone = true
+        verified.fail(error)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if isDone {
             context.fireErrorCaught(error)
@@ -153,3 +160,26 @@ final class MeshPeerVerifier: ChannelInboundHandler, RemovableChannelHandler {
 
 @available(*, unavailable)
 extension MeshPeerVerifier: Sendable {}
+
+/// Why a connection to an endpoint failed, as an error answer names it: a plain connect
+/// failure, a mesh TLS handshake that failed, or a peer with the wrong identity.
+struct ConnectFailure {
+    let kind: ProxyErrorKind
+    let detail: String
+
+    init(_ error: Error, to destination: SocketAddress, meshIdentity: String?) {
+        let address = describe(destination)
+        switch error {
+        case let mismatch as MeshPeerMismatch:
+            kind = .peerIdentity
+            detail =
+                "endpoint \(address) presented \(mismatch.presented ?? "no SPIFFE ID"), expected \(mismatch.expected)"
+        case _ where meshIdentity != nil && (error is NIOSSLError || error is BoringSSLError || error is MeshTLSError):
+            kind = .tlsHandshake
+            detail = "mesh TLS with endpoint \(address) (expecting \(meshIdentity!)) failed: \(describe(error))"
+        default:
+            kind = .connectFailed
+            detail = "connect to \(address) failed: \(describe(error))"
+        }
+    }
+}

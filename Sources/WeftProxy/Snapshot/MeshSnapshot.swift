@@ -107,4 +107,7 @@ struct EndpointTarget: Sendable, Hashable {
     let key: AddressKey
     /// The workload's SPIFFE ID, when the control plane knows its Pod.
     let identity: String?
+    /// The identity to require over mesh TLS: set when the endpoint's Pod runs a sidecar
+    /// (the control plane says `meshed`); nil means plaintext.
+    var meshIdentity: String? = nil
 }

@@ -123,7 +123,9 @@ enum MeshSnapshotCompiler {
                 guard let number, let address = try? SocketAddress(ipAddress: endpoint.address, port: number),
                     let key = AddressKey(address)
                 else { continue }
-                targets.append(EndpointTarget(address: address, key: key, identity: endpoint.identity))
+                var target = EndpointTarget(address: address, key: key, identity: endpoint.identity)
+                if endpoint.meshed == true { target.meshIdentity = endpoint.identity }
+                targets.append(target)
             }
             return .endpoints(targets)
         }

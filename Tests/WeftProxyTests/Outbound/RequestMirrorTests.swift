@@ -123,6 +123,7 @@ final class RequestMirrorTests: XCTestCase {
         var sent: [String?] = []
         context.beginMirror(plans[0], serial: copy.serial) { sent.append($0.target.address.ipAddress) }
         XCTAssertEqual(sent, [], "waits for the mirror's endpoints")
+        XCTAssertEqual(context.mirrorsInFlight, 1, "a waiting copy holds its slot (and its body) against the bound")
         context.install(try mirroredMesh().snapshot())
         XCTAssertEqual(sent, ["10.230.0.9"], "sent once they arrive")
 

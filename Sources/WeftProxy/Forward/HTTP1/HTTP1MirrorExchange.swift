@@ -11,6 +11,11 @@ final class HTTP1MirrorExchange: HTTP1UpstreamOwner {
     private let mesh: LoopContext
     private let endpoint: LoopEndpoint
     private let method: HTTP1Method
+    /// HTTP/1.1 (a 1.0 request's connection is never reused).
+    private let isHTTP11: Bool
+    /// The whole copy went out (its last write completed): only then may the connection be
+    /// reused after the response (a server may answer early, before reading a body).
+    private var isWritten = false
     private let startedAt = LoopContext.now()
     private var connection: HTTP1UpstreamConnection?
     private var isPooled = false
@@ -22,17 +27,21 @@ final class HTTP1MirrorExchange: HTTP1UpstreamOwner {
     private var timer: Scheduled<Void>?
     private var isDone = false
 
-    private init(pool: HTTP1UpstreamPool, mesh: LoopContext, endpoint: LoopEndpoint, method: HTTP1Method) {
+    private init(
+        pool: HTTP1UpstreamPool, mesh: LoopContext, endpoint: LoopEndpoint, method: HTTP1Method, isHTTP11: Bool
+    ) {
         self.pool = pool
         self.mesh = mesh
         self.endpoint = endpoint
         self.method = method
+        self.isHTTP11 = isHTTP11
     }
 
     /// Sends the copies `copy` owes: `head` (the request head as the rule made it) and the
     /// body kept, to an endpoint of each mirror backend.
     static func send(
-        _ copy: MirrorCopy, head: ByteBuffer, method: HTTP1Method, pool: HTTP1UpstreamPool, mesh: LoopContext
+        _ copy: MirrorCopy, head: ByteBuffer, method: HTTP1Method, isHTTP11: Bool = true, pool: HTTP1UpstreamPool,
+        mesh: LoopContext
     ) {
         for plan in copy.plans {
             if copy.isTooLarge {
@@ -40,7 +49,7 @@ final class HTTP1MirrorExchange: HTTP1UpstreamOwner {
                 continue
             }
             mesh.beginMirror(plan, serial: copy.serial) { endpoint in
-                HTTP1MirrorExchange(pool: pool, mesh: mesh, endpoint: endpoint, method: method)
+                HTTP1MirrorExchange(pool: pool, mesh: mesh, endpoint: endpoint, method: method, isHTTP11: isHTTP11)
                     .start(head: head, body: copy.body, timeout: copy.timeout)
             }
         }
@@ -55,7 +64,7 @@ final class HTTP1MirrorExchange: HTTP1UpstreamOwner {
         if let known = endpoint.http1Bucket {
             bucket = known
         } else {
-            bucket = pool.bucket(for: endpoint.target.address)
+            bucket = pool.bucket(for: endpoint.target.address, meshIdentity: endpoint.target.meshIdentity)
             endpoint.http1Bucket = bucket
         }
         if let pooled = pool.checkout(bucket) {
@@ -63,7 +72,7 @@ final class HTTP1MirrorExchange: HTTP1UpstreamOwner {
             send(head, body, on: pooled)
             return
         }
-        pool.connect(bucket).whenComplete { [self] result in
+        pool.connect(bucket, tls: bucket.meshIdentity == nil ? nil : mesh.meshTLS).whenComplete { [self] result in
             switch result {
             case .success(let connection):
                 if isDone {
@@ -82,8 +91,12 @@ final class HTTP1MirrorExchange: HTTP1UpstreamOwner {
         connection.owner = self
         connection.hasBeenUsed = true
         connection.isReadPaused = false
-        connection.write(head)
-        for slice in body { connection.write(slice) }
+        let written = mesh.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenSuccess { [self] in isWritten = true }
+        let parts = [head] + body
+        for (index, part) in parts.enumerated() {
+            connection.write(part, promise: index == parts.count - 1 ? written : nil)
+        }
         connection.flushIfNeeded()
     }
 
@@ -164,7 +177,7 @@ final class HTTP1MirrorExchange: HTTP1UpstreamOwner {
         timer = nil
         if let connection {
             self.connection = nil
-            if reusable && response.framing != .untilClose {
+            if reusable && isWritten && isHTTP11 && response.framing != .untilClose {
                 pool.release(connection)
             } else {
                 connection.close()

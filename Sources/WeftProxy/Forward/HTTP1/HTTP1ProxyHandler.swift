@@ -394,6 +394,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             destination = endpoint.target.address
             if attempts.begin(attempt, mesh: mesh), let mirrors = attempt.filters?.mirrors, !mirrors.isEmpty {
                 prepareMirrors(mirrors, attempt: attempt, mesh: mesh, head: head)
+                // A request without a body is read whole: its copies need not wait for
+                // the real request's connection.
+                if mirror != nil && requestBody.isComplete { sendMirrors() }
             }
             if attempt.editsRequest {
                 requestFilters = ([attempt.filters, attempt.backendFilters].compactMap { $0 }, attempt.matchedPrefix)
@@ -418,7 +421,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if let known = endpoint.http1Bucket {
                 bucket = known
             } else {
-                bucket = pool.bucket(for: destination)
+                bucket = pool.bucket(for: destination, meshIdentity: endpoint.target.meshIdentity)
                 endpoint.http1Bucket = bucket
             }
         case .answer(let answer):
@@ -492,7 +495,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func connectUpstream() {
-        pool.connect(bucket).whenComplete { [self] result in
+        pool.connect(bucket, tls: bucket.meshIdentity == nil ? nil : mesh?.meshTLS).whenComplete { [self] result in
             guard !isClosing else {
                 if case .success(let connection) = result { connection.close() }
                 return
@@ -510,9 +513,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     flushPending()
                     return
                 }
-                respondWithError(
-                    status: 502, kind: .connectFailed,
-                    detail: "connect to \(describe(destination)) failed: \(describe(error))")
+                let failure = ConnectFailure(error, to: destination, meshIdentity: bucket.meshIdentity)
+                respondWithError(status: 502, kind: failure.kind, detail: failure.detail)
             }
         }
     }
@@ -597,7 +599,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let copy = mirror, let head = mirrorHead, let mesh else { return }
         mirror = nil
         mirrorHead = nil
-        HTTP1MirrorExchange.send(copy, head: head, method: request.method, pool: pool, mesh: mesh)
+        HTTP1MirrorExchange.send(
+            copy, head: head, method: request.method, isHTTP11: request.minorVersion == 1, pool: pool, mesh: mesh)
     }
 
     // MARK: - Upstream side

@@ -64,9 +64,13 @@ final class HTTP1UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandl
         self.channel = nil
     }
 
-    func write(_ buffer: ByteBuffer) {
+    func write(_ buffer: ByteBuffer, promise: EventLoopPromise<Void>? = nil) {
         needsFlush = true
-        context?.write(wrapOutboundOut(buffer), promise: nil)
+        if let context {
+            context.write(wrapOutboundOut(buffer), promise: promise)
+        } else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+        }
     }
 
     /// Flushes if anything was written since the last flush.

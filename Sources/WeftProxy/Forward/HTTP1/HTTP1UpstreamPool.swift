@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// Idle upstream HTTP/1 connections of one event loop, by destination.
 ///
@@ -12,16 +13,27 @@ final class HTTP1UpstreamPool {
     /// once and keeps it, so checkout and release are array operations, not hash lookups.
     final class Bucket {
         let destination: SocketAddress
+        /// Set for an endpoint whose Pod runs a sidecar: its connections are mesh TLS
+        /// (`MeshALPN.http1`) and its server must present this SPIFFE ID.
+        let meshIdentity: String?
         fileprivate var idle: [HTTP1UpstreamConnection] = []
 
-        fileprivate init(destination: SocketAddress) {
+        fileprivate init(destination: SocketAddress, meshIdentity: String?) {
             self.destination = destination
+            self.meshIdentity = meshIdentity
         }
+    }
+
+    /// Connections are pooled by endpoint and by how they are secured: plaintext, or mesh
+    /// TLS to a given identity.
+    private struct BucketKey: Hashable {
+        let destination: SocketAddress
+        let meshIdentity: String?
     }
 
     private let eventLoop: EventLoop
     private let config: ProxyConfig
-    private var buckets: [SocketAddress: Bucket] = [:]
+    private var buckets: [BucketKey: Bucket] = [:]
     private var sweep: RepeatedTask?
 
     init(eventLoop: EventLoop, config: ProxyConfig) {
@@ -29,11 +41,13 @@ final class HTTP1UpstreamPool {
         self.config = config
     }
 
-    /// The bucket for `destination`, created on first use.
-    func bucket(for destination: SocketAddress) -> Bucket {
-        if let bucket = buckets[destination] { return bucket }
-        let bucket = Bucket(destination: destination)
-        buckets[destination] = bucket
+    /// The bucket for `destination` (over mesh TLS to `meshIdentity`, when given), created
+    /// on first use.
+    func bucket(for destination: SocketAddress, meshIdentity: String? = nil) -> Bucket {
+        let key = BucketKey(destination: destination, meshIdentity: meshIdentity)
+        if let bucket = buckets[key] { return bucket }
+        let bucket = Bucket(destination: destination, meshIdentity: meshIdentity)
+        buckets[key] = bucket
         return bucket
     }
 
@@ -62,19 +76,49 @@ final class HTTP1UpstreamPool {
         scheduleSweep()
     }
 
-    /// Opens a new connection to the bucket's destination.
-    func connect(_ bucket: Bucket) -> EventLoopFuture<HTTP1UpstreamConnection> {
+    /// Opens a new connection to the bucket's destination. For a mesh bucket, the future
+    /// succeeds only once the TLS handshake is done and the server presented the bucket's
+    /// identity; it fails with `MeshPeerMismatch`, the TLS error, or `MeshTLSError` when
+    /// this proxy has no identity yet (`tls` nil).
+    func connect(_ bucket: Bucket, tls: MeshTLS? = nil) -> EventLoopFuture<HTTP1UpstreamConnection> {
         let connection = HTTP1UpstreamConnection(destination: bucket.destination)
         connection.bucket = bucket
+        guard let expected = bucket.meshIdentity else {
+            return ClientBootstrap(group: eventLoop)
+                .connectTimeout(config.connectTimeout)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(connection)
+                    }
+                }
+                .connect(to: bucket.destination)
+                .map { _ in connection }
+        }
+        guard let tls else {
+            return eventLoop.makeFailedFuture(MeshTLSError("this proxy holds no identity yet for mesh TLS"))
+        }
+        let verified = eventLoop.makePromise(of: MeshPeer.self)
+        let verifier = MeshPeerVerifier(expected: expected, verified: verified)
+        let context = tls.client(.http1)
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(config.connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(connection)
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
+                    try sync.addHandler(verifier)
+                    try sync.addHandler(connection)
                 }
             }
             .connect(to: bucket.destination)
+            .flatMap { _ in verified.futureResult }
+            .flatMapError { error in
+                // A connect that failed never reached the handshake: settle the promise.
+                verifier.abandon(error)
+                return self.eventLoop.makeFailedFuture(error)
+            }
             .map { _ in connection }
     }
 

@@ -57,9 +57,10 @@ final class HTTP2MirrorClient {
                 failed: result != .completed || stream.status >= 500)
             streamEnded(address)
         }
-        timer = eventLoop.scheduleTask(in: copy.timeout) {
+        timer = eventLoop.scheduleTask(in: copy.timeout) { [self] in
             timer = nil
             stream.abandon()
+            streamReset(address)
         }
         multiplexer(for: address) { multiplexer in
             guard let multiplexer else {
@@ -122,6 +123,7 @@ final class HTTP2MirrorClient {
                         return
                     }
                     connections[address] = .ready(multiplexer, channel)
+                    resets[address] = nil
                     channel.closeFuture.whenComplete { [self] _ in
                         if case .ready(_, let current) = connections[address], current === channel {
                             connections[address] = nil
@@ -133,6 +135,25 @@ final class HTTP2MirrorClient {
                     for use in waiting { use(nil) }
                 }
             }
+    }
+
+    /// Resets sent on the current connection to each address; past `maxResets` the
+    /// connection is retired (closed, its copies fail; the next copy opens a new one), before
+    /// the target's own rapid-reset limit (swift-nio-http2: 200 in 30 s) could end it.
+    private var resets: [SocketAddress: Int] = [:]
+    static let maxResets = 100
+
+    private func streamReset(_ address: SocketAddress) {
+        let count = (resets[address] ?? 0) + 1
+        guard count >= Self.maxResets else {
+            resets[address] = count
+            return
+        }
+        resets[address] = nil
+        if case .ready(_, let channel) = connections[address] {
+            connections[address] = nil
+            channel.close(promise: nil)
+        }
     }
 
     private func streamEnded(_ address: SocketAddress) {
@@ -234,11 +255,14 @@ final class HTTP2MirrorStream: ChannelInboundHandler {
         end(.timeout)
     }
 
-    /// Ends the copy once; a stream still open is closed.
+    /// Ends the copy once. A stream still open is reset, except after a whole response:
+    /// that stream is closed already (swift-nio-http2 delivers the END_STREAM frame before it
+    /// marks the channel closed), and a reset then would be one more for the target to
+    /// count against its rapid-reset limit.
     func end(_ result: MirrorResult) {
         guard !isDone else { return }
         isDone = true
-        if let context, context.channel.isActive { context.close(promise: nil) }
+        if result != .completed, let context, context.channel.isActive { context.close(promise: nil) }
         onEnd?(result)
     }
 }

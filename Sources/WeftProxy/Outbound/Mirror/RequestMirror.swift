@@ -111,31 +111,38 @@ extension LoopContext {
     /// - Parameter serial: the snapshot the plan's backend index is of; under a later one
     ///   the backend is found again by Service and port.
     func beginMirror(
-        _ plan: MirrorPlan, serial: UInt64, deadline: NIODeadline? = nil, _ send: @escaping (LoopEndpoint) -> Void
+        _ plan: MirrorPlan, serial: UInt64, deadline: NIODeadline? = nil, holdingSlot: Bool = false,
+        _ send: @escaping (LoopEndpoint) -> Void
     ) {
-        guard mirrorsInFlight < RequestMirror.maxInFlight else { return mirrorEnded(.busy) }
+        // The slot is taken first, so copies waiting for discovery (each holding its body)
+        // count against the bound too.
+        if !holdingSlot {
+            guard mirrorsInFlight < RequestMirror.maxInFlight else { return mirrorEnded(.busy) }
+            mirrorsInFlight += 1
+        }
+        func notSent() {
+            mirrorsInFlight -= 1
+            mirrorEnded(.noEndpoint)
+        }
         var backend = plan.backend
         if serial != snapshotSerial {
             guard
                 let found = snapshot.backends.firstIndex(where: { $0.service == plan.service && $0.port == plan.port })
-            else { return mirrorEnded(.noEndpoint) }
+            else { return notSent() }
             backend = found
         }
-        guard backend < balancers.count else { return mirrorEnded(.noEndpoint) }
+        guard backend < balancers.count else { return notSent() }
         noteUsed(backend: backend)
         if case .awaitingDiscovery = snapshot.backends[backend].resolution {
             requestDiscovery(of: plan.service)
             let deadline = deadline ?? (eventLoop.now + discoveryTimeout)
             waitForDiscovery(until: deadline) { [self] arrived in
-                guard arrived else { return mirrorEnded(.noEndpoint) }
-                beginMirror(plan, serial: 0, deadline: deadline, send)
+                guard arrived else { return notSent() }
+                beginMirror(plan, serial: 0, deadline: deadline, holdingSlot: true, send)
             }
             return
         }
-        guard let endpoint = balancers[backend].pick(now: Self.now(), random: &random) else {
-            return mirrorEnded(.noEndpoint)
-        }
-        mirrorsInFlight += 1
+        guard let endpoint = balancers[backend].pick(now: Self.now(), random: &random) else { return notSent() }
         endpoint.requestStarted()
         send(endpoint)
     }

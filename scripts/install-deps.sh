@@ -6,7 +6,7 @@ apt_packages=(
   iptables iproute2 util-linux procps psmisc     # netns, redirect rules, setpriv
   curl nginx-light haproxy wrk nghttp2-client    # real peers and load generators
   prometheus                                     # promtool check metrics
-  socat netcat-openbsd openssl                   # raw sockets and TLS peers in tests
+  socat netcat-openbsd openssl tcpdump           # raw sockets, TLS peers, packet captures in tests
   valgrind linux-perf                            # instructions per request
   python3-pip
   libstdc++-12-dev                               # linked statically (scripts/build-release.sh)

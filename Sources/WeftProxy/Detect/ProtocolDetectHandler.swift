@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP2
 import NIOPosix
+import NIOSSL
 
 /// Where an accepted connection goes, decided at accept time from its original destination.
 struct ConnectionTarget {
@@ -84,9 +85,45 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
         switch verdict {
         case .needMoreBytes:
             if buffered!.readableBytes >= ProtocolDetector.maxBytes { decide(.opaque) }
+        case .detected(.tls(let serverName)) where target.direction == .inbound:
+            // Mesh TLS (a ClientHello offering a mesh ALPN protocol) is terminated here;
+            // any other TLS (the app's own) passes through untouched.
+            let offers = buffered!.withUnsafeReadableBytes { ClientHelloReader.applicationProtocols(inRecord: $0) }
+            if MeshALPN.first(in: offers) != nil, let tls = pools.mesh.meshTLS {
+                terminateMeshTLS(context, tls)
+            } else {
+                decide(.tls(serverName: serverName))
+            }
         case .detected(let detected):
             decide(detected)
         }
+    }
+
+    /// Terminates mesh TLS: the handshake (client certificate chained to the trust bundle),
+    /// the peer's SPIFFE ID, then `MeshTLSTerminator` installs the forwarder for the
+    /// protocol the handshake agreed, toward the app.
+    private func terminateMeshTLS(_ context: ChannelHandlerContext, _ tls: MeshTLS) {
+        guard !isDecided else { return }
+        isDecided = true
+        timer?.cancel()
+        timer = nil
+        metrics.connectionAccepted(.tls(serverName: nil))
+        let early = buffered
+        buffered = nil
+        let verified = context.eventLoop.makePromise(of: MeshPeer.self)
+        let terminator = MeshTLSTerminator(
+            app: target.upstream, pools: pools, metrics: metrics, config: config, logger: logger,
+            clientInputEnded: clientInputEnded)
+        handOver(context) {
+            let sync = context.pipeline.syncOperations
+            let server = NIOSSLServerHandler(context: tls.server)
+            try sync.addHandler(server, position: .after(self))
+            let verifier = MeshPeerVerifier(expected: nil, verified: verified)
+            try sync.addHandler(verifier, position: .after(server))
+            try sync.addHandler(terminator, position: .after(verifier))
+            if let early { context.fireChannelRead(NIOAny(early)) }
+        }
+        context.channel.read()
     }
 
     func read(context: ChannelHandlerContext) {
@@ -166,23 +203,9 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
         let early = buffered
         buffered = nil
         handOver(context) {
-            let sync = context.pipeline.syncOperations
-            let accounting = ConnectionAccountingHandler(
-                readCounter: metrics.readFromSource, writeCounter: metrics.writtenToSource,
-                openGauge: metrics.connectionsOpen)
-            try sync.addHandler(accounting, position: .after(self))
-            // A connection error ends the connection: the gate stops reading and closes
-            // once swift-nio-http2's GOAWAY is out.
-            let gate = HTTP2ConnectionErrorGate()
-            try sync.addHandler(gate, position: .after(accounting))
-            let http2 = NIOHTTP2Handler(
-                mode: .server, frameDelegate: HTTP2GoAwayWatch(gate: gate), connectionConfiguration: .init())
-            try sync.addHandler(http2, position: .after(gate))
-            try sync.addHandler(
-                HTTP2ClientRelay(
-                    destination: destination, pool: pool, metrics: metrics, config: config, logger: logger,
-                    outbound: outbound, mesh: mesh),
-                position: .after(http2))
+            try HTTP2Inbound.install(
+                after: self, in: context.pipeline.syncOperations, destination: destination, pool: pool,
+                metrics: metrics, config: config, logger: logger, outbound: outbound, mesh: mesh)
             // Detection already counted these bytes; hand them to the HTTP/2 handler.
             if let early { context.fireChannelRead(NIOAny(early)) }
         }
@@ -299,6 +322,34 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
 
 @available(*, unavailable)
 extension ProtocolDetectHandler: Sendable {}
+
+/// The server side of a client's HTTP/2 connection (plaintext h2c, or inside mesh TLS):
+/// byte accounting (which owns the open-connections gauge from here), the connection-error
+/// gate, swift-nio-http2 in frame mode, and the relay that sends each stream upstream.
+enum HTTP2Inbound {
+    static func install(
+        after previous: ChannelHandler, in sync: ChannelPipeline.SynchronousOperations, destination: SocketAddress,
+        pool: HTTP2UpstreamPool, metrics: DirectionMetrics, config: ProxyConfig, logger: Logger,
+        outbound: OutboundBinding? = nil, mesh: LoopContext? = nil
+    ) throws {
+        let accounting = ConnectionAccountingHandler(
+            readCounter: metrics.readFromSource, writeCounter: metrics.writtenToSource,
+            openGauge: metrics.connectionsOpen)
+        try sync.addHandler(accounting, position: .after(previous))
+        // A connection error ends the connection: the gate stops reading and closes once
+        // swift-nio-http2's GOAWAY is out.
+        let gate = HTTP2ConnectionErrorGate()
+        try sync.addHandler(gate, position: .after(accounting))
+        let http2 = NIOHTTP2Handler(
+            mode: .server, frameDelegate: HTTP2GoAwayWatch(gate: gate), connectionConfiguration: .init())
+        try sync.addHandler(http2, position: .after(gate))
+        try sync.addHandler(
+            HTTP2ClientRelay(
+                destination: destination, pool: pool, metrics: metrics, config: config, logger: logger,
+                outbound: outbound, mesh: mesh),
+            position: .after(http2))
+    }
+}
 
 extension Optional where Wrapped == ByteBuffer {
     /// Appends to the buffer, creating it from `bytes` (without a copy) when empty.

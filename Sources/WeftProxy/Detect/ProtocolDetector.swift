@@ -134,12 +134,44 @@ enum ProtocolDetector {
     }
 }
 
-/// Reads the SNI from a ClientHello handshake message; nil when absent or malformed.
+/// Reads a ClientHello handshake message's extensions: the SNI (recorded by detection) and
+/// the ALPN offers (the inbound side tells mesh TLS from an app's own by them).
 ///
-/// Detection only records the name; it never rejects a connection for a malformed
-/// hello (the TLS server behind the proxy decides that).
+/// Detection never rejects a connection for a malformed hello (the TLS server behind the
+/// proxy decides that): a malformed one reads as having neither.
 enum ClientHelloReader {
     static func serverName(inHandshake message: UnsafeRawBufferPointer) -> String? {
+        guard var body = extensionBody(0, inHandshake: message),  // server_name
+            body.u16() != nil, body.u8() == 0, let nameLength = body.u16(),
+            let name = body.take(nameLength), !name.isEmpty
+        else { return nil }
+        guard name.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
+        return String(decoding: name, as: UTF8.self)
+    }
+
+    /// The protocols of the ALPN extension, in the client's order; empty without one.
+    static func applicationProtocols(inHandshake message: UnsafeRawBufferPointer) -> [String] {
+        guard var body = extensionBody(0x0010, inHandshake: message),  // application_layer_protocol_negotiation
+            let listLength = body.u16(), var list = body.sub(listLength)
+        else { return [] }
+        var protocols: [String] = []
+        while let length = list.u8(), length > 0, let name = list.take(Int(length)) {
+            protocols.append(String(decoding: name, as: UTF8.self))
+        }
+        return protocols
+    }
+
+    /// The ALPN offers of the ClientHello in a whole first TLS record (`bytes` from its
+    /// header on, as detection buffered it); empty when it is not one or has none.
+    static func applicationProtocols(inRecord bytes: UnsafeRawBufferPointer) -> [String] {
+        guard bytes.count > 5, bytes[0] == 0x16 else { return [] }
+        let length = min(Int(bytes[3]) << 8 | Int(bytes[4]), bytes.count - 5)
+        return applicationProtocols(inHandshake: UnsafeRawBufferPointer(rebasing: bytes[5..<(5 + length)]))
+    }
+
+    /// The body of the first extension of `type`; nil when there is none or the hello is
+    /// malformed.
+    private static func extensionBody(_ wanted: Int, inHandshake message: UnsafeRawBufferPointer) -> ByteReader? {
         var reader = ByteReader(message)
         guard reader.u8() == 1, let length = reader.u24(), length <= reader.remaining else { return nil }
         guard reader.skip(2 + 32),  // legacy_version, random
@@ -150,14 +182,9 @@ enum ClientHelloReader {
             var extensions = reader.sub(extensionsLength)
         else { return nil }
         while extensions.remaining >= 4 {
-            guard let type = extensions.u16(), let length = extensions.u16(), var body = extensions.sub(length)
+            guard let type = extensions.u16(), let length = extensions.u16(), let body = extensions.sub(length)
             else { return nil }
-            guard type == 0 else { continue }  // server_name
-            guard body.u16() != nil, body.u8() == 0, let nameLength = body.u16(),
-                let name = body.take(nameLength), !name.isEmpty
-            else { return nil }
-            guard name.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
-            return String(decoding: name, as: UTF8.self)
+            if type == wanted { return body }
         }
         return nil
     }

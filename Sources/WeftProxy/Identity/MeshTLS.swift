@@ -143,6 +143,8 @@ final class MeshPeerVerifier: ChannelInboundHandler, RemovableChannelHandler {
         guard !isDone else { return }
         isDone = true
         verified.fail(error)
+        // The handlers behind (a terminator counting refusals) learn why.
+        context.fireErrorCaught(error)
         context.close(promise: nil)
     }
 

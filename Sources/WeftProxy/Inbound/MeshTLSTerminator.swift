@@ -1,0 +1,107 @@
+import Logging
+import NIOCore
+import NIOHTTP2
+import NIOTLS
+
+/// Behind the TLS server handler and the peer check on an inbound mesh TLS connection:
+/// once the handshake is done and the caller's SPIFFE ID known, installs the forwarder
+/// for what the agreed ALPN protocol says the connection carries, toward the app, and
+/// leaves. Until then it owns the connection's place in the open-connections gauge.
+///
+/// - `MeshALPN.http1`: `HTTP1ProxyHandler` to the app, as for plaintext HTTP/1.
+/// - `MeshALPN.http2`: the HTTP/2 relay to the app, as for plaintext h2c.
+/// - `MeshALPN.tcp`: not built yet; the connection is closed.
+final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let app: SocketAddress
+    private let pools: LoopPools
+    private let metrics: DirectionMetrics
+    private let config: ProxyConfig
+    private let logger: Logger
+    private let clientInputEnded: Bool
+    private var handedOver = false
+    /// Bytes decrypted before the forwarder was in place (none expected: the handshake's
+    /// event comes first), passed on to it.
+    private var early: ByteBuffer?
+    /// The caller, once verified.
+    private(set) var peer: MeshPeer?
+
+    init(
+        app: SocketAddress, pools: LoopPools, metrics: DirectionMetrics, config: ProxyConfig, logger: Logger,
+        clientInputEnded: Bool
+    ) {
+        self.app = app
+        self.pools = pools
+        self.metrics = metrics
+        self.config = config
+        self.logger = logger
+        self.clientInputEnded = clientInputEnded
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        if early == nil { early = bytes } else { early!.writeBuffer(&bytes) }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case TLSUserEvent.handshakeCompleted(let negotiated) = event else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        let alpn = negotiated.flatMap(MeshALPN.init(rawValue:))
+        let peer = (try? context.pipeline.syncOperations.nioSSL_peerCertificate())
+            .flatMap { $0 }.flatMap(MeshPeerVerifier.spiffeID(of:))
+        logger.debug(
+            "mesh TLS accepted",
+            metadata: ["peer": "\(peer ?? "?")", "alpn": "\(negotiated ?? "none")"])
+        let sync = context.pipeline.syncOperations
+        do {
+            switch alpn {
+            case .http1:
+                let handler = HTTP1ProxyHandler(
+                    destination: app, pool: pools.http1, metrics: metrics, config: config,
+                    initialBytes: early ?? context.channel.allocator.buffer(capacity: 0),
+                    clientInputEnded: clientInputEnded)
+                early = nil
+                try sync.addHandler(handler, position: .after(self))
+            case .http2:
+                try HTTP2Inbound.install(
+                    after: self, in: sync, destination: app, pool: pools.http2(.inbound), metrics: metrics,
+                    config: config, logger: logger)
+                if let early {
+                    self.early = nil
+                    context.fireChannelRead(NIOAny(early))
+                }
+            case .tcp, nil:
+                metrics.error(.tlsHandshake)
+                logger.debug("mesh TLS protocol not served", metadata: ["alpn": "\(negotiated ?? "none")"])
+                context.close(promise: nil)
+                return
+            }
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        handedOver = true
+        sync.removeHandler(context: context, promise: nil)
+        context.read()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if !handedOver {
+            // A failed handshake or a refused peer: counted, the connection closed.
+            metrics.error(.tlsHandshake)
+            logger.debug("mesh TLS refused", metadata: ["error": "\(describe(error))"])
+        }
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !handedOver { metrics.connectionsOpen.decrement() }
+        context.fireChannelInactive()
+    }
+}
+
+@available(*, unavailable)
+extension MeshTLSTerminator: Sendable {}

@@ -1,0 +1,207 @@
+"""Mesh TLS between sidecars (issue 11, the HTTP/1 part), end to end.
+
+Topology (mesh_fixtures.Mesh with pods of its own; module fixture `mtls_mesh`):
+- pod `client` (demo, sa client) with its sidecar, as in mesh_fixtures;
+- pod `server` (demo, sa web) running the backend server on :8080 *and* a sidecar (its
+  `weft-proxy init` captures inbound traffic to :15006), listed in the config with a
+  container named `weft-proxy`: a meshed Pod, so its endpoint is reached over mesh TLS;
+- pod `plain` (demo, sa plain) running the backend server without a sidecar and without
+  that container: reached in plaintext.
+Services: web 10.98.0.10 -> server, plain 10.98.0.20 -> plain.
+
+What is checked: a request through the ClusterIP of a meshed Service travels as TLS
+records on the server pod's wire (tcpdump on its interface), none of its request line,
+headers or body in clear, and the app answers; the server's sidecar knew the caller;
+plaintext to an unmeshed pod stays plaintext; `openssl s_client` offering the mesh ALPN
+reaches the inbound side only with a certificate of this mesh (`weftctl ca issue`), and is
+refused without one or with one of another CA, counted as tls_handshake.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from control_fixtures import ca_template, eventually, metric, weftctl  # noqa: E402,F401
+from mesh_fixtures import (  # noqa: E402
+    APP_PORT, Mesh, PodSpec, ServiceSpec, mesh_config_yaml, pod_yaml, run_mesh, service_yaml, watch_mesh_test,
+)
+
+NS_PREFIX = "wt-"
+SUBNET = "10.233.0"
+NODE_IP = SUBNET + ".254"
+
+
+def _pod(name, host, app, sa=None):
+    return PodSpec(name, "demo", host, app, sa=sa, subnet=SUBNET, ns_prefix=NS_PREFIX)
+
+
+CLIENT = _pod("client", 1, "client")
+SERVER = _pod("server", 10, "web", sa="web")
+PLAIN = _pod("plain", 20, "plain")
+MESHED = {"client", "server"}
+SERVICES = [
+    ServiceSpec("web", "demo", "10.98.0.10", ["server"]),
+    ServiceSpec("plain", "demo", "10.98.0.20", ["plain"]),
+]
+SECRET = "x-secret-token-5d1e"
+
+
+def meshed_pod_yaml(p):
+    """A Pod; a meshed one lists the sidecar container (what injection adds)."""
+    text = pod_yaml(p)
+    if p.name in MESHED:
+        text = text.replace("spec: {serviceAccountName: %s}" % p.sa,
+                            "spec:\n  serviceAccountName: %s\n  containers: [{name: app}, {name: weft-proxy}]" % p.sa)
+    return text
+
+
+class MTLSMesh(Mesh):
+    ns_prefix = NS_PREFIX
+    node_ip = NODE_IP
+    pods = [CLIENT, SERVER, PLAIN]
+    backends = [SERVER, PLAIN]
+    clients = (CLIENT, SERVER)
+
+    def render(self, routes=(), services=None, outbound_policy="ALLOW_ANY", extra=""):
+        docs = [mesh_config_yaml(outbound_policy)]
+        docs += [meshed_pod_yaml(p) for p in self.pods]
+        docs += [service_yaml(s, self.pods) for s in (services or SERVICES)]
+        docs += [textwrap.dedent(r).strip("\n") + "\n" for r in routes if r and r.strip()]
+        return "# written by Tests/e2e/test_mtls.py\n" + "---\n".join(docs)
+
+
+@pytest.fixture(scope="module")
+def mtls_mesh(ca_template):  # noqa: F811 - ca_template is the fixture
+    yield from run_mesh(MTLSMesh(ca_template))
+
+
+@pytest.fixture
+def mesh(mtls_mesh, request):
+    yield from watch_mesh_test(mtls_mesh, request)
+
+
+def capture(mesh, pod, action, port=APP_PORT):
+    """Runs `action()` while tcpdump records `pod`'s eth0 (TCP to or from `port`); returns
+    (action's result, the captured bytes)."""
+    if shutil.which("tcpdump") is None:
+        pytest.fail("tcpdump not installed (apt: tcpdump); see Tests/e2e/REQUIREMENTS.md")
+    out = tempfile.NamedTemporaryFile(suffix=".pcap", delete=False)
+    out.close()
+    proc = subprocess.Popen(list(mesh.prefix(pod)) + ["tcpdump", "-i", "eth0", "--immediate-mode", "-U", "-s", "0", "-w", out.name,
+                                                      "tcp port %d" % port],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.0)  # tcpdump attaches
+        result = action()
+        time.sleep(0.5)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    with open(out.name, "rb") as f:
+        data = f.read()
+    os.unlink(out.name)
+    capture.log = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    return result, data
+
+
+def inbound(mesh, pod, name, **labels):
+    return metric(mesh.proxies[pod].metrics(), name, direction="inbound", **labels) or 0
+
+
+def test_http1_between_meshed_pods_is_mesh_tls_on_the_wire(mesh):
+    mesh.apply()
+    tls0 = inbound(mesh, "server", "weft_connections_total", protocol="tls")
+
+    def call():
+        return mesh.curl({"url": "http://%s/private/%s" % (SERVICES[0].cluster_ip, SECRET), "method": "POST",
+                          "headers": [("X-Secret", SECRET)], "data": "body-" + SECRET})[0]
+    reply, wire = capture(mesh, "server", call)
+    assert reply.status == 200 and reply.pod == "server", "through the ClusterIP of web: %s" % reply.short()
+    assert reply.json["path"] == "/private/" + SECRET, reply.json
+    assert len(wire) > 200, "tcpdump captured nothing on the server pod (%d bytes): %s" % (len(wire), capture.log)
+    assert SECRET.encode() not in wire, "the request line, a header or the body crossed the wire in clear"
+    assert b"\x16\x03" in wire and b"\x17\x03\x03" in wire, "no TLS handshake or application data records"
+    assert b"weft/1+http1.1" in wire, "the ClientHello offers the mesh ALPN"
+
+    def counted():
+        grew = inbound(mesh, "server", "weft_connections_total", protocol="tls") - tls0
+        assert grew >= 1, "the server's sidecar counted %s inbound TLS connections" % grew
+    eventually(counted, timeout=5, what="inbound mesh TLS counted")
+
+
+def test_plaintext_to_an_unmeshed_pod_stays_plaintext(mesh):
+    mesh.apply()
+
+    def call():
+        return mesh.curl({"url": "http://%s/open/%s" % (SERVICES[1].cluster_ip, SECRET)})[0]
+    reply, wire = capture(mesh, "plain", call)
+    assert reply.status == 200 and reply.pod == "plain", reply.short()
+    assert ("/open/" + SECRET).encode() in wire, "a pod without a sidecar is reached in plaintext"
+
+
+def _openssl(mesh, args, alpn="weft/1+http1.1"):
+    argv = list(mesh.prefix("client")) + ["openssl", "s_client", "-connect", "%s:%d" % (SERVER.ip, APP_PORT),
+                                          "-alpn", alpn, "-tls1_3", "-quiet", "-ign_eof"] + list(args)
+    # The client pod's own sidecar would capture it: run as the proxy's UID, which is exempt.
+    argv = argv[:len(mesh.prefix("client"))] + ["setpriv", "--reuid=2102", "--regid=2102", "--clear-groups"] + \
+        argv[len(mesh.prefix("client")):]
+    # -ign_eof: keep reading after stdin ends (the request is all of it) until the server
+    # closes, as a client waiting for its answer does.
+    request = b"GET /via-openssl HTTP/1.1\r\nHost: server\r\nConnection: close\r\n\r\n"
+    p = subprocess.run(argv, input=request, capture_output=True, timeout=20)
+    return p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def test_inbound_mesh_tls_needs_a_certificate_of_this_mesh(mesh, ca_template):  # noqa: F811
+    mesh.apply()
+    refused0 = inbound(mesh, "server", "weft_errors_total", error="tls_handshake")
+    out, err = _openssl(mesh, [])
+    assert "HTTP/1.1 200" not in out, "no client certificate, yet answered:\n%s" % out
+
+    certs = tempfile.mkdtemp(prefix="weft-mtls-certs-")
+    os.chmod(certs, 0o755)
+    try:
+        issued = weftctl("ca", "issue", "--ca", mesh.env.ca, "--namespace", "demo", "--service-account", "client",
+                         "--out", os.path.join(certs, "good"))
+        assert issued.returncode == 0, issued.stderr.decode()
+        good = os.path.join(certs, "good")
+        for name in os.listdir(good):
+            os.chmod(os.path.join(good, name), 0o644)
+        # cert.pem is the leaf and its intermediate; -cert sends only the first, -cert_chain the rest.
+        chain = os.path.join(good, "cert.pem")
+        out, err = _openssl(mesh, ["-cert", chain, "-cert_chain", chain, "-key", os.path.join(good, "key.pem"),
+                                   "-CAfile", os.path.join(good, "bundle.crt")])
+        assert "HTTP/1.1 200" in out and '"pod": "server"' in out, \
+            "a certificate of this mesh, offering the mesh ALPN, reaches the app:\nstdout %s\nstderr %s" % (
+                out[-800:], err[-800:])
+
+        other_ca = os.path.join(certs, "other-ca")
+        made = weftctl("ca", "init", "--out", other_ca)
+        assert made.returncode == 0, made.stderr.decode()
+        bad = os.path.join(certs, "bad")
+        issued = weftctl("ca", "issue", "--ca", other_ca, "--namespace", "demo", "--service-account", "client",
+                         "--out", bad)
+        assert issued.returncode == 0, issued.stderr.decode()
+        for name in os.listdir(bad):
+            os.chmod(os.path.join(bad, name), 0o644)
+        out, err = _openssl(mesh, ["-cert", os.path.join(bad, "cert.pem"), "-cert_chain", os.path.join(bad, "cert.pem"),
+                                   "-key", os.path.join(bad, "key.pem")])
+        assert "HTTP/1.1 200" not in out, "a certificate of another CA was accepted:\n%s" % out
+    finally:
+        shutil.rmtree(certs, ignore_errors=True)
+
+    def counted():
+        grew = inbound(mesh, "server", "weft_errors_total", error="tls_handshake") - refused0
+        assert grew >= 2, "weft_errors_total{direction=inbound,error=tls_handshake} grew by %s, want >= 2" % grew
+    eventually(counted, timeout=5, what="refused handshakes counted")

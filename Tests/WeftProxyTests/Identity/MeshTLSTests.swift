@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import NIOPosix
 import NIOSSL
 import WeftCore
 import WeftIdentity
@@ -113,5 +114,87 @@ final class MeshTLSTests: XCTestCase {
         XCTAssertEqual(MeshPeerVerifier.spiffeID(of: leaf), "spiffe://cluster.local/ns/demo/sa/web")
         let root = try NIOSSLCertificate.fromPEMBytes(Array(Self.ca.trustBundlePEM.utf8))[0]
         XCTAssertNil(MeshPeerVerifier.spiffeID(of: root), "a CA has no SPIFFE URI")
+    }
+}
+
+/// The HTTP/1 pool's mesh TLS origination against a real TLS server on loopback.
+final class MeshTLSOriginationTests: XCTestCase {
+    private func server(_ tls: MeshTLS, group: EventLoopGroup) throws -> Channel {
+        try ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.server))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+    }
+
+    private func connect(to server: Channel, expecting identity: String, as client: MeshTLS, loop: EventLoop)
+        throws -> EventLoopFuture<HTTP1UpstreamConnection>
+    {
+        try loop.submit {
+            let pool = HTTP1UpstreamPool(eventLoop: loop, config: ProxyConfig())
+            return pool.connect(pool.bucket(for: server.localAddress!, meshIdentity: identity), tls: client)
+        }.wait()
+    }
+
+    func testTheServerMustPresentTheExpectedIdentity() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let loop = group.next()
+        let web = try MeshTLS(identity: MeshTLSTests.identity("web"))
+        let api = try MeshTLS(identity: MeshTLSTests.identity("api"))
+        let intruder = try MeshTLS(identity: MeshTLSTests.identity("intruder"))
+        let good = try server(api, group: group)
+        defer { try? good.close().wait() }
+        let connection = try connect(to: good, expecting: api.spiffeID, as: web, loop: loop).wait()
+        XCTAssertTrue(try loop.submit { connection.isActive }.wait(), "the expected identity: connected")
+
+        let bad = try server(intruder, group: group)
+        defer { try? bad.close().wait() }
+        XCTAssertThrowsError(try connect(to: bad, expecting: api.spiffeID, as: web, loop: loop).wait()) { error in
+            guard let mismatch = error as? MeshPeerMismatch else { return XCTFail("\(error)") }
+            XCTAssertEqual(mismatch.presented, intruder.spiffeID)
+            let failure = ConnectFailure(error, to: bad.localAddress!, meshIdentity: api.spiffeID)
+            XCTAssertEqual(failure.kind, .peerIdentity)
+            XCTAssertTrue(failure.detail.contains("presented \(intruder.spiffeID), expected \(api.spiffeID)"))
+        }
+    }
+
+    func testAPlaintextServerFailsTheHandshakeAndAProxyWithoutIdentityDoesNotTry() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let loop = group.next()
+        let web = try MeshTLS(identity: MeshTLSTests.identity("web"))
+        let plain = try ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    // Answers the ClientHello with an HTTP response: not TLS.
+                    try channel.pipeline.syncOperations.addHandler(PlainAnswer())
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+        defer { try? plain.close().wait() }
+        XCTAssertThrowsError(try connect(to: plain, expecting: web.spiffeID, as: web, loop: loop).wait()) { error in
+            let failure = ConnectFailure(error, to: plain.localAddress!, meshIdentity: web.spiffeID)
+            XCTAssertEqual(failure.kind, .tlsHandshake, "\(error)")
+        }
+        let noIdentity = try loop.submit {
+            let pool = HTTP1UpstreamPool(eventLoop: loop, config: ProxyConfig())
+            return pool.connect(pool.bucket(for: plain.localAddress!, meshIdentity: web.spiffeID), tls: nil)
+        }.wait()
+        XCTAssertThrowsError(try noIdentity.wait()) { error in
+            XCTAssertEqual(
+                ConnectFailure(error, to: plain.localAddress!, meshIdentity: web.spiffeID).kind, .tlsHandshake)
+        }
+    }
+
+    private final class PlainAnswer: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 400 Bad Request\r\n\r\n")))
+                .whenComplete { _ in context.close(promise: nil) }
+        }
     }
 }

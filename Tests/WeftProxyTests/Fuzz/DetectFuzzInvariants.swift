@@ -20,6 +20,15 @@ enum DetectFuzzInvariants {
         if again != verdict { fail("detect is not deterministic: \(verdict), then \(again)") }
 
         if data.isEmpty && verdict != .needMoreBytes { fail("no bytes gave \(verdict)") }
+
+        // The inbound side reads a ClientHello's ALPN offers from the same bytes (mesh TLS or
+        // not): any bytes give an answer, the same twice, and offers only from a TLS
+        // handshake record whose protocols are non-empty names.
+        let offers = FuzzBuffers.withExactCopy(data) { ClientHelloReader.applicationProtocols(inRecord: $0) }
+        let offersAgain = FuzzBuffers.withExactCopy(data) { ClientHelloReader.applicationProtocols(inRecord: $0) }
+        if offers != offersAgain { fail("ALPN offers are not deterministic: \(offers), then \(offersAgain)") }
+        if !offers.isEmpty && data.first != 0x16 { fail("ALPN offers \(offers) from a non-handshake record") }
+        if offers.contains(where: \.isEmpty) { fail("an empty ALPN protocol name in \(offers)") }
         if data.count >= ProtocolDetector.maxBytes && verdict == .needMoreBytes {
             fail("asked for more than maxBytes (\(data.count) bytes buffered)")
         }

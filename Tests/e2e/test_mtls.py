@@ -14,7 +14,8 @@ records on the server pod's wire (tcpdump on its interface), none of its request
 headers or body in clear, and the app answers; the server's sidecar knew the caller;
 plaintext to an unmeshed pod stays plaintext; `openssl s_client` offering the mesh ALPN
 reaches the inbound side only with a certificate of this mesh (`weftctl ca issue`), and is
-refused without one or with one of another CA, counted as tls_handshake.
+refused without one or with one of another CA, counted as tls_handshake; a client offering
+weft/1+h2 (Python's ssl and h2) gets HTTP/2 relayed to the app.
 """
 
 import os
@@ -205,3 +206,66 @@ def test_inbound_mesh_tls_needs_a_certificate_of_this_mesh(mesh, ca_template):  
         grew = inbound(mesh, "server", "weft_errors_total", error="tls_handshake") - refused0
         assert grew >= 2, "weft_errors_total{direction=inbound,error=tls_handshake} grew by %s, want >= 2" % grew
     eventually(counted, timeout=5, what="refused handshakes counted")
+
+
+H2_OVER_MESH_TLS = r'''
+import socket, ssl, sys
+import h2.config, h2.connection, h2.events
+host, port, cert, key, bundle = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+ctx.check_hostname = False
+ctx.load_verify_locations(bundle)
+ctx.load_cert_chain(cert, key)
+ctx.set_alpn_protocols(["weft/1+h2"])
+sock = ctx.wrap_socket(socket.create_connection((host, port), timeout=10))
+print("alpn", sock.selected_alpn_protocol(), flush=True)
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+c.initiate_connection()
+c.send_headers(1, [(":method", "GET"), (":path", "/over-mesh-tls-h2"), (":scheme", "https"),
+                   (":authority", "server")], end_stream=True)
+sock.sendall(c.data_to_send())
+status, body = None, b""
+while True:
+    data = sock.recv(65536)
+    if not data:
+        break
+    for ev in c.receive_data(data):
+        if isinstance(ev, h2.events.ResponseReceived):
+            status = dict(ev.headers).get(":status")
+        elif isinstance(ev, h2.events.DataReceived):
+            body += ev.data
+            c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+        elif isinstance(ev, h2.events.StreamEnded):
+            print("status", status, body.decode(errors="replace"), flush=True)
+            sys.exit(0)
+    sock.sendall(c.data_to_send())
+print("no response", status, flush=True)
+sys.exit(1)
+'''
+
+
+def test_inbound_mesh_tls_carries_http2_to_the_app(mesh):
+    """A client offering weft/1+h2 (Python's ssl and the h2 library), with a certificate of
+    this mesh: the server's sidecar terminates mesh TLS and relays HTTP/2 to the app."""
+    mesh.apply()
+    certs = tempfile.mkdtemp(prefix="weft-mtls-h2-")
+    os.chmod(certs, 0o755)
+    try:
+        out = os.path.join(certs, "id")
+        issued = weftctl("ca", "issue", "--ca", mesh.env.ca, "--namespace", "demo", "--service-account", "client",
+                         "--out", out)
+        assert issued.returncode == 0, issued.stderr.decode()
+        for name in os.listdir(out):
+            os.chmod(os.path.join(out, name), 0o644)
+        # As root: the client's sidecar captures it and passes the TLS through untouched.
+        argv = list(mesh.prefix("client")) + [sys.executable, "-c", H2_OVER_MESH_TLS, SERVER.ip, str(APP_PORT),
+                                               os.path.join(out, "cert.pem"), os.path.join(out, "key.pem"),
+                                               os.path.join(out, "bundle.crt")]
+        p = subprocess.run(argv, capture_output=True, timeout=30)
+        text = p.stdout.decode(errors="replace")
+        assert p.returncode == 0, "h2 over mesh TLS:\n%s\n%s" % (text, p.stderr.decode(errors="replace")[-1500:])
+        assert "alpn weft/1+h2" in text, text
+        assert "status 200" in text and '"pod": "server"' in text and "/over-mesh-tls-h2" in text, text
+    finally:
+        shutil.rmtree(certs, ignore_errors=True)

@@ -24,8 +24,6 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
     /// Bytes decrypted before the forwarder was in place (none expected: the handshake's
     /// event comes first), passed on to it.
     private var early: ByteBuffer?
-    /// The caller, once verified.
-    private(set) var peer: MeshPeer?
 
     init(
         app: SocketAddress, pools: LoopPools, metrics: DirectionMetrics, config: ProxyConfig, logger: Logger,
@@ -84,8 +82,9 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         handedOver = true
+        let channel = context.channel
         sync.removeHandler(context: context, promise: nil)
-        context.read()
+        channel.read()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

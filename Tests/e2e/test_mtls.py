@@ -141,6 +141,24 @@ def test_http1_between_meshed_pods_is_mesh_tls_on_the_wire(mesh):
     eventually(counted, timeout=5, what="inbound mesh TLS counted")
 
 
+def test_http2_between_meshed_pods_is_mesh_tls_on_the_wire(mesh):
+    """An h2c client's request to the meshed Service goes out over mesh TLS offering
+    weft/1+h2 (one HTTP/2 connection per endpoint), is terminated by the server's sidecar
+    and relayed to the app; nothing of it is in clear on the server pod's wire."""
+    mesh.apply()
+
+    def call():
+        return mesh.curl({"url": "http://%s/h2/%s" % (SERVICES[0].cluster_ip, SECRET),
+                          "headers": [("X-Secret", SECRET)]}, http2=True)[0]
+    reply, wire = capture(mesh, "server", call)
+    assert reply.status == 200 and reply.pod == "server", "h2c through the ClusterIP of web: %s" % reply.short()
+    assert reply.json["path"] == "/h2/" + SECRET, reply.json
+    assert len(wire) > 200, "tcpdump captured nothing on the server pod (%d bytes): %s" % (len(wire), capture.log)
+    assert SECRET.encode() not in wire, "the HTTP/2 request crossed the wire in clear"
+    assert b"PRI * HTTP/2.0" not in wire, "the h2c preface crossed the wire in clear"
+    assert b"weft/1+h2" in wire, "the ClientHello offers the mesh ALPN for HTTP/2"
+
+
 def test_plaintext_to_an_unmeshed_pod_stays_plaintext(mesh):
     mesh.apply()
 

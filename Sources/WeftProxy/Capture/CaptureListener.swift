@@ -230,7 +230,9 @@ final class LoopPools {
             eventLoop: loop, discoveryTimeout: config.discoveryTimeout, meshStore: meshStore, metrics: metrics)
         http1 = HTTP1UpstreamPool(eventLoop: loop, config: config)
         http2Inbound = HTTP2UpstreamPool(eventLoop: loop, config: config, metrics: metrics.inbound, logger: logger)
-        http2Outbound = HTTP2UpstreamPool(eventLoop: loop, config: config, metrics: metrics.outbound, logger: logger)
+        let mesh = self.mesh
+        http2Outbound = HTTP2UpstreamPool(
+            eventLoop: loop, config: config, metrics: metrics.outbound, logger: logger, meshTLS: { mesh.meshTLS })
     }
 
     func http2(_ direction: TrafficDirection) -> HTTP2UpstreamPool {

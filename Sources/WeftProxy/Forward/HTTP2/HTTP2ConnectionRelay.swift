@@ -299,7 +299,9 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
         case .forward(let attempt):
             stream.attempt(attempt, head: head)
             if attempt.editsRequest { stream.sendEdited(head, attempt) }
-            pool.openStream(stream, to: attempt.endpoint.target.address, batchedBy: reader)
+            pool.openStream(
+                stream, to: attempt.endpoint.target.address, meshIdentity: attempt.endpoint.target.meshIdentity,
+                batchedBy: reader)
             stream.armResponseTimerIfRequestEnded()
         case .answer(let answer):
             stream.respond(status: answer.status, kind: answer.kind, detail: answer.detail)
@@ -508,8 +510,10 @@ final class HTTP2UpstreamRelay: HTTP2ConnectionRelay {
 /// relayed to, the flow-control credit of each, timing, status, the response timeout,
 /// and the error answers the proxy makes.
 final class HTTP2RelayedStream {
-    /// Where the stream goes: the connection's destination, or the endpoint the mesh chose.
+    /// Where the stream goes: the connection's destination, or the endpoint the mesh chose,
+    /// and the identity that endpoint must present over mesh TLS (nil: plaintext).
     var destination: SocketAddress
+    private var meshIdentity: String?
     /// The request's attempts: endpoint, connect failures, retry state, budget and route
     /// metrics (shared with the HTTP/1 driver).
     private var attempts = ExchangeAttempts()
@@ -765,7 +769,7 @@ final class HTTP2RelayedStream {
         upstreamRelay = nil
         early = [(.headers(head), 0)]
         logger.debug("http2 stream refused unprocessed; retrying", metadata: ["upstream": "\(describe(destination))"])
-        pool.openStream(self, to: destination, batchedBy: nil)
+        pool.openStream(self, to: destination, meshIdentity: meshIdentity, batchedBy: nil)
         return true
     }
 
@@ -904,6 +908,7 @@ final class HTTP2RelayedStream {
             routeName = attempt.route
         }
         destination = endpoint.target.address
+        meshIdentity = endpoint.target.meshIdentity
         routedHead = head
     }
 
@@ -1001,8 +1006,8 @@ final class HTTP2RelayedStream {
             clientRelay.route(self, head: head, avoiding: failed, batchedBy: nil)
             return
         }
-        respond(
-            status: 502, kind: .connectFailed, detail: "connect to \(describe(destination)) failed: \(describe(error))")
+        let failure = ConnectFailure(error, to: destination, meshIdentity: meshIdentity)
+        respond(status: 502, kind: failure.kind, detail: failure.detail)
     }
 
     /// The upstream reset the stream, or its connection went.

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP2
 import NIOPosix
+import NIOSSL
 
 /// HTTP/2 connections per upstream destination, direction and event loop, shared by every
 /// client stream going there. Streams are multiplexed, so one connection usually serves
@@ -13,33 +14,50 @@ final class HTTP2UpstreamPool {
     private let config: ProxyConfig
     private let metrics: DirectionMetrics
     private let logger: Logger
-    /// Per destination, oldest first.
-    private var connections: [SocketAddress: [HTTP2UpstreamConnection]] = [:]
+    /// The mesh TLS to originate with, read when a mesh connection opens (nil: none yet).
+    private let meshTLS: () -> MeshTLS?
+    /// Per destination and mesh identity (nil: plaintext), oldest first.
+    private var connections: [UpstreamKey: [HTTP2UpstreamConnection]] = [:]
 
-    init(eventLoop: EventLoop, config: ProxyConfig, metrics: DirectionMetrics, logger: Logger) {
+    /// An upstream connection's key: the endpoint, and the identity it must present over
+    /// mesh TLS (nil: plaintext).
+    struct UpstreamKey: Hashable {
+        let destination: SocketAddress
+        let meshIdentity: String?
+    }
+
+    init(
+        eventLoop: EventLoop, config: ProxyConfig, metrics: DirectionMetrics, logger: Logger,
+        meshTLS: @escaping () -> MeshTLS? = { nil }
+    ) {
         self.eventLoop = eventLoop
         self.config = config
         self.metrics = metrics
         self.logger = logger
+        self.meshTLS = meshTLS
     }
 
-    /// Opens a stream for `exchange` to `destination`, on the shared connection (opened
-    /// if needed, or replaced if the server is going away).
+    /// Opens a stream for `exchange` to `destination` (over mesh TLS to `meshIdentity`, when
+    /// given), on the shared connection (opened if needed, or replaced if the server is going
+    /// away).
     func openStream(
-        _ exchange: HTTP2RelayedStream, to destination: SocketAddress, batchedBy reader: HTTP2ConnectionRelay?
+        _ exchange: HTTP2RelayedStream, to destination: SocketAddress, meshIdentity: String? = nil,
+        batchedBy reader: HTTP2ConnectionRelay?
     ) {
-        if let existing = connections[destination] {
+        let key = UpstreamKey(destination: destination, meshIdentity: meshIdentity)
+        if let existing = connections[key] {
             for connection in existing where !connection.isClosed {
                 if connection.open(exchange, batchedBy: reader) { return }
             }
         }
         let connection = HTTP2UpstreamConnection(
-            destination: destination, eventLoop: eventLoop, config: config, metrics: metrics, logger: logger)
-        connections[destination, default: []].append(connection)
+            destination: destination, eventLoop: eventLoop, config: config, metrics: metrics, logger: logger,
+            meshIdentity: meshIdentity, meshTLS: meshIdentity == nil ? nil : meshTLS())
+        connections[key, default: []].append(connection)
         connection.closeFuture.whenComplete { [weak self, weak connection] _ in
             guard let self, let connection else { return }
-            self.connections[destination]?.removeAll { $0 === connection }
-            if self.connections[destination]?.isEmpty == true { self.connections[destination] = nil }
+            self.connections[key]?.removeAll { $0 === connection }
+            if self.connections[key]?.isEmpty == true { self.connections[key] = nil }
         }
         connection.connect()
         _ = connection.open(exchange, batchedBy: reader)
@@ -65,6 +83,10 @@ final class HTTP2UpstreamConnection {
     }
 
     let destination: SocketAddress
+    /// Set for a meshed endpoint: the connection is mesh TLS (`MeshALPN.http2`) and the
+    /// server must present this identity before any stream opens.
+    let meshIdentity: String?
+    private let meshTLS: MeshTLS?
     private let eventLoop: EventLoop
     private let config: ProxyConfig
     private let metrics: DirectionMetrics
@@ -73,8 +95,12 @@ final class HTTP2UpstreamConnection {
     private let closePromise: EventLoopPromise<Void>
 
     init(
-        destination: SocketAddress, eventLoop: EventLoop, config: ProxyConfig, metrics: DirectionMetrics, logger: Logger
+        destination: SocketAddress, eventLoop: EventLoop, config: ProxyConfig, metrics: DirectionMetrics,
+        logger: Logger,
+        meshIdentity: String? = nil, meshTLS: MeshTLS? = nil
     ) {
+        self.meshIdentity = meshIdentity
+        self.meshTLS = meshTLS
         self.destination = destination
         self.eventLoop = eventLoop
         self.config = config
@@ -110,6 +136,16 @@ final class HTTP2UpstreamConnection {
         state = .connecting([])
         let metrics = self.metrics
         let logger = self.logger
+        var verifier: MeshPeerVerifier?
+        var tlsContext: NIOSSLContext?
+        if let expected = meshIdentity {
+            guard let meshTLS else {
+                fail(MeshTLSError("this proxy holds no identity yet for mesh TLS"))
+                return
+            }
+            verifier = MeshPeerVerifier(expected: expected, verified: eventLoop.makePromise(of: MeshPeer.self))
+            tlsContext = meshTLS.client(.http2)
+        }
         ClientBootstrap(group: eventLoop)
             .connectTimeout(config.connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -120,6 +156,10 @@ final class HTTP2UpstreamConnection {
                         ConnectionAccountingHandler(
                             readCounter: metrics.readFromDestination, writeCounter: metrics.writtenToDestination,
                             openGauge: nil))
+                    if let tlsContext, let verifier {
+                        try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: nil))
+                        try sync.addHandler(verifier)
+                    }
                     let connection = HTTP2UpstreamConnection.connectionConfiguration()
                     let relay = HTTP2UpstreamRelay(logger: logger)
                     let gate = HTTP2ConnectionErrorGate()
@@ -133,6 +173,15 @@ final class HTTP2UpstreamConnection {
                 }
             }
             .connect(to: destination)
+            .flatMap { channel in
+                // Mesh TLS: no stream opens before the server proved its identity.
+                guard let verifier else { return channel.eventLoop.makeSucceededFuture(channel) }
+                return verifier.verified.futureResult.map { _ in channel }
+            }
+            .flatMapError { error in
+                verifier?.abandon(error)
+                return self.eventLoop.makeFailedFuture(error)
+            }
             .whenComplete { [self] result in
                 switch result {
                 case .success(let channel):

@@ -684,6 +684,20 @@ def test_request_mirror_filter(mesh, http2):
     eventually(counted, timeout=5, what="mirror metric")
 
 
+def timed_requests(conn, prefix, count):
+    """`count` requests on `conn` (`prefix/0`, `prefix/1`, ...), each a 200 from web-v1-0;
+    the durations of those that took over 0.5 s."""
+    slow = []
+    for i in range(count):
+        started = time.monotonic()
+        r = conn.request("%s/%d" % (prefix, i))
+        elapsed = time.monotonic() - started
+        assert r.status == 200 and r.pod == "web-v1-0", "request %s/%d: %s" % (prefix, i, r.short())
+        if elapsed > 0.5:
+            slow.append(elapsed)
+    return slow
+
+
 def test_request_mirror_target_that_hangs(mesh):
     """A mirror target that accepts and never answers (web-v3 delays every answer by 60 s):
     the real requests are as fast as without a mirror; each copy is abandoned at the
@@ -693,15 +707,9 @@ def test_request_mirror_target_that_hangs(mesh):
     try:
         mesh.apply(routes=[mirror_route(timeout="1500ms")])
         conn = mesh.connect("web")
-        slow = []
         try:
             before = mirrored(mesh, "timeout")
-            for i in range(10):
-                started = time.monotonic()
-                r = conn.request("/hang/%d" % i)
-                elapsed = time.monotonic() - started
-                assert r.status == 200 and r.pod == "web-v1-0", "request %d: %s" % (i, r.short())
-                slow += [elapsed] if elapsed > 0.5 else []
+            slow = timed_requests(conn, "/hang", 10)
             assert not slow, "requests slowed by the hanging mirror: %s s" % slow
 
             def timed_out():
@@ -712,12 +720,7 @@ def test_request_mirror_target_that_hangs(mesh):
             # No route timeout: copies hang for the mirror's own 10 s, and the cap holds.
             mesh.apply(routes=[mirror_route()])
             busy = mirrored(mesh, "busy")
-            for i in range(200):
-                started = time.monotonic()
-                r = conn.request("/flood/%d" % i)
-                elapsed = time.monotonic() - started
-                assert r.status == 200 and r.pod == "web-v1-0", "flood request %d: %s" % (i, r.short())
-                slow += [elapsed] if elapsed > 0.5 else []
+            slow = timed_requests(conn, "/flood", 200)
             assert not slow, "requests slowed by the hanging mirror: %s s" % slow
         finally:
             conn.close()

@@ -287,3 +287,57 @@ def test_inbound_mesh_tls_carries_http2_to_the_app(mesh):
         assert "status 200" in text and '"pod": "server"' in text and "/over-mesh-tls-h2" in text, text
     finally:
         shutil.rmtree(certs, ignore_errors=True)
+
+
+BAD_MESH_TLS = r'''
+import socket, ssl, sys, time
+host, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+# A real ClientHello offering the mesh ALPN (Python's OpenSSL, in memory).
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.set_alpn_protocols(["weft/1+http1.1"])
+incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(incoming, outgoing)
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+hello = outgoing.read()
+s = socket.create_connection((host, port), timeout=15)
+s.sendall(hello)
+if mode == "garbage":
+    s.sendall(b"\x17\x03\x03\x00\x20" + b"\xab" * 32 + b"not tls at all " * 40)
+started = time.monotonic()
+try:
+    while s.recv(65536):
+        pass
+    print("closed after %.1f s" % (time.monotonic() - started), flush=True)
+except socket.timeout:
+    print("still open after %.1f s" % (time.monotonic() - started), flush=True)
+    sys.exit(1)
+'''
+
+
+@pytest.mark.parametrize("mode", ["half", "garbage"])
+def test_a_half_or_broken_mesh_handshake_closes_only_that_connection(mesh, mode):
+    """A ClientHello offering the mesh ALPN, then nothing (half) or garbage: the server's
+    sidecar closes that connection (the half one at its request-head timeout, 3 s here),
+    counts it as tls_handshake, and keeps serving the mesh."""
+    mesh.apply()
+    refused0 = inbound(mesh, "server", "weft_errors_total", error="tls_handshake")
+    argv = list(mesh.prefix("client")) + [sys.executable, "-c", BAD_MESH_TLS, SERVER.ip, str(APP_PORT), mode]
+    p = subprocess.run(argv, capture_output=True, timeout=30)
+    text = p.stdout.decode(errors="replace")
+    assert p.returncode == 0 and "closed after" in text, "%s handshake: %s %s" % (
+        mode, text, p.stderr.decode(errors="replace")[-800:])
+    if mode == "half":
+        after = float(text.split("closed after ")[1].split(" s")[0])
+        assert 2.0 <= after <= 8.0, "a half handshake held its connection %.1f s (timeout 3 s)" % after
+    reply = mesh.curl("http://%s/after-%s" % (SERVICES[0].cluster_ip, mode))[0]
+    assert reply.status == 200 and reply.pod == "server", "the mesh after a %s handshake: %s" % (mode, reply.short())
+
+    def counted():
+        grew = inbound(mesh, "server", "weft_errors_total", error="tls_handshake") - refused0
+        assert grew >= 1, "weft_errors_total{direction=inbound,error=tls_handshake} grew by %s" % grew
+    eventually(counted, timeout=5, what="the broken handshake counted")

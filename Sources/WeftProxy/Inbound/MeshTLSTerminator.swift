@@ -21,6 +21,9 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
     private let logger: Logger
     private let clientInputEnded: Bool
     private var handedOver = false
+    /// Closes a connection whose handshake does not complete within the request-head
+    /// timeout (a half handshake must not hold a connection forever).
+    private var handshakeTimer: Scheduled<Void>?
     /// Bytes decrypted before the forwarder was in place (none expected: the handshake's
     /// event comes first), passed on to it.
     private var early: ByteBuffer?
@@ -35,6 +38,23 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
         self.config = config
         self.logger = logger
         self.clientInputEnded = clientInputEnded
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        handshakeTimer = context.eventLoop.scheduleTask(in: config.requestHeadTimeout) { [self] in
+            handshakeTimer = nil
+            guard !handedOver else { return }
+            metrics.error(.tlsHandshake)
+            logger.debug(
+                "mesh TLS handshake not completed in time; closing",
+                metadata: ["timeout": "\(seconds(config.requestHeadTimeout))"])
+            context.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -82,6 +102,8 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         handedOver = true
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
         let channel = context.channel
         sync.removeHandler(context: context, promise: nil)
         channel.read()
@@ -97,6 +119,8 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
         if !handedOver { metrics.connectionsOpen.decrement() }
         context.fireChannelInactive()
     }

@@ -126,10 +126,7 @@ extension DocumentReader {
     {
         guard let object = object(node) else { return nil }
         let start = errors.count
-        var name: String?
-        if let nameNode = object.field("name") {
-            name = validated(nameNode, Self.labelExpectation, NameRules.isDNS1123Label)
-        }
+        let name = ruleName(object)
         var matches: [HTTPRouteMatch] = []
         for matchNode in list(object, "matches") {
             guard let match = self.object(matchNode) else { continue }
@@ -180,13 +177,15 @@ extension DocumentReader {
         return out
     }
 
+    /// `rules[].name`, a DNS-1123 label when given.
+    private mutating func ruleName(_ rule: ObjectNode) -> String? {
+        rule.field("name").flatMap { validated($0, Self.labelExpectation, NameRules.isDNS1123Label) }
+    }
+
     private mutating func routeRule(_ node: FieldNode, namespace: String) -> HTTPRouteRule? {
         guard let object = object(node) else { return nil }
         let start = errors.count
-        var name: String?
-        if let nameNode = object.field("name") {
-            name = validated(nameNode, Self.labelExpectation, NameRules.isDNS1123Label)
-        }
+        let name = ruleName(object)
         var matches: [HTTPRouteMatch] = []
         for matchNode in list(object, "matches") {
             if let match = routeMatch(matchNode) { matches.append(match) }

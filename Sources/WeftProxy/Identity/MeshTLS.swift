@@ -114,8 +114,11 @@ final class MeshPeerVerifier: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         isDone = true
-        verified.succeed(MeshPeer(spiffeID: presented, alpn: negotiated.flatMap(MeshALPN.init(rawValue:))))
+        let peer = MeshPeer(spiffeID: presented, alpn: negotiated.flatMap(MeshALPN.init(rawValue:)))
+        verified.succeed(peer)
         context.fireUserInboundEventTriggered(event)
+        // The handlers behind learn the verified peer without reading the certificate again.
+        context.fireUserInboundEventTriggered(peer)
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 

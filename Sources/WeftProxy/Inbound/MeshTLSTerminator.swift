@@ -1,12 +1,11 @@
 import Logging
 import NIOCore
 import NIOHTTP2
-import NIOTLS
 
 /// Behind the TLS server handler and the peer check on an inbound mesh TLS connection:
-/// once the handshake is done and the caller's SPIFFE ID known, installs the forwarder
-/// for what the agreed ALPN protocol says the connection carries, toward the app, and
-/// leaves. Until then it owns the connection's place in the open-connections gauge.
+/// on the verified `MeshPeer` the check passes on (the caller and the agreed ALPN),
+/// installs the forwarder for what that protocol says the connection carries, toward the
+/// app, and leaves. Until then it owns the connection's place in the open-connections gauge.
 ///
 /// - `MeshALPN.http1`: `HTTP1ProxyHandler` to the app, as for plaintext HTTP/1.
 /// - `MeshALPN.http2`: the HTTP/2 relay to the app, as for plaintext h2c.
@@ -63,19 +62,15 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard case TLSUserEvent.handshakeCompleted(let negotiated) = event else {
+        guard let peer = event as? MeshPeer else {
             context.fireUserInboundEventTriggered(event)
             return
         }
-        let alpn = negotiated.flatMap(MeshALPN.init(rawValue:))
-        let peer = (try? context.pipeline.syncOperations.nioSSL_peerCertificate())
-            .flatMap { $0 }.flatMap(MeshPeerVerifier.spiffeID(of:))
         logger.debug(
-            "mesh TLS accepted",
-            metadata: ["peer": "\(peer ?? "?")", "alpn": "\(negotiated ?? "none")"])
+            "mesh TLS accepted", metadata: ["peer": "\(peer.spiffeID)", "alpn": "\(peer.alpn?.rawValue ?? "none")"])
         let sync = context.pipeline.syncOperations
         do {
-            switch alpn {
+            switch peer.alpn {
             case .http1:
                 let handler = HTTP1ProxyHandler(
                     destination: app, pool: pools.http1, metrics: metrics, config: config,
@@ -93,7 +88,7 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
                 }
             case .tcp, nil:
                 metrics.error(.tlsHandshake)
-                logger.debug("mesh TLS protocol not served", metadata: ["alpn": "\(negotiated ?? "none")"])
+                logger.debug("mesh TLS protocol not served", metadata: ["alpn": "\(peer.alpn?.rawValue ?? "none")"])
                 context.close(promise: nil)
                 return
             }

@@ -95,14 +95,24 @@ extension DocumentReader {
             else { continue }
             accounts.append(sa.contains("/") ? sa : "\(namespace)/\(sa)")
         }
-        if errors.count == start, identities.isEmpty, namespaces.isEmpty, accounts.isEmpty {
+        var blocks: [CIDR] = []
+        for blockNode in list(object, "ipBlocks") {
+            if let text = validated(
+                blockNode, "must be a CIDR such as 10.0.0.0/8 or fd00::/64, or an IP address",
+                { CIDR(parsing: $0) != nil })
+            {
+                blocks.append(CIDR(parsing: text)!)
+            }
+        }
+        if errors.count == start, identities.isEmpty, namespaces.isEmpty, accounts.isEmpty, blocks.isEmpty {
             fail(
                 .missingField, node,
-                "must name at least one of identities, namespaces, serviceAccounts (leave out from to match any source)"
+                "must name at least one of identities, namespaces, serviceAccounts, ipBlocks (leave out from to match any source)"
             )
         }
         guard errors.count == start else { return nil }
-        return AuthorizationPolicy.Source(identities: identities, namespaces: namespaces, serviceAccounts: accounts)
+        return AuthorizationPolicy.Source(
+            identities: identities, namespaces: namespaces, serviceAccounts: accounts, ipBlocks: blocks)
     }
 
     /// `*`, a SPIFFE ID, or a `spiffe://` prefix ending in `*`.

@@ -7,6 +7,7 @@ extension DocumentReader {
         let meta = metadata(root, rule: .subdomain)
         var serviceAccount = "default"
         var isMeshed = false
+        var probes: [Pod.Probe] = []
         if let spec = object(root, "spec") {
             let node = spec.field("serviceAccountName") ?? spec.field("serviceAccount")
             if let node, let value = validated(node, NameRule.subdomain.expectation, NameRules.isDNS1123Subdomain) {
@@ -16,7 +17,11 @@ extension DocumentReader {
             for key in ["containers", "initContainers"] {
                 for node in list(spec, key) {
                     guard let container = object(node) else { continue }
-                    if string(container, "name") == Pod.sidecarContainerName { isMeshed = true }
+                    if string(container, "name") == Pod.sidecarContainerName {
+                        isMeshed = true
+                    } else {
+                        probes += containerProbes(container)
+                    }
                 }
             }
         }
@@ -42,6 +47,32 @@ extension DocumentReader {
         guard errors.count == start, let meta else { return nil }
         return Pod(
             metadata: meta, serviceAccountName: serviceAccount, podIPs: podIPs, phase: phase, isReady: isReady,
-            isMeshed: isMeshed)
+            isMeshed: isMeshed, probes: probes)
+    }
+
+    /// A container's `httpGet` and `grpc` probes, a named port resolved against its ports.
+    /// A probe whose port does not resolve is left out (the kubelet would fail it too).
+    private mutating func containerProbes(_ container: ObjectNode) -> [Pod.Probe] {
+        var named: [String: Int] = [:]
+        for node in list(container, "ports") {
+            guard let port = object(node), let name = string(port, "name"),
+                let number = port.field("containerPort")?.node.scalar.flatMap({ Int($0.string) })
+            else { continue }
+            named[name] = number
+        }
+        var probes: [Pod.Probe] = []
+        for key in ["livenessProbe", "readinessProbe", "startupProbe"] {
+            guard let probe = object(container, key) else { continue }
+            if let http = object(probe, "httpGet"), let text = http.field("port")?.node.scalar?.string {
+                guard let port = Int(text) ?? named[text], (1...65535).contains(port) else { continue }
+                probes.append(Pod.Probe(port: port, path: string(http, "path") ?? "/", method: "GET"))
+            } else if let grpc = object(probe, "grpc"), let text = grpc.field("port")?.node.scalar?.string,
+                let port = Int(text),
+                (1...65535).contains(port)
+            {
+                probes.append(Pod.Probe(port: port, path: "/grpc.health.v1.Health/Check", method: "POST"))
+            }
+        }
+        return probes
     }
 }

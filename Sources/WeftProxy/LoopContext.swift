@@ -50,6 +50,9 @@ final class LoopContext {
     /// label set keeps counting across snapshots (bounded by the config's churn, not by traffic).
     private var routeMetricsByLabels: [RouteMetricLabels: RouteMetrics] = [:]
     var allRouteMetrics: Dictionary<RouteMetricLabels, RouteMetrics>.Values { routeMetricsByLabels.values }
+    /// The current snapshot's authorization counters; nil when it has no policy and no
+    /// STRICT mode (nothing is counted then).
+    private(set) var authzCounters: AuthzCounters?
 
     init(eventLoop: EventLoop, discoveryTimeout: TimeAmount, meshStore: MeshStore? = nil, metrics: ProxyMetrics? = nil)
     {
@@ -114,6 +117,8 @@ final class LoopContext {
                 return made
             }
             metrics.setEndpointCounts(snapshot)
+            authzCounters =
+                snapshot.inbound.isOpen ? nil : AuthzCounters(registry: metrics.registry, authorizer: snapshot.inbound)
         }
         self.snapshot = snapshot
         snapshotSerial &+= 1

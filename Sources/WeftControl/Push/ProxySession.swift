@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import WeftCore
 import WeftProtocol
@@ -17,6 +18,8 @@ struct ProxySession {
     var certificateNotAfter: String
     /// The address the connection comes from (issuance limits count renewals per source).
     let source: String
+    /// The kubelet probes its Pod declares (known at hello, like its labels).
+    let probes: [ProbeEntry]
 
     /// The version of the last push sent; 0 before the first.
     private(set) var version = 0
@@ -43,9 +46,10 @@ struct ProxySession {
 
     init(
         id: String, node: Node, identity: SPIFFEID, labels: [String: String], connectedAt: String,
-        certificateNotAfter: String, subscriptions: [String], source: String = "unknown"
+        certificateNotAfter: String, subscriptions: [String], source: String = "unknown", probes: [ProbeEntry] = []
     ) {
         self.source = source
+        self.probes = probes
         self.id = id
         self.node = node
         self.identity = identity
@@ -56,6 +60,12 @@ struct ProxySession {
     }
 
     private func nonce(_ version: Int) -> String { "\(id)-\(version)" }
+
+    private static let probeEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
 
     private mutating func nextVersion(generation: Int, since: ContinuousClock.Instant, isDelta: Bool) -> Int {
         version += 1
@@ -99,6 +109,7 @@ struct ProxySession {
         let subs = subscriptions.sorted()
         w.field("routes", fragments: subs.map { mesh.routeJSON($0) })
         w.field("endpoints", fragments: subs.map { mesh.endpointJSON($0) })
+        if !probes.isEmpty, let json = try? Self.probeEncoder.encode(probes) { w.field("probes", raw: Array(json)) }
         w.endObject()
         return (w.finish(), policies)
     }

@@ -211,7 +211,7 @@ final class PushHub: Sendable {
             let session = ProxySession(
                 id: sessionID, node: node, identity: identity, labels: known?.labels ?? node.labels,
                 connectedAt: Self.timestamp(), certificateNotAfter: issued.notAfter, subscriptions: subscriptions,
-                source: source)
+                source: source, probes: known?.probes ?? [])
             let message = Identity(
                 spiffeId: identity.description, chain: issued.chainPEM, trustBundle: issuer.trustBundlePEM,
                 notBefore: issued.notBefore, notAfter: issued.notAfter, session: sessionID)

@@ -37,10 +37,13 @@ public struct PolicySelection: Sendable {
 public struct KnownPod: Sendable, Hashable {
     public let serviceAccount: String
     public let labels: [String: String]
+    /// The kubelet probes it declares, sent to its proxy.
+    public let probes: [ProbeEntry]
 
-    public init(serviceAccount: String, labels: [String: String]) {
+    public init(serviceAccount: String, labels: [String: String], probes: [ProbeEntry] = []) {
         self.serviceAccount = serviceAccount
         self.labels = labels
+        self.probes = probes
     }
 }
 

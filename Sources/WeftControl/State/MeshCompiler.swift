@@ -44,7 +44,8 @@ enum MeshCompiler {
         var pods: [String: KnownPod] = [:]
         for pod in state.pods {
             pods["\(pod.metadata.namespace)/\(pod.metadata.name)"] = KnownPod(
-                serviceAccount: pod.serviceAccountName, labels: pod.metadata.labels)
+                serviceAccount: pod.serviceAccountName, labels: pod.metadata.labels,
+                probes: pod.probes.map { ProbeEntry(port: $0.port, path: $0.path, method: $0.method) })
         }
         return CompiledMesh(
             generation: generation, mesh: mesh, services: services, routes: routes, endpoints: endpoints,
@@ -161,7 +162,8 @@ enum MeshCompiler {
                     PolicyPeer(
                         identities: source.identities.isEmpty ? nil : source.identities,
                         namespaces: source.namespaces.isEmpty ? nil : source.namespaces,
-                        serviceAccounts: source.serviceAccounts.isEmpty ? nil : source.serviceAccounts)
+                        serviceAccounts: source.serviceAccounts.isEmpty ? nil : source.serviceAccounts,
+                        ipBlocks: source.ipBlocks.isEmpty ? nil : source.ipBlocks.map(\.description))
                 },
             to: rule.to.isEmpty
                 ? nil

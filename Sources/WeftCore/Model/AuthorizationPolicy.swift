@@ -4,9 +4,9 @@
 /// `selector` picks pods in the policy's namespace, `action` is ALLOW or DENY, and each
 /// rule matches when one of its `from` entries and one of its `to` entries match (an
 /// absent list matches anything). Within an entry every given field must match, and each
-/// field lists alternatives. Evaluation (done by the proxy): any matching DENY rule
-/// denies; otherwise, if ALLOW policies select the pod, one of their rules must match;
-/// otherwise the request is allowed.
+/// field lists alternatives. Evaluation is `InboundAuthorizer`'s (WeftProtocol), on the
+/// wire form the proxy receives: any matching DENY rule denies; otherwise, if ALLOW
+/// policies select the pod, one of their rules must match; otherwise the call is allowed.
 public struct AuthorizationPolicy: Hashable, Sendable {
     public enum Action: String, Hashable, Sendable {
         case allow = "ALLOW"
@@ -23,27 +23,15 @@ public struct AuthorizationPolicy: Hashable, Sendable {
         /// stored resolved as `namespace/name`.
         public let serviceAccounts: [String]
 
-        /// True when the peer's identity satisfies this source. `nil` is an
-        /// unauthenticated (plaintext) peer, which only an empty source matches.
-        public func matches(_ peer: SPIFFEID?) -> Bool {
-            if identities.isEmpty && namespaces.isEmpty && serviceAccounts.isEmpty { return true }
-            guard let peer else { return false }
-            if !identities.isEmpty {
-                let id = peer.description
-                let ok = identities.contains { $0.hasSuffix("*") ? id.hasPrefix($0.dropLast()) : $0 == id }
-                if !ok { return false }
-            }
-            if !namespaces.isEmpty && !namespaces.contains(peer.namespace) { return false }
-            if !serviceAccounts.isEmpty && !serviceAccounts.contains("\(peer.namespace)/\(peer.serviceAccount)") {
-                return false
-            }
-            return true
-        }
+        /// Source networks (CIDRs; a bare address is a /32 or /128), matched against the
+        /// caller's IP address: the only field a caller without mesh TLS can match.
+        public let ipBlocks: [CIDR]
 
-        public init(identities: [String], namespaces: [String], serviceAccounts: [String]) {
+        public init(identities: [String], namespaces: [String], serviceAccounts: [String], ipBlocks: [CIDR] = []) {
             self.identities = identities
             self.namespaces = namespaces
             self.serviceAccounts = serviceAccounts
+            self.ipBlocks = ipBlocks
         }
     }
 
@@ -55,22 +43,6 @@ public struct AuthorizationPolicy: Hashable, Sendable {
         public let methods: [String]
         /// Exact paths, or a prefix ending in `*` (`/api/*`).
         public let paths: [String]
-
-        /// True when the request satisfies this operation; `method` and `path` are nil for
-        /// opaque TCP, which only operations without methods and paths match.
-        public func matches(port: Int, method: String?, path: String?) -> Bool {
-            if !ports.isEmpty && !ports.contains(port) { return false }
-            if !methods.isEmpty {
-                guard let method, methods.contains(method) else { return false }
-            }
-            if !paths.isEmpty {
-                guard let path else { return false }
-                if !paths.contains(where: { $0.hasSuffix("*") ? path.hasPrefix($0.dropLast()) : $0 == path }) {
-                    return false
-                }
-            }
-            return true
-        }
 
         public init(ports: [Int], methods: [String], paths: [String]) {
             self.ports = ports
@@ -84,11 +56,6 @@ public struct AuthorizationPolicy: Hashable, Sendable {
         public let from: [Source]
         /// Empty matches any operation.
         public let to: [Operation]
-
-        public func matches(peer: SPIFFEID?, port: Int, method: String?, path: String?) -> Bool {
-            (from.isEmpty || from.contains { $0.matches(peer) })
-                && (to.isEmpty || to.contains { $0.matches(port: port, method: method, path: path) })
-        }
 
         public init(from: [Source], to: [Operation]) {
             self.from = from

@@ -13,6 +13,24 @@ public struct Pod: Hashable, Sendable {
     /// The Pod runs the sidecar: a container named `weft-proxy` (what injection adds).
     /// Only such a Pod's endpoints are reached over mesh TLS.
     public let isMeshed: Bool
+    /// The HTTP and gRPC probes its containers declare (liveness, readiness, startup),
+    /// named ports resolved: under STRICT mTLS the sidecar accepts them in plaintext.
+    public let probes: [Probe]
+
+    /// A kubelet probe: `httpGet` (GET `path`) or `grpc` (the gRPC health check).
+    public struct Probe: Hashable, Sendable {
+        public let port: Int
+        public let path: String
+        /// "GET" or "POST" (gRPC).
+        public let method: String
+
+        public init(port: Int, path: String, method: String) {
+            self.port = port
+            self.path = path
+            self.method = method
+        }
+    }
+
     /// The container name that marks a meshed Pod.
     public static let sidecarContainerName = "weft-proxy"
 
@@ -23,9 +41,10 @@ public struct Pod: Hashable, Sendable {
 
     public init(
         metadata: ObjectMeta, serviceAccountName: String, podIPs: [String], phase: String?, isReady: Bool,
-        isMeshed: Bool = false
+        isMeshed: Bool = false, probes: [Probe] = []
     ) {
         self.isMeshed = isMeshed
+        self.probes = probes
         self.metadata = metadata
         self.serviceAccountName = serviceAccountName
         self.podIPs = podIPs

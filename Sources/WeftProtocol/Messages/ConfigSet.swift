@@ -11,11 +11,15 @@ public struct ConfigSet: Codable, Hashable, Sendable {
     public var routes: [RouteSet]?
     /// Ready and serving endpoints of each subscribed destination.
     public var endpoints: [EndpointSet]?
+    /// The kubelet probes this proxy's Pod declares (accepted in plaintext under STRICT
+    /// and by default-deny policies). Sent in a `config`, fixed for the session.
+    public var probes: [ProbeEntry]?
 
     public init(
         mesh: MeshSettings? = nil, services: [ServiceEntry]? = nil, policies: [PolicyEntry]? = nil,
-        routes: [RouteSet]? = nil, endpoints: [EndpointSet]? = nil
+        routes: [RouteSet]? = nil, endpoints: [EndpointSet]? = nil, probes: [ProbeEntry]? = nil
     ) {
+        self.probes = probes
         self.mesh = mesh
         self.services = services
         self.policies = policies
@@ -137,11 +141,17 @@ public struct PolicyPeer: Codable, Hashable, Sendable {
     public var identities: [String]?
     public var namespaces: [String]?
     public var serviceAccounts: [String]?
+    /// Source networks (`10.0.0.0/8`, an address alone is a /32 or /128): the caller's IP
+    /// address. The only kind of source a caller without mesh TLS can match.
+    public var ipBlocks: [String]?
 
-    public init(identities: [String]?, namespaces: [String]?, serviceAccounts: [String]?) {
+    public init(
+        identities: [String]?, namespaces: [String]?, serviceAccounts: [String]?, ipBlocks: [String]? = nil
+    ) {
         self.identities = identities
         self.namespaces = namespaces
         self.serviceAccounts = serviceAccounts
+        self.ipBlocks = ipBlocks
     }
 }
 

@@ -35,6 +35,10 @@ enum ProxyErrorKind: String, CaseIterable, Sendable {
     /// The mesh TLS handshake with an endpoint failed (502): an unknown root, an expired
     /// certificate, a peer that does not speak mesh TLS.
     case tlsHandshake = "tls_handshake"
+    /// An AuthorizationPolicy denied the call (HTTP 403 naming the decision; TCP closed).
+    case authzDenied = "authz_denied"
+    /// MeshConfig `mtls.mode: STRICT` refused a caller without mesh TLS (HTTP 403; TCP closed).
+    case mtlsRequired = "mtls_required"
 
     /// The `weft-error` header value.
     var headerValue: String { rawValue.replacingUnderscores() }
@@ -265,6 +269,8 @@ extension ProxyErrorKind {
         case .registryOnly: return 13
         case .peerIdentity: return 14
         case .tlsHandshake: return 15
+        case .authzDenied: return 16
+        case .mtlsRequired: return 17
         }
     }
 }

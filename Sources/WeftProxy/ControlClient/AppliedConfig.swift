@@ -1,4 +1,5 @@
 import Glibc
+import WeftCore
 import WeftProtocol
 
 /// The config a proxy runs on: the last `config` or `delta` it acked, applied.
@@ -13,6 +14,8 @@ public struct AppliedConfig: Codable, Sendable, Hashable {
     public var policies: [String: PolicyEntry]
     public var routes: [String: RouteSet]
     public var endpoints: [String: EndpointSet]
+    /// The kubelet probes this proxy's Pod declares.
+    public var probes: [ProbeEntry] = []
 
     public init(
         version: Int = 0, generation: Int = 0, mesh: MeshSettings? = nil, services: [String: ServiceEntry] = [:],
@@ -65,6 +68,14 @@ public enum ConfigApplier {
 
     private static func upsert(_ set: ConfigSet, into config: inout AppliedConfig) throws(ConfigRefusal) {
         if let mesh = set.mesh { try check(mesh) }
+        if let probes = set.probes {
+            for (i, probe) in probes.enumerated() where !(1...65535).contains(probe.port) || !probe.path.hasPrefix("/")
+            {
+                throw ConfigRefusal(
+                    .invalidSetting, "probes[\(i)]: port \(probe.port), path \"\(probe.path)\" is not a probe")
+            }
+            config.probes = probes
+        }
         for service in set.services ?? [] {
             for ip in service.clusterIPs where !IPText.isValid(ip) {
                 throw ConfigRefusal(
@@ -76,6 +87,15 @@ public enum ConfigApplier {
             guard policy.action == "ALLOW" || policy.action == "DENY" else {
                 throw ConfigRefusal(
                     .invalidSetting, "policies[\(policy.key)].action: \"\(policy.action)\" is not ALLOW or DENY")
+            }
+            for (r, rule) in policy.rules.enumerated() {
+                for (f, peer) in (rule.from ?? []).enumerated() {
+                    for (b, block) in (peer.ipBlocks ?? []).enumerated() where CIDR(parsing: block) == nil {
+                        throw ConfigRefusal(
+                            .invalidSetting,
+                            "policies[\(policy.key)].rules[\(r)].from[\(f)].ipBlocks[\(b)]: \"\(block)\" is not a CIDR")
+                    }
+                }
             }
             config.policies[policy.key] = policy
         }

@@ -113,7 +113,7 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
         let verified = context.eventLoop.makePromise(of: MeshPeer.self)
         let terminator = MeshTLSTerminator(
             app: target.upstream, pools: pools, metrics: metrics, config: config, logger: logger,
-            clientInputEnded: clientInputEnded)
+            clientInputEnded: clientInputEnded, port: target.originalDestination.port ?? 0)
         handOver(context) {
             let sync = context.pipeline.syncOperations
             let server = NIOSSLServerHandler(context: tls.server)
@@ -176,7 +176,8 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
             let handler = HTTP1ProxyHandler(
                 destination: target.upstream, pool: pools.http1, metrics: metrics, config: config,
                 initialBytes: buffered ?? context.channel.allocator.buffer(capacity: 0),
-                clientInputEnded: clientInputEnded, outbound: target.outbound, mesh: pools.mesh)
+                clientInputEnded: clientInputEnded, outbound: target.outbound, mesh: pools.mesh,
+                inboundGate: inboundGate(context, identity: nil))
             let channel = context.channel
             handOver(context) {
                 try context.pipeline.syncOperations.addHandler(handler, position: .after(self))
@@ -185,9 +186,27 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .http2 where !clientInputEnded:
             startHTTP2(context)
         default:
-            // Opaque TCP and TLS (passed through).
+            // Opaque TCP and TLS (passed through): authorized per connection, inbound.
+            if var gate = inboundGate(context, identity: nil), let denial = gate.checkConnection() {
+                metrics.error(denial.kind)
+                logger.debug(
+                    "refused connection",
+                    metadata: [
+                        "src": "\(context.channel.remoteAddress?.ipAddress ?? "?")", "reason": "\(denial.explanation)",
+                    ])
+                SpliceHandler.reset(context.channel)
+                return
+            }
             connectAndSplice(context)
         }
+    }
+
+    /// Inbound: the authorization of this connection's caller (nil outbound).
+    private func inboundGate(_ context: ChannelHandlerContext, identity: String?) -> InboundGate? {
+        guard target.direction == .inbound else { return nil }
+        return InboundGate(
+            mesh: pools.mesh, identity: identity, remote: context.channel.remoteAddress,
+            port: target.originalDestination.port ?? 0)
     }
 
     /// Terminates the client's HTTP/2 connection; each stream is relayed to a stream on
@@ -202,10 +221,11 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
         let logger = self.logger
         let early = buffered
         buffered = nil
+        let gate = inboundGate(context, identity: nil)
         handOver(context) {
             try HTTP2Inbound.install(
                 after: self, in: context.pipeline.syncOperations, destination: destination, pool: pool,
-                metrics: metrics, config: config, logger: logger, outbound: outbound, mesh: mesh)
+                metrics: metrics, config: config, logger: logger, outbound: outbound, mesh: mesh, inboundGate: gate)
             // Detection already counted these bytes; hand them to the HTTP/2 handler.
             if let early { context.fireChannelRead(NIOAny(early)) }
         }
@@ -330,7 +350,7 @@ enum HTTP2Inbound {
     static func install(
         after previous: ChannelHandler, in sync: ChannelPipeline.SynchronousOperations, destination: SocketAddress,
         pool: HTTP2UpstreamPool, metrics: DirectionMetrics, config: ProxyConfig, logger: Logger,
-        outbound: OutboundBinding? = nil, mesh: LoopContext? = nil
+        outbound: OutboundBinding? = nil, mesh: LoopContext? = nil, inboundGate: InboundGate? = nil
     ) throws {
         let accounting = ConnectionAccountingHandler(
             readCounter: metrics.readFromSource, writeCounter: metrics.writtenToSource,
@@ -346,7 +366,7 @@ enum HTTP2Inbound {
         try sync.addHandler(
             HTTP2ClientRelay(
                 destination: destination, pool: pool, metrics: metrics, config: config, logger: logger,
-                outbound: outbound, mesh: mesh),
+                outbound: outbound, mesh: mesh, inboundGate: inboundGate),
             position: .after(http2))
     }
 }

@@ -19,6 +19,8 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
     private let config: ProxyConfig
     private let logger: Logger
     private let clientInputEnded: Bool
+    /// The pod's port the caller reached, for authorization.
+    private let port: Int
     private var handedOver = false
     /// Closes a connection whose handshake does not complete within the request-head
     /// timeout (a half handshake must not hold a connection forever).
@@ -29,8 +31,9 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
 
     init(
         app: SocketAddress, pools: LoopPools, metrics: DirectionMetrics, config: ProxyConfig, logger: Logger,
-        clientInputEnded: Bool
+        clientInputEnded: Bool, port: Int
     ) {
+        self.port = port
         self.app = app
         self.pools = pools
         self.metrics = metrics
@@ -69,19 +72,21 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
         logger.debug(
             "mesh TLS accepted", metadata: ["peer": "\(peer.spiffeID)", "alpn": "\(peer.alpn?.rawValue ?? "none")"])
         let sync = context.pipeline.syncOperations
+        let gate = InboundGate(
+            mesh: pools.mesh, identity: peer.spiffeID, remote: context.channel.remoteAddress, port: port)
         do {
             switch peer.alpn {
             case .http1:
                 let handler = HTTP1ProxyHandler(
                     destination: app, pool: pools.http1, metrics: metrics, config: config,
                     initialBytes: early ?? context.channel.allocator.buffer(capacity: 0),
-                    clientInputEnded: clientInputEnded)
+                    clientInputEnded: clientInputEnded, inboundGate: gate)
                 early = nil
                 try sync.addHandler(handler, position: .after(self))
             case .http2:
                 try HTTP2Inbound.install(
                     after: self, in: sync, destination: app, pool: pools.http2(.inbound), metrics: metrics,
-                    config: config, logger: logger)
+                    config: config, logger: logger, inboundGate: gate)
                 if let early {
                     self.early = nil
                     context.fireChannelRead(NIOAny(early))

@@ -34,14 +34,17 @@ final class MeshSnapshot: Sendable {
     /// The labels of every (route, rule, backend), by the metric slot the weighted backends
     /// of the rules name; each loop makes its handles from them.
     let routeMetricLabels: [RouteMetricLabels]
+    /// Who may call this pod: its AuthorizationPolicies, mTLS mode and probes.
+    let inbound: InboundAuthorizer
 
     init(
         version: Int, generation: Int, isRegistryOnly: Bool, namespace: String, servicePorts: [ServicePortPlan],
         backends: [BackendPlan], servicePortByAddress: [AddressKey: Int], servicePortByHost: [HostPort: Int],
         endpointAddresses: Set<AddressKey>, missingServices: [String],
         retryBudget: RetryBudgetSettings = RetryBudgetSettings(ratio: 0.2, minRetriesPerSecond: 10, windowMs: 10_000),
-        routeMetricLabels: [RouteMetricLabels] = []
+        routeMetricLabels: [RouteMetricLabels] = [], inbound: InboundAuthorizer = .open
     ) {
+        self.inbound = inbound
         self.retryBudget = retryBudget
         self.routeMetricLabels = routeMetricLabels
         self.version = version

@@ -23,7 +23,17 @@ enum MeshSnapshotCompiler {
             endpointAddresses: builder.endpointAddresses, missingServices: builder.missing.sorted(),
             retryBudget: config.mesh?.retryBudget
                 ?? RetryBudgetSettings(ratio: 0.2, minRetriesPerSecond: 10, windowMs: 10_000),
-            routeMetricLabels: builder.metricLabels)
+            routeMetricLabels: builder.metricLabels, inbound: try inbound(config))
+    }
+
+    /// The pod's inbound authorization: the policies that select it, mTLS mode, probes.
+    private static func inbound(_ config: AppliedConfig) throws(ConfigRefusal) -> InboundAuthorizer {
+        do {
+            return try InboundAuthorizer(
+                policies: Array(config.policies.values), strict: config.mesh?.mtls == "STRICT", probes: config.probes)
+        } catch {
+            throw ConfigRefusal(.invalidSetting, error.description)
+        }
     }
 
     private struct Builder {

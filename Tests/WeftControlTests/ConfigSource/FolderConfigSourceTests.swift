@@ -95,9 +95,8 @@ final class FolderConfigSourceTests: XCTestCase {
         let client = try XCTUnwrap(state.pod(namespace: "demo", name: "client-0"))
         let policies = state.policies(selecting: webPod)
         XCTAssertEqual(policies.map(\.metadata.name), ["web-allow-client"])
-        XCTAssertTrue(
-            policies[0].rules[0].matches(
-                peer: client.identity(trustDomain: "cluster.local"), port: 8080, method: "GET", path: "/"))
+        XCTAssertEqual(
+            policies[0].rules[0].from.first?.identities, [client.identity(trustDomain: "cluster.local").description])
         XCTAssertEqual(state.policies(selecting: client), [])
     }
 

@@ -34,34 +34,15 @@ final class AuthorizationPolicyTests: XCTestCase {
         XCTAssertEqual(p.rules, [.init(from: [], to: [])])
     }
 
-    func testRuleMatching() throws {
-        let p = try XCTUnwrap(policy(Fixtures.policy))
-        let rule = p.rules[0]
-        let client = SPIFFEID(namespace: "demo", serviceAccount: "client")
-        let ops = SPIFFEID(namespace: "ops", serviceAccount: "anything")
-        let prometheus = SPIFFEID(namespace: "monitoring", serviceAccount: "prometheus")
-        let other = SPIFFEID(namespace: "demo", serviceAccount: "other")
-        XCTAssertTrue(rule.matches(peer: client, port: 8080, method: "GET", path: "/api/users"))
-        XCTAssertTrue(rule.matches(peer: ops, port: 8080, method: "HEAD", path: "/healthz"))
-        XCTAssertFalse(
-            rule.matches(peer: prometheus, port: 8080, method: "GET", path: "/healthz"),
-            "serviceAccounts: [prometheus] means demo/prometheus, and namespaces must also match")
-        XCTAssertFalse(rule.matches(peer: other, port: 8080, method: "GET", path: "/api"))
-        XCTAssertFalse(rule.matches(peer: nil, port: 8080, method: "GET", path: "/api/x"), "plaintext peer")
-        XCTAssertFalse(rule.matches(peer: client, port: 9090, method: "GET", path: "/api/x"))
-        XCTAssertFalse(rule.matches(peer: client, port: 8080, method: "POST", path: "/api/x"))
-        XCTAssertFalse(rule.matches(peer: client, port: 8080, method: "GET", path: "/healthz/x"))
-        XCTAssertFalse(rule.matches(peer: client, port: 8080, method: nil, path: nil), "opaque TCP has no method")
-        let any = AuthorizationPolicy.Rule(from: [], to: [])
-        XCTAssertTrue(any.matches(peer: nil, port: 1, method: nil, path: nil))
-    }
-
-    func testWildcardIdentityMatchesAnyAuthenticatedPeer() throws {
-        let p = try XCTUnwrap(policy(policyYAML("  action: DENY\n  rules:\n  - from: [{identities: ['*']}]\n")))
+    func testWildcardIdentityAndIPBlocksDecode() throws {
+        let p = try XCTUnwrap(
+            policy(
+                policyYAML(
+                    "  action: DENY\n  rules:\n  - from: [{identities: ['*']}, {ipBlocks: [10.0.0.0/8, 'fd00::1']}]\n"))
+        )
         XCTAssertEqual(p.action, .deny)
-        XCTAssertTrue(
-            p.rules[0].matches(peer: SPIFFEID(namespace: "a", serviceAccount: "b"), port: 1, method: nil, path: nil))
-        XCTAssertFalse(p.rules[0].matches(peer: nil, port: 1, method: nil, path: nil))
+        XCTAssertEqual(p.rules[0].from[0].identities, ["*"])
+        XCTAssertEqual(p.rules[0].from[1].ipBlocks.map(\.description), ["10.0.0.0/8", "fd00::1/128"])
     }
 
     func testMatchExpressions() throws {
@@ -95,6 +76,7 @@ final class AuthorizationPolicyTests: XCTestCase {
               rules:
               - from:
                 - identities: ["spiffe://cluster.local/ns/demo", "web", "spiffe://*/ns/x"]
+                  ipBlocks: [10.0.0.0/33]
                 - namespaces: [Demo]
                   serviceAccounts: ["a/b/c"]
                 - {}
@@ -116,9 +98,10 @@ final class AuthorizationPolicyTests: XCTestCase {
                 "pol.yaml: document 1: spec.rules[0].from[0].identities[0]: must be a SPIFFE ID (spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>), optionally ending in *, got \"spiffe://cluster.local/ns/demo\"",
                 "pol.yaml: document 1: spec.rules[0].from[0].identities[1]: must be a SPIFFE ID (spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>), optionally ending in *, got \"web\"",
                 "pol.yaml: document 1: spec.rules[0].from[0].identities[2]: must be a SPIFFE ID (spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>), optionally ending in *, got \"spiffe://*/ns/x\"",
+                "pol.yaml: document 1: spec.rules[0].from[0].ipBlocks[0]: must be a CIDR such as 10.0.0.0/8 or fd00::/64, or an IP address, got \"10.0.0.0/33\"",
                 "pol.yaml: document 1: spec.rules[0].from[1].namespaces[0]: must be a lowercase RFC 1123 label (a-z, 0-9 and '-', at most 63 characters), got \"Demo\"",
                 "pol.yaml: document 1: spec.rules[0].from[1].serviceAccounts[0]: must be a service account name or namespace/name, got \"a/b/c\"",
-                "pol.yaml: document 1: spec.rules[0].from[2]: must name at least one of identities, namespaces, serviceAccounts (leave out from to match any source)",
+                "pol.yaml: document 1: spec.rules[0].from[2]: must name at least one of identities, namespaces, serviceAccounts, ipBlocks (leave out from to match any source)",
                 "pol.yaml: document 1: spec.rules[0].to[0].ports[0]: must be between 1 and 65535, got 0",
                 "pol.yaml: document 1: spec.rules[0].to[0].methods[0]: must be an upper-case HTTP method such as GET, got \"get\"",
                 "pol.yaml: document 1: spec.rules[0].to[0].paths[0]: must be an absolute path, optionally ending in * (prefix), or *, got \"api\"",

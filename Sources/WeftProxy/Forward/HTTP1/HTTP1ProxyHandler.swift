@@ -38,6 +38,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// planned (route → backend → endpoint) by the loop's `LoopContext`.
     private var outbound: OutboundBinding?
     private let mesh: LoopContext?
+    /// Inbound: the caller and its authorization, checked per request before the request
+    /// goes to the app.
+    private var inboundGate: InboundGate?
     /// The current request's attempts: endpoint, connect failures, retry state, budget and
     /// route metrics (shared with the HTTP/2 driver).
     private var attempts = ExchangeAttempts()
@@ -112,8 +115,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     init(
         destination: SocketAddress, pool: HTTP1UpstreamPool, metrics: DirectionMetrics, config: ProxyConfig,
         initialBytes: ByteBuffer, clientInputEnded: Bool = false, outbound: OutboundBinding? = nil,
-        mesh: LoopContext? = nil
+        mesh: LoopContext? = nil, inboundGate: InboundGate? = nil
     ) {
+        self.inboundGate = inboundGate
         self.destination = destination
         self.pool = pool
         self.bucket = pool.bucket(for: destination)
@@ -349,6 +353,10 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         requestHeadBytes = inbound.readSlice(length: request.length)
         if request.wantsClose { closeAfterResponse = true }
         requestPhase = .connecting
+        if inboundGate != nil, let head = requestHeadBytes, let denial = authorize(head) {
+            respondWithError(status: 403, kind: denial.kind, detail: denial.explanation, header: denial.header)
+            return false
+        }
         if outbound != nil {
             // The per-request routing state; a connection the mesh does not route never sets it.
             attempts.reset()
@@ -363,6 +371,16 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return routeRequest()
         }
         return sendRequest()
+    }
+
+    /// The inbound gate's decision for the current request; nil when it may go on.
+    private func authorize(_ head: ByteBuffer) -> InboundGate.Denial? {
+        let target = request.target
+        return head.withUnsafeReadableBytes { bytes in
+            inboundGate!.check(
+                method: String(decoding: bytes.prefix { $0 != UInt8(ascii: " ") }, as: UTF8.self),
+                path: String(decoding: bytes[target], as: UTF8.self))
+        }
     }
 
     /// Sends the request on a pooled connection to `bucket`, or opens one. Returns true
@@ -906,7 +924,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Answers the current request with an error the proxy made, then closes.
-    private func respondWithError(status: Int, kind: ProxyErrorKind, detail: String) {
+    /// - Parameter header: the `weft-error` value, when it says more than the kind.
+    private func respondWithError(status: Int, kind: ProxyErrorKind, detail: String, header: String? = nil) {
         metrics.error(kind)
         recordFinished(status: status)
         guard !hasSentResponseBytes, let context else {
@@ -916,7 +935,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let body = "weft-proxy: \(detail)\n"
         let head =
             "HTTP/1.1 \(status) \(Self.reason(status))\r\ncontent-type: text/plain; charset=utf-8\r\n"
-            + "content-length: \(body.utf8.count)\r\nweft-error: \(kind.headerValue)\r\nconnection: close\r\n\r\n"
+            + "content-length: \(body.utf8.count)\r\nweft-error: \(header ?? kind.headerValue)\r\nconnection: close\r\n\r\n"
         writeToClient(context.channel.allocator.buffer(string: head + body))
         closeClient()
     }
@@ -924,6 +943,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private static func reason(_ status: Int) -> String {
         switch status {
         case 400: return "Bad Request"
+        case 403: return "Forbidden"
         case 301: return "Moved Permanently"
         case 302: return "Found"
         case 303: return "See Other"

@@ -231,11 +231,14 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
     /// planned (route → backend → endpoint) by the loop's `LoopContext`.
     private var outbound: OutboundBinding?
     fileprivate let mesh: LoopContext?
+    /// Inbound: the caller and its authorization, checked per stream before it goes to the app.
+    private var inboundGate: InboundGate?
 
     init(
         destination: SocketAddress, pool: HTTP2UpstreamPool, metrics: DirectionMetrics, config: ProxyConfig,
-        logger: Logger, outbound: OutboundBinding? = nil, mesh: LoopContext? = nil
+        logger: Logger, outbound: OutboundBinding? = nil, mesh: LoopContext? = nil, inboundGate: InboundGate? = nil
     ) {
+        self.inboundGate = inboundGate
         self.destination = destination
         self.outbound = mesh == nil ? nil : outbound
         self.mesh = mesh
@@ -263,7 +266,12 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
                     config: config)
                 streams[frame.streamID] = stream
                 stream.start(headers)
-                if outbound != nil {
+                if inboundGate != nil,
+                    let denial = inboundGate!.check(
+                        method: headers.headers.first(name: ":method"), path: headers.headers.first(name: ":path"))
+                {
+                    stream.respond(status: 403, kind: denial.kind, detail: denial.explanation, header: denial.header)
+                } else if outbound != nil {
                     route(stream, head: headers.headers, batchedBy: self)
                 } else {
                     pool.openStream(stream, to: destination, batchedBy: self)
@@ -1040,7 +1048,8 @@ final class HTTP2RelayedStream {
     /// Answers the client's stream with an error the proxy made, then asks the client
     /// to stop sending a request body it has not finished (RST_STREAM NO_ERROR, RFC 9113
     /// §8.1).
-    func respond(status: Int, kind: ProxyErrorKind, detail: String) {
+    /// - Parameter header: the `weft-error` value, when it says more than the kind.
+    func respond(status: Int, kind: ProxyErrorKind, detail: String, header: String? = nil) {
         guard !isFinished else { return }
         metrics.error(kind)
         logger.debug(
@@ -1053,14 +1062,15 @@ final class HTTP2RelayedStream {
             // gRPC clients read the status from grpc-status: a trailers-only response.
             let headers: HPACKHeaders = [
                 ":status": "200", "content-type": "application/grpc", "grpc-status": "\(Self.grpcStatus(for: status))",
-                "grpc-message": Self.percentEncoded("weft-proxy: \(detail)"), "weft-error": kind.headerValue,
+                "grpc-message": Self.percentEncoded("weft-proxy: \(detail)"), "weft-error": header ?? kind.headerValue,
             ]
             client.write(.headers(.init(headers: headers, endStream: true)), on: clientID, batchedBy: nil)
             if !clientEnded { client.write(.rstStream(.noError), on: clientID, batchedBy: nil) }
             return
         }
         let headers: HPACKHeaders = [
-            ":status": "\(status)", "content-type": "text/plain; charset=utf-8", "weft-error": kind.headerValue,
+            ":status": "\(status)", "content-type": "text/plain; charset=utf-8",
+            "weft-error": header ?? kind.headerValue,
         ]
         client.write(.headers(.init(headers: headers)), on: clientID, batchedBy: nil)
         let body = allocator.buffer(string: "weft-proxy: \(detail)\n")

@@ -45,25 +45,7 @@ struct ConfigCommand: ParsableCommand {
 
     func run() throws {
         let http = try options.client()
-        var key = proxy
-        if !proxy.contains("/") {
-            let all = try http.getJSON("/api/v1/proxies", as: [ProxyStatus].self)
-            let matches = all.filter { $0.pod == proxy }
-            guard matches.count == 1 else {
-                print(
-                    matches.isEmpty
-                        ? "no connected proxy named \(proxy); connected: \(all.map { "\($0.namespace)/\($0.pod)" }.joined(separator: ", "))"
-                        : "\(proxy) is ambiguous: \(matches.map { "\($0.namespace)/\($0.pod)" }.joined(separator: ", "))"
-                )
-                throw ExitCode(1)
-            }
-            key = "\(matches[0].namespace)/\(matches[0].pod)"
-        }
-        let (code, body) = try http.get("/api/v1/proxies/\(key)")
-        guard code == 200 else {
-            print(String(decoding: body, as: UTF8.self), terminator: "")
-            throw ExitCode(1)
-        }
+        let body = try http.proxyConfig(proxy)
         if options.output == .json {
             print(String(decoding: body, as: UTF8.self), terminator: "")
             return

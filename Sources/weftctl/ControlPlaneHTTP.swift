@@ -1,4 +1,5 @@
 import Glibc
+import WeftProtocol
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -72,5 +73,31 @@ struct ControlPlaneHTTP {
         } catch {
             throw Failure(description: "\(path): unexpected answer: \(error)")
         }
+    }
+
+    /// `GET /api/v1/proxies/<namespace>/<pod>`: one connected proxy's status and the config
+    /// the control plane sends it. `proxy` is namespace/pod, or a pod name when only one
+    /// connected pod has it.
+    /// - Throws: `Failure` naming the connected proxies when none or several match.
+    func proxyConfig(_ proxy: String) throws -> [UInt8] {
+        var key = proxy
+        if !proxy.contains("/") {
+            let all = try getJSON("/api/v1/proxies", as: [ProxyStatus].self)
+            let matches = all.filter { $0.pod == proxy }
+            guard matches.count == 1 else {
+                throw Failure(
+                    description: matches.isEmpty
+                        ? "no connected proxy named \(proxy); connected: \(all.map { "\($0.namespace)/\($0.pod)" }.joined(separator: ", "))"
+                        : "\(proxy) is ambiguous: \(matches.map { "\($0.namespace)/\($0.pod)" }.joined(separator: ", "))"
+                )
+            }
+            key = "\(matches[0].namespace)/\(matches[0].pod)"
+        }
+        let (code, body) = try get("/api/v1/proxies/\(key)")
+        guard code == 200 else {
+            throw Failure(
+                description: String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        return body
     }
 }

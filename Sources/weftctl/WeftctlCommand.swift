@@ -6,7 +6,7 @@ struct WeftctlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weftctl",
         abstract: "The Weft command line.",
-        subcommands: [DefaultsCommand.self, CheckCommand.self, ConfigCommand.self, CACommand.self]
+        subcommands: [DefaultsCommand.self, CheckCommand.self, ConfigCommand.self, AuthzCommand.self, CACommand.self]
     )
 }
 

@@ -28,7 +28,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from control_fixtures import ca_template, eventually, metric  # noqa: E402,F401
+from control_fixtures import ca_template, eventually, metric, weftctl  # noqa: E402,F401
 from mesh_fixtures import (  # noqa: E402
     APP_PORT, ECHO_PORT, Mesh, PodSpec, ServiceSpec, mesh_config_yaml, pod_yaml, run_mesh, service_yaml,
     watch_mesh_test,
@@ -269,3 +269,29 @@ def test_strict_refuses_plaintext_but_passes_the_declared_probe(mesh):
     assert "/strict-plain" not in counts and counts.get("/healthz", 0) >= 1, counts
     assert server_metric(mesh, "weft_authz_decisions_total", decision="allow", reason="probe") >= 1
     assert server_metric(mesh, "weft_authz_decisions_total", decision="deny", reason="mtls_strict") >= 2
+
+
+def _authz(mesh, *args):
+    t = weftctl("authz", "demo/server", *args, "--control-plane", mesh.control.http, prefix=mesh.node_prefix)
+    return t.returncode, t.stdout.decode(errors="replace") + t.stderr.decode(errors="replace")
+
+
+def test_weftctl_authz_answers_as_the_sidecar_decides(mesh):
+    mesh.apply([ALLOW_CLIENT])
+    code, text = _authz(mesh, "--from", "demo/client", "--port", APP_PORT, "--method", "GET", "--path", "/api/v")
+    assert code == 0, text
+    assert text.startswith("ALLOW  %s" % CLIENT_ID) and "allowed by demo/web-allow-client rules[0]" in text, text
+    code, text = _authz(mesh, "--from", INTRUDER_ID, "--port", APP_PORT, "--method", "GET", "--path", "/api/v")
+    assert code == 3, text
+    assert "DENY" in text and "no rule allows %s to GET /api/v on port %d" % (INTRUDER_ID, APP_PORT) in text, text
+    code, text = _authz(mesh, "--from", "demo/client", "--port", ECHO_PORT, "-o", "json")
+    assert code == 3, text
+    verdict = json.loads(text)
+    assert verdict["allowed"] is False and verdict["reason"] == "no_rule" and verdict.get("method") is None, verdict
+    # What the tool said is what the sidecar does.
+    assert call(mesh, "intruder", "http://%s/api/v" % WEB.cluster_ip).status == 403
+    code, text = _authz(mesh, "--from", "plaintext", "--port", APP_PORT, "--method", "GET", "--path", "/healthz")
+    assert code == 0 and "kubelet probe" in text, text
+    code, text = _authz(mesh, "--from", "nobody", "--port", APP_PORT)
+    assert code != 0 and "--from" in text, text
+

@@ -106,7 +106,8 @@ def test_metrics_exposition_is_valid(topo):
                                            "upstream_protocol", "no_original_destination", "accept_failed",
                                            # the mesh's answers (routing, issue 10)
                                            "no_route", "no_endpoints", "unresolved_backend",
-                                           "discovery_timeout", "registry_only", "peer_identity", "tls_handshake"), labels
+                                           "discovery_timeout", "registry_only", "peer_identity", "tls_handshake",
+                                           "authz_denied", "mtls_required"), labels
 
 
 @requires_proxy

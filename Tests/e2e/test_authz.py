@@ -48,7 +48,8 @@ INTRUDER = _pod("intruder", 2, "intruder")
 SERVER = _pod("server", 10, "web", sa="web")
 PLAIN = _pod("plain", 20, "plain")
 MESHED = {"client", "intruder", "server"}
-WEB = ServiceSpec("web", "demo", "10.98.0.10", ["server"])
+WEB = ServiceSpec("web", "demo", "10.98.0.10", ["server"],
+                  ports=(("http", 80, APP_PORT), ("echo", ECHO_PORT, ECHO_PORT)))
 CLIENT_ID = "spiffe://cluster.local/ns/demo/sa/client"
 INTRUDER_ID = "spiffe://cluster.local/ns/demo/sa/intruder"
 
@@ -221,8 +222,8 @@ def test_deny_wins_over_allow(mesh):
     assert call(mesh, "plain", "http://%s:%d/y" % (SERVER.ip, APP_PORT)).status == 200, "ALLOW {} admits anyone"
 
 
-def _echo(mesh, pod, payload=b"ping-weft\n"):
-    """Connects from `pod` to the server's echo port; returns what came back before close."""
+def _echo(mesh, pod, payload=b"ping-weft\n", host=SERVER.ip):
+    """Connects from `pod` to the echo port at `host`; returns what came back before close."""
     code = ("import socket,sys\n"
             "s=socket.create_connection((%r,%d),timeout=8)\n"
             "s.sendall(%r)\n"
@@ -234,7 +235,7 @@ def _echo(mesh, pod, payload=b"ping-weft\n"):
             "        got+=d\n"
             "except (ConnectionResetError, socket.timeout) as e:\n"
             "    print('error', type(e).__name__)\n"
-            "print('got', got)\n") % (SERVER.ip, ECHO_PORT, payload, len(payload))
+            "print('got', got)\n") % (host, ECHO_PORT, payload, len(payload))
     p = subprocess.run(list(mesh.prefix(pod)) + [sys.executable, "-c", code], capture_output=True, timeout=30)
     return p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")[-300:]
 
@@ -244,6 +245,8 @@ def test_a_tcp_connection_no_rule_allows_is_closed(mesh):
     refused0 = server_metric(mesh, "weft_errors_total", direction="inbound", error="authz_denied")
     text = _echo(mesh, "plain")
     assert "got b''" in text, "a plaintext TCP caller no rule allows was served: %s" % text
+    meshed = _echo(mesh, "client", host=WEB.cluster_ip)
+    assert "got b'ping-weft\\n'" in meshed, "a mesh peer over weft/1+tcp is allowed: %s" % meshed
 
     def counted():
         assert server_metric(mesh, "weft_errors_total", direction="inbound", error="authz_denied") > refused0

@@ -12,6 +12,7 @@ Services: web 10.98.0.10 -> server, plain 10.98.0.20 -> plain.
 What is checked: a request through the ClusterIP of a meshed Service travels as TLS
 records on the server pod's wire (tcpdump on its interface), none of its request line,
 headers or body in clear, and the app answers; the server's sidecar knew the caller;
+opaque TCP (the echo port) likewise, offering weft/1+tcp, half-close included;
 plaintext to an unmeshed pod stays plaintext; `openssl s_client` offering the mesh ALPN
 reaches the inbound side only with a certificate of this mesh (`weftctl ca issue`), and is
 refused without one or with one of another CA, counted as tls_handshake; a client offering
@@ -32,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from control_fixtures import ca_template, eventually, metric, weftctl  # noqa: E402,F401
 from mesh_fixtures import (  # noqa: E402
-    APP_PORT, Mesh, PodSpec, ServiceSpec, mesh_config_yaml, pod_yaml, run_mesh, service_yaml, watch_mesh_test,
+    APP_PORT, ECHO_PORT, Mesh, PodSpec, ServiceSpec, mesh_config_yaml, pod_yaml, run_mesh, service_yaml, watch_mesh_test,
 )
 
 NS_PREFIX = "wt-"
@@ -49,7 +50,7 @@ SERVER = _pod("server", 10, "web", sa="web")
 PLAIN = _pod("plain", 20, "plain")
 MESHED = {"client", "server"}
 SERVICES = [
-    ServiceSpec("web", "demo", "10.98.0.10", ["server"]),
+    ServiceSpec("web", "demo", "10.98.0.10", ["server"], ports=(("http", 80, APP_PORT), ("echo", ECHO_PORT, ECHO_PORT))),
     ServiceSpec("plain", "demo", "10.98.0.20", ["plain"]),
 ]
 SECRET = "x-secret-token-5d1e"
@@ -157,6 +158,45 @@ def test_http2_between_meshed_pods_is_mesh_tls_on_the_wire(mesh):
     assert SECRET.encode() not in wire, "the HTTP/2 request crossed the wire in clear"
     assert b"PRI * HTTP/2.0" not in wire, "the h2c preface crossed the wire in clear"
     assert b"weft/1+h2" in wire, "the ClientHello offers the mesh ALPN for HTTP/2"
+
+
+TCP_CLIENT = r"""
+import socket, sys, time
+host, port, payload = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+s = socket.create_connection((host, port), timeout=10)
+s.sendall(payload)
+s.shutdown(socket.SHUT_WR)  # a half-close travels to the app through both sidecars
+got = b""
+started = time.monotonic()
+while True:
+    data = s.recv(65536)
+    if not data:
+        break
+    got += data
+print("echoed %r after %.2f s" % (got.decode(errors="replace"), time.monotonic() - started), flush=True)
+"""
+
+
+def test_opaque_tcp_between_meshed_pods_is_mesh_tls_on_the_wire(mesh):
+    """TCP to a meshed Service port goes out as one mesh TLS connection offering
+    weft/1+tcp, the server's sidecar splices it to the app, and the client's half-close
+    reaches the app (the echo answers, then both ends close)."""
+    mesh.apply()
+    payload = "tcp-" + SECRET
+
+    def call():
+        argv = list(mesh.prefix("client")) + [sys.executable, "-c", TCP_CLIENT, SERVICES[0].cluster_ip,
+                                               str(ECHO_PORT), payload]
+        return subprocess.run(argv, capture_output=True, timeout=30)
+    p, wire = capture(mesh, "server", call, port=ECHO_PORT)
+    text = p.stdout.decode(errors="replace")
+    assert p.returncode == 0 and "echoed %r" % payload in text, "TCP through the ClusterIP: %s %s" % (
+        text, p.stderr.decode(errors="replace")[-800:])
+    assert float(text.split(" after ")[1].split(" s")[0]) < 3.0, "the half-close was not passed on: %s" % text
+    assert len(wire) > 200, "tcpdump captured nothing on the server pod (%d bytes): %s" % (len(wire), capture.log)
+    assert SECRET.encode() not in wire, "opaque TCP crossed the wire in clear"
+    assert b"weft/1+tcp" in wire, "the ClientHello offers the mesh ALPN for opaque TCP"
+    assert b"\x17\x03\x03" in wire, "no TLS application data records"
 
 
 def test_plaintext_to_an_unmeshed_pod_stays_plaintext(mesh):

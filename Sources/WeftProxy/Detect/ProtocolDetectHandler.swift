@@ -294,49 +294,55 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
     ) {
         let client = context.channel
         let started = LoopContext.now()
-        ClientBootstrap(group: context.eventLoop)
-            .connectTimeout(config.connectTimeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelOption(.allowRemoteHalfClosure, value: true)
-            .connect(to: upstreamAddress)
-            .whenComplete { [self] result in
-                switch result {
-                case .success(let upstream):
+        // To a meshed endpoint, mesh TLS offering weft/1+tcp: the splice goes after its handler.
+        MeshDial.connect(
+            ClientBootstrap(group: context.eventLoop)
+                .connectTimeout(config.connectTimeout)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .channelOption(.allowRemoteHalfClosure, value: true),
+            to: upstreamAddress, meshIdentity: endpoint?.target.meshIdentity, tls: pools.mesh.meshTLS, alpn: .tcp,
+            on: context.eventLoop
+        )
+        .whenComplete { [self] result in
+            switch result {
+            case .success(let upstream):
+                let now = LoopContext.now()
+                endpoint?.requestFinished(rttNanoseconds: now &- started, now: now, failed: false)
+                guard client.isActive, let context = self.context else {
+                    upstream.close(promise: nil)
+                    return
+                }
+                let early = buffered
+                buffered = nil
+                let inputEnded = clientInputEnded
+                handOver(context) {}
+                // A client that sent nothing (the detection timeout ran out): the
+                // server must speak, or the client, within one more detection timeout.
+                let silent = !skipDetection && (early?.readableBytes ?? 0) == 0 && !inputEnded
+                SpliceHandler.join(
+                    client: client, upstream: upstream, metrics: metrics, toUpstream: early, toClient: nil,
+                    clientOwnsGauge: true, clientInputEnded: inputEnded, idleTimeout: config.opaqueIdleTimeout,
+                    firstIdleCheck: silent ? config.detectTimeout : nil)
+            case .failure(let error):
+                if let endpoint {
                     let now = LoopContext.now()
-                    endpoint?.requestFinished(rttNanoseconds: now &- started, now: now, failed: false)
-                    guard client.isActive, let context = self.context else {
-                        upstream.close(promise: nil)
+                    endpoint.requestFinished(rttNanoseconds: now &- started, now: now, failed: true)
+                    if attempt + 1 < 3, client.isActive, let context = self.context {
+                        // Nothing was sent: another endpoint.
+                        connectAndSplice(context, avoiding: endpoint, attempt: attempt + 1)
                         return
                     }
-                    let early = buffered
-                    buffered = nil
-                    let inputEnded = clientInputEnded
-                    handOver(context) {}
-                    // A client that sent nothing (the detection timeout ran out): the
-                    // server must speak, or the client, within one more detection timeout.
-                    let silent = !skipDetection && (early?.readableBytes ?? 0) == 0 && !inputEnded
-                    SpliceHandler.join(
-                        client: client, upstream: upstream, metrics: metrics, toUpstream: early, toClient: nil,
-                        clientOwnsGauge: true, clientInputEnded: inputEnded, idleTimeout: config.opaqueIdleTimeout,
-                        firstIdleCheck: silent ? config.detectTimeout : nil)
-                case .failure(let error):
-                    if let endpoint {
-                        let now = LoopContext.now()
-                        endpoint.requestFinished(rttNanoseconds: now &- started, now: now, failed: true)
-                        if attempt + 1 < 3, client.isActive, let context = self.context {
-                            // Nothing was sent: another endpoint.
-                            connectAndSplice(context, avoiding: endpoint, attempt: attempt + 1)
-                            return
-                        }
-                    }
-                    metrics.error(.connectFailed)
-                    logger.debug(
-                        "upstream connect failed",
-                        metadata: ["dst": "\(describe(upstreamAddress))", "error": "\(describe(error))"])
-                    // TCP has no error message: a reset tells the client the destination failed.
-                    SpliceHandler.reset(client)
                 }
+                let failure = ConnectFailure(
+                    error, to: upstreamAddress, meshIdentity: endpoint?.target.meshIdentity)
+                metrics.error(failure.kind)
+                logger.debug(
+                    "upstream connect failed",
+                    metadata: ["dst": "\(describe(upstreamAddress))", "error": "\(failure.detail)"])
+                // TCP has no error message: a reset tells the client the destination failed.
+                SpliceHandler.reset(client)
             }
+        }
     }
 }
 

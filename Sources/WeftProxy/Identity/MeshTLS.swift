@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import NIOSSL
 import NIOTLS
 
@@ -185,6 +186,51 @@ struct ConnectFailure {
         default:
             kind = .connectFailed
             detail = "connect to \(address) failed: \(describe(error))"
+        }
+    }
+}
+
+/// How a sidecar dials an endpoint: plain TCP, or, for a meshed endpoint (`meshIdentity`
+/// set), mesh TLS offering `alpn`, the future succeeding only once the endpoint proved
+/// that identity (`MeshPeerVerifier`), so nothing is sent before. Shared by the HTTP/1
+/// pool, the HTTP/2 pool and opaque TCP; each adds its own handlers before the TLS
+/// handler (`beforeTLS`: they see the encrypted bytes) and after it (`afterTLS`).
+enum MeshDial {
+    static func connect(
+        _ bootstrap: ClientBootstrap, to address: SocketAddress, meshIdentity: String?, tls: MeshTLS?,
+        alpn: MeshALPN, on eventLoop: EventLoop,
+        beforeTLS: @escaping (ChannelPipeline.SynchronousOperations) throws -> Void = { _ in },
+        afterTLS: @escaping (ChannelPipeline.SynchronousOperations) throws -> Void = { _ in }
+    ) -> EventLoopFuture<Channel> {
+        var verifier: MeshPeerVerifier?
+        var context: NIOSSLContext?
+        if let meshIdentity {
+            guard let tls else {
+                return eventLoop.makeFailedFuture(MeshTLSError("this proxy holds no identity yet for mesh TLS"))
+            }
+            verifier = MeshPeerVerifier(expected: meshIdentity, verified: eventLoop.makePromise(of: MeshPeer.self))
+            context = tls.client(alpn)
+        }
+        return bootstrap.channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let sync = channel.pipeline.syncOperations
+                try beforeTLS(sync)
+                if let context, let verifier {
+                    try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
+                    try sync.addHandler(verifier)
+                }
+                try afterTLS(sync)
+            }
+        }
+        .connect(to: address)
+        .flatMap { channel in
+            guard let verifier else { return channel.eventLoop.makeSucceededFuture(channel) }
+            return verifier.verified.futureResult.map { _ in channel }
+        }
+        .flatMapError { error in
+            // A connect that failed never reached the handshake: settle the promise.
+            verifier?.abandon(error)
+            return eventLoop.makeFailedFuture(error)
         }
     }
 }

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP2
+import NIOPosix
 
 /// Behind the TLS server handler and the peer check on an inbound mesh TLS connection:
 /// on the verified `MeshPeer` the check passes on (the caller and the agreed ALPN),
@@ -9,7 +10,8 @@ import NIOHTTP2
 ///
 /// - `MeshALPN.http1`: `HTTP1ProxyHandler` to the app, as for plaintext HTTP/1.
 /// - `MeshALPN.http2`: the HTTP/2 relay to the app, as for plaintext h2c.
-/// - `MeshALPN.tcp`: not built yet; the connection is closed.
+/// - `MeshALPN.tcp`: authorized once (no method or path), then spliced to the app: one
+///   mesh TLS connection per TCP connection.
 final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
@@ -18,7 +20,8 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
     private let metrics: DirectionMetrics
     private let config: ProxyConfig
     private let logger: Logger
-    private let clientInputEnded: Bool
+    /// The client half-closed (during detection, or since): passed on to the forwarder.
+    private var clientInputEnded: Bool
     /// The pod's port the caller reached, for authorization.
     private let port: Int
     private var handedOver = false
@@ -66,6 +69,7 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard let peer = event as? MeshPeer else {
+            if let event = event as? ChannelEvent, case .inputClosed = event { clientInputEnded = true }
             context.fireUserInboundEventTriggered(event)
             return
         }
@@ -91,7 +95,17 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
                     self.early = nil
                     context.fireChannelRead(NIOAny(early))
                 }
-            case .tcp, nil:
+            case .tcp:
+                var gate = gate
+                if let denial = gate.checkConnection() {
+                    metrics.error(denial.kind)
+                    logger.debug("refused mesh TCP connection", metadata: ["reason": "\(denial.explanation)"])
+                    SpliceHandler.reset(context.channel)
+                    return
+                }
+                spliceToApp(context)
+                return
+            case nil:
                 metrics.error(.tlsHandshake)
                 logger.debug("mesh TLS protocol not served", metadata: ["alpn": "\(peer.alpn?.rawValue ?? "none")"])
                 context.close(promise: nil)
@@ -107,6 +121,41 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
         let channel = context.channel
         sync.removeHandler(context: context, promise: nil)
         channel.read()
+    }
+
+    /// Opaque TCP inside mesh TLS: connects to the app and splices the decrypted bytes
+    /// both ways (the splice sits after the TLS handler); half-closes pass through as
+    /// close_notify.
+    private func spliceToApp(_ context: ChannelHandlerContext) {
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
+        let client = context.channel
+        ClientBootstrap(group: context.eventLoop)
+            .connectTimeout(config.connectTimeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .connect(to: app)
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let upstream):
+                    guard client.isActive else {
+                        upstream.close(promise: nil)
+                        return
+                    }
+                    let bytes = early
+                    early = nil
+                    handedOver = true
+                    SpliceHandler.join(
+                        client: client, upstream: upstream, metrics: metrics, toUpstream: bytes, toClient: nil,
+                        clientOwnsGauge: true, clientInputEnded: clientInputEnded,
+                        idleTimeout: config.opaqueIdleTimeout)
+                    context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+                case .failure(let error):
+                    metrics.error(.connectFailed)
+                    logger.debug("app connect failed", metadata: ["error": "\(describe(error))"])
+                    SpliceHandler.reset(client)
+                }
+            }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -83,43 +83,14 @@ final class HTTP1UpstreamPool {
     func connect(_ bucket: Bucket, tls: MeshTLS? = nil) -> EventLoopFuture<HTTP1UpstreamConnection> {
         let connection = HTTP1UpstreamConnection(destination: bucket.destination)
         connection.bucket = bucket
-        guard let expected = bucket.meshIdentity else {
-            return ClientBootstrap(group: eventLoop)
+        return MeshDial.connect(
+            ClientBootstrap(group: eventLoop)
                 .connectTimeout(config.connectTimeout)
-                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(connection)
-                    }
-                }
-                .connect(to: bucket.destination)
-                .map { _ in connection }
-        }
-        guard let tls else {
-            return eventLoop.makeFailedFuture(MeshTLSError("this proxy holds no identity yet for mesh TLS"))
-        }
-        let verified = eventLoop.makePromise(of: MeshPeer.self)
-        let verifier = MeshPeerVerifier(expected: expected, verified: verified)
-        let context = tls.client(.http1)
-        return ClientBootstrap(group: eventLoop)
-            .connectTimeout(config.connectTimeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
-                    try sync.addHandler(verifier)
-                    try sync.addHandler(connection)
-                }
-            }
-            .connect(to: bucket.destination)
-            .flatMap { _ in verified.futureResult }
-            .flatMapError { error in
-                // A connect that failed never reached the handshake: settle the promise.
-                verifier.abandon(error)
-                return self.eventLoop.makeFailedFuture(error)
-            }
-            .map { _ in connection }
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1),
+            to: bucket.destination, meshIdentity: bucket.meshIdentity, tls: tls, alpn: .http1, on: eventLoop,
+            afterTLS: { try $0.addHandler(connection) }
+        )
+        .map { _ in connection }
     }
 
     /// Closes every idle connection (graceful shutdown).

@@ -136,76 +136,59 @@ final class HTTP2UpstreamConnection {
         state = .connecting([])
         let metrics = self.metrics
         let logger = self.logger
-        var verifier: MeshPeerVerifier?
-        var tlsContext: NIOSSLContext?
-        if let expected = meshIdentity {
-            guard let meshTLS else {
-                fail(MeshTLSError("this proxy holds no identity yet for mesh TLS"))
-                return
-            }
-            verifier = MeshPeerVerifier(expected: expected, verified: eventLoop.makePromise(of: MeshPeer.self))
-            tlsContext = meshTLS.client(.http2)
+        if meshIdentity != nil && meshTLS == nil {
+            fail(MeshTLSError("this proxy holds no identity yet for mesh TLS"))
+            return
         }
-        ClientBootstrap(group: eventLoop)
-            .connectTimeout(config.connectTimeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(
-                        ConnectionAccountingHandler(
-                            readCounter: metrics.readFromDestination, writeCounter: metrics.writtenToDestination,
-                            openGauge: nil))
-                    if let tlsContext, let verifier {
-                        try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: nil))
-                        try sync.addHandler(verifier)
+        // Mesh TLS: no stream opens before the server proved its identity.
+        MeshDial.connect(
+            ClientBootstrap(group: eventLoop)
+                .connectTimeout(config.connectTimeout)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1),
+            to: destination, meshIdentity: meshIdentity, tls: meshTLS, alpn: .http2, on: eventLoop,
+            beforeTLS: { sync in
+                try sync.addHandler(
+                    ConnectionAccountingHandler(
+                        readCounter: metrics.readFromDestination, writeCounter: metrics.writtenToDestination,
+                        openGauge: nil))
+            },
+            afterTLS: { sync in
+                let connection = HTTP2UpstreamConnection.connectionConfiguration()
+                let relay = HTTP2UpstreamRelay(logger: logger)
+                let gate = HTTP2ConnectionErrorGate()
+                gate.onShut = { [unowned relay] in relay.connectionErrorSent() }
+                try sync.addHandler(gate)
+                try sync.addHandler(
+                    NIOHTTP2Handler(
+                        mode: .client, frameDelegate: HTTP2GoAwayWatch(gate: gate),
+                        connectionConfiguration: connection))
+                try sync.addHandler(relay)
+            }
+        )
+        .whenComplete { [self] result in
+            switch result {
+            case .success(let channel):
+                do {
+                    let relay = try channel.pipeline.syncOperations.handler(type: HTTP2UpstreamRelay.self)
+                    let waiting = pendingStreams()
+                    state = .ready(relay, channel)
+                    channel.closeFuture.whenComplete { [self] _ in
+                        state = .closed(ChannelError.ioOnClosedChannel)
+                        closePromise.succeed()
                     }
-                    let connection = HTTP2UpstreamConnection.connectionConfiguration()
-                    let relay = HTTP2UpstreamRelay(logger: logger)
-                    let gate = HTTP2ConnectionErrorGate()
-                    gate.onShut = { [unowned relay] in relay.connectionErrorSent() }
-                    try sync.addHandler(gate)
-                    try sync.addHandler(
-                        NIOHTTP2Handler(
-                            mode: .client, frameDelegate: HTTP2GoAwayWatch(gate: gate),
-                            connectionConfiguration: connection))
-                    try sync.addHandler(relay)
-                }
-            }
-            .connect(to: destination)
-            .flatMap { channel in
-                // Mesh TLS: no stream opens before the server proved its identity.
-                guard let verifier else { return channel.eventLoop.makeSucceededFuture(channel) }
-                return verifier.verified.futureResult.map { _ in channel }
-            }
-            .flatMapError { error in
-                verifier?.abandon(error)
-                return self.eventLoop.makeFailedFuture(error)
-            }
-            .whenComplete { [self] result in
-                switch result {
-                case .success(let channel):
-                    do {
-                        let relay = try channel.pipeline.syncOperations.handler(type: HTTP2UpstreamRelay.self)
-                        let waiting = pendingStreams()
-                        state = .ready(relay, channel)
-                        channel.closeFuture.whenComplete { [self] _ in
-                            state = .closed(ChannelError.ioOnClosedChannel)
-                            closePromise.succeed()
+                    for exchange in waiting where exchange.wantsUpstream {
+                        if !relay.open(exchange, batchedBy: nil) {
+                            exchange.connectFailed(ChannelError.ioOnClosedChannel)
                         }
-                        for exchange in waiting where exchange.wantsUpstream {
-                            if !relay.open(exchange, batchedBy: nil) {
-                                exchange.connectFailed(ChannelError.ioOnClosedChannel)
-                            }
-                        }
-                    } catch {
-                        fail(error)
-                        channel.close(promise: nil)
                     }
-                case .failure(let error):
+                } catch {
                     fail(error)
+                    channel.close(promise: nil)
                 }
+            case .failure(let error):
+                fail(error)
             }
+        }
     }
 
     /// Opens a stream for `exchange` now, or once connected; false if this connection

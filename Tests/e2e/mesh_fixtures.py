@@ -706,6 +706,7 @@ class Mesh:
     pods = PODS           # one network namespace each
     backends = BACKENDS   # run backend_argv(p), listening on backend_ports(p)
     clients = (CLIENT,)   # a sidecar each (weft-proxy init + run as UID 2102)
+    control_extra = ()    # more weft-control flags (e.g. a short certificate lifetime)
 
     def pod(self, name):
         for p in self.pods:
@@ -762,7 +763,7 @@ class Mesh:
         self._network()
         self._backends()
         self.control = self.env.start_control(push_port=PUSH_PORT, http_port=HTTP_PORT, prefix=self.node_prefix,
-                                              host=self.node_ip, extra=("--http-host", "127.0.0.1"))
+                                              host=self.node_ip, extra=("--http-host", "127.0.0.1") + tuple(self.control_extra))
         for p in self.clients:
             self._client(p)
 

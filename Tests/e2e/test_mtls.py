@@ -199,6 +199,23 @@ def test_opaque_tcp_between_meshed_pods_is_mesh_tls_on_the_wire(mesh):
     assert b"\x17\x03\x03" in wire, "no TLS application data records"
 
 
+def test_a_meshed_pods_own_address_is_mesh_tls_too(mesh):
+    """A request to the server Pod's own IP (as to a headless Service's member), not through
+    a Service: the control plane's workload index names the Pod's identity, so it travels
+    over mesh TLS as well (the sidecar's own ports stay plaintext: MeshSnapshotTests)."""
+    mesh.apply()
+
+    def call():
+        return mesh.curl({"url": "http://%s:%d/direct/%s" % (SERVER.ip, APP_PORT, SECRET),
+                          "headers": [("X-Secret", SECRET)]})[0]
+    reply, wire = capture(mesh, "server", call)
+    assert reply.status == 200 and reply.pod == "server", "to the Pod's IP: %s" % reply.short()
+    assert len(wire) > 200, "tcpdump captured nothing on the server pod (%d bytes): %s" % (len(wire), capture.log)
+    assert SECRET.encode() not in wire, "a request to a meshed Pod's own address crossed the wire in clear"
+    # (The connection may be one the pool opened for the Service before: same endpoint, same identity.)
+    assert b"\x17\x03\x03" in wire, "no TLS application data records"
+
+
 def test_plaintext_to_an_unmeshed_pod_stays_plaintext(mesh):
     mesh.apply()
 
@@ -316,8 +333,9 @@ def test_inbound_mesh_tls_carries_http2_to_the_app(mesh):
         assert issued.returncode == 0, issued.stderr.decode()
         for name in os.listdir(out):
             os.chmod(os.path.join(out, name), 0o644)
-        # As root: the client's sidecar captures it and passes the TLS through untouched.
-        argv = list(mesh.prefix("client")) + [sys.executable, "-c", H2_OVER_MESH_TLS, SERVER.ip, str(APP_PORT),
+        # From the pod without a sidecar: from the client pod, its sidecar would carry this
+        # TLS inside its own mesh TLS to the server's app (the server is a meshed Pod).
+        argv = list(mesh.prefix("plain")) + [sys.executable, "-c", H2_OVER_MESH_TLS, SERVER.ip, str(APP_PORT),
                                                os.path.join(out, "cert.pem"), os.path.join(out, "key.pem"),
                                                os.path.join(out, "bundle.crt")]
         p = subprocess.run(argv, capture_output=True, timeout=30)
@@ -366,7 +384,8 @@ def test_a_half_or_broken_mesh_handshake_closes_only_that_connection(mesh, mode)
     counts it as tls_handshake, and keeps serving the mesh."""
     mesh.apply()
     refused0 = inbound(mesh, "server", "weft_errors_total", error="tls_handshake")
-    argv = list(mesh.prefix("client")) + [sys.executable, "-c", BAD_MESH_TLS, SERVER.ip, str(APP_PORT), mode]
+    # From the pod without a sidecar (see test_inbound_mesh_tls_carries_http2_to_the_app).
+    argv = list(mesh.prefix("plain")) + [sys.executable, "-c", BAD_MESH_TLS, SERVER.ip, str(APP_PORT), mode]
     p = subprocess.run(argv, capture_output=True, timeout=30)
     text = p.stdout.decode(errors="replace")
     assert p.returncode == 0 and "closed after" in text, "%s handshake: %s %s" % (

@@ -104,6 +104,7 @@ struct ProxySession {
         w.beginObject("snapshot")
         w.field("mesh", raw: mesh.mesh.json)
         w.field("services", raw: mesh.servicesArrayJSON)
+        w.field("workloads", raw: mesh.workloadsArrayJSON)
         let policies = mesh.policies(namespace: node.namespace, labels: labels)
         w.field("policies", fragments: policies.map(\.json))
         let subs = subscriptions.sorted()
@@ -144,6 +145,7 @@ struct ProxySession {
         let nothing =
             !changes.meshChanged && changes.serviceUpsertsJSON == nil && changes.serviceRemovals.isEmpty
             && upsertRoutes.isEmpty && upsertEndpoints.isEmpty && upsertPolicies.isEmpty && removedPolicies.isEmpty
+            && changes.workloadUpsertsJSON == nil && changes.workloadRemovals.isEmpty
         sentPolicies = newSent
         let base = version
         guard !nothing else {
@@ -169,6 +171,7 @@ struct ProxySession {
         w.beginObject("upserts")
         if changes.meshChanged { w.field("mesh", raw: mesh.mesh.json) }
         if let services = changes.serviceUpsertsJSON { w.field("services", raw: services) }
+        if let workloads = changes.workloadUpsertsJSON { w.field("workloads", raw: workloads) }
         if !upsertPolicies.isEmpty { w.field("policies", fragments: upsertPolicies) }
         if !upsertRoutes.isEmpty { w.field("routes", fragments: upsertRoutes) }
         if !upsertEndpoints.isEmpty { w.field("endpoints", fragments: upsertEndpoints) }
@@ -176,6 +179,7 @@ struct ProxySession {
         w.beginObject("removals")
         if !changes.serviceRemovals.isEmpty { w.field("services", strings: changes.serviceRemovals) }
         if !removedPolicies.isEmpty { w.field("policies", strings: removedPolicies) }
+        if !changes.workloadRemovals.isEmpty { w.field("workloads", strings: changes.workloadRemovals) }
         w.endObject()
         sentGeneration = mesh.generation
         return w.finish()

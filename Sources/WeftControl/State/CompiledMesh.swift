@@ -65,14 +65,21 @@ public final class CompiledMesh: Sendable {
     public let policiesByNamespace: [String: [CompiledEntry<PolicyEntry>]]
     let policySelections: [String: [PolicySelection]]
     public let pods: [String: KnownPod]
+    /// Meshed Pods by IP, and `[…]` of them sorted by IP: every proxy's workload index.
+    public let workloads: [String: CompiledEntry<WorkloadEntry>]
+    public let workloadsArrayJSON: [UInt8]
     /// Nil for the first generation.
     public let changes: MeshChanges?
 
     public init(
         generation: Int, committedAt: ContinuousClock.Instant = .now, mesh: MeshSettings, services: [ServiceEntry],
         routes: [RouteSet], endpoints: [EndpointSet], policies: [PolicySelection], pods: [String: KnownPod],
-        previous: CompiledMesh?
+        workloads: [WorkloadEntry] = [], previous: CompiledMesh?
     ) {
+        var workloads_: [String: CompiledEntry<WorkloadEntry>] = [:]
+        for w in workloads { workloads_[w.ip] = CompiledEntry(key: w.ip, entry: w) }
+        self.workloads = workloads_
+        self.workloadsArrayJSON = JSONFragments.array(workloads_.keys.sorted().map { workloads_[$0]!.json })
         self.generation = generation
         self.committedAt = committedAt
         self.mesh = CompiledEntry(key: "mesh", entry: mesh)
@@ -98,7 +105,7 @@ public final class CompiledMesh: Sendable {
         self.changes = previous.map {
             MeshChanges(
                 from: $0, toServices: services_, routes: routes_, endpoints: endpoints_, mesh: mesh,
-                policies: compiledPolicies, selections: selections)
+                policies: compiledPolicies, selections: selections, workloads: workloads_)
         }
     }
 
@@ -136,12 +143,20 @@ public struct MeshChanges: Sendable {
     public let changedEndpoints: Set<String>
     /// Namespaces whose policies changed.
     public let changedPolicyNamespaces: Set<String>
+    /// `[…]` of the workloads added or changed; nil when none.
+    public let workloadUpsertsJSON: [UInt8]?
+    public let workloadRemovals: [String]
 
     init(
         from old: CompiledMesh, toServices services: [String: CompiledEntry<ServiceEntry>],
         routes: [String: CompiledEntry<RouteSet>], endpoints: [String: CompiledEntry<EndpointSet>],
-        mesh: MeshSettings, policies: [String: [CompiledEntry<PolicyEntry>]], selections: [String: [PolicySelection]]
+        mesh: MeshSettings, policies: [String: [CompiledEntry<PolicyEntry>]], selections: [String: [PolicySelection]],
+        workloads: [String: CompiledEntry<WorkloadEntry>]
     ) {
+        let changedWorkloads = workloads.keys.sorted().filter { old.workloads[$0]?.json != workloads[$0]!.json }
+        workloadUpsertsJSON =
+            changedWorkloads.isEmpty ? nil : JSONFragments.array(changedWorkloads.map { workloads[$0]!.json })
+        workloadRemovals = old.workloads.keys.filter { workloads[$0] == nil }.sorted()
         previousGeneration = old.generation
         meshChanged = old.mesh.entry != mesh
         let upserted = services.keys.sorted().filter { old.services[$0]?.json != services[$0]!.json }

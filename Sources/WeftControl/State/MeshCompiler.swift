@@ -42,6 +42,11 @@ enum MeshCompiler {
                     rules: policy.rules.map(policyRule)))
         }
         var pods: [String: KnownPod] = [:]
+        var workloads: [WorkloadEntry] = []
+        for pod in state.pods where pod.isMeshed {
+            let identity = pod.identity(trustDomain: config.trustDomain).description
+            for ip in pod.podIPs { workloads.append(WorkloadEntry(ip: ip, identity: identity)) }
+        }
         for pod in state.pods {
             pods["\(pod.metadata.namespace)/\(pod.metadata.name)"] = KnownPod(
                 serviceAccount: pod.serviceAccountName, labels: pod.metadata.labels,
@@ -49,7 +54,7 @@ enum MeshCompiler {
         }
         return CompiledMesh(
             generation: generation, mesh: mesh, services: services, routes: routes, endpoints: endpoints,
-            policies: policies, pods: pods, previous: previous)
+            policies: policies, pods: pods, workloads: workloads, previous: previous)
     }
 
     static func milliseconds(_ duration: Duration) -> Int {

@@ -11,14 +11,19 @@ public struct ConfigSet: Codable, Hashable, Sendable {
     public var routes: [RouteSet]?
     /// Ready and serving endpoints of each subscribed destination.
     public var endpoints: [EndpointSet]?
+    /// The meshed Pods of the whole mesh by IP, so traffic to a Pod's own address (a
+    /// headless Service, a StatefulSet member) is mesh TLS too, with the Pod's identity.
+    public var workloads: [WorkloadEntry]?
     /// The kubelet probes this proxy's Pod declares (accepted in plaintext under STRICT
     /// and by default-deny policies). Sent in a `config`, fixed for the session.
     public var probes: [ProbeEntry]?
 
     public init(
         mesh: MeshSettings? = nil, services: [ServiceEntry]? = nil, policies: [PolicyEntry]? = nil,
-        routes: [RouteSet]? = nil, endpoints: [EndpointSet]? = nil, probes: [ProbeEntry]? = nil
+        routes: [RouteSet]? = nil, endpoints: [EndpointSet]? = nil, probes: [ProbeEntry]? = nil,
+        workloads: [WorkloadEntry]? = nil
     ) {
+        self.workloads = workloads
         self.probes = probes
         self.mesh = mesh
         self.services = services
@@ -29,7 +34,7 @@ public struct ConfigSet: Codable, Hashable, Sendable {
 
     public var isEmpty: Bool {
         mesh == nil && (services ?? []).isEmpty && (policies ?? []).isEmpty && (routes ?? []).isEmpty
-            && (endpoints ?? []).isEmpty
+            && (endpoints ?? []).isEmpty && (workloads ?? []).isEmpty
     }
 }
 
@@ -106,6 +111,19 @@ public struct ServicePortEntry: Codable, Hashable, Sendable {
         self.targetPortName = targetPortName
         self.protocol = `protocol`
         self.appProtocol = appProtocol
+    }
+}
+
+/// A meshed Pod's address and identity (its sidecar answers mesh TLS there).
+public struct WorkloadEntry: Codable, Hashable, Sendable {
+    /// A Pod IP; the key.
+    public var ip: String
+    /// Its SPIFFE ID.
+    public var identity: String
+
+    public init(ip: String, identity: String) {
+        self.ip = ip
+        self.identity = identity
     }
 }
 

@@ -72,10 +72,14 @@ public struct ConfigKeys: Codable, Hashable, Sendable {
     public var policies: [String]?
     public var routes: [String]?
     public var endpoints: [String]?
+    /// Pod IPs of `workloads`.
+    public var workloads: [String]?
 
     public init(
-        services: [String]? = nil, policies: [String]? = nil, routes: [String]? = nil, endpoints: [String]? = nil
+        services: [String]? = nil, policies: [String]? = nil, routes: [String]? = nil, endpoints: [String]? = nil,
+        workloads: [String]? = nil
     ) {
+        self.workloads = workloads
         self.services = services
         self.policies = policies
         self.routes = routes
@@ -84,5 +88,6 @@ public struct ConfigKeys: Codable, Hashable, Sendable {
 
     public var isEmpty: Bool {
         (services ?? []).isEmpty && (policies ?? []).isEmpty && (routes ?? []).isEmpty && (endpoints ?? []).isEmpty
+            && (workloads ?? []).isEmpty
     }
 }

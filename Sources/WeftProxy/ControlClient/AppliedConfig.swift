@@ -16,6 +16,8 @@ public struct AppliedConfig: Codable, Sendable, Hashable {
     public var endpoints: [String: EndpointSet]
     /// The kubelet probes this proxy's Pod declares.
     public var probes: [ProbeEntry] = []
+    /// Meshed Pods by IP.
+    public var workloads: [String: WorkloadEntry] = [:]
 
     public init(
         version: Int = 0, generation: Int = 0, mesh: MeshSettings? = nil, services: [String: ServiceEntry] = [:],
@@ -61,6 +63,7 @@ public enum ConfigApplier {
         for key in push.removals.policies ?? [] { config.policies[key] = nil }
         for key in push.removals.routes ?? [] { config.routes[key] = nil }
         for key in push.removals.endpoints ?? [] { config.endpoints[key] = nil }
+        for key in push.removals.workloads ?? [] { config.workloads[key] = nil }
         if let mesh = push.upserts.mesh { config.mesh = mesh }
         try upsert(push.upserts, into: &config)
         return config
@@ -98,6 +101,12 @@ public enum ConfigApplier {
                 }
             }
             config.policies[policy.key] = policy
+        }
+        for workload in set.workloads ?? [] {
+            guard IPText.isValid(workload.ip) else {
+                throw ConfigRefusal(.invalidAddress, "workloads[\(workload.ip)]: not an IP address")
+            }
+            config.workloads[workload.ip] = workload
         }
         for routeSet in set.routes ?? [] {
             for route in routeSet.routes {

@@ -253,16 +253,21 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// otherwise the original destination, unless the mesh is REGISTRY_ONLY.
     private func connectAndSplice(_ context: ChannelHandlerContext, avoiding: LoopEndpoint? = nil, attempt: Int = 0) {
         guard var binding = target.outbound else {
-            connectAndSplice(context, to: target.upstream, endpoint: nil, attempt: attempt)
+            connectAndSplice(context, to: target.upstream, endpoint: nil, meshIdentity: nil, attempt: attempt)
             return
         }
         let mesh = pools.mesh
         switch mesh.planConnection(&binding, avoiding: avoiding) {
         case .passthrough:
-            connectAndSplice(context, to: target.upstream, endpoint: nil, attempt: attempt)
+            // To a meshed Pod's own address: mesh TLS to its identity.
+            connectAndSplice(
+                context, to: target.upstream, endpoint: nil,
+                meshIdentity: mesh.snapshot.meshIdentity(ofAddress: target.upstream), attempt: attempt)
         case .forward(let planned):
             planned.endpoint.requestStarted()
-            connectAndSplice(context, to: planned.endpoint.target.address, endpoint: planned.endpoint, attempt: attempt)
+            connectAndSplice(
+                context, to: planned.endpoint.target.address, endpoint: planned.endpoint,
+                meshIdentity: planned.endpoint.target.meshIdentity, attempt: attempt)
         case .answer(let answer):
             metrics.error(answer.kind)
             logger.debug(
@@ -290,7 +295,8 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var discoveryDeadline: NIODeadline?
 
     private func connectAndSplice(
-        _ context: ChannelHandlerContext, to upstreamAddress: SocketAddress, endpoint: LoopEndpoint?, attempt: Int
+        _ context: ChannelHandlerContext, to upstreamAddress: SocketAddress, endpoint: LoopEndpoint?,
+        meshIdentity: String?, attempt: Int
     ) {
         let client = context.channel
         let started = LoopContext.now()
@@ -300,7 +306,7 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
                 .connectTimeout(config.connectTimeout)
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .channelOption(.allowRemoteHalfClosure, value: true),
-            to: upstreamAddress, meshIdentity: endpoint?.target.meshIdentity, tls: pools.mesh.meshTLS, alpn: .tcp,
+            to: upstreamAddress, meshIdentity: meshIdentity, tls: pools.mesh.meshTLS, alpn: .tcp,
             on: context.eventLoop
         )
         .whenComplete { [self] result in

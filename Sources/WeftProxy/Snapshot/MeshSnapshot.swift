@@ -1,4 +1,5 @@
 import NIOCore
+import WeftCore
 import WeftProtocol
 
 /// What the data path decides with: the config the proxy acked, compiled once per
@@ -36,14 +37,19 @@ final class MeshSnapshot: Sendable {
     let routeMetricLabels: [RouteMetricLabels]
     /// Who may call this pod: its AuthorizationPolicies, mTLS mode and probes.
     let inbound: InboundAuthorizer
+    /// Meshed Pods' IPs (port 0) → their identity: a connection to a Pod's own address is
+    /// mesh TLS to that identity (but to the sidecars' own ports, which are not captured).
+    let meshedWorkloads: [AddressKey: String]
 
     init(
         version: Int, generation: Int, isRegistryOnly: Bool, namespace: String, servicePorts: [ServicePortPlan],
         backends: [BackendPlan], servicePortByAddress: [AddressKey: Int], servicePortByHost: [HostPort: Int],
         endpointAddresses: Set<AddressKey>, missingServices: [String],
         retryBudget: RetryBudgetSettings = RetryBudgetSettings(ratio: 0.2, minRetriesPerSecond: 10, windowMs: 10_000),
-        routeMetricLabels: [RouteMetricLabels] = [], inbound: InboundAuthorizer = .open
+        routeMetricLabels: [RouteMetricLabels] = [], inbound: InboundAuthorizer = .open,
+        meshedWorkloads: [AddressKey: String] = [:]
     ) {
+        self.meshedWorkloads = meshedWorkloads
         self.inbound = inbound
         self.retryBudget = retryBudget
         self.routeMetricLabels = routeMetricLabels
@@ -58,6 +64,20 @@ final class MeshSnapshot: Sendable {
         self.endpointAddresses = endpointAddresses
         self.missingServices = missingServices
     }
+
+    /// The identity to require when connecting to `address` itself (not through a
+    /// Service): its Pod's, when the Pod is meshed; nil for plaintext. The sidecar's own
+    /// ports (admin, capture) are never captured inbound, so they stay plaintext.
+    func meshIdentity(ofAddress address: SocketAddress) -> String? {
+        guard !meshedWorkloads.isEmpty, let port = address.port, !MeshSnapshot.sidecarPorts.contains(port),
+            let key = AddressKey(address)
+        else { return nil }
+        return meshedWorkloads[key.with(port: 0)]
+    }
+
+    static let sidecarPorts: Set<Int> = [
+        Int(MeshDefaults.adminPort), Int(MeshDefaults.inboundPort), Int(MeshDefaults.outboundPort),
+    ]
 
     /// A snapshot with no mesh: everything passes through.
     static let empty = MeshSnapshot(

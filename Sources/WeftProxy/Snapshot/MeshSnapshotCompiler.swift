@@ -23,7 +23,10 @@ enum MeshSnapshotCompiler {
             endpointAddresses: builder.endpointAddresses, missingServices: builder.missing.sorted(),
             retryBudget: config.mesh?.retryBudget
                 ?? RetryBudgetSettings(ratio: 0.2, minRetriesPerSecond: 10, windowMs: 10_000),
-            routeMetricLabels: builder.metricLabels, inbound: try inbound(config))
+            routeMetricLabels: builder.metricLabels, inbound: try inbound(config),
+            meshedWorkloads: Dictionary(
+                config.workloads.values.compactMap { w in AddressKey(ip: w.ip, port: 0).map { ($0, w.identity) } },
+                uniquingKeysWith: { a, _ in a }))
     }
 
     /// The pod's inbound authorization: the policies that select it, mTLS mode, probes.

@@ -70,7 +70,7 @@ enum MeshFixtures {
     static func mesh(
         generation: Int, web: [String] = ["10.211.0.2"], api: [String] = ["10.211.0.9"], webTimeoutMs: Int = 1000,
         extraService: Bool = false, policyApp: String = "web", mtls: String = "PERMISSIVE",
-        previous: CompiledMesh? = nil
+        workloads: [WorkloadEntry] = [], previous: CompiledMesh? = nil
     ) -> CompiledMesh {
         var services = [service("demo/web", ip: "10.96.0.10"), service("demo/api", ip: "10.96.0.11")]
         if extraService { services.append(service("demo/extra", ip: "10.96.0.12")) }
@@ -84,6 +84,6 @@ enum MeshFixtures {
             pods: [
                 "demo/web-0": KnownPod(serviceAccount: "web", labels: ["app": "web"]),
                 "demo/client-0": KnownPod(serviceAccount: "client", labels: ["app": "client"]),
-            ], previous: previous)
+            ], workloads: workloads, previous: previous)
     }
 }

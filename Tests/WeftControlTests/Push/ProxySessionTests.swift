@@ -99,6 +99,20 @@ final class ProxySessionTests: XCTestCase {
         XCTAssertEqual(push.removals.policies, ["demo/allow-client"], "the policy no longer selects this pod")
     }
 
+    func testTheWorkloadIndexReachesEveryProxyAndDeltasCarryItsChanges() throws {
+        var s = session(subscriptions: [])
+        let web = WorkloadEntry(ip: "10.211.0.2", identity: "spiffe://cluster.local/ns/demo/sa/web")
+        let api = WorkloadEntry(ip: "10.211.0.9", identity: "spiffe://cluster.local/ns/demo/sa/api")
+        let g1 = MeshFixtures.mesh(generation: 1, workloads: [web])
+        XCTAssertEqual(try config(s.fullConfig(g1, allocator: allocator)).snapshot.workloads, [web])
+        let g2 = MeshFixtures.mesh(generation: 2, workloads: [api], previous: g1)
+        let push = try delta(s.update(to: g2, allocator: allocator))
+        XCTAssertEqual(push.upserts.workloads, [api])
+        XCTAssertEqual(push.removals.workloads, ["10.211.0.2"])
+        let g3 = MeshFixtures.mesh(generation: 3, workloads: [api], previous: g2)
+        XCTAssertNil(s.update(to: g3, allocator: allocator), "nothing changed")
+    }
+
     func testASkippedGenerationGetsAWholeConfig() throws {
         var s = session()
         let g1 = MeshFixtures.mesh(generation: 1)

@@ -15,6 +15,35 @@ final class PodDecodingTests: XCTestCase {
             pod.identity(trustDomain: "cluster.local").description, "spiffe://cluster.local/ns/demo/sa/web")
     }
 
+    func testSidecarAndProbesAreRead() throws {
+        let yaml = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: web-0, namespace: demo}
+            spec:
+              containers:
+              - name: app
+                ports: [{name: http, containerPort: 8080}, {containerPort: 9000}]
+                livenessProbe: {httpGet: {path: /live, port: 8080}}
+                readinessProbe: {httpGet: {port: http}}
+                startupProbe: {grpc: {port: 9000}}
+              - name: metrics
+                readinessProbe: {tcpSocket: {port: 9100}}
+                livenessProbe: {httpGet: {path: /x, port: nosuchport}}
+              - name: weft-proxy
+                readinessProbe: {httpGet: {path: /ready, port: 15000}}
+            """
+        guard case .pod(let pod) = Fixtures.decodeClean(yaml).first else { return XCTFail() }
+        XCTAssertTrue(pod.isMeshed)
+        XCTAssertEqual(
+            pod.probes,
+            [
+                Pod.Probe(port: 8080, path: "/live", method: "GET"),
+                Pod.Probe(port: 8080, path: "/", method: "GET"),
+                Pod.Probe(port: 9000, path: "/grpc.health.v1.Health/Check", method: "POST"),
+            ], "named ports resolved; TCP probes, unresolvable ports and the sidecar's own probes left out")
+    }
+
     func testDefaultsForAPendingPod() throws {
         let yaml = """
             apiVersion: v1

@@ -1,3 +1,4 @@
+import NIOCore
 import WeftProtocol
 import XCTest
 
@@ -63,6 +64,63 @@ final class ConfigApplierTests: XCTestCase {
         XCTAssertEqual(config.generation, 2)
         XCTAssertEqual(Array(config.services.keys), ["demo/api"])
         XCTAssertTrue(config.routes.isEmpty)
+    }
+
+    func testWorkloadsIndexTheMeshedPodsAndTheirIdentityOnlyOffTheSidecarsPorts() throws {
+        let web = "spiffe://cluster.local/ns/demo/sa/web"
+        var config = try ConfigApplier.apply(
+            ConfigPush(
+                version: 1, nonce: "n1", generation: 1,
+                snapshot: ConfigSet(
+                    mesh: mesh, probes: [ProbeEntry(port: 8080, path: "/healthz", method: "GET")],
+                    workloads: [WorkloadEntry(ip: "10.230.0.2", identity: web)])))
+        XCTAssertEqual(config.probes.map(\.path), ["/healthz"])
+        let snapshot = try MeshSnapshotCompiler.compile(config, namespace: "demo")
+        XCTAssertEqual(snapshot.meshIdentity(ofAddress: try SocketAddress(ipAddress: "10.230.0.2", port: 8080)), web)
+        XCTAssertNil(
+            snapshot.meshIdentity(ofAddress: try SocketAddress(ipAddress: "10.230.0.2", port: 15000)),
+            "the sidecar's admin port is never captured: plaintext")
+        XCTAssertNil(snapshot.meshIdentity(ofAddress: try SocketAddress(ipAddress: "10.230.0.3", port: 8080)))
+        config = try ConfigApplier.apply(
+            DeltaPush(
+                version: 2, base: 1, nonce: "n2", generation: 2, upserts: ConfigSet(),
+                removals: ConfigKeys(workloads: ["10.230.0.2"])), to: config)
+        XCTAssertTrue(config.workloads.isEmpty)
+        XCTAssertThrowsError(
+            try ConfigApplier.apply(
+                DeltaPush(
+                    version: 3, base: 2, nonce: "n3", generation: 3,
+                    upserts: ConfigSet(workloads: [WorkloadEntry(ip: "web-0", identity: web)]), removals: ConfigKeys()),
+                to: config)
+        ) { error in
+            XCTAssertEqual("\(error)", "invalid_address: workloads[web-0]: not an IP address")
+        }
+    }
+
+    func testPoliciesAndProbesTheProxyCannotApplyAreRefused() throws {
+        let badBlock = PolicyEntry(
+            key: "demo/p", action: "ALLOW",
+            rules: [
+                PolicyRule(
+                    from: [PolicyPeer(identities: nil, namespaces: nil, serviceAccounts: nil, ipBlocks: ["10.0.0/8"])],
+                    to: nil)
+            ])
+        for (set, reason) in [
+            (
+                ConfigSet(mesh: mesh, policies: [badBlock]),
+                "invalid_setting: policies[demo/p].rules[0].from[0].ipBlocks[0]: \"10.0.0/8\" is not a CIDR"
+            ),
+            (
+                ConfigSet(mesh: mesh, probes: [ProbeEntry(port: 0, path: "/x", method: "GET")]),
+                "invalid_setting: probes[0]: port 0, path \"/x\" is not a probe"
+            ),
+        ] {
+            XCTAssertThrowsError(
+                try ConfigApplier.apply(ConfigPush(version: 1, nonce: "n", generation: 1, snapshot: set))
+            ) { error in
+                XCTAssertEqual("\(error)", reason)
+            }
+        }
     }
 
     func testBaseMismatchIsRefused() throws {

@@ -120,7 +120,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.inboundGate = inboundGate
         self.destination = destination
         self.pool = pool
-        self.bucket = pool.bucket(for: destination)
+        // Outbound to a meshed Pod's own address (not a Service): mesh TLS to its identity.
+        let identity = outbound == nil ? nil : mesh?.snapshot.meshIdentity(ofAddress: destination)
+        self.bucket = pool.bucket(for: destination, meshIdentity: identity)
         self.fixedDestination = destination
         self.fixedBucket = bucket
         self.outbound = mesh == nil ? nil : outbound

@@ -233,6 +233,9 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
     fileprivate let mesh: LoopContext?
     /// Inbound: the caller and its authorization, checked per stream before it goes to the app.
     private var inboundGate: InboundGate?
+    /// Outbound to a meshed Pod's own address (not a Service): the identity its streams
+    /// require when the mesh passes them through.
+    private let destinationIdentity: String?
 
     init(
         destination: SocketAddress, pool: HTTP2UpstreamPool, metrics: DirectionMetrics, config: ProxyConfig,
@@ -241,6 +244,7 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
         self.inboundGate = inboundGate
         self.destination = destination
         self.outbound = mesh == nil ? nil : outbound
+        self.destinationIdentity = outbound == nil ? nil : mesh?.snapshot.meshIdentity(ofAddress: destination)
         self.mesh = mesh
         self.pool = pool
         self.metrics = metrics
@@ -303,7 +307,7 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
         switch mesh.plan(&outbound!, request: HPACKRequestHeadView(headers: head), avoiding: avoiding) {
         case .passthrough:
             stream.destination = destination
-            pool.openStream(stream, to: destination, batchedBy: reader)
+            pool.openStream(stream, to: destination, meshIdentity: destinationIdentity, batchedBy: reader)
         case .forward(let attempt):
             stream.attempt(attempt, head: head)
             if attempt.editsRequest { stream.sendEdited(head, attempt) }

@@ -12,7 +12,7 @@ Services: web 10.98.0.10 -> server, plain 10.98.0.20 -> plain.
 What is checked: a request through the ClusterIP of a meshed Service travels as TLS
 records on the server pod's wire (tcpdump on its interface), none of its request line,
 headers or body in clear, and the app answers; the server's sidecar knew the caller;
-opaque TCP (the echo port) likewise, offering weft/1+tcp, half-close included;
+opaque TCP (the echo, on the opaque port 6379) likewise, offering weft/1+tcp, half-close included;
 plaintext to an unmeshed pod stays plaintext; `openssl s_client` offering the mesh ALPN
 reaches the inbound side only with a certificate of this mesh (`weftctl ca issue`), and is
 refused without one or with one of another CA, counted as tls_handshake; a client offering
@@ -33,10 +33,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from control_fixtures import ca_template, eventually, metric, weftctl  # noqa: E402,F401
 from mesh_fixtures import (  # noqa: E402
-    APP_PORT, ECHO_PORT, Mesh, PodSpec, ServiceSpec, mesh_config_yaml, pod_yaml, run_mesh, service_yaml, watch_mesh_test,
+    APP_PORT, BACKEND_SERVER, H2C_PORT, Mesh, PodSpec, ServiceSpec, mesh_config_yaml, pod_yaml, run_mesh, service_yaml, watch_mesh_test,
 )
 
 NS_PREFIX = "wt-"
+# The backends' TCP echo listens here: an opaque port (MeshDefaults.opaquePorts), so neither
+# sidecar detects a protocol; the server's still finds the mesh TLS ClientHello.
+TCP_PORT = 6379
 SUBNET = "10.233.0"
 NODE_IP = SUBNET + ".254"
 
@@ -50,7 +53,7 @@ SERVER = _pod("server", 10, "web", sa="web")
 PLAIN = _pod("plain", 20, "plain")
 MESHED = {"client", "server"}
 SERVICES = [
-    ServiceSpec("web", "demo", "10.98.0.10", ["server"], ports=(("http", 80, APP_PORT), ("echo", ECHO_PORT, ECHO_PORT))),
+    ServiceSpec("web", "demo", "10.98.0.10", ["server"], ports=(("http", 80, APP_PORT), ("redis", TCP_PORT, TCP_PORT))),
     ServiceSpec("plain", "demo", "10.98.0.20", ["plain"]),
 ]
 SECRET = "x-secret-token-5d1e"
@@ -71,6 +74,12 @@ class MTLSMesh(Mesh):
     pods = [CLIENT, SERVER, PLAIN]
     backends = [SERVER, PLAIN]
     clients = (CLIENT, SERVER)
+
+    def backend_argv(self, p):
+        return [sys.executable, "-c", BACKEND_SERVER, p.name, "%d,%d" % (APP_PORT, H2C_PORT), str(TCP_PORT)]
+
+    def backend_ports(self, p):
+        return (APP_PORT, H2C_PORT, TCP_PORT)
 
     def render(self, routes=(), services=None, outbound_policy="ALLOW_ANY", extra=""):
         docs = [mesh_config_yaml(outbound_policy)]
@@ -186,9 +195,9 @@ def test_opaque_tcp_between_meshed_pods_is_mesh_tls_on_the_wire(mesh):
 
     def call():
         argv = list(mesh.prefix("client")) + [sys.executable, "-c", TCP_CLIENT, SERVICES[0].cluster_ip,
-                                               str(ECHO_PORT), payload]
+                                               str(TCP_PORT), payload]
         return subprocess.run(argv, capture_output=True, timeout=30)
-    p, wire = capture(mesh, "server", call, port=ECHO_PORT)
+    p, wire = capture(mesh, "server", call, port=TCP_PORT)
     text = p.stdout.decode(errors="replace")
     assert p.returncode == 0 and "echoed %r" % payload in text, "TCP through the ClusterIP: %s %s" % (
         text, p.stderr.decode(errors="replace")[-800:])

@@ -27,8 +27,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from control_fixtures import ca_template, weftctl  # noqa: E402,F401
-from mesh_fixtures import APP_PORT, ECHO_PORT, PodSpec, ServiceSpec, run_mesh, watch_mesh_test  # noqa: E402
-from test_mtls import MTLSMesh  # noqa: E402
+from mesh_fixtures import APP_PORT, PodSpec, ServiceSpec, run_mesh, watch_mesh_test  # noqa: E402
+from test_mtls import TCP_PORT, MTLSMesh  # noqa: E402
 
 NS_PREFIX = "wr-"
 SUBNET = "10.236.0"
@@ -42,7 +42,7 @@ def _pod(name, host, app, sa=None):
 CLIENT = _pod("client", 1, "client")
 SERVER = _pod("server", 10, "web", sa="web")
 WEB = ServiceSpec("web", "demo", "10.98.0.10", ["server"],
-                  ports=(("http", 80, APP_PORT), ("echo", ECHO_PORT, ECHO_PORT)))
+                  ports=(("http", 80, APP_PORT), ("redis", TCP_PORT, TCP_PORT)))
 
 
 class RotationMesh(MTLSMesh):
@@ -153,7 +153,7 @@ def _presented_not_after(mesh, certs):
     pfx = list(mesh.prefix("client"))
     chain = os.path.join(certs, "cert.pem")
     argv = pfx + ["setpriv", "--reuid=2102", "--regid=2102", "--clear-groups",
-                  "openssl", "s_client", "-connect", "%s:%d" % (SERVER.ip, ECHO_PORT), "-alpn", "weft/1+tcp",
+                  "openssl", "s_client", "-connect", "%s:%d" % (SERVER.ip, TCP_PORT), "-alpn", "weft/1+tcp",
                   "-tls1_3", "-cert", chain, "-cert_chain", chain, "-key", os.path.join(certs, "key.pem"),
                   "-CAfile", os.path.join(certs, "bundle.crt")]
     p = subprocess.run(argv, input=b"", capture_output=True, timeout=20)
@@ -181,7 +181,7 @@ def test_renewals_under_steady_load_lose_nothing(mesh):
             os.chmod(os.path.join(certs, name), 0o644)
 
         seen = {"client": {_not_after(mesh.proxies["client"])}, "server": {_not_after(mesh.proxies["server"])}}
-        argv = list(mesh.prefix("client")) + [sys.executable, "-c", LOAD, WEB.cluster_ip, "80", str(ECHO_PORT),
+        argv = list(mesh.prefix("client")) + [sys.executable, "-c", LOAD, WEB.cluster_ip, "80", str(TCP_PORT),
                                                str(LOAD_SECONDS)]
         load = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         checked_fresh = False

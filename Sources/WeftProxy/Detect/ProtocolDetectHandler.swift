@@ -41,6 +41,10 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var clientInputEnded = false
     private var ownsConnection = true
     private var timer: Scheduled<Void>?
+    /// Inbound on an opaque port: only a mesh TLS ClientHello is looked for.
+    private var peekForMeshTLS = false
+    /// How long an inbound opaque port waits for a mesh TLS ClientHello.
+    static let opaquePeek = TimeAmount.milliseconds(100)
 
     init(
         target: ConnectionTarget, metrics: DirectionMetrics, config: ProxyConfig, pools: LoopPools,
@@ -56,7 +60,16 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if skipDetection {
+        if skipDetection && target.direction == .inbound && pools.mesh.meshTLS != nil {
+            // An opaque port inbound: a meshed caller's sidecar opens it with a mesh TLS
+            // ClientHello at once, so peek for one briefly; anything else (or silence: a
+            // server-speaks-first protocol) is opaque TCP.
+            peekForMeshTLS = true
+            timer = context.eventLoop.scheduleTask(in: min(config.detectTimeout, Self.opaquePeek)) { [self] in
+                timer = nil
+                decide(.opaque)
+            }
+        } else if skipDetection {
             decide(.opaque)
         } else {
             timer = context.eventLoop.scheduleTask(in: config.detectTimeout) { [self] in
@@ -82,6 +95,22 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         buffered.append(&bytes)
         let verdict = buffered!.withUnsafeReadableBytes { ProtocolDetector.detect($0) }
+        if peekForMeshTLS {
+            switch verdict {
+            case .needMoreBytes where buffered!.readableBytes < ProtocolDetector.maxBytes:
+                break
+            case .detected(.tls):
+                let offers = buffered!.withUnsafeReadableBytes { ClientHelloReader.applicationProtocols(inRecord: $0) }
+                if MeshALPN.first(in: offers) != nil, let tls = pools.mesh.meshTLS {
+                    terminateMeshTLS(context, tls)
+                } else {
+                    decide(.opaque)
+                }
+            default:
+                decide(.opaque)
+            }
+            return
+        }
         switch verdict {
         case .needMoreBytes:
             if buffered!.readableBytes >= ProtocolDetector.maxBytes { decide(.opaque) }

@@ -79,7 +79,8 @@ public final class ControlPlane: ServiceLifecycle.Service {
             config: ConfigStatus(
                 source: settings.configDirectory, generation: 1, acceptedAt: Self.now(), state: "valid",
                 rejectedCount: 0, lastRejection: nil, warnings: initial.warnings.map(\.description)),
-            access: settings.apiAccess)
+            access: settings.apiAccess,
+            certificateLifetimeSeconds: Int(settings.certificateLifetime.components.seconds))
         let push: any Channel
         let http: any Channel
         do {

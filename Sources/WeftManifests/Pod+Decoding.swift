@@ -64,8 +64,14 @@ extension DocumentReader {
         for key in ["livenessProbe", "readinessProbe", "startupProbe"] {
             guard let probe = object(container, key) else { continue }
             if let http = object(probe, "httpGet"), let text = http.field("port")?.node.scalar?.string {
-                guard let port = Int(text) ?? named[text], (1...65535).contains(port) else { continue }
-                probes.append(Pod.Probe(port: port, path: string(http, "path") ?? "/", method: "GET"))
+                // An HTTPS probe arrives as TLS of its own, not as a request the sidecar can
+                // match: it is not accepted in plaintext (docs/configuration.md).
+                guard let port = Int(text) ?? named[text], (1...65535).contains(port),
+                    (string(http, "scheme") ?? "HTTP").uppercased() == "HTTP"
+                else { continue }
+                var path = string(http, "path") ?? "/"
+                if !path.hasPrefix("/") { path = "/" + path }  // as the kubelet does
+                probes.append(Pod.Probe(port: port, path: path, method: "GET"))
             } else if let grpc = object(probe, "grpc"), let text = grpc.field("port")?.node.scalar?.string,
                 let port = Int(text),
                 (1...65535).contains(port)

@@ -67,6 +67,19 @@ final class LoopContext {
     /// connection, never per request.
     var meshTLS: MeshTLS? { meshStore?.meshTLS }
 
+    /// Counts a mesh TLS handshake this proxy refused (inbound) or could not complete
+    /// (outbound: a failed handshake or a wrong identity), for the control plane.
+    func recordTLSFailure(inbound: Bool, detail: String) {
+        meshStore?.recordTLSFailure(inbound: inbound, detail: detail)
+    }
+
+    /// Counts an outbound connect failure when it was mesh TLS's.
+    func recordTLSFailure(_ failure: ConnectFailure) {
+        if failure.kind == .tlsHandshake || failure.kind == .peerIdentity {
+            recordTLSFailure(inbound: false, detail: failure.detail)
+        }
+    }
+
     /// Subscribes to a destination's routes and endpoints (the store sends each Service
     /// to the control plane once).
     func requestDiscovery(of service: String) {

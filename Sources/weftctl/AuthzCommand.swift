@@ -101,7 +101,8 @@ struct AuthzCommand: ParsableCommand {
             throw ExitCode(1)
         }
         let caller = AuthzCaller(identity: identity, address: address)
-        let request = AuthzRequest(port: port, method: method?.uppercased(), path: path)
+        // As the sidecar compares it: case-sensitive (RFC 9110 §9.1).
+        let request = AuthzRequest(port: port, method: method, path: path)
         let decision = authorizer.authorize(caller, request)
         let verdict = Verdict(
             pod: "\(answer.status.namespace)/\(answer.status.pod)", caller: identity ?? "plaintext", port: port,

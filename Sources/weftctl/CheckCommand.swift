@@ -41,7 +41,8 @@ struct ControlPlaneOptions: ParsableArguments {
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Check the control plane: reachable, config valid, proxies connected and acked.",
+        abstract:
+            "Check the control plane and its proxies: reachable, config valid, proxies connected and acked, certificates renewed, mesh TLS handshakes succeeding.",
         discussion: "Exits 0 when every check passes, 1 when one fails."
     )
 
@@ -65,7 +66,9 @@ struct CheckCommand: ParsableCommand {
             }
             throw ExitCode(1)
         }
-        let checks = Self.checks(status)
+        // Certificates and handshake failures are per proxy.
+        let proxies = (try? http.getJSON("/api/v1/proxies", as: [ProxyStatus].self)) ?? []
+        let checks = Self.checks(status) + Self.identityChecks(proxies, status: status, now: Date())
         if options.output == .json {
             struct Report: Encodable {
                 var reachable = true
@@ -93,6 +96,39 @@ struct CheckCommand: ParsableCommand {
         var passed: Bool
         var summary: String
         var details: [String] = []
+    }
+
+    /// How recent a handshake failure must be to fail the check.
+    static let recentFailure: TimeInterval = 600
+
+    /// Proxies whose certificate expired or is overdue for renewal (less than 20% of its
+    /// lifetime left: proxies renew at 70%), and proxies whose mesh TLS handshakes failed
+    /// in the last ten minutes (as their pings report).
+    static func identityChecks(_ proxies: [ProxyStatus], status: ControlStatus, now: Date) -> [Check] {
+        let expiring = proxies.compactMap { proxy in
+            proxy.certificateProblem(now: now, lifetimeSeconds: status.certificateLifetimeSeconds).map {
+                "\(proxy.namespace)/\(proxy.pod): \($0)"
+            }
+        }
+        var checks = [
+            Check(
+                passed: expiring.isEmpty,
+                summary: expiring.isEmpty
+                    ? "certificates: every proxy's is valid and renewed on time"
+                    : "certificates: \(expiring.count) proxies near expiry or expired",
+                details: expiring)
+        ]
+        let failing = proxies.compactMap { proxy in
+            proxy.recentTLSFailures(now: now, window: recentFailure).map { "\(proxy.namespace)/\(proxy.pod): \($0)" }
+        }
+        checks.append(
+            Check(
+                passed: failing.isEmpty,
+                summary: failing.isEmpty
+                    ? "mesh TLS: no proxy reported a failed handshake in the last \(Int(recentFailure / 60)) minutes"
+                    : "mesh TLS: \(failing.count) proxies reported failed handshakes in the last \(Int(recentFailure / 60)) minutes",
+                details: failing))
+        return checks
     }
 
     static func checks(_ status: ControlStatus) -> [Check] {

@@ -355,7 +355,11 @@ class ControlPlane:
             s = mine[0]
             assert s["ackedGeneration"] >= gen and s["ackedVersion"] == s["version"], s
             c = self.check()
-            assert c.returncode == 0, "weftctl check failed:\n%s" % out(c)
+            # Config and proxies must pass; handshake failures a test provoked on purpose
+            # (the per-proxy identity checks) do not make a proxy less acked.
+            failed = [line for line in out(c).splitlines()
+                      if line.startswith("✘") and not line.startswith(("✘ mesh TLS:", "✘ certificates:"))]
+            assert c.returncode == 0 or (c.returncode == 1 and not failed), "weftctl check failed:\n%s" % out(c)
             return s
         return eventually(acked, timeout=timeout, what="proxy %s acked" % pod)
 

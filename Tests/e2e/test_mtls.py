@@ -211,7 +211,7 @@ def test_opaque_tcp_between_meshed_pods_is_mesh_tls_on_the_wire(mesh):
 def test_a_meshed_pods_own_address_is_mesh_tls_too(mesh):
     """A request to the server Pod's own IP (as to a headless Service's member), not through
     a Service: the control plane's workload index names the Pod's identity, so it travels
-    over mesh TLS as well (the sidecar's own ports stay plaintext: MeshSnapshotTests)."""
+    over mesh TLS as well (the sidecar's own ports stay plaintext: ConfigApplierTests)."""
     mesh.apply()
 
     def call():
@@ -290,6 +290,79 @@ def test_inbound_mesh_tls_needs_a_certificate_of_this_mesh(mesh, ca_template):  
         grew = inbound(mesh, "server", "weft_errors_total", error="tls_handshake") - refused0
         assert grew >= 2, "weft_errors_total{direction=inbound,error=tls_handshake} grew by %s, want >= 2" % grew
     eventually(counted, timeout=5, what="refused handshakes counted")
+
+
+def _huge_chain(directory, intermediates=24, padding=6000):
+    """A client certificate under `intermediates` CAs, each certificate carrying `padding`
+    bytes of comment: a chain of over 100 KB (BoringSSL's default limit), to an unknown root."""
+    def run_ssl(*args):
+        subprocess.run(["openssl"] + list(args), check=True, capture_output=True, timeout=30)
+    ext = os.path.join(directory, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write("[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=keyCertSign\nnsComment=%s\n"
+                "[leaf]\nbasicConstraints=CA:FALSE\nsubjectAltName=URI:spiffe://cluster.local/ns/demo/sa/client\n"
+                "nsComment=%s\n" % ("x" * padding, "y" * padding))
+    key = os.path.join(directory, "key.pem")
+    run_ssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
+    prev = os.path.join(directory, "ca0.pem")
+    run_ssl("req", "-x509", "-new", "-key", key, "-subj", "/CN=huge-root", "-days", "1", "-out", prev)
+    chain = []
+    for i in range(1, intermediates + 2):
+        leaf = i == intermediates + 1
+        csr, cert = os.path.join(directory, "c%d.csr" % i), os.path.join(directory, "ca%d.pem" % i)
+        run_ssl("req", "-new", "-key", key, "-subj", "/CN=%s%d" % ("leaf" if leaf else "int", i), "-out", csr)
+        run_ssl("x509", "-req", "-in", csr, "-CA", prev, "-CAkey", key, "-CAcreateserial", "-days", "1",
+                "-extfile", ext, "-extensions", "leaf" if leaf else "ca", "-out", cert)
+        chain.insert(0, cert)
+        prev = cert
+    bundle = os.path.join(directory, "chain.pem")
+    with open(bundle, "w") as out:
+        for cert in chain:
+            out.write(open(cert).read())
+    for name in os.listdir(directory):
+        os.chmod(os.path.join(directory, name), 0o644)
+    return chain[0], bundle, key
+
+
+def test_a_huge_client_certificate_chain_closes_only_that_connection(mesh):
+    """A ClientHello with the mesh ALPN, then a client chain of 25 certificates and over
+    100 KB: refused (counted tls_handshake), and the sidecar keeps serving."""
+    mesh.apply()
+    refused0 = inbound(mesh, "server", "weft_errors_total", error="tls_handshake")
+    certs = tempfile.mkdtemp(prefix="weft-mtls-huge-")
+    os.chmod(certs, 0o755)
+    try:
+        leaf, chain, key = _huge_chain(certs)
+        assert os.path.getsize(chain) > 100_000, os.path.getsize(chain)
+        out, err = _openssl(mesh, ["-cert", leaf, "-cert_chain", chain, "-key", key])
+        assert "HTTP/1.1 200" not in out, "a huge chain of an unknown root was accepted:\n%s" % out[-500:]
+    finally:
+        shutil.rmtree(certs, ignore_errors=True)
+    reply = mesh.curl("http://%s/after-huge-chain" % SERVICES[0].cluster_ip)[0]
+    assert reply.status == 200 and reply.pod == "server", "the mesh after a huge chain: %s" % reply.short()
+
+    def counted():
+        grew = inbound(mesh, "server", "weft_errors_total", error="tls_handshake") - refused0
+        assert grew >= 1, "weft_errors_total{direction=inbound,error=tls_handshake} grew by %s" % grew
+    eventually(counted, timeout=5, what="the huge chain counted")
+
+
+def test_weftctl_check_names_a_proxy_whose_peers_fail_handshakes(mesh):
+    """A caller without a certificate is refused by the server's sidecar; its next ping (within
+    15 s) reports the failure, and `weftctl check` fails naming the proxy and the refusal,
+    while the certificates check passes."""
+    mesh.apply()
+    _openssl(mesh, [])
+
+    def reported():
+        t = weftctl("check", "--control-plane", mesh.control.http, prefix=mesh.node_prefix)
+        text = t.stdout.decode(errors="replace")
+        assert t.returncode == 1, "check passed:\n%s" % text
+        assert "proxies reported failed handshakes in the last 10 minutes" in text, text
+        assert "demo/server: " in text and "inbound refused" in text and "refused a caller at" in text, text
+        assert "✔ certificates: every proxy's is valid and renewed on time" in text, text
+        return text
+    eventually(reported, timeout=40, interval=1, what="the refused handshake reported by weftctl check")
 
 
 H2_OVER_MESH_TLS = r'''

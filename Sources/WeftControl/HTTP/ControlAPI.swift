@@ -39,8 +39,13 @@ public final class ControlAPI: Sendable {
     private let configState: Mutex<ConfigStatus>
     private let readiness = Mutex(false)
     let access: APIAccess
+    let certificateLifetimeSeconds: Int?
 
-    init(hub: PushHub, metrics: ControlMetrics, config: ConfigStatus, access: APIAccess = .loopback) {
+    init(
+        hub: PushHub, metrics: ControlMetrics, config: ConfigStatus, access: APIAccess = .loopback,
+        certificateLifetimeSeconds: Int? = nil
+    ) {
+        self.certificateLifetimeSeconds = certificateLifetimeSeconds
         self.access = access
         self.hub = hub
         self.metrics = metrics
@@ -119,6 +124,7 @@ public final class ControlAPI: Sendable {
             proxies: .init(
                 connected: proxies.count, upToDate: upToDate.count,
                 behind: behind.map { "\($0.namespace)/\($0.pod)" },
-                nacked: nacked.map { "\($0.namespace)/\($0.pod): \($0.lastNack ?? "")" }))
+                nacked: nacked.map { "\($0.namespace)/\($0.pod): \($0.lastNack ?? "")" }),
+            certificateLifetimeSeconds: certificateLifetimeSeconds)
     }
 }

@@ -275,12 +275,25 @@ struct ProxySession {
     /// moved, so a nacking proxy gets back in step at the next change.
     var isAwaitingFullConfig: Bool { needsFullConfig }
 
+    /// The proxy's mesh TLS failures as its last ping reported them, and when they grew.
+    private(set) var tlsFailures: TLSFailureReport?
+    private(set) var tlsFailuresGrewAt: String?
+
+    mutating func record(_ report: TLSFailureReport, at now: String) {
+        let before = (tlsFailures?.inbound ?? 0) + (tlsFailures?.outbound ?? 0)
+        if report.inbound + report.outbound > before { tlsFailuresGrewAt = now }
+        tlsFailures = report
+    }
+
     var status: ProxyStatus {
-        ProxyStatus(
+        var status = ProxyStatus(
             session: id, pod: node.pod, namespace: node.namespace, serviceAccount: node.serviceAccount, ip: node.ip,
             identity: identity.description, connectedAt: connectedAt, certificateNotAfter: certificateNotAfter,
             version: version, ackedVersion: ackedVersion, sentGeneration: sentGeneration,
             ackedGeneration: ackedGeneration, nacks: nackCount, lastNack: lastNack,
             subscriptions: subscriptions.sorted())
+        status.tlsFailures = tlsFailures
+        status.tlsFailuresGrewAt = tlsFailuresGrewAt
+        return status
     }
 }

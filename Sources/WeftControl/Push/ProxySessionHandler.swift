@@ -250,6 +250,7 @@ final class ProxySessionHandler: ChannelInboundHandler {
                 handler.renewed(result, context: context)
             }
         case .ping(let ping):
+            if let report = ping.tlsFailures { session.record(report, at: PushHub.timestamp()) }
             flushOut(context, wrapOutboundOut(ServerMessage.pong(ping).encode(allocator: allocator)), promise: nil)
         case .pong:
             break

@@ -42,10 +42,23 @@ enum MeshCompiler {
                     rules: policy.rules.map(policyRule)))
         }
         var pods: [String: KnownPod] = [:]
-        var workloads: [WorkloadEntry] = []
-        for pod in state.pods where pod.isMeshed {
-            let identity = pod.identity(trustDomain: config.trustDomain).description
-            for ip in pod.podIPs { workloads.append(WorkloadEntry(ip: ip, identity: identity)) }
+        // Meshed Pods by IP. A finished Pod (Succeeded, Failed) keeps its IPs in its status
+        // while the IP may already be another Pod's: left out; the Running Pod wins a
+        // shared IP, then the first by namespace/name.
+        var byIP: [String: (pod: Pod, running: Bool)] = [:]
+        for pod in state.pods.sorted(by: {
+            "\($0.metadata.namespace)/\($0.metadata.name)" < "\($1.metadata.namespace)/\($1.metadata.name)"
+        })
+        where pod.phase != "Succeeded" && pod.phase != "Failed" {
+            let running = pod.phase == "Running"
+            for ip in pod.podIPs where byIP[ip] == nil || (running && !byIP[ip]!.running) {
+                byIP[ip] = (pod, running)
+            }
+        }
+        let workloads = byIP.compactMap { ip, holder in
+            holder.pod.isMeshed
+                ? WorkloadEntry(ip: ip, identity: holder.pod.identity(trustDomain: config.trustDomain).description)
+                : nil
         }
         for pod in state.pods {
             pods["\(pod.metadata.namespace)/\(pod.metadata.name)"] = KnownPod(

@@ -1,6 +1,12 @@
 // The JSON schema of the control plane's HTTP API on :15014 (`/api/v1/...`), shared by
 // weft-control, which serves it, and weftctl, which reads it.
 
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
 /// The state of the config source, as `weftctl check` reports it.
 public struct ConfigStatus: Codable, Sendable, Hashable {
     /// Where the config comes from, e.g. the folder.
@@ -45,6 +51,8 @@ public struct ControlStatus: Codable, Sendable, Hashable {
     public var config: ConfigStatus
     public var trustDomain: String
     public var proxies: ProxySummary
+    /// The lifetime of the workload certificates it issues (`--certificate-lifetime`).
+    public var certificateLifetimeSeconds: Int?
 
     public struct ProxySummary: Codable, Sendable, Hashable {
         public var connected: Int
@@ -63,7 +71,10 @@ public struct ControlStatus: Codable, Sendable, Hashable {
         }
     }
 
-    public init(config: ConfigStatus, trustDomain: String, proxies: ProxySummary) {
+    public init(
+        config: ConfigStatus, trustDomain: String, proxies: ProxySummary, certificateLifetimeSeconds: Int? = nil
+    ) {
+        self.certificateLifetimeSeconds = certificateLifetimeSeconds
         self.config = config
         self.trustDomain = trustDomain
         self.proxies = proxies
@@ -109,4 +120,33 @@ public struct ProxyStatus: Codable, Sendable, Hashable {
     public var nacks: Int
     public var lastNack: String?
     public var subscriptions: [String]
+    /// Its mesh TLS handshake failures, as its last ping reported them; nil when none.
+    public var tlsFailures: TLSFailureReport?
+    /// When the control plane last saw that count grow.
+    public var tlsFailuresGrewAt: String?
+}
+
+extension ProxyStatus {
+    /// Why its certificate needs attention at `now`, or nil: expired, or less than 20% of
+    /// its lifetime left, which means the renewal due at 70% did not happen.
+    public func certificateProblem(now: Date, lifetimeSeconds: Int?) -> String? {
+        guard let notAfter = try? Date(certificateNotAfter, strategy: .iso8601) else { return nil }
+        let left = notAfter.timeIntervalSince(now)
+        if left <= 0 { return "certificate expired at \(certificateNotAfter)" }
+        if let lifetimeSeconds, left < 0.2 * Double(lifetimeSeconds) {
+            return
+                "certificate expires at \(certificateNotAfter), \(Int(left)) s left of \(lifetimeSeconds) s: its renewal (due at 70%) is overdue"
+        }
+        return nil
+    }
+
+    /// Its mesh TLS handshake failures in words, when their count grew within `window`
+    /// seconds of `now`; nil otherwise.
+    public func recentTLSFailures(now: Date, window: TimeInterval) -> String? {
+        guard let report = tlsFailures, let grewText = tlsFailuresGrewAt,
+            let grew = try? Date(grewText, strategy: .iso8601), now.timeIntervalSince(grew) < window
+        else { return nil }
+        return
+            "\(report.inbound) inbound refused, \(report.outbound) outbound failed, the last at \(grewText): \(report.last ?? "?")"
+    }
 }

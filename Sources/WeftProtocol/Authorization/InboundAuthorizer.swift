@@ -357,14 +357,14 @@ public struct ConnectionAdmission: Sendable {
     }
 
     static func matches(_ targets: [PolicyTarget], method: String?, path: String?) -> Bool {
-        targets.contains { target in
+        let path = path.map(AuthzPath.normalized)
+        return targets.contains { target in
             if let methods = target.methods, !methods.isEmpty {
                 guard let method, methods.contains(method) else { return false }
             }
             if let paths = target.paths, !paths.isEmpty {
                 guard let path else { return false }
-                let plain = pathOnly(path)
-                return paths.contains { $0.hasSuffix("*") ? plain.hasPrefix($0.dropLast()) : $0 == plain }
+                return paths.contains { $0.hasSuffix("*") ? path.hasPrefix($0.dropLast()) : $0 == path }
             }
             return true
         }
@@ -372,14 +372,96 @@ public struct ConnectionAdmission: Sendable {
 
     static func isProbe(_ probes: [ProbeEntry], method: String?, path: String?) -> Bool {
         guard let method, let path else { return false }
-        let plain = pathOnly(path)
+        let plain = AuthzPath.normalized(path)
         return probes.contains { probe in
-            (probe.method == method || (probe.method == "GET" && method == "HEAD")) && pathOnly(probe.path) == plain
+            (probe.method == method || (probe.method == "GET" && method == "HEAD"))
+                && AuthzPath.normalized(probe.path) == plain
+        }
+    }
+}
+
+/// The path rules compare, made from a request target as an app would resolve it, so that
+/// `/admin` cannot be reached past a rule as `http://x/admin`, `//admin`, `/./admin`,
+/// `/%61dmin` or `/public/../admin`: the absolute form's scheme and authority, the query
+/// and the fragment go; percent-encoded unreserved characters are decoded (others stay,
+/// hex upper-cased); runs of slashes become one; dot segments are removed (RFC 3986
+/// §5.2.4, never above the root).
+public enum AuthzPath {
+    public static func normalized(_ target: String) -> String {
+        var bytes = Array(target.utf8)
+        if let end = bytes.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) {
+            bytes.removeSubrange(end...)
+        }
+        if bytes == Array("*".utf8) { return "*" }
+        if bytes.first != UInt8(ascii: "/") {
+            if let scheme = bytes.firstIndex(of: UInt8(ascii: ":")), bytes.count > scheme + 2,
+                bytes[scheme + 1] == UInt8(ascii: "/"), bytes[scheme + 2] == UInt8(ascii: "/")
+            {
+                // Absolute form (scheme://authority/path): the path part only.
+                let authority = scheme + 3
+                bytes = Array(bytes[(bytes[authority...].firstIndex(of: UInt8(ascii: "/")) ?? bytes.endIndex)...])
+            } else {
+                bytes.insert(UInt8(ascii: "/"), at: 0)
+            }
+        }
+        // Percent-decoding of unreserved characters.
+        var decoded: [UInt8] = []
+        decoded.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.count, let hi = hex(bytes[i + 1]),
+                let lo = hex(bytes[i + 2])
+            {
+                let c = hi << 4 | lo
+                if isUnreserved(c) {
+                    decoded.append(c)
+                } else {
+                    decoded.append(UInt8(ascii: "%"))
+                    decoded.append(upperHex(hi))
+                    decoded.append(upperHex(lo))
+                }
+                i += 3
+            } else {
+                decoded.append(bytes[i])
+                i += 1
+            }
+        }
+        // Segments: empty ones (runs of slashes) and "." dropped, ".." pops.
+        var segments: [ArraySlice<UInt8>] = []
+        let endsWithSlash = decoded.last == UInt8(ascii: "/")
+        var lastWasDot = false
+        for segment in decoded.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
+            lastWasDot = false
+            if segment.elementsEqual([UInt8(ascii: ".")]) {
+                lastWasDot = true
+            } else if segment.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) {
+                if !segments.isEmpty { segments.removeLast() }
+                lastWasDot = true
+            } else {
+                segments.append(segment)
+            }
+        }
+        var out = "/" + segments.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
+        if (endsWithSlash || lastWasDot) && !segments.isEmpty { out += "/" }
+        return out
+    }
+
+    private static func hex(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
         }
     }
 
-    /// The path without its query.
-    static func pathOnly(_ path: String) -> Substring {
-        path.firstIndex(of: "?").map { path[..<$0] } ?? path[...]
+    private static func upperHex(_ v: UInt8) -> UInt8 {
+        v < 10 ? UInt8(ascii: "0") + v : UInt8(ascii: "A") + v - 10
+    }
+
+    private static func isUnreserved(_ c: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(c)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c) || c == UInt8(ascii: "-") || c == UInt8(ascii: ".")
+            || c == UInt8(ascii: "_") || c == UInt8(ascii: "~")
     }
 }

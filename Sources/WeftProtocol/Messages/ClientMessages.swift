@@ -108,8 +108,30 @@ public enum RenewProof {
 /// A heartbeat; answered by a `pong` with the same id. Sent by either side.
 public struct Ping: Codable, Hashable, Sendable {
     public var id: Int
+    /// A proxy's mesh TLS handshake failures so far (optional; a proxy sends it once it has
+    /// any): `weftctl check` reports proxies whose peers fail handshakes.
+    public var tlsFailures: TLSFailureReport?
 
-    public init(id: Int) { self.id = id }
+    public init(id: Int, tlsFailures: TLSFailureReport? = nil) {
+        self.id = id
+        self.tlsFailures = tlsFailures
+    }
+}
+
+/// Mesh TLS handshakes a proxy refused or failed since it started.
+public struct TLSFailureReport: Codable, Hashable, Sendable {
+    /// Callers whose handshake this proxy refused or that did not finish.
+    public var inbound: Int
+    /// Endpoints this proxy could not complete mesh TLS with (handshake or wrong identity).
+    public var outbound: Int
+    /// The last failure in words (peer, expected identity, error).
+    public var last: String?
+
+    public init(inbound: Int, outbound: Int, last: String?) {
+        self.inbound = inbound
+        self.outbound = outbound
+        self.last = last
+    }
 }
 
 /// A refusal or failure. With `fatal` true the sender closes the connection after it.

@@ -91,15 +91,6 @@ public enum ConfigApplier {
                 throw ConfigRefusal(
                     .invalidSetting, "policies[\(policy.key)].action: \"\(policy.action)\" is not ALLOW or DENY")
             }
-            for (r, rule) in policy.rules.enumerated() {
-                for (f, peer) in (rule.from ?? []).enumerated() {
-                    for (b, block) in (peer.ipBlocks ?? []).enumerated() where CIDR(parsing: block) == nil {
-                        throw ConfigRefusal(
-                            .invalidSetting,
-                            "policies[\(policy.key)].rules[\(r)].from[\(f)].ipBlocks[\(b)]: \"\(block)\" is not a CIDR")
-                    }
-                }
-            }
             config.policies[policy.key] = policy
         }
         for workload in set.workloads ?? [] {

@@ -251,7 +251,8 @@ public final class ControlClient: ServiceLifecycle.Service, Sendable {
             }
             if ContinuousClock.now - state.lastPing >= .seconds(ControlProtocol.pingIntervalSeconds) {
                 state.markPing()
-                try await outbound.write(ClientMessage.ping(Ping(id: pingID)).encode())
+                try await outbound.write(
+                    ClientMessage.ping(Ping(id: pingID, tlsFailures: store.tlsFailureReport)).encode())
                 pingID += 1
             }
             if let renew = try renewal(state: state) {

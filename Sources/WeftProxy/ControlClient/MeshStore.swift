@@ -78,6 +78,22 @@ public final class MeshStore: Sendable {
 
     /// The TLS for mesh traffic; nil before an identity.
     var meshTLS: MeshTLS? { held.withLock { $0.meshTLS } }
+
+    /// Mesh TLS handshakes refused or failed, reported to the control plane with each ping
+    /// (`weftctl check` names proxies whose peers fail handshakes). Rare: a lock is fine.
+    private let tlsFailures = Mutex(TLSFailureReport(inbound: 0, outbound: 0, last: nil))
+
+    func recordTLSFailure(inbound: Bool, detail: String) {
+        tlsFailures.withLock {
+            if inbound { $0.inbound += 1 } else { $0.outbound += 1 }
+            $0.last = String(detail.prefix(300))
+        }
+    }
+
+    /// Nil until the first failure.
+    var tlsFailureReport: TLSFailureReport? {
+        tlsFailures.withLock { $0.inbound + $0.outbound == 0 ? nil : $0 }
+    }
     var snapshot: MeshSnapshot? { held.withLock { $0.snapshot } }
 
     /// Installs an accepted config and its compiled snapshot, and hands the snapshot to

@@ -67,6 +67,15 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
             peekForMeshTLS = true
             timer = context.eventLoop.scheduleTask(in: min(config.detectTimeout, Self.opaquePeek)) { [self] in
                 timer = nil
+                if let first = buffered?.readableBytesView.first, first == 0x16, !isDecided {
+                    // A TLS record has begun (a ClientHello split across segments): its
+                    // rest gets the detection timeout.
+                    timer = context.eventLoop.scheduleTask(in: config.detectTimeout - Self.opaquePeek) { [self] in
+                        timer = nil
+                        decide(.opaque)
+                    }
+                    return
+                }
                 decide(.opaque)
             }
         } else if skipDetection {
@@ -359,6 +368,8 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
                     clientOwnsGauge: true, clientInputEnded: inputEnded, idleTimeout: config.opaqueIdleTimeout,
                     firstIdleCheck: silent ? config.detectTimeout : nil)
             case .failure(let error):
+                let failure = ConnectFailure(error, to: upstreamAddress, meshIdentity: meshIdentity)
+                pools.mesh.recordTLSFailure(failure)
                 if let endpoint {
                     let now = LoopContext.now()
                     endpoint.requestFinished(rttNanoseconds: now &- started, now: now, failed: true)
@@ -368,8 +379,6 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
                         return
                     }
                 }
-                let failure = ConnectFailure(
-                    error, to: upstreamAddress, meshIdentity: endpoint?.target.meshIdentity)
                 metrics.error(failure.kind)
                 logger.debug(
                     "upstream connect failed",

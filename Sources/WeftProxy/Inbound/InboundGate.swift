@@ -44,6 +44,10 @@ struct InboundGate {
         }
     }
 
+    /// The caller and port leave decisions to each request (rules name methods or paths):
+    /// a protocol upgrade that would carry more requests past this check is refused.
+    var decidesPerRequest: Bool { admission.map { $0.fixed == nil } ?? false }
+
     /// The decision for an opaque TCP connection (no method, no path).
     mutating func checkConnection() -> Denial? {
         check(method: nil, path: nil)

@@ -50,6 +50,11 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
             handshakeTimer = nil
             guard !handedOver else { return }
             metrics.error(.tlsHandshake)
+            pools.mesh.recordTLSFailure(
+                inbound: true,
+                detail:
+                    "a caller at \(context.channel.remoteAddress?.ipAddress ?? "?") did not finish its handshake in time"
+            )
             logger.debug(
                 "mesh TLS handshake not completed in time; closing",
                 metadata: ["timeout": "\(seconds(config.requestHeadTimeout))"])
@@ -144,12 +149,15 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
                     }
                     let bytes = early
                     early = nil
+                    let inputEnded = clientInputEnded
+                    let (metrics, idle) = (metrics, config.opaqueIdleTimeout)
+                    // Out of the way first (reads are held until the splice asks), so no
+                    // byte lands here after the splice starts; the splice owns the gauge.
                     handedOver = true
+                    context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
                     SpliceHandler.join(
                         client: client, upstream: upstream, metrics: metrics, toUpstream: bytes, toClient: nil,
-                        clientOwnsGauge: true, clientInputEnded: clientInputEnded,
-                        idleTimeout: config.opaqueIdleTimeout)
-                    context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+                        clientOwnsGauge: true, clientInputEnded: inputEnded, idleTimeout: idle)
                 case .failure(let error):
                     metrics.error(.connectFailed)
                     logger.debug("app connect failed", metadata: ["error": "\(describe(error))"])
@@ -162,6 +170,9 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
         if !handedOver {
             // A failed handshake or a refused peer: counted, the connection closed.
             metrics.error(.tlsHandshake)
+            pools.mesh.recordTLSFailure(
+                inbound: true,
+                detail: "refused a caller at \(context.channel.remoteAddress?.ipAddress ?? "?"): \(describe(error))")
             logger.debug("mesh TLS refused", metadata: ["error": "\(describe(error))"])
         }
         context.close(promise: nil)

@@ -113,6 +113,17 @@ final class ProxySessionTests: XCTestCase {
         XCTAssertNil(s.update(to: g3, allocator: allocator), "nothing changed")
     }
 
+    func testHandshakeFailureReportsRecordWhenTheyGrew() {
+        var s = session()
+        XCTAssertNil(s.status.tlsFailures)
+        s.record(TLSFailureReport(inbound: 1, outbound: 0, last: "a"), at: "t1")
+        s.record(TLSFailureReport(inbound: 1, outbound: 0, last: "a"), at: "t2")
+        XCTAssertEqual(s.status.tlsFailuresGrewAt, "t1", "the same count again did not grow")
+        s.record(TLSFailureReport(inbound: 1, outbound: 2, last: "b"), at: "t3")
+        XCTAssertEqual(s.status.tlsFailures, TLSFailureReport(inbound: 1, outbound: 2, last: "b"))
+        XCTAssertEqual(s.status.tlsFailuresGrewAt, "t3")
+    }
+
     func testASkippedGenerationGetsAWholeConfig() throws {
         var s = session()
         let g1 = MeshFixtures.mesh(generation: 1)

@@ -30,6 +30,9 @@ final class PodDecodingTests: XCTestCase {
               - name: metrics
                 readinessProbe: {tcpSocket: {port: 9100}}
                 livenessProbe: {httpGet: {path: /x, port: nosuchport}}
+                startupProbe: {httpGet: {path: /secure, port: 9443, scheme: HTTPS}}
+              - name: other
+                readinessProbe: {httpGet: {path: healthz, port: 9090}}
               - name: weft-proxy
                 readinessProbe: {httpGet: {path: /ready, port: 15000}}
             """
@@ -41,7 +44,10 @@ final class PodDecodingTests: XCTestCase {
                 Pod.Probe(port: 8080, path: "/live", method: "GET"),
                 Pod.Probe(port: 8080, path: "/", method: "GET"),
                 Pod.Probe(port: 9000, path: "/grpc.health.v1.Health/Check", method: "POST"),
-            ], "named ports resolved; TCP probes, unresolvable ports and the sidecar's own probes left out")
+                Pod.Probe(port: 9090, path: "/healthz", method: "GET"),
+            ],
+            "named ports resolved, a path without its slash gets one (as the kubelet does); TCP and HTTPS probes, unresolvable ports and the sidecar's own probes left out"
+        )
     }
 
     func testDefaultsForAPendingPod() throws {

@@ -205,6 +205,26 @@ final class InboundAuthorizerTests: XCTestCase {
             "allowed by demo/web-allow-client rules[0] for spiffe://cluster.local/ns/demo/sa/client")
     }
 
+    func testPathsAreComparedAsTheAppResolvesThem() throws {
+        for (target, want) in [
+            ("/admin", "/admin"), ("http://web.demo/admin?x=1", "/admin"), ("HTTPS://h:8443", "/"),
+            ("//admin", "/admin"), ("/./admin", "/admin"), ("/%61dmin", "/admin"), ("/public/../admin", "/admin"),
+            ("/../../admin", "/admin"), ("/a/b/..", "/a/"), ("/a/.", "/a/"), ("/a//b/", "/a/b/"),
+            ("/a%2fb", "/a%2Fb"), ("/a%zz", "/a%zz"), ("*", "*"), ("api/x", "/api/x"), ("/api#frag", "/api"),
+        ] {
+            XCTAssertEqual(AuthzPath.normalized(target), want, target)
+        }
+        let deny = PolicyEntry(
+            key: "demo/no-admin", action: "DENY",
+            rules: [PolicyRule(from: nil, to: [PolicyTarget(ports: nil, methods: nil, paths: ["/admin*"])])])
+        let a = try InboundAuthorizer(policies: [deny], strict: false, probes: [])
+        for target in ["http://x/admin", "//admin", "/./admin", "/%61dmin", "/public/../admin/users"] {
+            XCTAssertEqual(decide(a, client, "GET", target).reason, .denyRule, target)
+        }
+        XCTAssertEqual(decide(a, client, "GET", "/administrator").reason, .denyRule, "a prefix is a prefix")
+        XCTAssertEqual(decide(a, client, "GET", "/public/admin").reason, .noPolicy)
+    }
+
     func testCIDRParsing() {
         XCTAssertEqual(CIDR(parsing: "10.1.2.3/8")?.description, "10.0.0.0/8")
         XCTAssertEqual(CIDR(parsing: "10.1.2.3")?.description, "10.1.2.3/32")

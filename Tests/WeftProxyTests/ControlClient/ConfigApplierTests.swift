@@ -115,8 +115,11 @@ final class ConfigApplierTests: XCTestCase {
                 "invalid_setting: probes[0]: port 0, path \"/x\" is not a probe"
             ),
         ] {
+            // Applied, then compiled into the snapshot (as the control client does): refused.
             XCTAssertThrowsError(
-                try ConfigApplier.apply(ConfigPush(version: 1, nonce: "n", generation: 1, snapshot: set))
+                try MeshSnapshotCompiler.compile(
+                    try ConfigApplier.apply(ConfigPush(version: 1, nonce: "n", generation: 1, snapshot: set)),
+                    namespace: "demo")
             ) { error in
                 XCTAssertEqual("\(error)", reason)
             }

@@ -375,13 +375,38 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return sendRequest()
     }
 
-    /// The inbound gate's decision for the current request; nil when it may go on.
+    /// The inbound gate's decision for the current request; nil when it may go on. An
+    /// upgrade to h2c is refused where rules decide per request: its streams would reach
+    /// the app past this check (WebSocket and other upgrades carry no more requests).
     private func authorize(_ head: ByteBuffer) -> InboundGate.Denial? {
         let target = request.target
+        let isUpgrade = request.isUpgrade
         return head.withUnsafeReadableBytes { bytes in
-            inboundGate!.check(
+            if let denial = inboundGate!.check(
                 method: String(decoding: bytes.prefix { $0 != UInt8(ascii: " ") }, as: UTF8.self),
                 path: String(decoding: bytes[target], as: UTF8.self))
+            {
+                return denial
+            }
+            if isUpgrade && inboundGate!.decidesPerRequest && Self.upgradesToH2C(bytes) {
+                return InboundGate.Denial(
+                    kind: .authzDenied,
+                    explanation:
+                        "an upgrade to h2c is refused: AuthorizationPolicy rules on this pod decide per request; use HTTP/2 with prior knowledge"
+                )
+            }
+            return nil
+        }
+    }
+
+    /// True when the head has an `Upgrade` field naming h2c (case-insensitive).
+    static func upgradesToH2C(_ head: UnsafeRawBufferPointer) -> Bool {
+        let text = String(decoding: head, as: UTF8.self).lowercased()
+        return text.split(separator: "\r\n").contains { line in
+            line.hasPrefix("upgrade:")
+                && line.dropFirst(8).split(separator: ",").contains {
+                    $0.drop(while: { $0 == " " || $0 == "\t" }).hasPrefix("h2c")
+                }
         }
     }
 
@@ -527,13 +552,14 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 // Outside a client read there is no channelReadComplete to flush for us.
                 flushPending()
             case .failure(let error):
+                let failure = ConnectFailure(error, to: destination, meshIdentity: bucket.meshIdentity)
+                mesh?.recordTLSFailure(failure)
                 if let failed = attempts.connectFailed() {
                     // Nothing was sent: the request goes to another endpoint.
                     if routeRequest(avoiding: failed) { processInbound() }
                     flushPending()
                     return
                 }
-                let failure = ConnectFailure(error, to: destination, meshIdentity: bucket.meshIdentity)
                 respondWithError(status: 502, kind: failure.kind, detail: failure.detail)
             }
         }

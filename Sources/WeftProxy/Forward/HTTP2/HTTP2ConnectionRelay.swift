@@ -307,6 +307,7 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
         switch mesh.plan(&outbound!, request: HPACKRequestHeadView(headers: head), avoiding: avoiding) {
         case .passthrough:
             stream.destination = destination
+            stream.meshIdentity = destinationIdentity
             pool.openStream(stream, to: destination, meshIdentity: destinationIdentity, batchedBy: reader)
         case .forward(let attempt):
             stream.attempt(attempt, head: head)
@@ -525,7 +526,9 @@ final class HTTP2RelayedStream {
     /// Where the stream goes: the connection's destination, or the endpoint the mesh chose,
     /// and the identity that endpoint must present over mesh TLS (nil: plaintext).
     var destination: SocketAddress
-    private var meshIdentity: String?
+    /// The identity its upstream connection requires (mesh TLS); nil for plaintext. Set for
+    /// an endpoint and for a meshed Pod's own address, so a retry keeps it.
+    fileprivate(set) var meshIdentity: String?
     /// The request's attempts: endpoint, connect failures, retry state, budget and route
     /// metrics (shared with the HTTP/1 driver).
     private var attempts = ExchangeAttempts()
@@ -1013,12 +1016,13 @@ final class HTTP2RelayedStream {
 
     func connectFailed(_ error: Error) {
         guard !isFinished else { return }
+        let failure = ConnectFailure(error, to: destination, meshIdentity: meshIdentity)
+        clientRelay.mesh?.recordTLSFailure(failure)
         if let failed = attempts.connectFailed(), let head = routedHead, wantsUpstream {
             // Nothing was sent: the stream goes to another endpoint.
             clientRelay.route(self, head: head, avoiding: failed, batchedBy: nil)
             return
         }
-        let failure = ConnectFailure(error, to: destination, meshIdentity: meshIdentity)
         respond(status: 502, kind: failure.kind, detail: failure.detail)
     }
 

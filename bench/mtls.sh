@@ -416,6 +416,7 @@ instr_phase() { # TAG
   sleep 2
   stop_bg weft-c
   callgrind_annotate "$cg" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}' >"$RAW/instr-$tag.total"
+  cp "$cg" "$RAW/callgrind-$tag.out" 2>/dev/null || true  # bench/callgrind-diff.py RAW/callgrind-plain.out RAW/callgrind-mtls.out
   log "instructions ($tag): $(cat "$RAW/instr-$tag.total") for $INSTR_N requests ($(grep -o '[0-9]* succeeded' "$RAW/instr-$tag.txt"))"
 }
 if ((DO_INSTR)); then

@@ -298,3 +298,47 @@ def test_weftctl_authz_answers_as_the_sidecar_decides(mesh):
     code, text = _authz(mesh, "--from", "nobody", "--port", APP_PORT)
     assert code != 0 and "--from" in text, text
 
+
+KEEPALIVE = r"""
+import http.client, sys, time
+host, flag = sys.argv[1], sys.argv[2]
+conn = http.client.HTTPConnection(host, 80, timeout=10)
+conn.request("GET", "/before")
+r = conn.getresponse(); r.read()
+print("before", r.status, flush=True)
+# The test applies a DENY policy, then creates the flag file.
+for _ in range(300):
+    try:
+        open(flag).close()
+        break
+    except OSError:
+        time.sleep(0.1)
+conn.request("GET", "/after")
+r = conn.getresponse()
+body = r.read().decode(errors="replace")
+print("after", r.status, r.getheader("weft-error") or "", body.strip(), flush=True)
+"""
+
+
+def test_a_policy_change_applies_to_the_next_request_of_an_open_connection(mesh, tmp_path):
+    """A kept-alive HTTP/1 connection admitted with no policy: once a DENY policy for its
+    caller arrives, its next request is denied (the gate re-admits on a new snapshot)."""
+    mesh.apply([])
+    flag = str(tmp_path / "applied")
+    os.chmod(str(tmp_path), 0o755)
+    proc = subprocess.Popen(list(mesh.prefix("intruder")) + [sys.executable, "-c", KEEPALIVE, WEB.cluster_ip, flag],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = proc.stdout.readline().decode()
+        assert first.startswith("before 200"), first + proc.stderr.read().decode()[-500:]
+        mesh.apply([DENY_INTRUDER])
+        open(flag, "w").close()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = out.decode()
+    assert text.startswith("after 403 authz-denied; denied by demo/web-deny-intruder rules[0] (DENY)"), \
+        text + err.decode()[-500:]
+    assert "/after" not in app_counts(mesh), "the denied request reached the app"
+

@@ -235,6 +235,17 @@ def test_plaintext_to_an_unmeshed_pod_stays_plaintext(mesh):
     assert ("/open/" + SECRET).encode() in wire, "a pod without a sidecar is reached in plaintext"
 
 
+def issue_identity(ca, out, service_account="client"):
+    """`weftctl ca issue` for demo/<service_account> into `out` (cert.pem: leaf and
+    intermediate; key.pem; bundle.crt), readable by the proxy's UID."""
+    issued = weftctl("ca", "issue", "--ca", ca, "--namespace", "demo", "--service-account", service_account,
+                     "--out", out)
+    assert issued.returncode == 0, issued.stderr.decode()
+    for name in os.listdir(out):
+        os.chmod(os.path.join(out, name), 0o644)
+    return out
+
+
 def _openssl(mesh, args, alpn="weft/1+http1.1"):
     argv = list(mesh.prefix("client")) + ["openssl", "s_client", "-connect", "%s:%d" % (SERVER.ip, APP_PORT),
                                           "-alpn", alpn, "-tls1_3", "-quiet", "-ign_eof"] + list(args)
@@ -257,12 +268,7 @@ def test_inbound_mesh_tls_needs_a_certificate_of_this_mesh(mesh, ca_template):  
     certs = tempfile.mkdtemp(prefix="weft-mtls-certs-")
     os.chmod(certs, 0o755)
     try:
-        issued = weftctl("ca", "issue", "--ca", mesh.env.ca, "--namespace", "demo", "--service-account", "client",
-                         "--out", os.path.join(certs, "good"))
-        assert issued.returncode == 0, issued.stderr.decode()
-        good = os.path.join(certs, "good")
-        for name in os.listdir(good):
-            os.chmod(os.path.join(good, name), 0o644)
+        good = issue_identity(mesh.env.ca, os.path.join(certs, "good"))
         # cert.pem is the leaf and its intermediate; -cert sends only the first, -cert_chain the rest.
         chain = os.path.join(good, "cert.pem")
         out, err = _openssl(mesh, ["-cert", chain, "-cert_chain", chain, "-key", os.path.join(good, "key.pem"),
@@ -275,11 +281,7 @@ def test_inbound_mesh_tls_needs_a_certificate_of_this_mesh(mesh, ca_template):  
         made = weftctl("ca", "init", "--out", other_ca)
         assert made.returncode == 0, made.stderr.decode()
         bad = os.path.join(certs, "bad")
-        issued = weftctl("ca", "issue", "--ca", other_ca, "--namespace", "demo", "--service-account", "client",
-                         "--out", bad)
-        assert issued.returncode == 0, issued.stderr.decode()
-        for name in os.listdir(bad):
-            os.chmod(os.path.join(bad, name), 0o644)
+        issue_identity(other_ca, bad)
         out, err = _openssl(mesh, ["-cert", os.path.join(bad, "cert.pem"), "-cert_chain", os.path.join(bad, "cert.pem"),
                                    "-key", os.path.join(bad, "key.pem")])
         assert "HTTP/1.1 200" not in out, "a certificate of another CA was accepted:\n%s" % out
@@ -410,11 +412,7 @@ def test_inbound_mesh_tls_carries_http2_to_the_app(mesh):
     os.chmod(certs, 0o755)
     try:
         out = os.path.join(certs, "id")
-        issued = weftctl("ca", "issue", "--ca", mesh.env.ca, "--namespace", "demo", "--service-account", "client",
-                         "--out", out)
-        assert issued.returncode == 0, issued.stderr.decode()
-        for name in os.listdir(out):
-            os.chmod(os.path.join(out, name), 0o644)
+        issue_identity(mesh.env.ca, out)
         # From the pod without a sidecar: from the client pod, its sidecar would carry this
         # TLS inside its own mesh TLS to the server's app (the server is a meshed Pod).
         argv = list(mesh.prefix("plain")) + [sys.executable, "-c", H2_OVER_MESH_TLS, SERVER.ip, str(APP_PORT),

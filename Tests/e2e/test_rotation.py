@@ -26,9 +26,9 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from control_fixtures import ca_template, weftctl  # noqa: E402,F401
+from control_fixtures import ca_template  # noqa: E402,F401
 from mesh_fixtures import APP_PORT, PodSpec, ServiceSpec, run_mesh, watch_mesh_test  # noqa: E402
-from test_mtls import TCP_PORT, MTLSMesh  # noqa: E402
+from test_mtls import TCP_PORT, MTLSMesh, issue_identity  # noqa: E402
 
 NS_PREFIX = "wr-"
 SUBNET = "10.236.0"
@@ -174,11 +174,7 @@ def test_renewals_under_steady_load_lose_nothing(mesh):
     os.chmod(certs_dir, 0o755)
     try:
         certs = os.path.join(certs_dir, "id")
-        issued = weftctl("ca", "issue", "--ca", mesh.env.ca, "--namespace", "demo", "--service-account", "client",
-                         "--out", certs)
-        assert issued.returncode == 0, issued.stderr.decode()
-        for name in os.listdir(certs):
-            os.chmod(os.path.join(certs, name), 0o644)
+        issue_identity(mesh.env.ca, certs)
 
         seen = {"client": {_not_after(mesh.proxies["client"])}, "server": {_not_after(mesh.proxies["server"])}}
         argv = list(mesh.prefix("client")) + [sys.executable, "-c", LOAD, WEB.cluster_ip, "80", str(TCP_PORT),

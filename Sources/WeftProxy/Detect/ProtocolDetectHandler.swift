@@ -226,13 +226,7 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
         default:
             // Opaque TCP and TLS (passed through): authorized per connection, inbound.
             if var gate = inboundGate(context, identity: nil), let denial = gate.checkConnection() {
-                metrics.error(denial.kind)
-                logger.debug(
-                    "refused connection",
-                    metadata: [
-                        "src": "\(context.channel.remoteAddress?.ipAddress ?? "?")", "reason": "\(denial.explanation)",
-                    ])
-                SpliceHandler.reset(context.channel)
+                denial.reset(context.channel, metrics: metrics, logger: logger)
                 return
             }
             connectAndSplice(context)

@@ -36,6 +36,16 @@ struct InboundGate {
         let kind: ProxyErrorKind
         let explanation: String
 
+        /// Refuses an opaque TCP connection (TCP has no error message): counted, logged,
+        /// reset.
+        func reset(_ channel: Channel, metrics: DirectionMetrics, logger: Logger) {
+            metrics.error(kind)
+            logger.debug(
+                "refused connection",
+                metadata: ["src": "\(channel.remoteAddress?.ipAddress ?? "?")", "reason": "\(explanation)"])
+            SpliceHandler.reset(channel)
+        }
+
         /// The `weft-error` value: the kind, then the explanation as one header-safe line.
         var header: String {
             var text = explanation.utf8.prefix(400).map { (0x20...0x7e).contains($0) ? $0 : UInt8(ascii: "?") }

@@ -103,9 +103,7 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
             case .tcp:
                 var gate = gate
                 if let denial = gate.checkConnection() {
-                    metrics.error(denial.kind)
-                    logger.debug("refused mesh TCP connection", metadata: ["reason": "\(denial.explanation)"])
-                    SpliceHandler.reset(context.channel)
+                    denial.reset(context.channel, metrics: metrics, logger: logger)
                     return
                 }
                 spliceToApp(context)

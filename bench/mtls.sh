@@ -20,8 +20,11 @@
 # Measured (setups interleaved A B C A B C …, medians of the repeats):
 #   1. latency at fixed rates, 1,000 and 5,000 req/s over 4 keep-alive connections
 #      (h2load --h1 --rps, per-request log): p50 and p99, and what each proxy pair adds over
-#      direct. weft: 10.99.0.10:80; haproxy: 127.0.0.1:8002; direct: 10.218.0.2:81.
-#   2. throughput: wrk, 32 connections, through the weft pair and the haproxy pair.
+#      direct. weft: 10.99.0.10:80 with HTTP/1 between the sidecars on pooled HTTP/1.1
+#      (MeshConfig mtls.http1Transport: HTTP1); weft-h2: the same URL, the MeshConfig
+#      switched to HTTP2 for the round (each request a stream of one HTTP/2 connection);
+#      haproxy: 127.0.0.1:8002; direct: 10.218.0.2:81.
+#   2. throughput: wrk, 32 connections, through both weft transports and the haproxy pair.
 #   3. handshakes per second: wrk with `Connection: close` to the opaque port (weft: one
 #      mesh TLS connection per TCP connection, 10.99.0.10:5432) and to haproxy's TCP mode
 #      (a TLS connection per client connection); direct plain TCP for scale.
@@ -29,12 +32,12 @@
 #      (opaque port, each one request answered, then held open).
 #   5. instructions per request (callgrind, unless --no-instr): the client sidecar under
 #      valgrind, whole process (start-up included: compare the two), a fixed number of
-#      requests on 8 connections to the meshed endpoint (their handshakes included); then
-#      the same with web-0 not meshed (plaintext), same run. (callgrind_control -z would
+#      requests on 8 connections to the meshed endpoint (their handshakes included), with
+#      each HTTP/1 transport; then the same with web-0 not meshed (plaintext), same run. (callgrind_control -z would
 #      leave start-up out, but vgdb hangs on the sidecar's epoll_wait here.)
 #
 # Report (Markdown) to stdout and bench/results/mtls-<UTC time>/ (gitignored) with the raw
-# outputs. Everything is removed on exit. A full run takes about 6 minutes.
+# outputs. Everything is removed on exit. A full run takes about 8 minutes.
 #
 # Environment (defaults: full / --quick):
 #   BENCH_DURATION   seconds per measured load          10 / 3
@@ -152,10 +155,14 @@ for who in client:hac web:hab; do
   cat "$TMP/${who#*:}/cert.pem" "$TMP/${who#*:}/key.pem" >"$TMP/${who#*:}.pem"
   chmod 644 "$TMP/${who#*:}.pem"; chmod 755 "$TMP/${who#*:}"; chmod 644 "$TMP/${who#*:}"/*
 done
-write_config() { # MESHED(1|0): is web-0 meshed?
+TRANSPORT=HTTP1
+write_config() { # MESHED(1|0): is web-0 meshed? (MeshConfig mtls.http1Transport: $TRANSPORT)
   local dir=$TMP/config sidecar=""
   mkdir -p "$dir"
-  cp "$ROOT/control-plane/config/mesh.yaml" "$dir/mesh.yaml"
+  sed "s/^    mode: PERMISSIVE$/    mode: PERMISSIVE\n    http1Transport: $TRANSPORT/" \
+    "$ROOT/control-plane/config/mesh.yaml" >"$dir/mesh.yaml.tmp"
+  grep -q "http1Transport: $TRANSPORT" "$dir/mesh.yaml.tmp" || die "control-plane/config/mesh.yaml: no mtls.mode line"
+  mv "$dir/mesh.yaml.tmp" "$dir/mesh.yaml"
   (($1)) && sidecar=", {name: weft-proxy}"
   cat >"$dir/bench.yaml.tmp" <<EOF
 apiVersion: v1
@@ -315,19 +322,41 @@ log "all paths answer; the weft path is mesh TLS (server sidecar: $tls0 inbound 
 PID_C=$(proxy_pid client-0) PID_S=$(proxy_pid web-0)
 [[ -n $PID_C && -n $PID_S ]] || die "sidecar processes not found"
 
+# Switches MeshConfig mtls.http1Transport (HTTP1|HTTP2) and waits until the client
+# sidecar applies it.
+use_transport() {
+  local i
+  [[ $TRANSPORT == "$1" ]] && return 0
+  TRANSPORT=$1
+  write_config 1
+  for ((i = 0; i < 100; i++)); do
+    in_c curl -s "http://127.0.0.1:$ADMIN/config" | grep -q "\"http1Transport\" : \"$TRANSPORT\"" && return 0
+    sleep 0.2
+  done
+  die "the client sidecar did not apply http1Transport: $TRANSPORT"
+}
+# Before a round of setup $1: the MeshConfig its weft setup needs.
+prepare() {
+  case $1 in
+    weft) use_transport HTTP1 ;;
+    weft-h2) use_transport HTTP2 ;;
+  esac
+}
+
 url_for() {
   case $1 in
-    weft) echo "http://$CLUSTER_IP:80/" ;;
+    weft | weft-h2) echo "http://$CLUSTER_IP:80/" ;;
     haproxy) echo "http://127.0.0.1:8002/" ;;
     direct) echo "http://$S_IP:81/" ;;
   esac
 }
-SETUPS=(weft haproxy direct)
+SETUPS=(weft weft-h2 haproxy direct)
 
 # ---------------------------------------------------------------- 1. latency at fixed rates
 for rate in 1000 5000; do
   for ((r = 1; r <= REPEATS; r++)); do
     for cfg in "${SETUPS[@]}"; do
+      prepare "$cfg"
       out=$RAW/rate$rate-$cfg-r$r
       in_c timeout -k 5 $((DURATION + 30)) h2load --h1 -t1 -c4 -m1 --rps $((rate / 4)) -D "$DURATION" \
         --warm-up-time=1 --log-file="$out.log" "$(url_for "$cfg")" >"$out.txt" 2>&1 || log "h2load $cfg $rate exited non-zero"
@@ -339,6 +368,7 @@ done
 # ---------------------------------------------------------------- 2. throughput
 for ((r = 1; r <= REPEATS; r++)); do
   for cfg in "${SETUPS[@]}"; do
+    prepare "$cfg"
     out=$RAW/wrk-$cfg-r$r.txt
     in_c timeout -k 5 $((DURATION + 30)) wrk -t1 -c32 -d"${DURATION}s" --timeout 5s "$(url_for "$cfg")" >"$out" 2>&1 || true
     log "wrk round $r $cfg: $(grep Requests/sec "$out")"
@@ -353,8 +383,9 @@ hs_url() {
     direct) echo "http://$S_IP:81/" ;;
   esac
 }
+use_transport HTTP1
 for ((r = 1; r <= REPEATS; r++)); do
-  for cfg in "${SETUPS[@]}"; do
+  for cfg in weft haproxy direct; do
     out=$RAW/handshakes-$cfg-r$r.txt
     in_c timeout -k 5 $((DURATION + 30)) wrk -t1 -c8 -d"${DURATION}s" --timeout 5s -H "Connection: close" \
       "$(hs_url "$cfg")" >"$out" 2>&1 || true
@@ -421,7 +452,12 @@ instr_phase() { # TAG
 }
 if ((DO_INSTR)); then
   meta instr_requests "$INSTR_N"
+  use_transport HTTP1
   instr_phase mtls
+  TRANSPORT=HTTP2 write_config 1
+  sleep 2
+  instr_phase mtls-h2
+  TRANSPORT=HTTP1
   write_config 0
   sleep 1
   for ((i = 0; i < 100; i++)); do

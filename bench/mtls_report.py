@@ -7,7 +7,9 @@ import re
 import statistics
 import sys
 
-SETUPS = ("weft", "haproxy", "direct")
+SETUPS = ("weft", "weft-h2", "haproxy", "direct")
+LABELS = {"weft": "weft (HTTP/1.1 pooled)", "weft-h2": "weft (HTTP/1 over HTTP/2)", "haproxy": "haproxy",
+          "direct": "direct"}
 
 
 def meta(results):
@@ -82,14 +84,15 @@ def main(results):
                 p99s.append(percentile(ok, 0.99))
                 counts.append(len(ok))
                 fails += bad
-            rows[cfg] = (med(p50s), med(p99s), med(counts), fails)
+            if counts:
+                rows[cfg] = (med(p50s), med(p99s), med(counts), fails)
         d50, d99 = rows["direct"][0], rows["direct"][1]
-        for cfg in SETUPS:
+        for cfg in [c for c in SETUPS if c in rows]:
             p50, p99, n, fails = rows[cfg]
             a50 = None if p50 is None or d50 is None else (p50 - d50) / 1000
             a99 = None if p99 is None or d99 is None else (p99 - d99) / 1000
             print("| %s | %s | %s | %s | %s | %s | %s | %d |" % (
-                "{:,}".format(rate), cfg, fmt(p50 and p50 / 1000, 3), fmt(p99 and p99 / 1000, 3),
+                "{:,}".format(rate), LABELS[cfg], fmt(p50 and p50 / 1000, 3), fmt(p99 and p99 / 1000, 3),
                 "—" if cfg == "direct" else fmt(a50, 3), "—" if cfg == "direct" else fmt(a99, 3),
                 fmt(n, 0), fails))
     print()
@@ -108,11 +111,12 @@ def main(results):
                 v, e = rps(path)
                 vals.append(v)
                 errs += e
-            res[cfg] = (med(vals), errs, vals)
-        for cfg in SETUPS:
+            if vals:
+                res[cfg] = (med(vals), errs, vals)
+        for cfg in [c for c in SETUPS if c in res]:
             v, errs, vals = res[cfg]
             ratio = None if v is None or not res["haproxy"][0] else v / res["haproxy"][0]
-            print("| %s | %s | %s | %d | %s |" % (cfg, fmt(v, 0), fmt(ratio, 2), errs,
+            print("| %s | %s | %s | %d | %s |" % (LABELS[cfg], fmt(v, 0), fmt(ratio, 2), errs,
                                                    ", ".join(fmt(x, 0) for x in vals)))
         print()
     if "rss_client_1000_kb" in m:
@@ -129,7 +133,7 @@ def main(results):
         print()
     n = int(m.get("instr_requests", "0") or 0)
     totals = {}
-    for tag in ("mtls", "plain"):
+    for tag in ("mtls", "mtls-h2", "plain"):
         path = os.path.join(raw, "instr-%s.total" % tag)
         if os.path.exists(path):
             text = open(path).read().strip()
@@ -140,13 +144,16 @@ def main(results):
               % "{:,}".format(n))
         print("| endpoint | instructions | per request |")
         print("|---|---:|---:|")
-        for tag, label in (("mtls", "meshed (mesh TLS)"), ("plain", "not meshed (plaintext)")):
+        for tag, label in (("mtls", "meshed (mesh TLS, HTTP/1.1 pooled)"),
+                           ("mtls-h2", "meshed (mesh TLS, HTTP/1 over HTTP/2)"), ("plain", "not meshed (plaintext)")):
             t = totals.get(tag)
-            print("| %s | %s | %s |" % (label, fmt(t, 0), fmt(t and t / n, 0)))
-        if totals.get("mtls") and totals.get("plain"):
-            print("\nmesh TLS adds %s instructions per request (%s)." % (
-                fmt((totals["mtls"] - totals["plain"]) / n, 0),
-                "{:+.1%}".format(totals["mtls"] / totals["plain"] - 1)))
+            if t is not None:
+                print("| %s | %s | %s |" % (label, fmt(t, 0), fmt(t and t / n, 0)))
+        for tag, label in (("mtls", "mesh TLS (HTTP/1.1 pooled)"), ("mtls-h2", "mesh TLS with HTTP/1 over HTTP/2")):
+            if totals.get(tag) and totals.get("plain"):
+                print("\n%s adds %s instructions per request (%s)." % (
+                    label, fmt((totals[tag] - totals["plain"]) / n, 0),
+                    "{:+.1%}".format(totals[tag] / totals["plain"] - 1)))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ extension DocumentReader {
         var trustDomain = defaults.trustDomain
         var clusterDomain = defaults.clusterDomain
         var mode = defaults.mtlsMode
+        var http1Transport = defaults.http1Transport
         var budget = defaults.retryBudget
         var tracing = defaults.tracing
         var outbound = defaults.outboundPolicy
@@ -26,6 +27,9 @@ extension DocumentReader {
             }
             if let mtls = object(spec, "mtls") {
                 mode = oneOf(mtls, "mode", ["STRICT": .strict, "PERMISSIVE": .permissive], default: mode) ?? mode
+                http1Transport =
+                    oneOf(mtls, "http1Transport", ["HTTP1": .http1, "HTTP2": .http2], default: http1Transport)
+                    ?? http1Transport
             }
             if let retry = object(spec, "retryBudget") {
                 var ratio = budget.ratio
@@ -77,6 +81,6 @@ extension DocumentReader {
         guard errors.count == start, let meta else { return nil }
         return MeshConfig(
             metadata: meta, trustDomain: trustDomain, clusterDomain: clusterDomain, mtlsMode: mode,
-            retryBudget: budget, tracing: tracing, outboundPolicy: outbound)
+            retryBudget: budget, tracing: tracing, outboundPolicy: outbound, http1Transport: http1Transport)
     }
 }

@@ -208,9 +208,9 @@ def service_yaml(s, pods=None):
         """) % {"name": s.name, "ns": s.namespace} + slice_ports + "endpoints:\n" + eps
 
 
-def mesh_config_yaml(outbound_policy="ALLOW_ANY", spec_extra=""):
+def mesh_config_yaml(outbound_policy="ALLOW_ANY", spec_extra="", http1_transport=None):
     """The MeshConfig; `spec_extra`: more fields of its spec (YAML at the spec's level,
-    e.g. "retryBudget: {ratio: 0.5}")."""
+    e.g. "retryBudget: {ratio: 0.5}"); `http1_transport`: mtls.http1Transport, if set."""
     extra = textwrap.indent(textwrap.dedent(spec_extra).strip("\n") + "\n", "  ") if spec_extra.strip() else ""
     return textwrap.dedent("""\
         apiVersion: weft.dev/v1alpha1
@@ -218,9 +218,9 @@ def mesh_config_yaml(outbound_policy="ALLOW_ANY", spec_extra=""):
         metadata: {name: mesh}
         spec:
           trustDomain: cluster.local
-          mtls: {mode: PERMISSIVE}
+          mtls: {mode: PERMISSIVE%s}
           outboundPolicy: %s
-        """) % outbound_policy + extra
+        """) % (", http1Transport: %s" % http1_transport if http1_transport else "", outbound_policy) + extra
 
 
 def http_route(name, parent, rules, namespace="demo", parent_namespace=None, port=None):

@@ -74,6 +74,8 @@ class MTLSMesh(Mesh):
     pods = [CLIENT, SERVER, PLAIN]
     backends = [SERVER, PLAIN]
     clients = (CLIENT, SERVER)
+    # MeshConfig mtls.http1Transport (None: the default), set by a test for its duration.
+    http1_transport = None
 
     def backend_argv(self, p):
         return [sys.executable, "-c", BACKEND_SERVER, p.name, "%d,%d" % (APP_PORT, H2C_PORT), str(TCP_PORT)]
@@ -82,7 +84,7 @@ class MTLSMesh(Mesh):
         return (APP_PORT, H2C_PORT, TCP_PORT)
 
     def render(self, routes=(), services=None, outbound_policy="ALLOW_ANY", extra=""):
-        docs = [mesh_config_yaml(outbound_policy)]
+        docs = [mesh_config_yaml(outbound_policy, http1_transport=self.http1_transport)]
         docs += [meshed_pod_yaml(p) for p in self.pods]
         docs += [service_yaml(s, self.pods) for s in (services or SERVICES)]
         docs += [textwrap.dedent(r).strip("\n") + "\n" for r in routes if r and r.strip()]
@@ -149,6 +151,81 @@ def test_http1_between_meshed_pods_is_mesh_tls_on_the_wire(mesh):
         grew = inbound(mesh, "server", "weft_connections_total", protocol="tls") - tls0
         assert grew >= 1, "the server's sidecar counted %s inbound TLS connections" % grew
     eventually(counted, timeout=5, what="inbound mesh TLS counted")
+
+
+def test_http1_multiplexed_over_http2_between_sidecars(mesh):
+    """MeshConfig `mtls.http1Transport: HTTP2` (Linkerd's way): HTTP/1 requests from the
+    client pod, concurrent ones included, share ONE mesh TLS connection offering
+    weft/1+http1.1+h2, a stream each; the server's sidecar hands each to the app as
+    HTTP/1.1 with its fields and its body (sized, chunked, and larger than a stream's
+    flow-control window); nothing crosses in clear; a DENY policy still answers 403 with
+    its explanation, per stream."""
+    mesh.http1_transport = "HTTP2"
+    try:
+        mesh.apply()
+        tls0 = inbound(mesh, "server", "weft_connections_total", protocol="tls")
+        url = "http://%s" % SERVICES[0].cluster_ip
+        big = "b" * 100_000  # > 65,535: the stream waits for WINDOW_UPDATEs
+
+        def call():
+            return mesh.curl(
+                {"url": url + "/private/" + SECRET, "method": "POST", "headers": [("X-Secret", SECRET)],
+                 "data": "body-" + SECRET},
+                {"url": url + "/chunked", "method": "PUT", "headers": [("Transfer-Encoding", "chunked")],
+                 "data": "chunked-" + SECRET},
+                {"url": url + "/big", "method": "POST", "data": big},
+                url + "/counts")
+        replies, wire = capture(mesh, "server", call)
+        assert [r.status for r in replies] == [200] * 4, [r.short() for r in replies]
+        assert all(r.pod == "server" for r in replies), [r.short() for r in replies]
+        assert replies[0].json["method"] == "POST" and replies[0].json["path"] == "/private/" + SECRET
+        assert replies[0].json["headers"].get("x-secret") == SECRET, replies[0].json["headers"]
+        last = replies[3].json["last"]
+        assert last["/private/" + SECRET]["body"] == "body-" + SECRET, last
+        assert last["/chunked"]["body"] == "chunked-" + SECRET, last
+        assert last["/big"]["length"] == len(big), last["/big"]
+        assert SECRET.encode() not in wire, "a request line, header or body crossed the wire in clear"
+        assert b"weft/1+http1.1+h2" in wire, "the ClientHello offers HTTP/1 over HTTP/2"
+
+        # Six at once, each 400 ms at the app: served side by side on streams of the one connection.
+        script = ("for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%%{http_code}\\n' --max-time 10 "
+                  "%s/delay/400 & done; wait" % url)
+        started = time.monotonic()
+        out = subprocess.run(list(mesh.prefix("client")) + ["sh", "-c", script], capture_output=True, timeout=30)
+        elapsed = time.monotonic() - started
+        assert out.stdout.decode().split() == ["200"] * 6, out
+        assert elapsed < 2.0, "six 400 ms requests took %.2f s: not concurrent" % elapsed
+
+        # Under load: 4,000 requests on 8 keep-alive client connections, all answered.
+        out = subprocess.run(list(mesh.prefix("client")) + ["h2load", "--h1", "-n", "4000", "-c", "8", "-m", "1",
+                                                            url + "/"], capture_output=True, timeout=60)
+        text = out.stdout.decode()
+        assert "4000 succeeded" in text, text[-1500:]
+
+        def one_connection():
+            grew = inbound(mesh, "server", "weft_connections_total", protocol="tls") - tls0
+            assert grew == 1, "the server's sidecar counted %s new mesh TLS connections for 4,010 requests" % grew
+        eventually(one_connection, timeout=5, what="one mesh TLS connection")
+
+        mesh.apply(routes=[DENY_PRIVATE])
+        reply = mesh.curl(url + "/private/x")[0]
+        assert reply.status == 403, reply.short()
+        assert "demo/deny-private" in reply.headers.get("weft-error", ""), reply.headers
+    finally:
+        mesh.http1_transport = None
+        mesh.apply()
+
+
+DENY_PRIVATE = """
+apiVersion: weft.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: deny-private, namespace: demo}
+spec:
+  selector: {matchLabels: {app: web}}
+  action: DENY
+  rules:
+  - to: [{paths: ["/private/*"]}]
+"""
 
 
 def test_http2_between_meshed_pods_is_mesh_tls_on_the_wire(mesh):

@@ -14,7 +14,8 @@ enum MeshCompiler {
             retryBudget: RetryBudgetSettings(
                 ratio: config.retryBudget.ratio, minRetriesPerSecond: config.retryBudget.minRetriesPerSecond,
                 windowMs: milliseconds(config.retryBudget.window)),
-            traceSampling: config.tracing.sampling, outboundPolicy: config.outboundPolicy.rawValue)
+            traceSampling: config.tracing.sampling, outboundPolicy: config.outboundPolicy.rawValue,
+            http1Transport: config.http1Transport.rawValue)
         let services = state.serviceIndex.map { entry in
             ServiceEntry(
                 key: entry.service.description, clusterIPs: entry.clusterIPs, hosts: entry.dnsNames,

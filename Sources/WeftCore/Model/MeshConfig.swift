@@ -9,6 +9,15 @@ public struct MeshConfig: Hashable, Sendable {
         case permissive = "PERMISSIVE"
     }
 
+    /// How HTTP/1 requests travel between sidecars over mesh TLS (docs/configuration.md).
+    public enum HTTP1Transport: String, Hashable, Sendable {
+        /// Pooled, reused HTTP/1.1 connections per endpoint.
+        case http1 = "HTTP1"
+        /// Each request on its own stream of one HTTP/2 connection per endpoint (Linkerd's
+        /// way: fewer connections and handshakes); the called sidecar speaks HTTP/1.1 to its app.
+        case http2 = "HTTP2"
+    }
+
     public enum OutboundPolicy: String, Hashable, Sendable {
         /// Unknown destinations pass through as plain TCP (the default).
         case allowAny = "ALLOW_ANY"
@@ -51,6 +60,7 @@ public struct MeshConfig: Hashable, Sendable {
     /// Kubernetes cluster DNS domain used for Service names, `cluster.local` by default.
     public let clusterDomain: String
     public let mtlsMode: MTLSMode
+    public let http1Transport: HTTP1Transport
     public let retryBudget: RetryBudget
     public let tracing: Tracing
     public let outboundPolicy: OutboundPolicy
@@ -62,8 +72,9 @@ public struct MeshConfig: Hashable, Sendable {
 
     public init(
         metadata: ObjectMeta?, trustDomain: String, clusterDomain: String, mtlsMode: MTLSMode, retryBudget: RetryBudget,
-        tracing: Tracing, outboundPolicy: OutboundPolicy
+        tracing: Tracing, outboundPolicy: OutboundPolicy, http1Transport: HTTP1Transport = .http1
     ) {
+        self.http1Transport = http1Transport
         self.metadata = metadata
         self.trustDomain = trustDomain
         self.clusterDomain = clusterDomain

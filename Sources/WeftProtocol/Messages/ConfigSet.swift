@@ -48,11 +48,14 @@ public struct MeshSettings: Codable, Hashable, Sendable {
     public var traceSampling: Double
     /// "ALLOW_ANY" or "REGISTRY_ONLY".
     public var outboundPolicy: String
+    /// "HTTP1" or "HTTP2": how HTTP/1 requests travel between sidecars. Absent: "HTTP1".
+    public var http1Transport: String?
 
     public init(
         trustDomain: String, mtls: String, retryBudget: RetryBudgetSettings, traceSampling: Double,
-        outboundPolicy: String
+        outboundPolicy: String, http1Transport: String? = nil
     ) {
+        self.http1Transport = http1Transport
         self.trustDomain = trustDomain
         self.mtls = mtls
         self.retryBudget = retryBudget

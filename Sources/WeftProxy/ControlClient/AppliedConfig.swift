@@ -128,6 +128,9 @@ public enum ConfigApplier {
         guard ["STRICT", "PERMISSIVE"].contains(mesh.mtls) else {
             throw ConfigRefusal(.invalidSetting, "mesh.mtls: \"\(mesh.mtls)\" is not STRICT or PERMISSIVE")
         }
+        if let transport = mesh.http1Transport, !["HTTP1", "HTTP2"].contains(transport) {
+            throw ConfigRefusal(.invalidSetting, "mesh.http1Transport: \"\(transport)\" is not HTTP1 or HTTP2")
+        }
         guard ["ALLOW_ANY", "REGISTRY_ONLY"].contains(mesh.outboundPolicy) else {
             throw ConfigRefusal(
                 .invalidSetting, "mesh.outboundPolicy: \"\(mesh.outboundPolicy)\" is not ALLOW_ANY or REGISTRY_ONLY")

@@ -9,23 +9,24 @@ final class ConnectionAccountingHandler: ChannelDuplexHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private let readCounter: Counter
-    private let writeCounter: Counter
+    private let readCounter: Counter?
+    private let writeCounter: Counter?
     private let openGauge: Gauge?
 
-    init(readCounter: Counter, writeCounter: Counter, openGauge: Gauge?) {
+    /// Nil counters: bytes are counted elsewhere (HTTP/1 over HTTP/2: per stream).
+    init(readCounter: Counter?, writeCounter: Counter?, openGauge: Gauge?) {
         self.readCounter = readCounter
         self.writeCounter = writeCounter
         self.openGauge = openGauge
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        readCounter.increment(by: Int64(unwrapInboundIn(data).readableBytes))
+        readCounter?.increment(by: Int64(unwrapInboundIn(data).readableBytes))
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        writeCounter.increment(by: Int64(unwrapOutboundIn(data).readableBytes))
+        writeCounter?.increment(by: Int64(unwrapOutboundIn(data).readableBytes))
         context.write(data, promise: promise)
     }
 

@@ -56,6 +56,7 @@ final class MeshTLS: Sendable {
         case .http1: return clients[0]
         case .http2: return clients[1]
         case .tcp: return clients[2]
+        case .http1OverHTTP2: return clients[3]
         }
     }
 }

@@ -10,6 +10,8 @@ import NIOPosix
 ///
 /// - `MeshALPN.http1`: `HTTP1ProxyHandler` to the app, as for plaintext HTTP/1.
 /// - `MeshALPN.http2`: the HTTP/2 relay to the app, as for plaintext h2c.
+/// - `MeshALPN.http1OverHTTP2`: HTTP/1 exchanges on HTTP/2 streams, each given to its own
+///   `HTTP1ProxyHandler` to the app (`HTTP1OverHTTP2Inbound`).
 /// - `MeshALPN.tcp`: authorized once (no method or path), then spliced to the app: one
 ///   mesh TLS connection per TCP connection.
 final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
@@ -96,6 +98,13 @@ final class MeshTLSTerminator: ChannelInboundHandler, RemovableChannelHandler {
                 try HTTP2Inbound.install(
                     after: self, in: sync, destination: app, pool: pools.http2(.inbound), metrics: metrics,
                     config: config, logger: logger, inboundGate: gate)
+                if let early {
+                    self.early = nil
+                    context.fireChannelRead(NIOAny(early))
+                }
+            case .http1OverHTTP2:
+                try HTTP1OverHTTP2Inbound.install(
+                    after: self, in: sync, app: app, pools: pools, metrics: metrics, config: config, gate: gate)
                 if let early {
                     self.early = nil
                     context.fireChannelRead(NIOAny(early))

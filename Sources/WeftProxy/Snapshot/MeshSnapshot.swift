@@ -40,6 +40,9 @@ final class MeshSnapshot: Sendable {
     /// Meshed Pods' IPs (port 0) → their identity: a connection to a Pod's own address is
     /// mesh TLS to that identity (but to the sidecars' own ports, which are not captured).
     let meshedWorkloads: [AddressKey: String]
+    /// MeshConfig `mtls.http1Transport: HTTP2`: HTTP/1 requests to meshed endpoints each
+    /// take a stream of one HTTP/2 connection per endpoint (`HTTP1MultiplexedSession`).
+    let multiplexesHTTP1: Bool
 
     init(
         version: Int, generation: Int, isRegistryOnly: Bool, namespace: String, servicePorts: [ServicePortPlan],
@@ -47,8 +50,9 @@ final class MeshSnapshot: Sendable {
         endpointAddresses: Set<AddressKey>, missingServices: [String],
         retryBudget: RetryBudgetSettings = RetryBudgetSettings(ratio: 0.2, minRetriesPerSecond: 10, windowMs: 10_000),
         routeMetricLabels: [RouteMetricLabels] = [], inbound: InboundAuthorizer = .open,
-        meshedWorkloads: [AddressKey: String] = [:]
+        meshedWorkloads: [AddressKey: String] = [:], multiplexesHTTP1: Bool = false
     ) {
+        self.multiplexesHTTP1 = multiplexesHTTP1
         self.meshedWorkloads = meshedWorkloads
         self.inbound = inbound
         self.retryBudget = retryBudget

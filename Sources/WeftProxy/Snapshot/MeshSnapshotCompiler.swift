@@ -26,7 +26,8 @@ enum MeshSnapshotCompiler {
             routeMetricLabels: builder.metricLabels, inbound: try inbound(config),
             meshedWorkloads: Dictionary(
                 config.workloads.values.compactMap { w in AddressKey(ip: w.ip, port: 0).map { ($0, w.identity) } },
-                uniquingKeysWith: { a, _ in a }))
+                uniquingKeysWith: { a, _ in a }),
+            multiplexesHTTP1: config.mesh?.http1Transport == "HTTP2")
     }
 
     /// The pod's inbound authorization: the policies that select it, mTLS mode, probes.

@@ -300,6 +300,7 @@ enum Fixtures {
           trustDomain: example.org
           mtls:
             mode: STRICT
+            http1Transport: HTTP2
           retryBudget:
             ratio: 0.25
             minRetriesPerSecond: 5

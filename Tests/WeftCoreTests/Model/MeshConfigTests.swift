@@ -8,6 +8,7 @@ final class MeshConfigTests: XCTestCase {
         XCTAssertEqual(c.trustDomain, "example.org")
         XCTAssertEqual(c.clusterDomain, "cluster.local")
         XCTAssertEqual(c.mtlsMode, .strict)
+        XCTAssertEqual(c.http1Transport, .http2)
         XCTAssertEqual(c.retryBudget, .init(ratio: 0.25, minRetriesPerSecond: 5, window: .seconds(30)))
         XCTAssertEqual(c.tracing.sampling, 0.5)
         XCTAssertEqual(c.outboundPolicy, .registryOnly)
@@ -21,6 +22,8 @@ final class MeshConfigTests: XCTestCase {
         else { return XCTFail() }
         XCTAssertEqual(c.trustDomain, "cluster.local")
         XCTAssertEqual(c.mtlsMode, .permissive)
+        XCTAssertEqual(c.http1Transport, .http1, "chosen by measurement: BENCHMARKS.md, HTTP/1 between sidecars")
+        XCTAssertEqual(MeshConfig.default.http1Transport, .http1)
         XCTAssertEqual(c.retryBudget, .init(ratio: 0.2, minRetriesPerSecond: 10, window: .seconds(10)))
         XCTAssertEqual(c.tracing.sampling, 1.0)
         XCTAssertEqual(c.outboundPolicy, .allowAny)
@@ -45,7 +48,7 @@ final class MeshConfigTests: XCTestCase {
             metadata: {name: mesh}
             spec:
               trustDomain: Cluster_Local
-              mtls: {mode: OFF}
+              mtls: {mode: OFF, http1Transport: H3}
               retryBudget:
                 ratio: 1.5
                 minRetriesPerSecond: -1
@@ -58,6 +61,7 @@ final class MeshConfigTests: XCTestCase {
             [
                 "mesh.yaml: document 1: spec.trustDomain: must be a lowercase DNS name such as cluster.local, got \"Cluster_Local\"",
                 "mesh.yaml: document 1: spec.mtls.mode: must be a string, got a boolean OFF (quote it)",
+                "mesh.yaml: document 1: spec.mtls.http1Transport: must be one of HTTP1, HTTP2, got \"H3\"",
                 "mesh.yaml: document 1: spec.retryBudget.ratio: must be between 0 and 1, got 1.5",
                 "mesh.yaml: document 1: spec.retryBudget.minRetriesPerSecond: must be ≥ 0, got -1",
                 "mesh.yaml: document 1: spec.retryBudget.window: must be longer than 0s",

@@ -159,6 +159,12 @@ final class ConfigApplierTests: XCTestCase {
                         traceSampling: 1,
                         outboundPolicy: "ALLOW_ANY")), "mesh.mtls"
             ),
+            (
+                ConfigSet(
+                    mesh: MeshSettings(
+                        trustDomain: "cluster.local", mtls: "STRICT", retryBudget: mesh.retryBudget,
+                        traceSampling: 1, outboundPolicy: "ALLOW_ANY", http1Transport: "h2c")), "mesh.http1Transport"
+            ),
         ]
         let current = try base()
         for (upserts, field) in cases {

@@ -22,6 +22,15 @@ final class MeshSnapshotCompilerTests: XCTestCase {
         XCTAssertTrue(snapshot.endpointAddresses.contains(AddressKey(ip: "10.230.0.1", port: 0)!))
     }
 
+    func testHTTP1TransportReachesTheSnapshot() throws {
+        var mesh = F()
+        XCTAssertFalse(try mesh.snapshot().multiplexesHTTP1, "absent: pooled HTTP/1.1")
+        mesh.config.mesh?.http1Transport = "HTTP1"
+        XCTAssertFalse(try mesh.snapshot().multiplexesHTTP1)
+        mesh.config.mesh?.http1Transport = "HTTP2"
+        XCTAssertTrue(try mesh.snapshot().multiplexesHTTP1)
+    }
+
     func testBackendsWithoutEndpointsAreSubscribed() throws {
         var mesh = F()
         mesh.service(
@@ -68,8 +77,14 @@ extension MeshSnapshotCompilerTests {
     func testFiltersTheProxyCannotApplyAreRefusedNamingTheFilter() throws {
         for (filter, field) in [
             (RouteFilterEntry(type: "Teleport"), "routes[demo/r].rules[0].filters[0].type"),
-            (RouteFilterEntry(type: "URLRewrite", pathType: "ReplaceSome", path: "/x"), "routes[demo/r].rules[0].filters[0].pathType"),
-            (RouteFilterEntry(type: "RequestRedirect", statusCode: 200), "routes[demo/r].rules[0].filters[0].statusCode"),
+            (
+                RouteFilterEntry(type: "URLRewrite", pathType: "ReplaceSome", path: "/x"),
+                "routes[demo/r].rules[0].filters[0].pathType"
+            ),
+            (
+                RouteFilterEntry(type: "RequestRedirect", statusCode: 200),
+                "routes[demo/r].rules[0].filters[0].statusCode"
+            ),
         ] {
             var mesh = F()
             var rule = F.rule([], [])

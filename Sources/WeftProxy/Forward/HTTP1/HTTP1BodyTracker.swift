@@ -1,7 +1,8 @@
 /// Follows an HTTP/1.x body byte by byte to find where the message ends, without
 /// decoding it: the proxy forwards chunked bodies, chunk extensions and trailers as the
 /// sender wrote them, and needs only the boundary (to reuse the connection and to
-/// answer pipelined requests in order).
+/// answer pipelined requests in order). HTTP/1 over HTTP/2 also asks where the payload
+/// runs are (`consume(_:data:)`), to send them as DATA without the chunk framing.
 ///
 /// A struct of plain values: no allocation, tested without a channel.
 struct HTTP1BodyTracker {
@@ -45,7 +46,16 @@ struct HTTP1BodyTracker {
     /// - Returns: how many bytes belong to the body; fewer than `bytes.count` only when
     ///   the body ended inside `bytes` (what follows is the next message).
     /// - Throws: `invalidChunk` for malformed chunked framing.
+    @inline(__always)
     mutating func consume(_ bytes: UnsafeRawBufferPointer) throws -> Int {
+        try consume(bytes, data: { _ in })
+    }
+
+    /// Consumes as `consume(_:)` does, and reports each run of payload bytes (the body
+    /// without chunk framing or trailers) as a range of `bytes`, in order: what the
+    /// HTTP/1-over-HTTP/2 bridge sends as DATA.
+    @inline(__always)
+    mutating func consume(_ bytes: UnsafeRawBufferPointer, data: (Range<Int>) -> Void) throws -> Int {
         var index = 0
         let count = bytes.count
         while index < count {
@@ -53,13 +63,16 @@ struct HTTP1BodyTracker {
             case .done:
                 return index
             case .untilClose:
+                if index < count { data(index..<count) }
                 return count
             case .length(let remaining):
                 let take = min(remaining, count - index)
+                data(index..<index + take)
                 index += take
                 state = remaining == take ? .done : .length(remaining: remaining - take)
             case .chunkData(let remaining):
                 let take = min(remaining, count - index)
+                data(index..<index + take)
                 index += take
                 state = remaining == take ? .chunkDataCR : .chunkData(remaining: remaining - take)
             case .chunkSize(let digits, let size):

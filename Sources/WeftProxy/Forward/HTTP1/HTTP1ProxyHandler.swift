@@ -69,6 +69,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let metrics: DirectionMetrics
     private let config: ProxyConfig
+    /// False on a stream of an HTTP/1-over-HTTP/2 connection: its connection is counted once.
+    private let ownsOpenGauge: Bool
     private var context: ChannelHandlerContext?
     /// Kept from `handlerAdded` (see `HTTP1UpstreamConnection.channel`).
     private var clientChannel: Channel?
@@ -115,8 +117,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     init(
         destination: SocketAddress, pool: HTTP1UpstreamPool, metrics: DirectionMetrics, config: ProxyConfig,
         initialBytes: ByteBuffer, clientInputEnded: Bool = false, outbound: OutboundBinding? = nil,
-        mesh: LoopContext? = nil, inboundGate: InboundGate? = nil
+        mesh: LoopContext? = nil, inboundGate: InboundGate? = nil, ownsOpenGauge: Bool = true
     ) {
+        self.ownsOpenGauge = ownsOpenGauge
         self.inboundGate = inboundGate
         self.destination = destination
         self.pool = pool
@@ -209,7 +212,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        metrics.connectionsOpen.decrement()
+        if ownsOpenGauge { metrics.connectionsOpen.decrement() }
         recordClientGone()
         publishBytes()
         cancelTimers()
@@ -410,10 +413,18 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// MeshConfig `mtls.http1Transport: HTTP2` and a meshed endpoint: the request takes a
+    /// stream of the endpoint's HTTP/2 connection (pooled HTTP/1.1 connections left from
+    /// before are not used, and expire). An upgrade or CONNECT keeps a connection of its own.
+    private var isMultiplexed: Bool {
+        bucket.meshIdentity != nil && mesh?.snapshot.multiplexesHTTP1 == true && !request.isUpgrade
+            && request.method != .connect
+    }
+
     /// Sends the request on a pooled connection to `bucket`, or opens one. Returns true
     /// when the exchange began at once.
     private func sendRequest() -> Bool {
-        if let pooled = pool.checkout(bucket) {
+        if !isMultiplexed, let pooled = pool.checkout(bucket) {
             beginExchange(on: pooled)
             return true
         }
@@ -540,29 +551,30 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func connectUpstream() {
-        pool.connect(bucket, tls: bucket.meshIdentity == nil ? nil : mesh?.meshTLS).whenComplete { [self] result in
-            guard !isClosing else {
-                if case .success(let connection) = result { connection.close() }
-                return
-            }
-            switch result {
-            case .success(let connection):
-                beginExchange(on: connection)
-                processInbound()
-                // Outside a client read there is no channelReadComplete to flush for us.
-                flushPending()
-            case .failure(let error):
-                let failure = ConnectFailure(error, to: destination, meshIdentity: bucket.meshIdentity)
-                mesh?.recordTLSFailure(failure)
-                if let failed = attempts.connectFailed() {
-                    // Nothing was sent: the request goes to another endpoint.
-                    if routeRequest(avoiding: failed) { processInbound() }
-                    flushPending()
+        pool.connect(bucket, tls: bucket.meshIdentity == nil ? nil : mesh?.meshTLS, multiplexed: isMultiplexed)
+            .whenComplete { [self] result in
+                guard !isClosing else {
+                    if case .success(let connection) = result { connection.close() }
                     return
                 }
-                respondWithError(status: 502, kind: failure.kind, detail: failure.detail)
+                switch result {
+                case .success(let connection):
+                    beginExchange(on: connection)
+                    processInbound()
+                    // Outside a client read there is no channelReadComplete to flush for us.
+                    flushPending()
+                case .failure(let error):
+                    let failure = ConnectFailure(error, to: destination, meshIdentity: bucket.meshIdentity)
+                    mesh?.recordTLSFailure(failure)
+                    if let failed = attempts.connectFailed() {
+                        // Nothing was sent: the request goes to another endpoint.
+                        if routeRequest(avoiding: failed) { processInbound() }
+                        flushPending()
+                        return
+                    }
+                    respondWithError(status: 502, kind: failure.kind, detail: failure.detail)
+                }
             }
-        }
     }
 
     /// Sends the request head on `connection` and makes it this exchange's upstream.
@@ -945,7 +957,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         let head =
-            "HTTP/1.1 \(status) \(Self.reason(status))\r\nlocation: \(location)\r\ncontent-length: 0\r\n"
+            "HTTP/1.1 \(status) \(HTTPStatus.reason(status))\r\nlocation: \(location)\r\ncontent-length: 0\r\n"
             + "connection: close\r\n\r\n"
         writeToClient(context.channel.allocator.buffer(string: head))
         closeClient()
@@ -962,30 +974,10 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let body = "weft-proxy: \(detail)\n"
         let head =
-            "HTTP/1.1 \(status) \(Self.reason(status))\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            "HTTP/1.1 \(status) \(HTTPStatus.reason(status))\r\ncontent-type: text/plain; charset=utf-8\r\n"
             + "content-length: \(body.utf8.count)\r\nweft-error: \(header ?? kind.headerValue)\r\nconnection: close\r\n\r\n"
         writeToClient(context.channel.allocator.buffer(string: head + body))
         closeClient()
-    }
-
-    private static func reason(_ status: Int) -> String {
-        switch status {
-        case 400: return "Bad Request"
-        case 403: return "Forbidden"
-        case 301: return "Moved Permanently"
-        case 302: return "Found"
-        case 303: return "See Other"
-        case 307: return "Temporary Redirect"
-        case 308: return "Permanent Redirect"
-        case 404: return "Not Found"
-        case 500: return "Internal Server Error"
-        case 503: return "Service Unavailable"
-        case 408: return "Request Timeout"
-        case 431: return "Request Header Fields Too Large"
-        case 502: return "Bad Gateway"
-        case 504: return "Gateway Timeout"
-        default: return "Error"
-        }
     }
 
     /// Flushes what was written, then closes the client connection (and any upstream

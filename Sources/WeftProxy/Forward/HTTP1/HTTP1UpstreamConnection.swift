@@ -29,6 +29,8 @@ final class HTTP1UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandl
     /// True once it has carried a request; a reused connection may have been closed by
     /// the server meanwhile, which makes a failure before any response byte retryable.
     var hasBeenUsed = false
+    /// A stream of an `HTTP1MultiplexedSession`: one exchange, never pooled.
+    var isSingleUse = false
     private var failure: Error?
     private var pendingRead = false
     /// Set while the owner wants reads held (its client cannot take more bytes).

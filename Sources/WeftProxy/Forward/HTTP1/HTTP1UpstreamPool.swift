@@ -17,6 +17,9 @@ final class HTTP1UpstreamPool {
         /// (`MeshALPN.http1`) and its server must present this SPIFFE ID.
         let meshIdentity: String?
         fileprivate var idle: [HTTP1UpstreamConnection] = []
+        /// The HTTP/2 connection that carries this mesh endpoint's HTTP/1 exchanges, one
+        /// stream each, when MeshConfig `mtls.http1Transport` is `HTTP2`.
+        fileprivate var session: HTTP1MultiplexedSession?
 
         fileprivate init(destination: SocketAddress, meshIdentity: String?) {
             self.destination = destination
@@ -66,6 +69,8 @@ final class HTTP1UpstreamPool {
     func release(_ connection: HTTP1UpstreamConnection) {
         connection.owner = nil
         connection.isReadPaused = false
+        // A stream of a multiplexed session carries one exchange; it ends with it.
+        guard !connection.isSingleUse else { return }
         guard connection.isActive, let bucket = connection.bucket else { return }
         guard bucket.idle.count < config.maxIdlePerDestination else {
             connection.close()
@@ -80,7 +85,25 @@ final class HTTP1UpstreamPool {
     /// succeeds only once the TLS handshake is done and the server presented the bucket's
     /// identity; it fails with `MeshPeerMismatch`, the TLS error, or `MeshTLSError` when
     /// this proxy has no identity yet (`tls` nil).
-    func connect(_ bucket: Bucket, tls: MeshTLS? = nil) -> EventLoopFuture<HTTP1UpstreamConnection> {
+    ///
+    /// `multiplexed` (for a mesh bucket): a new stream on the bucket's HTTP/2 session
+    /// instead, the session opened (or replaced, when gone or when `tls` is a renewed
+    /// identity) first.
+    func connect(_ bucket: Bucket, tls: MeshTLS? = nil, multiplexed: Bool = false) -> EventLoopFuture<
+        HTTP1UpstreamConnection
+    > {
+        if multiplexed, let identity = bucket.meshIdentity {
+            if let session = bucket.session, !session.isUsable || session.tls !== tls {
+                session.retire()
+                bucket.session = nil
+            }
+            let session =
+                bucket.session
+                ?? HTTP1MultiplexedSession(
+                    to: bucket.destination, meshIdentity: identity, tls: tls, eventLoop: eventLoop, config: config)
+            bucket.session = session
+            return session.openStream(bucket: bucket)
+        }
         let connection = HTTP1UpstreamConnection(destination: bucket.destination)
         connection.bucket = bucket
         return MeshDial.connect(
@@ -98,6 +121,8 @@ final class HTTP1UpstreamPool {
         for bucket in buckets.values {
             bucket.idle.forEach { $0.close() }
             bucket.idle.removeAll()
+            bucket.session?.close()
+            bucket.session = nil
         }
         sweep?.cancel()
         sweep = nil

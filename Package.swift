@@ -49,6 +49,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         // Mesh model (Kubernetes resource shapes, validation, MeshState), SPIFFE IDs and
@@ -79,8 +81,15 @@ let package = Package(
         .target(
             name: "WeftTelemetry",
             dependencies: [
-                .product(name: "Prometheus", package: "swift-prometheus")
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
             ]
+        ),
+        // OTLP's trace messages (opentelemetry-proto v1.9.0), generated once by
+        // scripts/generate-otlp.sh and committed: the span intake decodes them (issue 12).
+        .target(
+            name: "WeftOTLP",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
         // Pod mutation and the iptables redirect rules. Pure Swift, no dependencies.
         .target(name: "WeftInject"),
@@ -183,7 +192,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "WeftInjectTests", dependencies: ["WeftInject"]),
-        .testTarget(name: "WeftTelemetryTests", dependencies: ["WeftTelemetry"]),
+        .testTarget(name: "WeftTelemetryTests", dependencies: ["WeftTelemetry", "WeftOTLP"]),
         .testTarget(
             name: "WeftProxyTests",
             dependencies: [

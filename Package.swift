@@ -115,7 +115,8 @@ let package = Package(
         .target(
             name: "WeftControl",
             dependencies: [
-                "WeftCore", "WeftManifests", "WeftProtocol", "WeftIdentity", "WeftTelemetry",
+                "WeftCore", "WeftManifests", "WeftProtocol", "WeftIdentity", "WeftTelemetry", "WeftOTLP",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -186,7 +187,7 @@ let package = Package(
             name: "WeftControlTests",
             dependencies: [
                 // WeftProxy only so pushes can be checked against the proxy's own applier.
-                "WeftControl", "WeftCore", "WeftProtocol", "WeftIdentity", "WeftProxy",
+                "WeftControl", "WeftCore", "WeftProtocol", "WeftIdentity", "WeftProxy", "WeftOTLP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]

@@ -16,6 +16,9 @@ public final class ControlMetrics: Sendable {
     let pushes: Counter
     /// Connections closed at once because too many had not said hello yet.
     let connectionsRefused: Counter
+    /// Spans the OTLP intake kept, and rejected (invalid ids).
+    let spansAccepted: Counter
+    let spansRejected: Counter
     private let protocolErrors: [ProtocolError.Code: Counter]
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
@@ -54,6 +57,14 @@ public final class ControlMetrics: Sendable {
             descriptor: .init(
                 metricName: "weft_control_certificates_issued", unitName: "total",
                 helpText: "Workload certificates issued (hello and renew)."))
+        spansAccepted = registry.makeCounter(
+            descriptor: .init(
+                metricName: "weft_control_spans_received", unitName: "total",
+                helpText: "Spans the OTLP/HTTP intake (:4318) accepted into the trace store."))
+        spansRejected = registry.makeCounter(
+            descriptor: .init(
+                metricName: "weft_control_spans_rejected", unitName: "total",
+                helpText: "Spans the OTLP/HTTP intake rejected (a trace or span id of the wrong length or all zero)."))
         connectionsRefused = registry.makeCounter(
             descriptor: .init(
                 metricName: "weft_control_connections_refused", unitName: "total",

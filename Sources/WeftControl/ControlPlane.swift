@@ -74,8 +74,9 @@ public final class ControlPlane: ServiceLifecycle.Service {
             group: group, initialMesh: compiled, issuer: issuer, authenticator: authenticator, metrics: metrics,
             logger: logger, debounce: Self.timeAmount(settings.debounce),
             slowConsumerGrace: Self.timeAmount(settings.slowConsumerGrace), reservedNamespace: settings.namespace)
+        let traces = SpanStore(limit: settings.traceMemory)
         let api = ControlAPI(
-            hub: hub, metrics: metrics,
+            hub: hub, metrics: metrics, traces: traces,
             config: ConfigStatus(
                 source: settings.configDirectory, generation: 1, acceptedAt: Self.now(), state: "valid",
                 rejectedCount: 0, lastRejection: nil, warnings: initial.warnings.map(\.description)),
@@ -83,10 +84,16 @@ public final class ControlPlane: ServiceLifecycle.Service {
             certificateLifetimeSeconds: Int(settings.certificateLifetime.components.seconds))
         let push: any Channel
         let http: any Channel
+        var intake: (any Channel)?
         do {
             push = try await PushServer(hub: hub, tls: servingTLS, logger: logger)
                 .bind(host: settings.pushHost, port: settings.pushPort, group: group)
             http = try await Self.bindHTTP(api: api, host: settings.httpHost, port: settings.httpPort, group: group)
+            if settings.otlpPort > 0 {
+                intake = try await Self.bindIntake(
+                    store: traces, metrics: metrics, host: settings.pushHost, port: settings.otlpPort,
+                    maxBody: settings.otlpMaxBody, group: group)
+            }
         } catch {
             try? await group.shutdownGracefully()
             throw StartupError(description: "cannot listen: \(error)")
@@ -98,6 +105,7 @@ public final class ControlPlane: ServiceLifecycle.Service {
             metadata: [
                 "push": "\(settings.pushHost):\(settings.pushPort)",
                 "http": "\(settings.httpHost):\(settings.httpPort)",
+                "otlp": "\(settings.otlpPort > 0 ? "\(settings.pushHost):\(settings.otlpPort)" : "off")",
                 "config": "\(settings.configDirectory)", "trustDomain": "\(trustDomain)",
                 "services": "\(initial.services.count)",
             ])
@@ -175,6 +183,7 @@ public final class ControlPlane: ServiceLifecycle.Service {
         hub.stopSweeping()
         await hub.shutDownSessions()
         try? await http.close()
+        try? await intake?.close()
         try? await group.shutdownGracefully()
     }
 
@@ -195,6 +204,25 @@ public final class ControlPlane: ServiceLifecycle.Service {
         } catch {
             throw StartupError(description: "cannot read \(path): \(error.localizedDescription)")
         }
+    }
+
+    private static func bindIntake(
+        store: SpanStore, metrics: ControlMetrics, host: String, port: Int, maxBody: Int, group: any EventLoopGroup
+    ) async throws -> any Channel {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        SpanIntakeHandler(store: store, maxBody: maxBody) { outcome in
+                            metrics.spansAccepted.increment(by: Int64(outcome.accepted))
+                            metrics.spansRejected.increment(by: Int64(outcome.rejected))
+                        })
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
     }
 
     private static func bindHTTP(

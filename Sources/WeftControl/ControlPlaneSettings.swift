@@ -12,6 +12,12 @@ public struct ControlPlaneSettings: Sendable {
     public var pushPort = MeshDefaults.controlPushPort
     public var httpHost = "0.0.0.0"
     public var httpPort = MeshDefaults.controlHTTPPort
+    /// The OTLP/HTTP span intake (`--otlp-port`; 0: off), on `pushHost`.
+    public var otlpPort = MeshDefaults.otlpPort
+    /// Bytes the kept traces may be charged (`--trace-memory`).
+    public var traceMemory = 64 << 20
+    /// The largest export the intake reads.
+    public var otlpMaxBody = 4 << 20
     /// Who may read `/api/` on the HTTP port (`--api-access`).
     public var apiAccess = APIAccess.loopback
     public var threads = 2

@@ -16,6 +16,8 @@ public enum MeshDefaults {
     public static let controlPushPort = 15012
     /// The control plane's HTTP port (metrics, trace API and UI).
     public static let controlHTTPPort = 15014
+    /// The control plane's OTLP/HTTP span intake (OpenTelemetry's default port).
+    public static let otlpPort = 4318
     /// Seconds the proxy waits for a client's first bytes before treating it as opaque TCP.
     public static let detectTimeoutSeconds = 10
     /// Ports whose protocols speak first or are known not to be HTTP; they skip detection.

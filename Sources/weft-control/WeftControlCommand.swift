@@ -50,6 +50,12 @@ struct WeftControlCommand: AsyncParsableCommand {
     @Option(help: "HTTP port: /metrics, /live, /ready, /api/v1/status, /api/v1/proxies.")
     var httpPort = MeshDefaults.controlHTTPPort
 
+    @Option(help: "OTLP/HTTP span intake port (POST /v1/traces, protobuf or JSON), on --host; 0 turns it off.")
+    var otlpPort = MeshDefaults.otlpPort
+
+    @Option(help: "Memory the kept traces may use, e.g. 64MB, 512MiB; the oldest traces are evicted first.")
+    var traceMemory = "64MB"
+
     @Option(help: "Event-loop threads.")
     var threads = 2
 
@@ -79,6 +85,15 @@ struct WeftControlCommand: AsyncParsableCommand {
             throw ValidationError("--api-access must be loopback or any, not \(apiAccess)")
         }
         guard pushPort != httpPort else { throw ValidationError("--push-port and --http-port must differ") }
+        guard (0...65535).contains(otlpPort) else {
+            throw ValidationError("--otlp-port: \(otlpPort) is not a port number (1-65535, or 0 for off)")
+        }
+        guard otlpPort == 0 || (otlpPort != pushPort && otlpPort != httpPort) else {
+            throw ValidationError("--otlp-port must differ from --push-port and --http-port")
+        }
+        guard let memory = Self.bytes(traceMemory), memory >= 1 << 20 else {
+            throw ValidationError("--trace-memory: \(traceMemory) is not a size of at least 1MB (e.g. 64MB)")
+        }
         guard (1...64).contains(threads) else { throw ValidationError("--threads: \(threads) is not between 1 and 64") }
         guard let lifetime = Self.duration(certificateLifetime), lifetime >= .seconds(60) else {
             throw ValidationError("--certificate-lifetime: \(certificateLifetime) is not a duration of at least 1m")
@@ -91,6 +106,19 @@ struct WeftControlCommand: AsyncParsableCommand {
             throw ValidationError(
                 "--log-level: \(logLevel) is not one of trace, debug, info, notice, warning, error, critical")
         }
+    }
+
+    /// `64MB`, `64MiB`, `512KB`, `1GB` (decimal and binary units alike), or a number of bytes.
+    static func bytes(_ text: String) -> Int? {
+        let units: [(String, Int)] = [
+            ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1000), ("MB", 1_000_000),
+            ("GB", 1_000_000_000), ("B", 1),
+        ]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            guard let value = Int(text.dropLast(suffix.count)), value >= 0, value <= Int.max / scale else { return nil }
+            return value * scale
+        }
+        return Int(text).flatMap { $0 >= 0 ? $0 : nil }
     }
 
     /// `500ms`, `10s`, `90m`, `24h`.
@@ -122,6 +150,8 @@ struct WeftControlCommand: AsyncParsableCommand {
         settings.pushPort = pushPort
         settings.httpPort = httpPort
         settings.threads = threads
+        settings.otlpPort = otlpPort
+        settings.traceMemory = Self.bytes(traceMemory) ?? 64_000_000
         settings.certificateLifetime = Self.duration(certificateLifetime) ?? .seconds(86_400)
         settings.debounce = Self.duration(debounce) ?? .milliseconds(100)
         settings.slowConsumerGrace = Self.duration(slowConsumerGrace) ?? .seconds(10)

@@ -75,7 +75,9 @@ final class IncomingTraceTests: XCTestCase {
         XCTAssertEqual(trace.sampled, true)
         XCTAssertEqual(
             try XCTUnwrap(
-                extract(["x-b3-traceid": "463ac35c9f6413ad", "x-b3-spanid": "a2fb4a1d1a96d312", "x-b3-sampled": "false"])
+                extract([
+                    "x-b3-traceid": "463ac35c9f6413ad", "x-b3-spanid": "a2fb4a1d1a96d312", "x-b3-sampled": "false",
+                ])
             ).sampled, false)
         XCTAssertEqual(
             try XCTUnwrap(
@@ -85,7 +87,8 @@ final class IncomingTraceTests: XCTestCase {
                 ])
             ).sampled, true, "debug means sampled")
         XCTAssertNil(extract(["x-b3-traceid": "463ac35c9f6413ad"]), "no span id")
-        XCTAssertNil(extract(["x-b3-traceid": "463ac35c9f6413ad", "x-b3-spanid": "a2fb4a1d1a96d312", "x-b3-sampled": "yes"]))
+        XCTAssertNil(
+            extract(["x-b3-traceid": "463ac35c9f6413ad", "x-b3-spanid": "a2fb4a1d1a96d312", "x-b3-sampled": "yes"]))
     }
 
     func testW3CWinsThenB3SingleThenMulti() throws {

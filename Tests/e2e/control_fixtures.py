@@ -289,6 +289,8 @@ class ControlEnv:
 class ControlPlane:
     def __init__(self, env, push_port, http_port, prefix=(), host="127.0.0.1"):
         self.env, self.push_port, self.http_port, self.prefix = env, push_port, http_port, tuple(prefix)
+        # The OTLP span intake too gets a free port: control planes of one run share 127.0.0.1.
+        self.otlp_port = free_port()
         self.host = host  # --host: the push port's address (the HTTP port's too, unless --http-host)
         self.log = os.path.join(env.dir, "control-%d.log" % push_port)
         self.proc = None
@@ -300,7 +302,10 @@ class ControlPlane:
     def start(self, wait=True, extra=()):
         argv = [CONTROL_BIN, "--config", self.env.config, "--ca", self.env.ca, "--token-file",
                 self.env.token_file, "--host", self.host, "--push-port", str(self.push_port),
-                "--http-port", str(self.http_port), "--debounce", "50ms"] + list(extra)
+                "--http-port", str(self.http_port), "--debounce", "50ms"]
+        if "--otlp-port" not in extra:
+            argv += ["--otlp-port", str(self.otlp_port)]
+        argv += list(extra)
         self.proc = self.env.popen(argv, self.log, prefix=self.prefix)
         if wait:
             self.wait_ready()

@@ -16,6 +16,8 @@ import WeftTelemetry
 /// - `GET /api/v1/proxies`: every connected proxy's status
 /// - `GET /api/v1/proxies/<namespace>/<pod>`: one proxy's status and the config it was
 ///   sent, rebuilt from the current generation (`weftctl config`)
+/// - `GET /api/v1/traces/<trace-id>`: a kept trace as OTLP JSON (`{"resourceSpans": [...]}`)
+/// - `GET /api/v1/traces?service=&minDuration=&status=&order=&limit=`: trace summaries
 public final class ControlAPI: Sendable {
     struct Response: Sendable {
         var status: Int
@@ -36,15 +38,17 @@ public final class ControlAPI: Sendable {
 
     let hub: PushHub
     let metrics: ControlMetrics
+    let traces: SpanStore?
     private let configState: Mutex<ConfigStatus>
     private let readiness = Mutex(false)
     let access: APIAccess
     let certificateLifetimeSeconds: Int?
 
     init(
-        hub: PushHub, metrics: ControlMetrics, config: ConfigStatus, access: APIAccess = .loopback,
-        certificateLifetimeSeconds: Int? = nil
+        hub: PushHub, metrics: ControlMetrics, traces: SpanStore? = nil, config: ConfigStatus,
+        access: APIAccess = .loopback, certificateLifetimeSeconds: Int? = nil
     ) {
+        self.traces = traces
         self.certificateLifetimeSeconds = certificateLifetimeSeconds
         self.access = access
         self.hub = hub
@@ -62,7 +66,7 @@ public final class ControlAPI: Sendable {
 
     /// - Parameter fromLoopback: whether the request came from a loopback address; with
     ///   `APIAccess.loopback`, `/api/` answers nothing else (403).
-    func respond(method: String, path: String, fromLoopback: Bool = true) async -> Response {
+    func respond(method: String, path: String, query: String = "", fromLoopback: Bool = true) async -> Response {
         let parts = path.split(separator: "/").map(String.init)
         if parts.first == "api", access == .loopback, !fromLoopback {
             return .text(
@@ -71,12 +75,14 @@ public final class ControlAPI: Sendable {
             )
         }
         let known =
-            ["live", "ready", "metrics", "api/v1/status", "api/v1/proxies"].contains(parts.joined(separator: "/"))
+            ["live", "ready", "metrics", "api/v1/status", "api/v1/proxies", "api/v1/traces"].contains(
+                parts.joined(separator: "/"))
             || (parts.count == 5 && parts[0...2] == ["api", "v1", "proxies"])
+            || (parts.count == 4 && parts[0...2] == ["api", "v1", "traces"])
         guard known else {
             return .text(
                 404,
-                "no endpoint \(path); try /live, /ready, /metrics, /api/v1/status, /api/v1/proxies, /api/v1/proxies/<namespace>/<pod>\n"
+                "no endpoint \(path); try /live, /ready, /metrics, /api/v1/status, /api/v1/proxies, /api/v1/proxies/<namespace>/<pod>, /api/v1/traces, /api/v1/traces/<trace-id>\n"
             )
         }
         guard method == "GET" || method == "HEAD" else {
@@ -95,6 +101,17 @@ public final class ControlAPI: Sendable {
             return .json(await status())
         case "api/v1/proxies":
             return .json(await hub.statuses())
+        case "api/v1/traces":
+            return traceList(query: query)
+        case _ where parts.count == 4 && parts[2] == "traces":
+            guard let traces else { return .text(404, "this control plane keeps no traces\n") }
+            guard parts[3].utf8.count == 32, OTLPCodec.hexBytes(parts[3]) != nil else {
+                return .text(400, "\(parts[3]) is not a trace id (32 hex digits)\n")
+            }
+            guard let resourceSpans = traces.trace(parts[3]) else {
+                return .text(404, "no trace \(parts[3]) is kept (never received, or evicted)\n")
+            }
+            return Response(status: 200, contentType: "application/json", body: OTLPCodec.json(resourceSpans) + [0x0A])
         default:
             let (namespace, pod) = (parts[3], parts[4])
             guard let (status, config) = await hub.config(namespace: namespace, pod: pod) else {
@@ -107,6 +124,61 @@ public final class ControlAPI: Sendable {
             body += Array("}\n".utf8)
             return Response(status: 200, contentType: "application/json", body: body)
         }
+    }
+
+    /// `service`, `minDuration` (`30ms`, `2s`, or nanoseconds), `status` (`error`, `ok`),
+    /// `order` (`recent`, `slowest`), `limit` (1…1000, default 20).
+    private func traceList(query: String) -> Response {
+        guard let traces else { return .json([SpanStore.Summary]()) }
+        var service: String?
+        var minimum: UInt64 = 0
+        var status: String?
+        var order = SpanStore.Order.recent
+        var limit = 20
+        for pair in query.split(separator: "&") where !pair.isEmpty {
+            let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            let key = kv[0]
+            let value = kv.count > 1 ? (kv[1].removingPercentEncoding ?? kv[1]) : ""
+            switch key {
+            case "service": service = value.isEmpty ? nil : value
+            case "minDuration":
+                guard let nanos = Self.nanoseconds(value) else {
+                    return .text(400, "minDuration: \(value) is not a duration (e.g. 30ms, 2s)\n")
+                }
+                minimum = nanos
+            case "status":
+                guard ["error", "ok", ""].contains(value) else {
+                    return .text(400, "status: \(value) is not error or ok\n")
+                }
+                status = value.isEmpty ? nil : value
+            case "order":
+                guard let known = SpanStore.Order(rawValue: value) else {
+                    return .text(400, "order: \(value) is not recent or slowest\n")
+                }
+                order = known
+            case "limit":
+                guard let n = Int(value), (1...1000).contains(n) else {
+                    return .text(400, "limit: \(value) is not between 1 and 1000\n")
+                }
+                limit = n
+            default:
+                return .text(400, "unknown parameter \(key); use service, minDuration, status, order, limit\n")
+            }
+        }
+        return .json(
+            traces.list(service: service, minDurationNanos: minimum, status: status, order: order, limit: limit))
+    }
+
+    /// `250us`, `30ms`, `2s`, `1m`, or a number of nanoseconds.
+    static func nanoseconds(_ text: String) -> UInt64? {
+        for (suffix, scale) in [("us", 1_000.0), ("ms", 1_000_000.0), ("s", 1e9), ("m", 60e9)]
+        where text.hasSuffix(suffix) {
+            guard let value = Double(text.dropLast(suffix.count)), value >= 0, value * scale < 1.8e19 else {
+                return nil
+            }
+            return UInt64(value * scale)
+        }
+        return UInt64(text)
     }
 
     func status() async -> ControlStatus {

@@ -21,13 +21,15 @@ final class ControlHTTPHandler: ChannelInboundHandler {
         case .end:
             guard let head else { return }
             self.head = nil
-            let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+            let split = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+            let path = split.first.map(String.init) ?? head.uri
+            let query = split.count > 1 ? String(split[1]) : ""
             let api = self.api
             let method = head.method.rawValue
             let fromLoopback = context.channel.remoteAddress?.isLoopback ?? false
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             context.eventLoop.makeFutureWithTask {
-                await api.respond(method: method, path: path, fromLoopback: fromLoopback)
+                await api.respond(method: method, path: path, query: query, fromLoopback: fromLoopback)
             }
             .whenSuccess { response in
                 let (handler, context) = bound.value

@@ -105,7 +105,8 @@ public struct IncomingTrace: Sendable, Equatable {
         default: return nil
         }
         if flags?.trimmingSpaces() == "1" { decision = true }
-        return IncomingTrace(traceID: traceID, parentSpanID: spanID, sampled: decision, traceState: nil, format: .b3Multi)
+        return IncomingTrace(
+            traceID: traceID, parentSpanID: spanID, sampled: decision, traceState: nil, format: .b3Multi)
     }
 
     /// A B3 trace id: 32 hex digits, or 16 (a 64-bit id, left-padded with zeros); not all zero.

@@ -1,0 +1,114 @@
+import NIOCore
+import NIOHTTP1
+import WeftOTLP
+
+/// OTLP/HTTP span intake on :4318 (`POST /v1/traces`), for sidecars and for apps with an
+/// OpenTelemetry SDK alike: binary protobuf or JSON, answered in the same encoding.
+///
+/// Bad input gets a clear 4xx and costs only its own connection:
+/// - another path 404, another method 405, another content type 415 (naming the two
+///   accepted), a compressed body 415 (compression is not read here);
+/// - a body over `maxBody` 413, at once from Content-Length or as soon as it is exceeded;
+///   the connection is closed, so the rest is never read;
+/// - a body that does not decode 400, naming the first problem;
+/// - spans with invalid ids are rejected and counted in a partial success (200), the
+///   rest kept.
+final class SpanIntakeHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    static let path = "/v1/traces"
+
+    private let store: SpanStore
+    private let maxBody: Int
+    private let onExport: @Sendable (SpanStore.Outcome) -> Void
+    private var head: HTTPRequestHead?
+    private var encoding = OTLPCodec.Encoding.protobuf
+    private var body: [UInt8] = []
+    /// The request was answered early (an error): the rest of it is ignored.
+    private var refused = false
+
+    init(store: SpanStore, maxBody: Int, onExport: @escaping @Sendable (SpanStore.Outcome) -> Void = { _ in }) {
+        self.store = store
+        self.maxBody = maxBody
+        self.onExport = onExport
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body.removeAll(keepingCapacity: true)
+            refused = false
+            let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+            guard path == Self.path else {
+                return refuse(context, 404, "no endpoint \(path); OTLP/HTTP spans go to POST \(Self.path)")
+            }
+            guard head.method == .POST else {
+                return refuse(context, 405, "\(head.method.rawValue) \(path): spans are sent with POST")
+            }
+            guard let encoding = OTLPCodec.Encoding(contentType: head.headers.first(name: "content-type")) else {
+                return refuse(
+                    context, 415,
+                    "content type \"\(head.headers.first(name: "content-type") ?? "")\" is not application/x-protobuf or application/json"
+                )
+            }
+            if let coding = head.headers.first(name: "content-encoding"), coding.lowercased() != "identity" {
+                return refuse(context, 415, "content encoding \"\(coding)\" is not read here; send spans uncompressed")
+            }
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBody {
+                return refuse(context, 413, "body of \(length) bytes is over the intake's limit of \(maxBody)")
+            }
+            self.encoding = encoding
+        case .body(var chunk):
+            guard !refused else { return }
+            guard body.count + chunk.readableBytes <= maxBody else {
+                return refuse(context, 413, "body is over the intake's limit of \(maxBody) bytes")
+            }
+            body += chunk.readBytes(length: chunk.readableBytes) ?? []
+        case .end:
+            guard !refused, let head else { return }
+            self.head = nil
+            let request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest
+            do {
+                request = try OTLPCodec.decodeRequest(body, as: encoding)
+            } catch {
+                return respond(context, head, 400, "text/plain; charset=utf-8", Array("\(error)\n".utf8), close: false)
+            }
+            body.removeAll(keepingCapacity: true)
+            let outcome = store.add(request)
+            onExport(outcome)
+            respond(
+                context, head, 200, encoding.contentType,
+                OTLPCodec.response(rejected: outcome.rejected, message: outcome.reason, as: encoding), close: false)
+        }
+    }
+
+    private func refuse(_ context: ChannelHandlerContext, _ status: Int, _ message: String) {
+        refused = true
+        body.removeAll()
+        guard let head else { return }
+        self.head = nil
+        respond(context, head, status, "text/plain; charset=utf-8", Array((message + "\n").utf8), close: true)
+    }
+
+    private func respond(
+        _ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ status: Int, _ contentType: String,
+        _ body: [UInt8], close: Bool
+    ) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: contentType)
+        headers.add(name: "content-length", value: "\(body.count)")
+        let keepAlive = request.isKeepAlive && !close
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        context.write(
+            wrapOutboundOut(
+                .head(HTTPResponseHead(version: request.version, status: .init(statusCode: status), headers: headers))),
+            promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+    }
+}
+
+@available(*, unavailable) extension SpanIntakeHandler: Sendable {}

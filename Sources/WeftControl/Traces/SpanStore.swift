@@ -1,0 +1,237 @@
+import Synchronization
+import WeftOTLP
+
+/// Recent traces, kept in memory the control plane bounds (`--trace-memory`), for the
+/// trace API and `weftctl trace` (issue 12).
+///
+/// - Spans are grouped by trace id as they arrive, from sidecars and from apps alike;
+///   each export's spans of one trace are kept with their resource.
+/// - **Bounded**: every kept trace is charged an estimate of what it holds (its spans'
+///   encoded size, times `overheadFactor` for the decoded form, plus a fixed cost per
+///   span and per trace). Past the limit, the oldest traces (by first arrival) go first;
+///   a trace larger than the whole limit is not kept.
+/// - **Index**: each trace keeps a summary (services, root span, start, duration, span
+///   count, error) updated as spans arrive; listing filters and sorts the summaries.
+public final class SpanStore: Sendable {
+    /// A trace id as two integers (cheap to hash).
+    struct TraceKey: Hashable, Sendable {
+        let high: UInt64
+        let low: UInt64
+
+        init?(_ id: [UInt8]) {
+            guard id.count == 16, id.contains(where: { $0 != 0 }) else { return nil }
+            high = id[0..<8].reduce(0) { $0 << 8 | UInt64($1) }
+            low = id[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
+        }
+
+        init?(hex: String) {
+            guard hex.utf8.count == 32, let bytes = OTLPCodec.hexBytes(hex) else { return nil }
+            self.init(bytes)
+        }
+
+        var hex: String {
+            OTLPCodec.hex(
+                withUnsafeBytes(of: high.bigEndian) { Array($0) } + withUnsafeBytes(of: low.bigEndian) { Array($0) })
+        }
+    }
+
+    /// What the list shows of a trace.
+    public struct Summary: Sendable, Encodable, Equatable {
+        public var traceId: String
+        /// The root span's name and service (the span whose parent is not in the trace).
+        public var rootName: String?
+        public var rootService: String?
+        public var services: [String]
+        public var startTimeUnixNano: UInt64
+        public var durationNanos: UInt64
+        public var spanCount: Int
+        /// Any span's status is ERROR.
+        public var error: Bool
+    }
+
+    struct Trace {
+        var fragments: [Opentelemetry_Proto_Trace_V1_ResourceSpans] = []
+        var bytes = 0
+        var summary: Summary
+        /// Span ids in the trace, and the parents named, to find the root.
+        var spanIDs: Set<[UInt8]> = []
+    }
+
+    private struct State {
+        var traces: [TraceKey: Trace] = [:]
+        /// First-arrival order, oldest at `head`; evicted keys are skipped.
+        var order: [TraceKey] = []
+        var head = 0
+        var bytes = 0
+        var evicted = 0
+    }
+
+    /// Bytes per byte of encoded span: the decoded messages' strings, arrays and boxes.
+    static let overheadFactor = 3
+    static let perSpanBytes = 160
+    static let perTraceBytes = 512
+
+    public let limit: Int
+    private let state = Mutex(State())
+
+    /// - Parameter limit: the bytes all kept traces may be charged, e.g. 64 MB.
+    public init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// What an export added: spans kept, and spans rejected with the first reason.
+    struct Outcome: Equatable {
+        var accepted = 0
+        var rejected = 0
+        var reason = ""
+    }
+
+    /// Adds an export's spans, grouped by trace; spans without a valid trace or span id
+    /// (16 and 8 bytes, not all zero) are rejected and counted.
+    @discardableResult
+    func add(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest) -> Outcome {
+        var outcome = Outcome()
+        // Split each ResourceSpans by trace, outside the lock.
+        var byTrace: [TraceKey: [Opentelemetry_Proto_Trace_V1_ResourceSpans]] = [:]
+        for resourceSpans in request.resourceSpans {
+            var perTrace: [TraceKey: Opentelemetry_Proto_Trace_V1_ResourceSpans] = [:]
+            for scope in resourceSpans.scopeSpans {
+                for span in scope.spans {
+                    guard let key = TraceKey(Array(span.traceID)), span.spanID.count == 8,
+                        span.spanID.contains(where: { $0 != 0 })
+                    else {
+                        outcome.rejected += 1
+                        if outcome.reason.isEmpty {
+                            outcome.reason =
+                                "span \"\(span.name)\": traceId must be 16 bytes and spanId 8, not all zero"
+                        }
+                        continue
+                    }
+                    var fragment =
+                        perTrace[key]
+                        ?? {
+                            var f = Opentelemetry_Proto_Trace_V1_ResourceSpans()
+                            f.resource = resourceSpans.resource
+                            f.schemaURL = resourceSpans.schemaURL
+                            return f
+                        }()
+                    if fragment.scopeSpans.last?.scope != scope.scope || fragment.scopeSpans.isEmpty {
+                        var s = Opentelemetry_Proto_Trace_V1_ScopeSpans()
+                        s.scope = scope.scope
+                        s.schemaURL = scope.schemaURL
+                        fragment.scopeSpans.append(s)
+                    }
+                    fragment.scopeSpans[fragment.scopeSpans.count - 1].spans.append(span)
+                    perTrace[key] = fragment
+                    outcome.accepted += 1
+                }
+            }
+            for (key, fragment) in perTrace { byTrace[key, default: []].append(fragment) }
+        }
+        let charged = byTrace.mapValues { fragments in
+            fragments.reduce(0) { total, fragment in
+                let spans = fragment.scopeSpans.reduce(0) { $0 + $1.spans.count }
+                return total + ((try? fragment.serializedBytes() as [UInt8])?.count ?? 0) * Self.overheadFactor
+                    + spans * Self.perSpanBytes
+            }
+        }
+        state.withLock { state in
+            for (key, fragments) in byTrace {
+                let cost = charged[key] ?? 0
+                if state.traces[key] == nil {
+                    guard cost + Self.perTraceBytes <= limit else { continue }
+                    state.traces[key] = Trace(
+                        summary: Summary(
+                            traceId: key.hex, rootName: nil, rootService: nil, services: [], startTimeUnixNano: .max,
+                            durationNanos: 0, spanCount: 0, error: false))
+                    state.order.append(key)
+                    state.bytes += Self.perTraceBytes
+                }
+                var trace = state.traces[key]!
+                for fragment in fragments { Self.note(fragment, in: &trace) }
+                trace.fragments += fragments
+                trace.bytes += cost
+                state.traces[key] = trace
+                state.bytes += cost
+            }
+            Self.evict(&state, limit: limit)
+        }
+        return outcome
+    }
+
+    private static func note(_ fragment: Opentelemetry_Proto_Trace_V1_ResourceSpans, in trace: inout Trace) {
+        let service = fragment.resource.attributes.first { $0.key == "service.name" }?.value.stringValue
+        if let service, !trace.summary.services.contains(service) { trace.summary.services.append(service) }
+        var end =
+            trace.summary.durationNanos == 0 && trace.summary.spanCount == 0
+            ? 0 : trace.summary.startTimeUnixNano &+ trace.summary.durationNanos
+        for scope in fragment.scopeSpans {
+            for span in scope.spans {
+                trace.summary.spanCount += 1
+                trace.spanIDs.insert(Array(span.spanID))
+                trace.summary.startTimeUnixNano = min(trace.summary.startTimeUnixNano, span.startTimeUnixNano)
+                end = max(end, span.endTimeUnixNano)
+                if span.status.code == .error { trace.summary.error = true }
+                // The root: a span without a parent, or, until one arrives, the earliest
+                // span whose parent is not (yet) here.
+                let isRoot = span.parentSpanID.isEmpty
+                if isRoot || trace.summary.rootName == nil {
+                    if isRoot || !trace.spanIDs.contains(Array(span.parentSpanID)) {
+                        trace.summary.rootName = span.name
+                        trace.summary.rootService = service
+                    }
+                }
+            }
+        }
+        trace.summary.durationNanos = end >= trace.summary.startTimeUnixNano ? end - trace.summary.startTimeUnixNano : 0
+    }
+
+    private static func evict(_ state: inout State, limit: Int) {
+        while state.bytes > limit, state.head < state.order.count {
+            let key = state.order[state.head]
+            state.head += 1
+            if let trace = state.traces.removeValue(forKey: key) {
+                state.bytes -= trace.bytes + perTraceBytes
+                state.evicted += 1
+            }
+        }
+        // Drop the evicted prefix once it is half the array.
+        if state.head > 1024 && state.head * 2 > state.order.count {
+            state.order.removeFirst(state.head)
+            state.head = 0
+        }
+    }
+
+    /// A trace's spans as OTLP `resourceSpans`, or nil when it is not (or no longer) kept.
+    func trace(_ hexID: String) -> [Opentelemetry_Proto_Trace_V1_ResourceSpans]? {
+        guard let key = TraceKey(hex: hexID.lowercased()) else { return nil }
+        return state.withLock { $0.traces[key]?.fragments }
+    }
+
+    public enum Order: String, Sendable { case recent, slowest }
+
+    /// Summaries, newest first (or slowest first), filtered by service (any span's
+    /// resource), minimum duration and status (`error` or `ok`).
+    func list(
+        service: String? = nil, minDurationNanos: UInt64 = 0, status: String? = nil, order: Order = .recent,
+        limit: Int = 20
+    ) -> [Summary] {
+        var matches: [Summary] = state.withLock { state in
+            state.traces.values.map(\.summary).filter { summary in
+                (service.map { summary.services.contains($0) } ?? true)
+                    && summary.durationNanos >= minDurationNanos
+                    && (status == nil || (status == "error") == summary.error)
+            }
+        }
+        switch order {
+        case .recent: matches.sort { $0.startTimeUnixNano > $1.startTimeUnixNano }
+        case .slowest: matches.sort { $0.durationNanos > $1.durationNanos }
+        }
+        return Array(matches.prefix(max(0, limit)))
+    }
+
+    /// What the store holds: traces, charged bytes, traces evicted so far.
+    var usage: (traces: Int, bytes: Int, evicted: Int) {
+        state.withLock { ($0.traces.count, $0.bytes, $0.evicted) }
+    }
+}

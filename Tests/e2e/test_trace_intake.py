@@ -1,0 +1,167 @@
+"""The control plane's OTLP/HTTP span intake and trace API (issue 12), against real peers.
+
+An app instrumented with the OpenTelemetry Python SDK exports spans to weft-control's
+:4318 (here a free port) with the SDK's own OTLP/HTTP protobuf exporter; the trace API on
+the HTTP port then serves them back as OTLP JSON (hex ids, integer enums) and lists the
+trace. OTLP JSON, posted as the spec writes it, joins the same trace. Bad input (wrong
+content type, malformed bodies, an oversized body) gets a clear 4xx, and the intake keeps
+serving.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from control_fixtures import ca_template, cenv, control, eventually, http_get, metric  # noqa: E402,F401
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_SPAN = "00f067aa0ba902b7"
+
+# Runs in its own process: the SDK's BatchSpanProcessor and exporter, as an app would use them.
+SDK_APP = r'''
+import sys, time
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+endpoint, traceparent = sys.argv[1], sys.argv[2]
+provider = TracerProvider(resource=Resource.create({"service.name": "checkout", "k8s.pod.name": "checkout-0"}))
+provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, timeout=5)))
+tracer = provider.get_tracer("test_trace_intake")
+ctx = TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+with tracer.start_as_current_span("charge card", context=ctx, kind=trace.SpanKind.SERVER) as span:
+    span.set_attribute("http.request.method", "POST")
+    with tracer.start_as_current_span("db query") as child:
+        time.sleep(0.03)
+ok = provider.force_flush(10_000)
+provider.shutdown()
+print("flushed" if ok else "flush failed")
+'''
+
+
+def _sdk_available():
+    try:
+        import opentelemetry.exporter.otlp.proto.http  # noqa: F401
+        import opentelemetry.sdk  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def post(port, body, content_type="application/x-protobuf", headers=None, path="/v1/traces", method="POST"):
+    request = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=body, method=method)
+    if content_type:
+        request.add_header("Content-Type", content_type)
+    for k, v in (headers or {}).items():
+        request.add_header(k, v)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def post_declaring(port, length):
+    """Declares a `length`-byte body, sends 64 KB of it and reads the answer: an oversized
+    export is refused from its Content-Length, before its body is read."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                  b"Content-Length: %d\r\n\r\n" % length)
+        try:
+            s.sendall(b"x" * 65536)
+        except OSError:
+            pass  # already answered and closed
+        data = b""
+        while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < 10:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_an_sdk_instrumented_apps_spans_are_served_back_as_otlp_json(control):
+    if not _sdk_available():
+        pytest.fail("the OpenTelemetry Python SDK is missing (pip: opentelemetry-sdk "
+                    "opentelemetry-exporter-otlp-proto-http); see Tests/e2e/REQUIREMENTS.md")
+    endpoint = "http://127.0.0.1:%d/v1/traces" % control.otlp_port
+    out = subprocess.run([sys.executable, "-c", SDK_APP, endpoint, "00-%s-%s-01" % (TRACE_ID, PARENT_SPAN)],
+                         capture_output=True, timeout=60)
+    assert out.stdout.decode().strip() == "flushed", out
+
+    status, body = control.get("/api/v1/traces/%s" % TRACE_ID)
+    assert status == 200, body
+    data = json.loads(body)
+    spans = [s for rs in data["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
+    by_name = {s["name"]: s for s in spans}
+    assert set(by_name) == {"charge card", "db query"}, spans
+    charge = by_name["charge card"]
+    assert charge["traceId"] == TRACE_ID, "ids in hex, as OTLP JSON has them"
+    assert charge["parentSpanId"] == PARENT_SPAN, "the caller's span, from traceparent"
+    assert charge["kind"] == 2, "SERVER, as an integer"
+    assert by_name["db query"]["parentSpanId"] == charge["spanId"]
+    db = by_name["db query"]
+    assert int(db["endTimeUnixNano"]) - int(db["startTimeUnixNano"]) >= 30_000_000
+    resource = {a["key"]: a["value"]["stringValue"] for a in data["resourceSpans"][0]["resource"]["attributes"]
+                if "stringValue" in a["value"]}
+    assert resource["service.name"] == "checkout", resource
+
+    # OTLP JSON, as the spec writes it, joins the same trace (as the caller's span).
+    doc = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "web"}}]},
+                              "scopeSpans": [{"spans": [{
+                                  "traceId": TRACE_ID.upper(), "spanId": PARENT_SPAN, "name": "GET /checkout",
+                                  "kind": 3, "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+                                  "status": {"code": 2}}]}]}]}
+    status, answer = post(control.otlp_port, json.dumps(doc).encode(), "application/json")
+    assert status == 200 and json.loads(answer) == {}, (status, answer)
+    status, body = control.get("/api/v1/traces?service=web")
+    assert status == 200, body
+    summaries = json.loads(body)
+    assert [s["traceId"] for s in summaries] == [TRACE_ID], summaries
+    summary = summaries[0]
+    assert summary["spanCount"] == 3 and summary["error"] is True, summary
+    assert summary["rootName"] == "GET /checkout" and summary["rootService"] == "web", summary
+    assert set(summary["services"]) == {"checkout", "web"}, summary
+    status, body = control.get("/api/v1/traces?service=nobody")
+    assert status == 200 and json.loads(body) == []
+    status, metrics = control.get("/metrics")
+    assert metric(metrics, "weft_control_spans_received_total") == 3, metrics
+
+
+def test_bad_input_on_the_intake_gets_clear_errors_and_nothing_else_breaks(control):
+    port = control.otlp_port
+    cases = [
+        (post(port, b"{}", "text/plain"), 415, "application/x-protobuf or application/json"),
+        (post(port, b"\x0a\xff\xff", "application/x-protobuf"), 400, "OTLP"),
+        (post(port, b"{\"resourceSpans\": 7}", "application/json"), 400, "OTLP"),
+        (post(port, b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"zz!\"}]}]}]}", "application/json"),
+         400, ""),
+        (post(port, b"{}", "application/json", headers={"Content-Encoding": "gzip"}), 415, "uncompressed"),
+        (post(port, b"", "application/json", path="/v1/metrics"), 404, "/v1/traces"),
+        (post_declaring(port, 5 << 20), 413, "limit"),
+    ]
+    for (status, body), want, text in cases:
+        assert status == want, (status, body[:200])
+        assert text.encode() in body, body[:200]
+    status, body = http_get("http://127.0.0.1:%d/v1/traces" % port)
+    assert status == 405, body
+    # Still serving, and nothing of the refused exports was kept.
+    assert post(port, b"", "application/x-protobuf") == (200, b"")
+    status, body = control.get("/api/v1/traces")
+    assert status == 200 and json.loads(body) == [], body
+    status, body = control.get("/api/v1/traces/%s" % TRACE_ID)
+    assert status == 404 and "no trace" in body, body
+    assert control.get("/api/v1/traces/xyz")[0] == 400
+    assert control.get("/api/v1/traces?minDuration=soon")[0] == 400

@@ -187,6 +187,11 @@ def test_http1_multiplexed_over_http2_between_sidecars(mesh):
         assert SECRET.encode() not in wire, "a request line, header or body crossed the wire in clear"
         assert b"weft/1+http1.1+h2" in wire, "the ClientHello offers HTTP/1 over HTTP/2"
 
+        # A 30 KB head (cookies) fits the HTTP/2 header list (and one HEADERS frame).
+        cookie = "c=" + "x" * 30_000
+        reply = mesh.curl({"url": url + "/cookies", "headers": [("Cookie", cookie)]})[0]
+        assert reply.status == 200 and reply.json["headers"].get("cookie") == cookie, reply.short()
+
         # Six at once, each 400 ms at the app: served side by side on streams of the one connection.
         script = ("for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%%{http_code}\\n' --max-time 10 "
                   "%s/delay/400 & done; wait" % url)
@@ -204,8 +209,14 @@ def test_http1_multiplexed_over_http2_between_sidecars(mesh):
 
         def one_connection():
             grew = inbound(mesh, "server", "weft_connections_total", protocol="tls") - tls0
-            assert grew == 1, "the server's sidecar counted %s new mesh TLS connections for 4,010 requests" % grew
+            assert grew == 1, "the server's sidecar counted %s new mesh TLS connections for 4,011 HTTP/1.1 requests" % grew
         eventually(one_connection, timeout=5, what="one mesh TLS connection")
+
+        # An HTTP/1.0 client takes the pooled HTTP/1.1 path (no chunked framing to trip on).
+        out = subprocess.run(list(mesh.prefix("client")) + ["curl", "-s", "--http1.0", "-o", "/dev/null", "-w",
+                                                            "%{http_code}", url + "/old"],
+                             capture_output=True, timeout=15)
+        assert out.stdout.decode() == "200", out
 
         mesh.apply(routes=[DENY_PRIVATE])
         reply = mesh.curl(url + "/private/x")[0]

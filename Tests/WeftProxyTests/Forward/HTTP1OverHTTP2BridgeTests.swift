@@ -297,14 +297,62 @@ final class HTTP1OverHTTP2BridgeTests: XCTestCase {
     }
 
     func testARequestLineThatWouldBreakResetsTheStream() throws {
-        for (method, path) in [("GET", "/a b"), ("GE T", "/"), ("GET", "/\r\nx: y"), ("", "/")] {
+        for (method, path, authority) in [
+            ("GET", "/a b", "a"), ("GE T", "/", "a"), ("GET", "/\r\nx: y", "a"), ("", "/", "a"),
+            ("GET", "/", "a\r\n\r\nGET /admin HTTP/1.1"), ("GET", "/", "a\u{0}"),
+        ] {
             let channel = try channel(.server)
             XCTAssertThrowsError(
                 try channel.writeInbound(
                     HTTP2Frame.FramePayload.headers(
-                        .init(headers: [":method": method, ":scheme": "http", ":path": path], endStream: true))))
+                        .init(
+                            headers: [":method": method, ":scheme": "http", ":path": path, ":authority": authority],
+                            endStream: true))), "\(method) \(path) \(authority)")
+            XCTAssertFalse(channel.isActive, "\(method) \(path) \(authority)")
             XCTAssertEqual(try read(channel), "")
         }
+    }
+
+    func testUppercaseFieldNamesAreMalformed() throws {
+        // HTTP/2 names are lowercase; an uppercase Transfer-Encoding would pass the
+        // hop-by-hop filter and reach the app next to the bridge's own framing.
+        let channel = try channel(.server)
+        XCTAssertThrowsError(
+            try channel.writeInbound(
+                HTTP2Frame.FramePayload.headers(
+                    .init(
+                        headers: HPACKHeaders([
+                            (":method", "POST"), (":scheme", "http"), (":authority", "a"), (":path", "/"),
+                            ("Transfer-Encoding", "gzip"),
+                        ])))))
+        XCTAssertEqual(try read(channel), "")
+    }
+
+    func testA101ResponseOnAStreamResetsIt() throws {
+        let channel = try channel(.client)
+        try writeString(channel, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        XCTAssertThrowsError(
+            try channel.writeInbound(
+                HTTP2Frame.FramePayload.headers(.init(headers: [":status": "101", "upgrade": "websocket"]))))
+        XCTAssertFalse(channel.isActive)
+        XCTAssertEqual(try read(channel), "")
+    }
+
+    func testA204FromTheAppLosesItsContentLength() throws {
+        // HTTP/2 checks a Content-Length against the DATA that follows; a 204 has none.
+        let channel = try channel(.server)
+        try channel.writeInbound(
+            HTTP2Frame.FramePayload.headers(
+                .init(
+                    headers: [":method": "DELETE", ":scheme": "http", ":authority": "a", ":path": "/"], endStream: true)
+            ))
+        _ = try read(channel)
+        try writeString(channel, "HTTP/1.1 204 No Content\r\nContent-Length: 7\r\nX-A: 1\r\n\r\n")
+        let frames = try written(channel)
+        let (fields, endStream) = try XCTUnwrap(headers(frames.first))
+        XCTAssertTrue(endStream)
+        XCTAssertFalse(fields.contains(name: "content-length"))
+        XCTAssertEqual(fields.first(name: "x-a"), "1")
     }
 
     func testAResponseFieldThatWouldForgeALineResetsTheStream() throws {

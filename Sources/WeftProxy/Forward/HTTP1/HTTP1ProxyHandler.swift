@@ -415,10 +415,11 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// MeshConfig `mtls.http1Transport: HTTP2` and a meshed endpoint: the request takes a
     /// stream of the endpoint's HTTP/2 connection (pooled HTTP/1.1 connections left from
-    /// before are not used, and expire). An upgrade or CONNECT keeps a connection of its own.
+    /// before are not used, and expire). An upgrade or CONNECT keeps a connection of its
+    /// own, and so does HTTP/1.0 (its framing and Host rules do not cross HTTP/2).
     private var isMultiplexed: Bool {
         bucket.meshIdentity != nil && mesh?.snapshot.multiplexesHTTP1 == true && !request.isUpgrade
-            && request.method != .connect
+            && request.method != .connect && request.minorVersion == 1
     }
 
     /// Sends the request on a pooled connection to `bucket`, or opens one. Returns true

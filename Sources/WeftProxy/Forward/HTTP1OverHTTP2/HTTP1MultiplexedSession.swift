@@ -45,7 +45,7 @@ final class HTTP1MultiplexedSession {
                 // Requests were parsed strictly as HTTP/1; responses are checked by the
                 // bridge as they become HTTP/1 lines.
                 connection.headerBlockValidation = .disabled
-                connection.initialSettings.append(HTTP2Setting(parameter: .enablePush, value: 0))
+                connection.initialSettings = HTTP1OverHTTP2Bridge.settings(maxConcurrentStreams: nil)
                 let multiplexer = try sync.configureHTTP2Pipeline(
                     mode: .client, connectionConfiguration: connection, streamConfiguration: .init(),
                     inboundStreamInitializer: { $0.close() })

@@ -193,6 +193,24 @@ final class HTTP1OverHTTP2Bridge: ChannelDuplexHandler, RemovableChannelHandler 
         context.close(mode: mode, promise: promise)
     }
 
+    /// The HTTP/2 settings of both ends: a header list as large as an HTTP/1 head may be
+    /// (NIOHTTP2's default, 16 KiB, would fail a 20 KiB head of cookies as a connection
+    /// error), and, on the called side, room for many exchanges at once.
+    static func settings(maxConcurrentStreams: Int?) -> [HTTP2Setting] {
+        var settings = [
+            HTTP2Setting(parameter: .maxHeaderListSize, value: HTTP1HeadParser.maxHeadBytes * 2),
+            // A whole head in one HEADERS frame: blocks split into CONTINUATION frames
+            // stalled the stream here (a 30 KB cookie; 17 KB passed).
+            HTTP2Setting(parameter: .maxFrameSize, value: HTTP1HeadParser.maxHeadBytes * 2),
+        ]
+        if let maxConcurrentStreams {
+            settings.append(HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams))
+        } else {
+            settings.append(HTTP2Setting(parameter: .enablePush, value: 0))
+        }
+        return settings
+    }
+
     /// The HTTP/2 fields for an HTTP/1 head: pseudo-fields first, hop-by-hop fields left out.
     static func headers(from bytes: UnsafeRawBufferPointer, head: HTTP1Head, role: Role) -> HPACKHeaders {
         var headers = HPACKHeaders()
@@ -245,6 +263,8 @@ final class HTTP1OverHTTP2Bridge: ChannelDuplexHandler, RemovableChannelHandler 
             case "te":
                 // Only "trailers" may cross (RFC 9113 §8.2.2).
                 guard equalsLowercase(bytes, valueStart..<valueEnd, "trailers") else { continue }
+            case "content-length" where role == .server && (head.status < 200 || head.status == 204):
+                continue  // such a response has no body; HTTP/2 checks a length against its DATA
             default:
                 break
             }
@@ -327,6 +347,11 @@ final class HTTP1OverHTTP2Bridge: ChannelDuplexHandler, RemovableChannelHandler 
                 out.writeStaticString(" ")
                 out.writeString(HTTPStatus.reason(status))
                 out.writeStaticString("\r\n")
+                guard status != 101 else {
+                    // Upgrades do not take this path: a 101 here is a broken peer.
+                    protocolError(context, "101 Switching Protocols on a stream")
+                    return
+                }
                 if status < 200 {
                     // An interim response: the final head follows.
                     guard Self.writeFields(headers, to: &out) else {
@@ -386,7 +411,11 @@ final class HTTP1OverHTTP2Bridge: ChannelDuplexHandler, RemovableChannelHandler 
     /// connections: this check, on bytes, is the one that matters, and costs less.)
     private static func writeFields(_ headers: HPACKHeaders, to out: inout ByteBuffer) -> Bool {
         for (name, value, _) in headers {
-            guard !name.utf8.isEmpty, name.utf8.allSatisfy(HTTP1HeadParser.isTokenByte) || name.utf8.first == 0x3A,
+            // HTTP/2 field names are lowercase (RFC 9113 §8.2.1): an uppercase one is
+            // malformed, and would slip past the hop-by-hop filter below.
+            guard !name.utf8.isEmpty,
+                name.utf8.allSatisfy({ HTTP1HeadParser.isTokenByte($0) && !(0x41...0x5A).contains($0) })
+                    || name.utf8.first == 0x3A,
                 value.utf8.allSatisfy(HTTP1HeadParser.isFieldValueByte)
             else { return false }
             if name.utf8.first == 0x3A { continue }  // a pseudo-field
@@ -453,6 +482,7 @@ enum HTTP1OverHTTP2Inbound {
         // Header blocks are checked by the bridge, on bytes, as they become HTTP/1 lines.
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.headerBlockValidation = .disabled
+        connection.initialSettings = HTTP1OverHTTP2Bridge.settings(maxConcurrentStreams: 1000)
         let http2 = NIOHTTP2Handler(
             mode: .server, eventLoop: sync.eventLoop, connectionConfiguration: connection, streamConfiguration: .init(),
             inboundStreamInitializer: { stream in

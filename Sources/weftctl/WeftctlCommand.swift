@@ -6,7 +6,10 @@ struct WeftctlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weftctl",
         abstract: "The Weft command line.",
-        subcommands: [DefaultsCommand.self, CheckCommand.self, ConfigCommand.self, AuthzCommand.self, CACommand.self]
+        subcommands: [
+            DefaultsCommand.self, CheckCommand.self, ConfigCommand.self, AuthzCommand.self, TraceCommand.self,
+            CACommand.self,
+        ]
     )
 }
 

@@ -1,4 +1,5 @@
-"""The control plane's OTLP/HTTP span intake and trace API (issue 12), against real peers.
+"""The control plane's OTLP/HTTP span intake, trace API and `weftctl trace` (issue 12),
+against real peers.
 
 An app instrumented with the OpenTelemetry Python SDK exports spans to weft-control's
 :4318 (here a free port) with the SDK's own OTLP/HTTP protobuf exporter; the trace API on
@@ -19,7 +20,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from control_fixtures import ca_template, cenv, control, eventually, http_get, metric  # noqa: E402,F401
+from control_fixtures import ca_template, cenv, control, eventually, http_get, metric, weftctl  # noqa: E402,F401
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"
@@ -122,7 +123,8 @@ def test_an_sdk_instrumented_apps_spans_are_served_back_as_otlp_json(control):
     doc = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "web"}}]},
                               "scopeSpans": [{"spans": [{
                                   "traceId": TRACE_ID.upper(), "spanId": PARENT_SPAN, "name": "GET /checkout",
-                                  "kind": 3, "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+                                  "kind": 3, "startTimeUnixNano": str(int(charge["startTimeUnixNano"]) - 2_000_000),
+                                  "endTimeUnixNano": str(int(charge["endTimeUnixNano"]) + 2_000_000),
                                   "status": {"code": 2}}]}]}]}
     status, answer = post(control.otlp_port, json.dumps(doc).encode(), "application/json")
     assert status == 200 and json.loads(answer) == {}, (status, answer)
@@ -134,10 +136,38 @@ def test_an_sdk_instrumented_apps_spans_are_served_back_as_otlp_json(control):
     assert summary["spanCount"] == 3 and summary["error"] is True, summary
     assert summary["rootName"] == "GET /checkout" and summary["rootService"] == "web", summary
     assert set(summary["services"]) == {"checkout", "web"}, summary
+    # weftctl trace: the waterfall, one line per span, and a span's time split (here as a
+    # sidecar would record it: microseconds) as parts with their share of the trace.
+    split = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "web"}}]},
+                                "scopeSpans": [{"spans": [{
+                                    "traceId": TRACE_ID, "spanId": "1111111111111111", "parentSpanId": PARENT_SPAN,
+                                    "name": "POST /charge", "kind": 2,
+                                    "startTimeUnixNano": str(int(charge["startTimeUnixNano"]) - 1_000_000),
+                                    "endTimeUnixNano": str(int(charge["endTimeUnixNano"]) + 1_000_000),
+                                    "attributes": [{"key": "weft.duration.proxy", "value": {"intValue": "200"}},
+                                                   {"key": "weft.duration.upstream", "value": {"intValue": "31000"}}],
+                                }]}]}]}
+    assert post(control.otlp_port, json.dumps(split).encode(), "application/json")[0] == 200
+    cp = "127.0.0.1:%d" % control.http_port
+    out = weftctl("trace", TRACE_ID, "--control-plane", cp)
+    text = out.stdout.decode()
+    assert out.returncode == 0, (text, out.stderr)
+    assert text.startswith("trace %s · 4 spans · 2 services" % TRACE_ID), text
+    assert "web  GET /checkout (CLIENT)" in text and "checkout  charge card (SERVER)" in text, text
+    assert "db query" in text and "█" in text, text
+    assert "· proxy" in text and "0.20 ms" in text and "· app" in text and "31.00 ms" in text, text
+    last = weftctl("trace", "--last", "--control-plane", cp)
+    assert last.returncode == 0 and TRACE_ID in last.stdout.decode(), last
+    raw = weftctl("trace", TRACE_ID, "-o", "json", "--control-plane", cp)
+    assert raw.returncode == 0 and json.loads(raw.stdout)["resourceSpans"], raw
+    missing = weftctl("trace", "f" * 32, "--control-plane", cp)
+    assert missing.returncode != 0 and "no trace" in missing.stderr.decode(), missing
+    assert weftctl("trace", "--slowest", "--service", "nobody", "--control-plane", cp).returncode != 0
+
     status, body = control.get("/api/v1/traces?service=nobody")
     assert status == 200 and json.loads(body) == []
     status, metrics = control.get("/metrics")
-    assert metric(metrics, "weft_control_spans_received_total") == 3, metrics
+    assert metric(metrics, "weft_control_spans_received_total") == 4, metrics
 
 
 def test_bad_input_on_the_intake_gets_clear_errors_and_nothing_else_breaks(control):

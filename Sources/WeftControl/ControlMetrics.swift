@@ -19,6 +19,10 @@ public final class ControlMetrics: Sendable {
     /// Spans the OTLP intake kept, and rejected (invalid ids).
     let spansAccepted: Counter
     let spansRejected: Counter
+    /// What the trace store holds: traces, the bytes they are charged, traces evicted.
+    let traceStoreTraces: Gauge
+    let traceStoreBytes: Gauge
+    let tracesEvicted: Gauge
     private let protocolErrors: [ProtocolError.Code: Counter]
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
@@ -65,6 +69,16 @@ public final class ControlMetrics: Sendable {
             descriptor: .init(
                 metricName: "weft_control_spans_rejected", unitName: "total",
                 helpText: "Spans the OTLP/HTTP intake rejected (a trace or span id of the wrong length or all zero)."))
+        traceStoreTraces = registry.makeGauge(
+            descriptor: .init(metricName: "weft_control_trace_store_traces", helpText: "Traces the store keeps."))
+        traceStoreBytes = registry.makeGauge(
+            descriptor: .init(
+                metricName: "weft_control_trace_store_bytes",
+                helpText: "Bytes the kept traces are charged against --trace-memory (an estimate of their memory)."))
+        tracesEvicted = registry.makeGauge(
+            descriptor: .init(
+                metricName: "weft_control_traces_evicted",
+                helpText: "Traces evicted (oldest first) to stay within --trace-memory, since start."))
         connectionsRefused = registry.makeCounter(
             descriptor: .init(
                 metricName: "weft_control_connections_refused", unitName: "total",

@@ -218,6 +218,10 @@ public final class ControlPlane: ServiceLifecycle.Service {
                         SpanIntakeHandler(store: store, maxBody: maxBody) { outcome in
                             metrics.spansAccepted.increment(by: Int64(outcome.accepted))
                             metrics.spansRejected.increment(by: Int64(outcome.rejected))
+                            let usage = store.usage
+                            metrics.traceStoreTraces.set(Int64(usage.traces))
+                            metrics.traceStoreBytes.set(Int64(usage.bytes))
+                            metrics.tracesEvicted.set(Int64(usage.evicted))
                         })
                 }
             }

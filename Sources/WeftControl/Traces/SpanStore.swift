@@ -1,15 +1,24 @@
 import Synchronization
 import WeftOTLP
 
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
 /// Recent traces, kept in memory the control plane bounds (`--trace-memory`), for the
 /// trace API and `weftctl trace` (issue 12).
 ///
 /// - Spans are grouped by trace id as they arrive, from sidecars and from apps alike;
 ///   each export's spans of one trace are kept with their resource.
-/// - **Bounded**: every kept trace is charged an estimate of what it holds (its spans'
-///   encoded size, times `overheadFactor` for the decoded form, plus a fixed cost per
-///   span and per trace). Past the limit, the oldest traces (by first arrival) go first;
-///   a trace larger than the whole limit is not kept.
+/// - **Kept encoded**: a trace holds its fragments as protobuf bytes (decoded again only
+///   when read): decoded SwiftProtobuf spans took about 1.7 KB each (8 attributes), the
+///   encoded form a fifth of that (bench/trace-intake.sh).
+/// - **Bounded**: every kept trace is charged what it holds (its fragments' bytes, plus a
+///   fixed cost per fragment, per span and per trace for the arrays, sets and summary).
+///   Past the limit, the oldest traces (by first arrival) go first; a trace larger than
+///   the whole limit is not kept.
 /// - **Index**: each trace keeps a summary (services, root span, start, duration, span
 ///   count, error) updated as spans arrive; listing filters and sorts the summaries.
 public final class SpanStore: Sendable {
@@ -50,11 +59,12 @@ public final class SpanStore: Sendable {
     }
 
     struct Trace {
-        var fragments: [Opentelemetry_Proto_Trace_V1_ResourceSpans] = []
+        /// Encoded `ResourceSpans`, one per export that carried spans of this trace.
+        var fragments: [[UInt8]] = []
         var bytes = 0
         var summary: Summary
-        /// Span ids in the trace, and the parents named, to find the root.
-        var spanIDs: Set<[UInt8]> = []
+        /// The trace's span ids, to find its root.
+        var spanIDs: Set<UInt64> = []
     }
 
     private struct State {
@@ -66,9 +76,10 @@ public final class SpanStore: Sendable {
         var evicted = 0
     }
 
-    /// Bytes per byte of encoded span: the decoded messages' strings, arrays and boxes.
-    static let overheadFactor = 3
-    static let perSpanBytes = 160
+    /// Fixed costs beyond the encoded bytes: an array's header and allocation, a span id
+    /// in the set, a trace's dictionary slot, summary and order entry.
+    static let perFragmentBytes = 64
+    static let perSpanBytes = 48
     static let perTraceBytes = 512
 
     public let limit: Int
@@ -128,16 +139,16 @@ public final class SpanStore: Sendable {
             }
             for (key, fragment) in perTrace { byTrace[key, default: []].append(fragment) }
         }
-        let charged = byTrace.mapValues { fragments in
-            fragments.reduce(0) { total, fragment in
+        let encoded = byTrace.mapValues { fragments in
+            fragments.map { fragment -> (bytes: [UInt8], cost: Int) in
+                let bytes = (try? fragment.serializedBytes() as [UInt8]) ?? []
                 let spans = fragment.scopeSpans.reduce(0) { $0 + $1.spans.count }
-                return total + ((try? fragment.serializedBytes() as [UInt8])?.count ?? 0) * Self.overheadFactor
-                    + spans * Self.perSpanBytes
+                return (bytes, bytes.count + Self.perFragmentBytes + spans * Self.perSpanBytes)
             }
         }
         state.withLock { state in
             for (key, fragments) in byTrace {
-                let cost = charged[key] ?? 0
+                let cost = encoded[key]?.reduce(0) { $0 + $1.cost } ?? 0
                 if state.traces[key] == nil {
                     guard cost + Self.perTraceBytes <= limit else { continue }
                     state.traces[key] = Trace(
@@ -149,7 +160,7 @@ public final class SpanStore: Sendable {
                 }
                 var trace = state.traces[key]!
                 for fragment in fragments { Self.note(fragment, in: &trace) }
-                trace.fragments += fragments
+                trace.fragments += encoded[key]?.map(\.bytes) ?? []
                 trace.bytes += cost
                 state.traces[key] = trace
                 state.bytes += cost
@@ -168,7 +179,7 @@ public final class SpanStore: Sendable {
         for scope in fragment.scopeSpans {
             for span in scope.spans {
                 trace.summary.spanCount += 1
-                trace.spanIDs.insert(Array(span.spanID))
+                trace.spanIDs.insert(Self.id64(span.spanID))
                 trace.summary.startTimeUnixNano = min(trace.summary.startTimeUnixNano, span.startTimeUnixNano)
                 end = max(end, span.endTimeUnixNano)
                 if span.status.code == .error { trace.summary.error = true }
@@ -176,7 +187,7 @@ public final class SpanStore: Sendable {
                 // span whose parent is not (yet) here.
                 let isRoot = span.parentSpanID.isEmpty
                 if isRoot || trace.summary.rootName == nil {
-                    if isRoot || !trace.spanIDs.contains(Array(span.parentSpanID)) {
+                    if isRoot || !trace.spanIDs.contains(Self.id64(span.parentSpanID)) {
                         trace.summary.rootName = span.name
                         trace.summary.rootService = service
                     }
@@ -184,6 +195,10 @@ public final class SpanStore: Sendable {
             }
         }
         trace.summary.durationNanos = end >= trace.summary.startTimeUnixNano ? end - trace.summary.startTimeUnixNano : 0
+    }
+
+    private static func id64(_ id: Data) -> UInt64 {
+        id.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
     }
 
     private static func evict(_ state: inout State, limit: Int) {
@@ -204,8 +219,10 @@ public final class SpanStore: Sendable {
 
     /// A trace's spans as OTLP `resourceSpans`, or nil when it is not (or no longer) kept.
     func trace(_ hexID: String) -> [Opentelemetry_Proto_Trace_V1_ResourceSpans]? {
-        guard let key = TraceKey(hex: hexID.lowercased()) else { return nil }
-        return state.withLock { $0.traces[key]?.fragments }
+        guard let key = TraceKey(hex: hexID.lowercased()),
+            let fragments = state.withLock({ $0.traces[key]?.fragments })
+        else { return nil }
+        return fragments.compactMap { try? Opentelemetry_Proto_Trace_V1_ResourceSpans(serializedBytes: $0) }
     }
 
     public enum Order: String, Sendable { case recent, slowest }

@@ -209,35 +209,36 @@ public final class ControlPlane: ServiceLifecycle.Service {
     private static func bindIntake(
         store: SpanStore, metrics: ControlMetrics, host: String, port: Int, maxBody: Int, group: any EventLoopGroup
     ) async throws -> any Channel {
-        try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(
-                        SpanIntakeHandler(store: store, maxBody: maxBody) { outcome in
-                            metrics.spansAccepted.increment(by: Int64(outcome.accepted))
-                            metrics.spansRejected.increment(by: Int64(outcome.rejected))
-                            let usage = store.usage
-                            metrics.traceStoreTraces.set(Int64(usage.traces))
-                            metrics.traceStoreBytes.set(Int64(usage.bytes))
-                            metrics.tracesEvicted.set(Int64(usage.evicted))
-                        })
-                }
+        try await bindHTTPServer(host: host, port: port, group: group) {
+            SpanIntakeHandler(store: store, maxBody: maxBody) { outcome in
+                metrics.spansAccepted.increment(by: Int64(outcome.accepted))
+                metrics.spansRejected.increment(by: Int64(outcome.rejected))
+                let usage = store.usage
+                metrics.traceStoreTraces.set(Int64(usage.traces))
+                metrics.traceStoreBytes.set(Int64(usage.bytes))
+                metrics.tracesEvicted.set(Int64(usage.evicted))
             }
-            .bind(host: host, port: port)
-            .get()
+        }
     }
 
     private static func bindHTTP(
         api: ControlAPI, host: String, port: Int, group: any EventLoopGroup
+    ) async throws -> any Channel {
+        try await bindHTTPServer(host: host, port: port, group: group) { ControlHTTPHandler(api: api) }
+    }
+
+    /// An HTTP/1.1 server (NIOHTTP1, with its error handling) whose connections each get
+    /// `handler()` after the codec.
+    private static func bindHTTPServer(
+        host: String, port: Int, group: any EventLoopGroup,
+        handler: @escaping @Sendable () -> any ChannelInboundHandler
     ) async throws -> any Channel {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(ControlHTTPHandler(api: api))
+                    try channel.pipeline.syncOperations.addHandler(handler())
                 }
             }
             .bind(host: host, port: port)

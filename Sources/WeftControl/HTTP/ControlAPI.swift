@@ -105,7 +105,7 @@ public final class ControlAPI: Sendable {
             return traceList(query: query)
         case _ where parts.count == 4 && parts[2] == "traces":
             guard let traces else { return .text(404, "this control plane keeps no traces\n") }
-            guard parts[3].utf8.count == 32, OTLPCodec.hexBytes(parts[3]) != nil else {
+            guard parts[3].utf8.count == 32, Hex.bytes(parts[3]) != nil else {
                 return .text(400, "\(parts[3]) is not a trace id (32 hex digits)\n")
             }
             guard let resourceSpans = traces.trace(parts[3]) else {

@@ -1,5 +1,6 @@
 import SwiftProtobuf
 import WeftOTLP
+import WeftTelemetry
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -119,7 +120,7 @@ enum OTLPCodec {
     private static func decodeHexID(_ misread: Data, _ field: String) throws(DecodeError) -> Data {
         guard !misread.isEmpty else { return misread }
         let text = misread.base64EncodedString()
-        guard text.utf8.count % 2 == 0, let bytes = hexBytes(text) else {
+        guard text.utf8.count % 2 == 0, let bytes = Hex.bytes(text) else {
             throw DecodeError(description: "\(field): \"\(text)\" is not a hex id")
         }
         return Data(bytes)
@@ -127,39 +128,6 @@ enum OTLPCodec {
 
     private static func encodeHexID(_ id: Data, _ field: String) throws(DecodeError) -> Data {
         guard !id.isEmpty else { return id }
-        return Data(base64Encoded: hex(id)) ?? id
-    }
-
-    static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    static func hexBytes(_ text: String) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(digits.count / 2)
-        var index = 0
-        while index < digits.count {
-            guard let high = nibble(digits[index]), let low = nibble(digits[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-            index += 2
-        }
-        return bytes
-    }
-
-    private static func nibble(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case 0x30...0x39: return byte - 0x30
-        case 0x41...0x46: return byte - 0x41 + 10
-        case 0x61...0x66: return byte - 0x61 + 10
-        default: return nil
-        }
+        return Data(base64Encoded: Hex.text(id)) ?? id
     }
 }

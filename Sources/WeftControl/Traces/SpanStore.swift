@@ -1,5 +1,6 @@
 import Synchronization
 import WeftOTLP
+import WeftTelemetry
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -34,12 +35,12 @@ public final class SpanStore: Sendable {
         }
 
         init?(hex: String) {
-            guard hex.utf8.count == 32, let bytes = OTLPCodec.hexBytes(hex) else { return nil }
+            guard hex.utf8.count == 32, let bytes = Hex.bytes(hex) else { return nil }
             self.init(bytes)
         }
 
         var hex: String {
-            OTLPCodec.hex(
+            Hex.text(
                 withUnsafeBytes(of: high.bigEndian) { Array($0) } + withUnsafeBytes(of: low.bigEndian) { Array($0) })
         }
     }

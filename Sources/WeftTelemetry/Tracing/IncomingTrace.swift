@@ -111,7 +111,7 @@ public struct IncomingTrace: Sendable, Equatable {
 
     /// A B3 trace id: 32 hex digits, or 16 (a 64-bit id, left-padded with zeros); not all zero.
     static func traceID(_ text: Substring) -> TraceID? {
-        guard text.utf8.count == 32 || text.utf8.count == 16, let bytes = hexBytes(text) else { return nil }
+        guard text.utf8.count == 32 || text.utf8.count == 16, let bytes = Hex.bytes(text) else { return nil }
         let padded = [UInt8](repeating: 0, count: 16 - bytes.count) + bytes
         guard padded.contains(where: { $0 != 0 }) else { return nil }
         return TraceID(
@@ -123,32 +123,8 @@ public struct IncomingTrace: Sendable, Equatable {
 
     /// A span id: 16 hex digits, not all zero.
     static func spanID(_ text: Substring) -> SpanID? {
-        guard text.utf8.count == 16, let b = hexBytes(text), b.contains(where: { $0 != 0 }) else { return nil }
+        guard text.utf8.count == 16, let b = Hex.bytes(text), b.contains(where: { $0 != 0 }) else { return nil }
         return SpanID(bytes: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]))
-    }
-
-    /// Lowercase or uppercase hex digits, two per byte.
-    static func hexBytes(_ text: Substring) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(digits.count / 2)
-        var index = 0
-        while index < digits.count {
-            guard let high = hexValue(digits[index]), let low = hexValue(digits[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-            index += 2
-        }
-        return bytes
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case 0x30...0x39: return byte - 0x30
-        case 0x41...0x46: return byte - 0x41 + 10
-        case 0x61...0x66: return byte - 0x61 + 10
-        default: return nil
-        }
     }
 }
 

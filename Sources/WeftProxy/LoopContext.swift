@@ -54,9 +54,19 @@ final class LoopContext {
     /// STRICT mode (nothing is counted then).
     private(set) var authzCounters: AuthzCounters?
 
-    init(eventLoop: EventLoop, discoveryTimeout: TimeAmount, meshStore: MeshStore? = nil, metrics: ProxyMetrics? = nil)
-    {
+    /// Where this loop's finished spans wait for export; nil when the proxy exports none.
+    let spans: SpanQueue?
+
+    init(
+        eventLoop: EventLoop, discoveryTimeout: TimeAmount, meshStore: MeshStore? = nil, metrics: ProxyMetrics? = nil,
+        traceExport: TraceExportSettings? = nil
+    ) {
         self.eventLoop = eventLoop
+        if let traceExport, let metrics {
+            spans = SpanQueue(eventLoop: eventLoop, settings: traceExport, metrics: metrics.spans)
+        } else {
+            spans = nil
+        }
         self.discoveryTimeout = discoveryTimeout
         self.meshStore = meshStore
         self.metrics = metrics

@@ -45,6 +45,9 @@ public struct ProxyConfig: Sendable {
     /// Unmap the code pages that only start-up ran, once the proxy is first ready
     /// (`StartupPages`).
     public var releaseStartupPages = true
+    /// Where spans go (the control plane's OTLP intake) and the pod's resource attributes;
+    /// nil: no spans are recorded (trace context still passes through untouched).
+    public var traceExport: TraceExportSettings? = nil
 
     public init() {}
 

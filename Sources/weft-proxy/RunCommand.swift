@@ -150,6 +150,12 @@ struct RunCommand: AsyncParsableCommand {
             valueName: "file"))
     var podLabelsFile: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Where this proxy sends its spans: an OTLP/HTTP intake (POST /v1/traces, protobuf). Default: the control plane's host, port 4318. 'off' records none (trace context still passes through).",
+            valueName: "host:port|off"))
+    var traceIntake: String?
+
     func validate() throws {
         for (name, port) in [
             ("--outbound-port", outboundPort), ("--inbound-port", inboundPort), ("--admin-port", adminPort),
@@ -173,6 +179,23 @@ struct RunCommand: AsyncParsableCommand {
             guard trustBundle != nil else { throw ValidationError("--control-plane needs --trust-bundle") }
             _ = try node()
         }
+        if let traceIntake, traceIntake != "off", ControlAddress(traceIntake) == nil {
+            throw ValidationError("--trace-intake: \(traceIntake) is not host:port or off")
+        }
+    }
+
+    /// Where spans go and as whom: only with a control plane (its mesh config says what to
+    /// sample), and not when `--trace-intake off`.
+    func traceExport() throws -> TraceExportSettings? {
+        guard let controlPlane, let control = ControlAddress(controlPlane), traceIntake != "off" else { return nil }
+        let intake =
+            traceIntake.flatMap(ControlAddress.init) ?? ControlAddress(host: control.host, port: MeshDefaults.otlpPort)
+        let node = try node()
+        return TraceExportSettings(
+            host: intake.host, port: intake.port,
+            serviceName: TraceExportSettings.serviceName(labels: node.labels, pod: node.pod), pod: node.pod,
+            namespace: node.namespace,
+            identity: "spiffe://\(trustDomain)/ns/\(node.namespace)/sa/\(node.serviceAccount)")
     }
 
     /// The pod this proxy serves, from flags, then the Downward API environment.
@@ -227,6 +250,7 @@ struct RunCommand: AsyncParsableCommand {
         config.subscriptionIdleTimeout = subscriptionIdleTimeout.amount == .zero ? nil : subscriptionIdleTimeout.amount
         config.enableIPv6 = ipv6
         config.releaseStartupPages = releaseStartupPages
+        config.traceExport = try traceExport()
         let store = controlPlane == nil ? nil : MeshStore()
         // One set of loops for the proxy and its control client, shut down only after both
         // have stopped (ProxyServer.init explains why).
@@ -273,6 +297,11 @@ struct ControlAddress {
         var host = String(text[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard !host.isEmpty else { return nil }
+        self.host = host
+        self.port = port
+    }
+
+    init(host: String, port: Int) {
         self.host = host
         self.port = port
     }

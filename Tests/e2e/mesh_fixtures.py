@@ -894,7 +894,9 @@ class Mesh:
                       cache_dir=cache, prefix=pfx + SETPRIV, name=client.name,
                       ports=(ADMIN_PORT, OUTBOUND_PORT, INBOUND_PORT), control_host=self.node_ip, pod_ip=client.ip)
         px.binary = self.proxy_bin
-        px.start(extra=PROXY_FLAGS + ("--pod-labels-file", labels))  # env.popen: killed at teardown
+        # Spans go to this mesh's control plane (its intake has a free port, not :4318).
+        intake = ("--trace-intake", "%s:%d" % (self.node_ip, self.control.otlp_port))
+        px.start(extra=PROXY_FLAGS + ("--pod-labels-file", labels) + intake)  # env.popen: killed at teardown
         self.proxies[client.name] = px
         if self.proxy is None:
             self.proxy = px

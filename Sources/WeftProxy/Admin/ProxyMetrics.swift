@@ -87,9 +87,11 @@ final class ProxyMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
     let inbound: DirectionMetrics
     let outbound: DirectionMetrics
+    let spans: SpanMetrics
 
     init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
+        self.spans = SpanMetrics(registry: registry)
         self.inbound = DirectionMetrics(registry: registry, direction: .inbound)
         self.outbound = DirectionMetrics(registry: registry, direction: .outbound)
     }

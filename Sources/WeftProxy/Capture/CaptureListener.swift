@@ -227,7 +227,8 @@ final class LoopPools {
 
     init(loop: EventLoop, config: ProxyConfig, metrics: ProxyMetrics, logger: Logger, meshStore: MeshStore? = nil) {
         mesh = LoopContext(
-            eventLoop: loop, discoveryTimeout: config.discoveryTimeout, meshStore: meshStore, metrics: metrics)
+            eventLoop: loop, discoveryTimeout: config.discoveryTimeout, meshStore: meshStore, metrics: metrics,
+            traceExport: config.traceExport)
         http1 = HTTP1UpstreamPool(eventLoop: loop, config: config)
         http2Inbound = HTTP2UpstreamPool(eventLoop: loop, config: config, metrics: metrics.inbound, logger: logger)
         let mesh = self.mesh
@@ -244,6 +245,7 @@ final class LoopPools {
         http2Inbound.closeAll()
         http2Outbound.closeAll()
         mesh.closeMirrorConnections()
+        mesh.spans?.close()
     }
 }
 

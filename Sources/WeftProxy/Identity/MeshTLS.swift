@@ -201,7 +201,8 @@ enum MeshDial {
         _ bootstrap: ClientBootstrap, to address: SocketAddress, meshIdentity: String?, tls: MeshTLS?,
         alpn: MeshALPN, on eventLoop: EventLoop,
         beforeTLS: @escaping (ChannelPipeline.SynchronousOperations) throws -> Void = { _ in },
-        afterTLS: @escaping (ChannelPipeline.SynchronousOperations) throws -> Void = { _ in }
+        afterTLS: @escaping (ChannelPipeline.SynchronousOperations) throws -> Void = { _ in },
+        connected: (() -> Void)? = nil
     ) -> EventLoopFuture<Channel> {
         var verifier: MeshPeerVerifier?
         var context: NIOSSLContext?
@@ -225,6 +226,7 @@ enum MeshDial {
         }
         .connect(to: address)
         .flatMap { channel in
+            connected?()  // TCP is up; the handshake (if any) follows
             guard let verifier else { return channel.eventLoop.makeSucceededFuture(channel) }
             return verifier.verified.futureResult.map { _ in channel }
         }

@@ -1,6 +1,7 @@
 import NIOCore
 import WeftCore
 import WeftProtocol
+import WeftTelemetry
 
 /// What the data path decides with: the config the proxy acked, compiled once per
 /// version off the event loops (`MeshSnapshotCompiler`) and handed to each loop
@@ -43,6 +44,8 @@ final class MeshSnapshot: Sendable {
     /// MeshConfig `mtls.http1Transport: HTTP2`: HTTP/1 requests to meshed endpoints each
     /// take a stream of one HTTP/2 connection per endpoint (`HTTP1MultiplexedSession`).
     let multiplexesHTTP1: Bool
+    /// MeshConfig `tracing.sampling`: which requests without a caller's decision are traced.
+    let sampler: TraceSampler
 
     init(
         version: Int, generation: Int, isRegistryOnly: Bool, namespace: String, servicePorts: [ServicePortPlan],
@@ -50,8 +53,10 @@ final class MeshSnapshot: Sendable {
         endpointAddresses: Set<AddressKey>, missingServices: [String],
         retryBudget: RetryBudgetSettings = RetryBudgetSettings(ratio: 0.2, minRetriesPerSecond: 10, windowMs: 10_000),
         routeMetricLabels: [RouteMetricLabels] = [], inbound: InboundAuthorizer = .open,
-        meshedWorkloads: [AddressKey: String] = [:], multiplexesHTTP1: Bool = false
+        meshedWorkloads: [AddressKey: String] = [:], multiplexesHTTP1: Bool = false,
+        sampler: TraceSampler = TraceSampler(ratio: 0)
     ) {
+        self.sampler = sampler
         self.multiplexesHTTP1 = multiplexesHTTP1
         self.meshedWorkloads = meshedWorkloads
         self.inbound = inbound

@@ -1,5 +1,6 @@
 import NIOCore
 import WeftProtocol
+import WeftTelemetry
 
 /// Compiles an `AppliedConfig` into the `MeshSnapshot` the data path decides with, or
 /// refuses it with a stable code naming the entry and field (the control client then
@@ -27,7 +28,8 @@ enum MeshSnapshotCompiler {
             meshedWorkloads: Dictionary(
                 config.workloads.values.compactMap { w in AddressKey(ip: w.ip, port: 0).map { ($0, w.identity) } },
                 uniquingKeysWith: { a, _ in a }),
-            multiplexesHTTP1: config.mesh?.http1Transport == "HTTP2")
+            multiplexesHTTP1: config.mesh?.http1Transport == "HTTP2",
+            sampler: TraceSampler(ratio: config.mesh?.traceSampling ?? 0))
     }
 
     /// The pod's inbound authorization: the policies that select it, mTLS mode, probes.

@@ -153,6 +153,7 @@ enum HTTP1HeadParser {
         head.droppedLines = dropped
         head.wantsClose = fields.connectionClose || (head.minorVersion == 0 && !fields.connectionKeepAlive)
         head.host = fields.host
+        if !fields.traceLines.isEmpty { head.traceLines = fields.traceLines }
         try resolveFraming(kind: kind, fields: fields, head: &head)
     }
 
@@ -328,6 +329,8 @@ enum HTTP1HeadParser {
         }
         /// Field names listed in Connection other than close, keep-alive and upgrade.
         var nominated: [Range<Int>] = []
+        /// `traceparent`, `b3` and `x-b3-*` lines (`HTTP1Head.traceLines`).
+        var traceLines: [Range<Int>] = []
 
         mutating func note(
             _ bytes: UnsafeRawBufferPointer, name: Range<Int>, value: Range<Int>, line: Range<Int>,
@@ -335,7 +338,11 @@ enum HTTP1HeadParser {
         ) throws {
             switch name.count {
             case 2:
-                if equalsLowercase(bytes, name, "te") { dropped.append(line) }
+                if equalsLowercase(bytes, name, "te") {
+                    dropped.append(line)
+                } else if equalsLowercase(bytes, name, "b3") {
+                    traceLines.append(line)
+                }
             case 4:
                 if equalsLowercase(bytes, name, "host") {
                     hostCount += 1
@@ -353,13 +360,27 @@ enum HTTP1HeadParser {
                     noteConnection(bytes, value)
                 } else if equalsLowercase(bytes, name, "keep-alive") {
                     dropped.append(line)
+                } else if equalsLowercase(bytes, name, "x-b3-flags") {
+                    traceLines.append(line)
+                }
+            case 11:
+                if equalsLowercase(bytes, name, "traceparent") || equalsLowercase(bytes, name, "x-b3-spanid") {
+                    traceLines.append(line)
+                }
+            case 12:
+                if equalsLowercase(bytes, name, "x-b3-traceid") || equalsLowercase(bytes, name, "x-b3-sampled") {
+                    traceLines.append(line)
                 }
             case 14:
                 if equalsLowercase(bytes, name, "content-length") { try noteContentLength(bytes, value) }
             case 16:
                 if equalsLowercase(bytes, name, "proxy-connection") { dropped.append(line) }
             case 17:
-                if equalsLowercase(bytes, name, "transfer-encoding") { try noteTransferEncoding(bytes, value) }
+                if equalsLowercase(bytes, name, "transfer-encoding") {
+                    try noteTransferEncoding(bytes, value)
+                } else if equalsLowercase(bytes, name, "x-b3-parentspanid") {
+                    traceLines.append(line)
+                }
             default:
                 break
             }

@@ -1,5 +1,6 @@
 import Glibc
 import NIOCore
+import WeftTelemetry
 
 /// Proxies one client's HTTP/1.x connection, a request at a time, to pooled upstream
 /// connections.
@@ -66,6 +67,11 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// the head they carry.
     private var mirror: MirrorCopy?
     private var mirrorHead: ByteBuffer?
+    /// The current request's span (issue 12); nil when it is not traced.
+    private var span: ExchangeSpan?
+    /// What a sampled span says of its request, taken from the head (released once the
+    /// response starts) and the plan; and the proxy's own error, when it answered.
+    private var spanFacts: SpanFacts?
 
     private let metrics: DirectionMetrics
     private let config: ProxyConfig
@@ -141,6 +147,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let nanoseconds = (NIODeadline.now() - requestStart).nanoseconds
         metrics.requestFinished(.http1, status: status, duration: .nanoseconds(nanoseconds))
         attempts.recordFinished(status: status, nanoseconds: UInt64(max(0, nanoseconds)))
+        if span != nil { finishSpan(status: status) }
     }
 
     // MARK: - Client side
@@ -358,6 +365,10 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         requestHeadBytes = inbound.readSlice(length: request.length)
         if request.wantsClose { closeAfterResponse = true }
         requestPhase = .connecting
+        span = nil
+        if let loop = traceLoop, loop.spans != nil, !request.traceLines.isEmpty || loop.snapshot.sampler.ratio > 0 {
+            startSpan(loop)
+        }
         if inboundGate != nil, let head = requestHeadBytes, let denial = authorize(head) {
             respondWithError(status: 403, kind: denial.kind, detail: denial.explanation, header: denial.header)
             return false
@@ -425,6 +436,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Sends the request on a pooled connection to `bucket`, or opens one. Returns true
     /// when the exchange began at once.
     private func sendRequest() -> Bool {
+        if span?.isSampled == true { span!.attemptBegan(at: LoopContext.now(), endpoint: describe(destination)) }
         if !isMultiplexed, let pooled = pool.checkout(bucket) {
             beginExchange(on: pooled)
             return true
@@ -475,6 +487,12 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     backendRequestTimeoutMs: attempt.backendRequestTimeoutMs, proxyTimeout: config.responseTimeout)
                 routeName = attempt.route
             }
+            if spanFacts != nil {
+                spanFacts!.route = attempt.route
+                let backend = mesh.snapshot.backends[attempt.backend]
+                spanFacts!.backend = "\(backend.service):\(backend.port)"
+                spanFacts!.peerIdentity = endpoint.target.identity
+            }
             if let known = endpoint.http1Bucket {
                 bucket = known
             } else {
@@ -522,6 +540,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 status: status, requestComplete: requestPhase == .complete, reason: reason, metrics: metrics,
                 mesh: mesh)
         else { return false }
+        if span != nil {
+            span!.attemptRetried(at: LoopContext.now(), status: status, failure: reason.rawValue, random: &mesh.random)
+        }
         cancelResponseTimer()
         if let connection = upstream {
             upstream = nil
@@ -590,13 +611,28 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         responseBuffer = nil
         hasSentResponseBytes = false
         let attempt = attempts.retries
-        if let head = requestHeadBytes, requestFilters != nil || attempt > 0,
+        if span != nil {
+            let dial = isPooledUpstream ? (connect: UInt64(0), tls: UInt64(0)) : connection.dialNanos
+            span!.requestSent(at: LoopContext.now(), connect: dial.connect, tls: dial.tls)
+        }
+        if let head = requestHeadBytes, requestFilters != nil || attempt > 0 || span != nil,
             let allocator = connection.channel?.allocator
         {
-            // Route filters or a retry change the head: write an edited one. (Every other
-            // head goes out as slices of the bytes received, below.)
+            // Route filters, a retry or a span change the head: write an edited one. (Every
+            // other head goes out as slices of the bytes received, below.)
             let filters = requestFilters?.filters ?? []
             let matchedPrefix = requestFilters?.matchedPrefix ?? 0
+            var request = self.request
+            var extraLines = attempt > 0 ? "weft-retry-attempt: \(attempt)\r\n" : ""
+            if let span {
+                // The span's context replaces the caller's.
+                if !request.traceLines.isEmpty {
+                    request.droppedLines = (request.droppedLines + request.traceLines).sorted {
+                        $0.lowerBound < $1.lowerBound
+                    }
+                }
+                extraLines = span.headerLines + extraLines
+            }
             let edited = head.withUnsafeReadableBytes { bytes -> ByteBuffer in
                 let view = HTTP1RequestHeadView(bytes: bytes, head: request)
                 var host: String?
@@ -609,8 +645,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
                 return HTTP1HeadEditor.edit(
                     bytes, head: request, isRequest: true, edits: filters.compactMap(\.requestHeaders),
-                    host: host, path: path, extraLines: attempt > 0 ? "weft-retry-attempt: \(attempt)\r\n" : "",
-                    allocator: allocator)
+                    host: host, path: path, extraLines: extraLines, allocator: allocator)
             }
             bytesToUpstream += edited.readableBytes
             connection.write(edited)
@@ -660,6 +695,87 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         mirrorHead = nil
         HTTP1MirrorExchange.send(
             copy, head: head, method: request.method, isHTTP11: request.minorVersion == 1, pool: pool, mesh: mesh)
+    }
+
+    // MARK: - Tracing
+
+    /// The loop whose span queue and sampler this connection's requests use: outbound the
+    /// mesh's, inbound the gate's.
+    private var traceLoop: LoopContext? { mesh ?? inboundGate?.mesh }
+
+    /// Starts the current request's span: continues the caller's context, or starts a
+    /// trace (sampled at MeshConfig `tracing.sampling`).
+    private func startSpan(_ loop: LoopContext) {
+        guard let head = requestHeadBytes else { return }
+        let request = self.request
+        let hasContext = !request.traceLines.isEmpty
+        let isInbound = inboundGate != nil
+        head.withUnsafeReadableBytes { bytes in
+            let view = HTTP1RequestHeadView(bytes: bytes, head: request)
+            var incoming: IncomingTrace?
+            var b3: IncomingTrace.Format?
+            if hasContext {
+                incoming = IncomingTrace.extract { name in
+                    view.withHeader(Array(name.utf8)) { $0.map { String(decoding: $0, as: UTF8.self) } }
+                }
+                if view.withHeader(Self.b3Name, { $0 != nil }) {
+                    b3 = .b3Single
+                } else if view.withHeader(Self.b3TraceIDName, { $0 != nil }) {
+                    b3 = .b3Multi
+                }
+            }
+            span = ExchangeSpan.start(
+                incoming: incoming, b3: b3, sampler: loop.snapshot.sampler, random: &loop.random,
+                at: requestStart.uptimeNanoseconds)
+            guard span?.isSampled == true else {
+                spanFacts = nil
+                return
+            }
+            spanFacts = SpanFacts(
+                method: String(decoding: bytes[0..<max(0, request.target.lowerBound - 1)], as: UTF8.self),
+                path: view.withPath { String(decoding: $0, as: UTF8.self) },
+                host: view.withAuthority { $0.map { String(decoding: $0, as: UTF8.self) } })
+            if isInbound {
+                spanFacts!.peerIdentity = inboundGate?.identity
+                spanFacts!.peerAddress = inboundGate?.remote?.ipAddress
+            }
+        }
+    }
+
+    private static let b3Name = Array("b3".utf8)
+    private static let b3TraceIDName = Array("x-b3-traceid".utf8)
+
+    /// Ends the current request's span with `status` and queues it for export.
+    private func finishSpan(status: Int) {
+        guard var current = span else { return }
+        span = nil
+        guard let facts = spanFacts, let loop = traceLoop, let queue = loop.spans else { return }
+        spanFacts = nil
+        let isInbound = inboundGate != nil
+        let identity = queue.settings.identity
+        var attributes: [(String, SpanRecord.Value)] = [
+            ("http.request.method", .string(facts.method)), ("url.path", .string(facts.path)),
+            ("http.response.status_code", .int(Int64(status))), ("network.protocol.version", .string("1.1")),
+        ]
+        if let host = facts.host { attributes.append(("server.address", .string(host))) }
+        if isInbound {
+            if let address = facts.peerAddress { attributes.append(("network.peer.address", .string(address))) }
+            if let caller = facts.peerIdentity { attributes.append(("weft.source.identity", .string(caller))) }
+            attributes.append(("weft.destination.identity", .string(identity)))
+        } else {
+            attributes.append(("weft.source.identity", .string(identity)))
+            if let callee = facts.peerIdentity { attributes.append(("weft.destination.identity", .string(callee))) }
+            if let address = destination.ipAddress {
+                attributes.append(("network.peer.address", .string(address)))
+                attributes.append(("weft.endpoint", .string(describe(destination))))
+            }
+            if let route = facts.route { attributes.append(("weft.route", .string(route))) }
+            if let backend = facts.backend { attributes.append(("weft.backend", .string(backend))) }
+        }
+        let name = facts.route.map { "\(facts.method) \($0)" } ?? facts.method
+        current.finish(
+            at: LoopContext.now(), name: name, kind: isInbound ? .server : .client, attributes: attributes,
+            error: facts.error ?? (status >= 500 ? "HTTP \(status)" : nil), emit: queue.add)
     }
 
     // MARK: - Upstream side
@@ -968,6 +1084,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// - Parameter header: the `weft-error` value, when it says more than the kind.
     private func respondWithError(status: Int, kind: ProxyErrorKind, detail: String, header: String? = nil) {
         metrics.error(kind)
+        if spanFacts != nil { spanFacts!.error = "\(kind.rawValue): \(detail)" }
         recordFinished(status: status)
         guard !hasSentResponseBytes, let context else {
             closeClient()

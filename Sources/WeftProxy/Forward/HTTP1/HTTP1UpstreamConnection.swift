@@ -29,6 +29,9 @@ final class HTTP1UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandl
     /// True once it has carried a request; a reused connection may have been closed by
     /// the server meanwhile, which makes a failure before any response byte retryable.
     var hasBeenUsed = false
+    /// How long its dial took: TCP connect, then the mesh TLS handshake (0 for plaintext),
+    /// in nanoseconds; a span's connect and tls parts, for its first exchange.
+    var dialNanos: (connect: UInt64, tls: UInt64) = (0, 0)
     /// A stream of an `HTTP1MultiplexedSession`: one exchange, never pooled.
     var isSingleUse = false
     private var failure: Error?

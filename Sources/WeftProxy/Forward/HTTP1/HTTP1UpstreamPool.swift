@@ -106,14 +106,21 @@ final class HTTP1UpstreamPool {
         }
         let connection = HTTP1UpstreamConnection(destination: bucket.destination)
         connection.bucket = bucket
+        let dialStarted = LoopContext.now()
+        var connectedAt: UInt64 = 0
         return MeshDial.connect(
             ClientBootstrap(group: eventLoop)
                 .connectTimeout(config.connectTimeout)
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1),
             to: bucket.destination, meshIdentity: bucket.meshIdentity, tls: tls, alpn: .http1, on: eventLoop,
-            afterTLS: { try $0.addHandler(connection) }
+            afterTLS: { try $0.addHandler(connection) },
+            connected: { connectedAt = LoopContext.now() }
         )
-        .map { _ in connection }
+        .map { _ in
+            let ready = LoopContext.now()
+            connection.dialNanos = (connectedAt &- dialStarted, ready &- connectedAt)
+            return connection
+        }
     }
 
     /// Closes every idle connection (graceful shutdown).

@@ -1,0 +1,263 @@
+import Glibc
+import W3CTraceContext
+import WeftTelemetry
+
+/// The span of one request through this sidecar (issue 12), shared by the HTTP/1 and
+/// HTTP/2 drivers: its ids, the context it carries downstream, and its clock.
+///
+/// The clock splits the request's time into four parts, in integer microseconds:
+/// - connect: TCP connects to endpoints (0 on a pooled connection),
+/// - tls: mesh TLS handshakes (0 when reused),
+/// - upstream: from each attempt's request sent to its response's end (or its failure):
+///   the next hop's time, or for an inbound span the app's own,
+/// - proxy: the rest, this sidecar's own time (parse, route, balance, queue, write, and a
+///   retry's backoff).
+/// The parts add up to the span's duration by construction.
+///
+/// Attempts: the first attempt's request carries this span's id; when a request is
+/// retried, each later attempt carries an id of its own, and each attempt is recorded as
+/// a child span (so the callee's span of a retry hangs from that attempt).
+struct ExchangeSpan {
+    let traceID: TraceID
+    let spanID: SpanID
+    let parentSpanID: SpanID?
+    let traceState: String?
+    /// The context format the request came with: the app downstream gets the same one
+    /// (and W3C `traceparent` always).
+    let format: IncomingTrace.Format
+    /// False: the context is only carried on (the trace's decision is "not sampled").
+    let isSampled: Bool
+    /// Monotonic nanoseconds (`LoopContext.now()`) and wall-clock Unix nanoseconds at the
+    /// request's start.
+    let startedAt: UInt64
+    let startUnixNano: UInt64
+
+    private(set) var connectNanos: UInt64 = 0
+    private(set) var tlsNanos: UInt64 = 0
+    private(set) var upstreamNanos: UInt64 = 0
+    /// The span id the current attempt's request carries downstream.
+    private(set) var carriedSpanID: SpanID
+    private var attempt = Attempt()
+    /// Attempts that ended in a retry (empty unless the request was retried).
+    private var endedAttempts: [Attempt] = []
+    /// A link to the request this one was inferred to serve (`weft.link.inferred`).
+    var link: SpanRecord.Link?
+
+    private struct Attempt {
+        var spanID: SpanID? = nil
+        var beganAt: UInt64 = 0
+        var sentAt: UInt64 = 0
+        var endedAt: UInt64 = 0
+        var connectNanos: UInt64 = 0
+        var tlsNanos: UInt64 = 0
+        var endpoint: String? = nil
+        var failure: String? = nil
+        var status: Int? = nil
+    }
+
+    /// The span of a request that arrived with `incoming` (nil: none), or nil when there is
+    /// nothing to do: the caller decided "not sampled" (its context then passes on
+    /// untouched), or there is no context and sampling is 0.
+    /// - Parameter b3: the B3 form the request also carried, when W3C won over it (a hop
+    ///   that added `traceparent` beside B3): it is carried on too.
+    static func start(
+        incoming: IncomingTrace?, b3: IncomingTrace.Format? = nil, sampler: TraceSampler, random: inout LoopRandom,
+        at now: UInt64
+    ) -> ExchangeSpan? {
+        if let incoming {
+            guard sampler.isSampled(incoming.traceID, parent: incoming.sampled) else { return nil }
+            return ExchangeSpan(
+                traceID: incoming.traceID, parentSpanID: incoming.parentSpanID, traceState: incoming.traceState,
+                format: incoming.format == .w3c ? (b3 ?? .w3c) : incoming.format, isSampled: true, random: &random,
+                at: now)
+        }
+        guard sampler.ratio > 0 else { return nil }
+        let traceID = TraceID.random(using: &random)
+        return ExchangeSpan(
+            traceID: traceID, parentSpanID: nil, traceState: nil, format: .w3c,
+            isSampled: sampler.isSampled(traceID, parent: nil), random: &random, at: now)
+    }
+
+    private init(
+        traceID: TraceID, parentSpanID: SpanID?, traceState: String?, format: IncomingTrace.Format, isSampled: Bool,
+        random: inout LoopRandom, at now: UInt64
+    ) {
+        self.traceID = traceID
+        self.parentSpanID = parentSpanID
+        self.traceState = traceState
+        self.format = format
+        self.isSampled = isSampled
+        self.spanID = SpanID.random(using: &random)
+        self.carriedSpanID = spanID
+        self.startedAt = now
+        // `now` may be a little in the past (the request's first byte): the wall clock is
+        // taken back by as much.
+        self.startUnixNano = Self.wallClock() &- (LoopContext.now() &- min(now, LoopContext.now()))
+    }
+
+    /// Unix time in nanoseconds.
+    static func wallClock() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+
+    // MARK: - The clock
+
+    /// An attempt begins: the request is handed to an endpoint's connection (pooled or new).
+    mutating func attemptBegan(at now: UInt64, endpoint: String?) {
+        attempt.beganAt = now
+        attempt.endpoint = endpoint
+    }
+
+    /// The attempt's request was sent, on a connection whose dial took `connect` and `tls`
+    /// nanoseconds (0 and 0 when pooled).
+    mutating func requestSent(at now: UInt64, connect: UInt64, tls: UInt64) {
+        attempt.sentAt = now
+        attempt.connectNanos = connect
+        attempt.tlsNanos = tls
+        connectNanos &+= connect
+        tlsNanos &+= tls
+    }
+
+    /// The attempt failed and the request is sent again: the next attempt carries an id of
+    /// its own.
+    mutating func attemptRetried(at now: UInt64, status: Int?, failure: String, random: inout LoopRandom) {
+        endAttempt(at: now)
+        attempt.status = status
+        attempt.failure = failure
+        // The first attempt's request carried this span's own id: its child span gets a
+        // new one (the callee's span of that attempt hangs from this span).
+        if attempt.spanID == nil { attempt.spanID = SpanID.random(using: &random) }
+        endedAttempts.append(attempt)
+        attempt = Attempt()
+        carriedSpanID = SpanID.random(using: &random)
+        attempt.spanID = carriedSpanID
+    }
+
+    private mutating func endAttempt(at now: UInt64) {
+        attempt.endedAt = now
+        if attempt.sentAt != 0 && now > attempt.sentAt { upstreamNanos &+= now - attempt.sentAt }
+    }
+
+    // MARK: - Context carried on
+
+    /// The `traceparent` value the current attempt's request carries.
+    var traceparent: String {
+        "00-\(traceID)-\(carriedSpanID)-\(isSampled ? "01" : "00")"
+    }
+
+    /// The field lines (each ending in CRLF) that carry the context downstream: W3C
+    /// `traceparent`, and B3 in the form the request came with, if it came with B3.
+    var headerLines: String {
+        let sampled = isSampled ? "1" : "0"
+        switch format {
+        case .w3c:
+            return "traceparent: \(traceparent)\r\n"
+        case .b3Single:
+            return "traceparent: \(traceparent)\r\nb3: \(traceID)-\(carriedSpanID)-\(sampled)\r\n"
+        case .b3Multi:
+            return "traceparent: \(traceparent)\r\nx-b3-traceid: \(traceID)\r\nx-b3-spanid: \(carriedSpanID)\r\n"
+                + "x-b3-parentspanid: \(spanID)\r\nx-b3-sampled: \(sampled)\r\n"
+        }
+    }
+
+    /// The same as header fields (lowercase names), for HTTP/2.
+    var headerFields: [(String, String)] {
+        let sampled = isSampled ? "1" : "0"
+        switch format {
+        case .w3c:
+            return [("traceparent", traceparent)]
+        case .b3Single:
+            return [("traceparent", traceparent), ("b3", "\(traceID)-\(carriedSpanID)-\(sampled)")]
+        case .b3Multi:
+            return [
+                ("traceparent", traceparent), ("x-b3-traceid", "\(traceID)"), ("x-b3-spanid", "\(carriedSpanID)"),
+                ("x-b3-parentspanid", "\(spanID)"), ("x-b3-sampled", sampled),
+            ]
+        }
+    }
+
+    // MARK: - Finishing
+
+    /// Ends the span at `now` and hands it (and, when the request was retried, a span per
+    /// attempt) to `emit` (the loop's `SpanQueue.add`). Nothing when unsampled.
+    /// - Parameters:
+    ///   - name: the span's name (`GET`, `GET web-route`).
+    ///   - attributes: the driver's (request, response, route, peers); the time split is added.
+    ///   - error: the span's error status message, when it failed.
+    mutating func finish(
+        at now: UInt64, name: String, kind: SpanRecord.Kind, attributes: [(String, SpanRecord.Value)],
+        error: String?, emit: (SpanRecord) -> Void
+    ) {
+        guard isSampled else { return }
+        endAttempt(at: now)
+        var attributes = attributes
+        let duration = now &- startedAt
+        Self.appendSplit(
+            duration: duration, connect: connectNanos, tls: tlsNanos, upstream: upstreamNanos, to: &attributes)
+        if !endedAttempts.isEmpty {
+            attributes.append(("weft.retry_count", .int(Int64(endedAttempts.count))))
+        }
+        if link != nil { attributes.append(("weft.link.inferred", .bool(true))) }
+        emit(
+            SpanRecord(
+                traceID: traceID, spanID: spanID, parentSpanID: parentSpanID, traceState: traceState, name: name,
+                kind: kind, startUnixNano: startUnixNano, endUnixNano: startUnixNano &+ duration,
+                attributes: attributes, links: link.map { [$0] } ?? [], isError: error != nil,
+                statusMessage: error))
+        guard !endedAttempts.isEmpty else { return }
+        for (index, ended) in (endedAttempts + [attempt]).enumerated() {
+            guard let id = ended.spanID, ended.beganAt != 0 else { continue }
+            var parts: [(String, SpanRecord.Value)] = [("weft.attempt", .int(Int64(index + 1)))]
+            if let endpoint = ended.endpoint { parts.append(("weft.endpoint", .string(endpoint))) }
+            if let status = ended.status { parts.append(("http.response.status_code", .int(Int64(status)))) }
+            if let failure = ended.failure { parts.append(("weft.retry.reason", .string(failure))) }
+            let end = ended.endedAt == 0 ? now : ended.endedAt
+            let upstream = ended.sentAt == 0 ? 0 : end &- ended.sentAt
+            Self.appendSplit(
+                duration: end &- ended.beganAt, connect: ended.connectNanos, tls: ended.tlsNanos, upstream: upstream,
+                to: &parts)
+            emit(
+                SpanRecord(
+                    traceID: traceID, spanID: id, parentSpanID: spanID, name: "\(name) attempt \(index + 1)",
+                    kind: .internal, startUnixNano: startUnixNano &+ (ended.beganAt &- startedAt),
+                    endUnixNano: startUnixNano &+ (end &- startedAt), attributes: parts,
+                    isError: ended.failure != nil, statusMessage: ended.failure))
+        }
+    }
+
+    /// `weft.duration.{proxy,connect,tls,upstream}` in microseconds; proxy is what the
+    /// others leave of `duration`. Each part is rounded down, except proxy, which takes the
+    /// remainder, so the four add up to the duration's microseconds.
+    static func appendSplit(
+        duration: UInt64, connect: UInt64, tls: UInt64, upstream: UInt64,
+        to attributes: inout [(String, SpanRecord.Value)]
+    ) {
+        let total = duration / 1000
+        let connectMicros = min(connect / 1000, total)
+        let tlsMicros = min(tls / 1000, total - connectMicros)
+        let upstreamMicros = min(upstream / 1000, total - connectMicros - tlsMicros)
+        let proxy = total - connectMicros - tlsMicros - upstreamMicros
+        attributes.append(("weft.duration.proxy", .int(Int64(proxy))))
+        attributes.append(("weft.duration.connect", .int(Int64(connectMicros))))
+        attributes.append(("weft.duration.tls", .int(Int64(tlsMicros))))
+        attributes.append(("weft.duration.upstream", .int(Int64(upstreamMicros))))
+    }
+}
+
+/// What a sampled span records of its request besides the clock, gathered as the request
+/// goes: from its head, its plan, the proxy's own answer.
+struct SpanFacts {
+    let method: String
+    let path: String
+    let host: String?
+    var route: String? = nil
+    var backend: String? = nil
+    /// Outbound: the endpoint's SPIFFE ID; inbound: the caller's.
+    var peerIdentity: String? = nil
+    /// Inbound: the caller's address.
+    var peerAddress: String? = nil
+    /// The proxy's own error, when it answered the request itself.
+    var error: String? = nil
+}

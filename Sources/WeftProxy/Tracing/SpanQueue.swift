@@ -1,0 +1,233 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import WeftCore
+import WeftTelemetry
+
+/// One event loop's finished spans on their way to the control plane's OTLP/HTTP intake
+/// (issue 12).
+///
+/// Spans are encoded as they finish (`OTLPSpanWriter`) into a batch, which is sent as one
+/// `POST /v1/traces` (protobuf) when it holds `batchSpans` spans or `flushInterval` after
+/// its first span, on a keep-alive connection of this loop's own. One export is in flight
+/// at a time. The queue is bounded: while an export is in flight or the intake is away,
+/// spans past `maxQueuedSpans` are dropped and counted, never waited for, so a slow or
+/// absent intake costs requests nothing. A failed export drops its batch (counted too):
+/// spans are diagnostics, not data worth holding memory for.
+final class SpanQueue {
+    static let batchSpans = 512
+    static let maxQueuedSpans = 2048
+    static let flushInterval = TimeAmount.seconds(1)
+    /// How long an export may take before its connection is closed and its batch dropped.
+    static let exportTimeout = TimeAmount.seconds(5)
+
+    let settings: TraceExportSettings
+    private let eventLoop: EventLoop
+    private let metrics: SpanMetrics
+    private var batch: [UInt8] = []
+    private var queued = 0
+    private var flushTimer: Scheduled<Void>?
+    private var exporting = false
+    private var client: SpanExportClient?
+
+    init(eventLoop: EventLoop, settings: TraceExportSettings, metrics: SpanMetrics) {
+        self.eventLoop = eventLoop
+        self.settings = settings
+        self.metrics = metrics
+    }
+
+    /// Spans waiting for an export.
+    var count: Int { queued }
+
+    /// Queues a finished span, or drops it (counted) when the queue is full.
+    func add(_ span: SpanRecord) {
+        guard queued < Self.maxQueuedSpans else {
+            metrics.queueFull.increment()
+            return
+        }
+        OTLPSpanWriter.appendSpan(span, to: &batch)
+        queued += 1
+        if queued >= Self.batchSpans {
+            flush()
+        } else if flushTimer == nil {
+            flushTimer = eventLoop.scheduleTask(in: Self.flushInterval) { [self] in
+                flushTimer = nil
+                flush()
+            }
+        }
+    }
+
+    /// Sends what is queued, unless an export is in flight (then its end sends it).
+    func flush() {
+        flushTimer?.cancel()
+        flushTimer = nil
+        guard queued > 0, !exporting else { return }
+        let body = OTLPSpanWriter.exportRequest(
+            resource: settings.resource, scopeName: "weft-proxy", scopeVersion: MeshDefaults.version,
+            batch: batch)
+        let spans = queued
+        batch.removeAll(keepingCapacity: batch.count <= 1 << 16)
+        queued = 0
+        exporting = true
+        export(body) { [self] ok in
+            exporting = false
+            if ok {
+                metrics.exported.increment(by: Int64(spans))
+            } else {
+                metrics.exportFailed.increment(by: Int64(spans))
+            }
+            if queued >= Self.batchSpans {
+                flush()
+            } else if queued > 0 && flushTimer == nil {
+                flushTimer = eventLoop.scheduleTask(in: Self.flushInterval) { [self] in
+                    flushTimer = nil
+                    flush()
+                }
+            }
+        }
+    }
+
+    private func export(_ body: [UInt8], done: @escaping (Bool) -> Void) {
+        if let client, client.isUsable {
+            client.post(body, done: done)
+            return
+        }
+        client = nil
+        let settings = self.settings
+        let made = SpanExportClient(host: settings.host, port: settings.port)
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(.seconds(1))
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(made)
+                }
+            }
+            .connect(host: settings.host, port: settings.port)
+            .whenComplete { [self] result in
+                switch result {
+                case .success:
+                    client = made
+                    made.post(body, done: done)
+                case .failure:
+                    done(false)
+                }
+            }
+    }
+
+    /// Closes the export connection (graceful shutdown), after a last flush.
+    func close() {
+        flush()
+        flushTimer?.cancel()
+        flushTimer = nil
+    }
+}
+
+@available(*, unavailable)
+extension SpanQueue: Sendable {}
+
+/// One keep-alive HTTP/1.1 connection to the span intake: one `POST` at a time, answered
+/// by a status (2xx: the spans were taken).
+final class SpanExportClient: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private let host: String
+    private let port: Int
+    private var context: ChannelHandlerContext?
+    private var pending: ((Bool) -> Void)?
+    private var status: HTTPResponseStatus?
+    private var timeout: Scheduled<Void>?
+    private var closeAfter = false
+    private(set) var isUsable = true
+
+    init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func post(_ body: [UInt8], done: @escaping (Bool) -> Void) {
+        guard let context, isUsable else {
+            done(false)
+            return
+        }
+        pending = done
+        status = nil
+        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/v1/traces")
+        head.headers.add(name: "host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
+        head.headers.add(name: "content-type", value: "application/x-protobuf")
+        head.headers.add(name: "content-length", value: String(body.count))
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        timeout = context.eventLoop.scheduleTask(in: SpanQueue.exportTimeout) { [self] in
+            finish(ok: false)
+            context.close(promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            status = head.status
+            if !head.isKeepAlive { closeAfter = true }
+        case .body:
+            break
+        case .end:
+            let ok = status.map { (200..<300).contains($0.code) } ?? false
+            finish(ok: ok)
+            if closeAfter {
+                isUsable = false
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        isUsable = false
+        finish(ok: false)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        isUsable = false
+        context.close(promise: nil)
+    }
+
+    private func finish(ok: Bool) {
+        timeout?.cancel()
+        timeout = nil
+        guard let done = pending else { return }
+        pending = nil
+        if !ok { isUsable = false }
+        done(ok)
+    }
+}
+
+@available(*, unavailable)
+extension SpanExportClient: Sendable {}
+
+/// The span export's counters, shared by the loops.
+final class SpanMetrics: Sendable {
+    let exported: Counter
+    let queueFull: Counter
+    let exportFailed: Counter
+
+    init(registry: PrometheusCollectorRegistry) {
+        exported = registry.makeCounter(
+            descriptor: .init(
+                metricName: "weft_spans_exported", unitName: "total",
+                helpText: "Spans this proxy sent to the trace intake, and it took."))
+        let dropped = MetricNameDescriptor(
+            metricName: "weft_spans_dropped", unitName: "total",
+            helpText:
+                "Spans this proxy dropped: queue_full (the export queue was full), export_failed (the intake refused or was not reached)."
+        )
+        queueFull = registry.makeCounter(descriptor: dropped, labels: [("reason", "queue_full")])
+        exportFailed = registry.makeCounter(descriptor: dropped, labels: [("reason", "export_failed")])
+    }
+}

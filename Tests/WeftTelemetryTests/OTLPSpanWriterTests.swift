@@ -1,0 +1,85 @@
+import SwiftProtobuf
+import W3CTraceContext
+import WeftOTLP
+import XCTest
+
+@testable import WeftTelemetry
+
+/// The sidecar's hand-written OTLP encoding, read back with the generated SwiftProtobuf
+/// types the control plane decodes with: what one writes, the other must read.
+final class OTLPSpanWriterTests: XCTestCase {
+    private let trace = TraceID(bytes: (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16))
+    private let span = SpanID(bytes: (0xA1, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7, 0xA8))
+    private let parent = SpanID(bytes: (0xB1, 0xB2, 0xB3, 0xB4, 0xB5, 0xB6, 0xB7, 0xB8))
+
+    func testAnExportRequestDecodesAsOTLP() throws {
+        var batch: [UInt8] = []
+        OTLPSpanWriter.appendSpan(
+            SpanRecord(
+                traceID: trace, spanID: span, parentSpanID: parent, traceState: "vendor=x", name: "GET web",
+                kind: .client, startUnixNano: 1_700_000_000_000_000_000, endUnixNano: 1_700_000_000_030_000_000,
+                attributes: [
+                    ("http.request.method", .string("GET")), ("http.response.status_code", .int(503)),
+                    ("weft.duration.proxy", .int(-1)), ("weft.link.inferred", .bool(true)),
+                    ("url.path", .string(String(repeating: "p", count: 300))),
+                ],
+                links: [
+                    SpanRecord.Link(traceID: trace, spanID: parent, attributes: [("weft.link.inferred", .bool(true))])
+                ],
+                isError: true, statusMessage: "upstream_reset: closed"),
+            to: &batch)
+        OTLPSpanWriter.appendSpan(
+            SpanRecord(
+                traceID: trace, spanID: parent, parentSpanID: nil, name: "GET", kind: .server, startUnixNano: 5,
+                endUnixNano: 9),
+            to: &batch)
+        let bytes = OTLPSpanWriter.exportRequest(
+            resource: [("service.name", .string("web")), ("k8s.pod.name", .string("web-0"))], scopeName: "weft-proxy",
+            scopeVersion: "1.0", batch: batch)
+
+        let request = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(
+            serializedBytes: bytes)
+        XCTAssertEqual(request.resourceSpans.count, 1)
+        let resource = request.resourceSpans[0]
+        XCTAssertEqual(resource.resource.attributes.map(\.key), ["service.name", "k8s.pod.name"])
+        XCTAssertEqual(resource.resource.attributes[0].value.stringValue, "web")
+        XCTAssertEqual(resource.scopeSpans.count, 1)
+        XCTAssertEqual(resource.scopeSpans[0].scope.name, "weft-proxy")
+        XCTAssertEqual(resource.scopeSpans[0].scope.version, "1.0")
+        let spans = resource.scopeSpans[0].spans
+        XCTAssertEqual(spans.count, 2)
+
+        let first = spans[0]
+        XCTAssertEqual(Hex.text(first.traceID), "0102030405060708090a0b0c0d0e0f10")
+        XCTAssertEqual(Hex.text(first.spanID), "a1a2a3a4a5a6a7a8")
+        XCTAssertEqual(Hex.text(first.parentSpanID), "b1b2b3b4b5b6b7b8")
+        XCTAssertEqual(first.traceState, "vendor=x")
+        XCTAssertEqual(first.name, "GET web")
+        XCTAssertEqual(first.kind, .client)
+        XCTAssertEqual(first.startTimeUnixNano, 1_700_000_000_000_000_000)
+        XCTAssertEqual(first.endTimeUnixNano, 1_700_000_000_030_000_000)
+        let attributes = Dictionary(uniqueKeysWithValues: first.attributes.map { ($0.key, $0.value) })
+        XCTAssertEqual(attributes["http.request.method"]?.stringValue, "GET")
+        XCTAssertEqual(attributes["http.response.status_code"]?.intValue, 503)
+        XCTAssertEqual(attributes["weft.duration.proxy"]?.intValue, -1)
+        XCTAssertEqual(attributes["weft.link.inferred"]?.boolValue, true)
+        XCTAssertEqual(attributes["url.path"]?.stringValue.count, 300, "a length past one varint byte")
+        XCTAssertEqual(first.links.count, 1)
+        XCTAssertEqual(Hex.text(first.links[0].spanID), "b1b2b3b4b5b6b7b8")
+        XCTAssertEqual(first.links[0].attributes.first?.key, "weft.link.inferred")
+        XCTAssertEqual(first.status.code, .error)
+        XCTAssertEqual(first.status.message, "upstream_reset: closed")
+
+        let second = spans[1]
+        XCTAssertEqual(second.kind, .server)
+        XCTAssertTrue(second.parentSpanID.isEmpty)
+        XCTAssertEqual(second.status.code, .unset)
+        XCTAssertEqual(second.endTimeUnixNano, 9)
+    }
+
+    func testAnEmptyBatchIsAValidRequest() throws {
+        let bytes = OTLPSpanWriter.exportRequest(resource: [], scopeName: "s", scopeVersion: "v", batch: [])
+        let request = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: bytes)
+        XCTAssertEqual(request.resourceSpans.first?.scopeSpans.first?.spans.count, 0)
+    }
+}

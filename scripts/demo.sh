@@ -366,6 +366,18 @@ echo "   the kubelet's readiness probe (GET /healthz on 8080, declared in web-0'
 ip netns exec "$V1" curl -sS -o /dev/null -w '   GET /healthz from web-v1-0: %{http_code}\n' http://10.211.0.2:8080/healthz
 echo
 
+echo "== 6. traces: every request above was traced, one span per hop, exported by the sidecars to"
+echo "   weft-control's OTLP intake (:4318); curl from pod A to pod B with a traceparent of its own:"
+ip netns exec "$A" curl -sS -o /dev/null -w '   %{http_code} after %{time_total} s\n' \
+  -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' http://10.211.0.2:8080/
+sleep 1.5  # the sidecars send their spans every second
+echo "   \$ weftctl trace 4bf92f3577b34da6a3ce929d0e0e4736"
+ip netns exec "$C" "$CTL" trace 4bf92f3577b34da6a3ce929d0e0e4736 | sed 's/^/   /' || true
+echo "   \$ weftctl trace --slowest   (the slowest request of the demo: where did its time go?)"
+ip netns exec "$C" "$CTL" trace --slowest | sed 's/^/   /' || true
+echo "   all traces: GET http://127.0.0.1:15014/api/v1/traces in the node namespace ($C)"
+echo
+
 echo "== another pod cannot stop a sidecar: POST /shutdown from pod A to pod B's admin port"
 ip netns exec "$A" curl -s -X POST -w '   (HTTP %{http_code})\n' http://10.211.0.2:15000/shutdown | sed 's/^/   /'
 echo "== graceful drain: POST /shutdown to pod A's sidecar, from its own pod (loopback)"

@@ -142,9 +142,10 @@ def assert_split(span):
     return a
 
 
-def curl_timed(mesh, url, headers=()):
+def curl_timed(mesh, url, headers=(), http2=False):
     """curl in the client pod: (status, JSON body, time_total in µs)."""
-    argv = list(mesh.prefix("client")) + ["curl", "-s", "--noproxy", "*", "--http1.1", "-o", "-", "-w",
+    argv = list(mesh.prefix("client")) + ["curl", "-s", "--noproxy", "*",
+                                            "--http2-prior-knowledge" if http2 else "--http1.1", "-o", "-", "-w",
                                             "\n%{http_code} %{time_total}", url]
     for k, v in headers:
         argv += ["-H", "%s: %s" % (k, v)]
@@ -190,6 +191,25 @@ def test_a_known_traceparent_through_two_meshed_hops(mesh):
     assert 30_000 <= s["weft.duration.upstream"] <= duration_us(server), s
     assert c["weft.duration.upstream"] >= s["weft.duration.upstream"], (c, s)
     assert duration_us(client) >= duration_us(server)
+    assert duration_us(client) >= 0.95 * client_us, "span %d us, curl %d us" % (duration_us(client), client_us)
+
+
+def test_http2_through_two_meshed_hops(mesh):
+    mesh.apply()
+    trace_id, caller_span = new_ids()
+    status, body, client_us = curl_timed(
+        mesh, "http://%s/delay/30?q=1" % WEB_IP, [("traceparent", "00-%s-%s-01" % (trace_id, caller_span))],
+        http2=True)
+    assert status == 200, body
+    found = fetch_trace(mesh, trace_id, 2)
+    client, _ = by_kind(found, 3, "client")
+    server, _ = by_kind(found, 2, "web")
+    assert client["parentSpanId"] == caller_span and server["parentSpanId"] == client["spanId"]
+    assert body["headers"].get("traceparent") == "00-%s-%s-01" % (trace_id, server["spanId"]), body["headers"]
+    c, s = assert_split(client), assert_split(server)
+    assert c["network.protocol.version"] == "2" and s["network.protocol.version"] == "2"
+    assert c["url.path"] == "/delay/30", "the path without its query"
+    assert 30_000 <= s["weft.duration.upstream"] <= duration_us(server), s
     assert duration_us(client) >= 0.95 * client_us, "span %d us, curl %d us" % (duration_us(client), client_us)
 
 

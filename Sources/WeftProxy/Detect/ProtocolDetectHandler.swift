@@ -37,6 +37,9 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private var context: ChannelHandlerContext?
     private var buffered: ByteBuffer?
+    /// When the client's first bytes arrived: its first request's time starts there, so
+    /// detection is inside that request's time (and span).
+    private var firstByteAt: NIODeadline?
     private var isDecided = false
     private var clientInputEnded = false
     private var ownsConnection = true
@@ -97,6 +100,7 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         metrics.readFromSource.increment(by: Int64(bytes.readableBytes))
+        if firstByteAt == nil { firstByteAt = .now() }
         if isDecided {
             // Already read before the verdict held reads: keep it for the forwarder.
             buffered.append(&bytes)
@@ -215,7 +219,7 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
                 destination: target.upstream, pool: pools.http1, metrics: metrics, config: config,
                 initialBytes: buffered ?? context.channel.allocator.buffer(capacity: 0),
                 clientInputEnded: clientInputEnded, outbound: target.outbound, mesh: pools.mesh,
-                inboundGate: inboundGate(context, identity: nil))
+                inboundGate: inboundGate(context, identity: nil), firstByteAt: firstByteAt)
             let channel = context.channel
             handOver(context) {
                 try context.pipeline.syncOperations.addHandler(handler, position: .after(self))
@@ -257,7 +261,8 @@ final class ProtocolDetectHandler: ChannelDuplexHandler, RemovableChannelHandler
         handOver(context) {
             try HTTP2Inbound.install(
                 after: self, in: context.pipeline.syncOperations, destination: destination, pool: pool,
-                metrics: metrics, config: config, logger: logger, outbound: outbound, mesh: mesh, inboundGate: gate)
+                metrics: metrics, config: config, logger: logger, outbound: outbound, mesh: mesh, inboundGate: gate,
+                firstByteAt: firstByteAt)
             // Detection already counted these bytes; hand them to the HTTP/2 handler.
             if let early { context.fireChannelRead(NIOAny(early)) }
         }
@@ -394,7 +399,8 @@ enum HTTP2Inbound {
     static func install(
         after previous: ChannelHandler, in sync: ChannelPipeline.SynchronousOperations, destination: SocketAddress,
         pool: HTTP2UpstreamPool, metrics: DirectionMetrics, config: ProxyConfig, logger: Logger,
-        outbound: OutboundBinding? = nil, mesh: LoopContext? = nil, inboundGate: InboundGate? = nil
+        outbound: OutboundBinding? = nil, mesh: LoopContext? = nil, inboundGate: InboundGate? = nil,
+        firstByteAt: NIODeadline? = nil
     ) throws {
         let accounting = ConnectionAccountingHandler(
             readCounter: metrics.readFromSource, writeCounter: metrics.writtenToSource,
@@ -410,7 +416,7 @@ enum HTTP2Inbound {
         try sync.addHandler(
             HTTP2ClientRelay(
                 destination: destination, pool: pool, metrics: metrics, config: config, logger: logger,
-                outbound: outbound, mesh: mesh, inboundGate: inboundGate),
+                outbound: outbound, mesh: mesh, inboundGate: inboundGate, firstByteAt: firstByteAt),
             position: .after(http2))
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import NIOCore
 import W3CTraceContext
 import WeftTelemetry
 
@@ -260,4 +261,58 @@ struct SpanFacts {
     var peerAddress: String? = nil
     /// The proxy's own error, when it answered the request itself.
     var error: String? = nil
+    /// gRPC: the call's `grpc-status`, when the response carried one.
+    var grpcStatus: Int? = nil
+
+    /// The span's name: the method, and the route when routed (OpenTelemetry's HTTP span
+    /// name is `{method} {route}`).
+    var spanName: String { route.map { "\(method) \($0)" } ?? method }
+
+    /// The error status message of a span that ended with `status`: the proxy's own error,
+    /// else a 5xx (OpenTelemetry marks 4xx as errors only for clients; a proxy's CLIENT
+    /// span forwards what the app decided, so it follows the server rule).
+    func errorMessage(status: Int) -> String? {
+        error ?? (status >= 500 ? "HTTP \(status)" : nil)
+    }
+
+    /// The span's attributes, OpenTelemetry's semantic conventions where they exist, ours
+    /// (`weft.*`) where they do not.
+    /// - Parameters:
+    ///   - identity: this pod's SPIFFE ID.
+    ///   - endpoint: outbound, where the request went.
+    ///   - grpc: the call was gRPC (`rpc.*` from its path).
+    func attributes(
+        status: Int, isInbound: Bool, identity: String, endpoint: SocketAddress?, protocolVersion: String, grpc: Bool
+    ) -> [(String, SpanRecord.Value)] {
+        var attributes: [(String, SpanRecord.Value)] = [
+            ("http.request.method", .string(method)), ("url.path", .string(path)),
+            ("http.response.status_code", .int(Int64(status))), ("network.protocol.version", .string(protocolVersion)),
+        ]
+        if let host { attributes.append(("server.address", .string(host))) }
+        if grpc {
+            attributes.append(("rpc.system", .string("grpc")))
+            // `/package.Service/Method`
+            let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+            if parts.count == 2 {
+                attributes.append(("rpc.service", .string(String(parts[0]))))
+                attributes.append(("rpc.method", .string(String(parts[1]))))
+            }
+            if let grpcStatus { attributes.append(("rpc.grpc.status_code", .int(Int64(grpcStatus)))) }
+        }
+        if isInbound {
+            if let peerAddress { attributes.append(("network.peer.address", .string(peerAddress))) }
+            if let peerIdentity { attributes.append(("weft.source.identity", .string(peerIdentity))) }
+            attributes.append(("weft.destination.identity", .string(identity)))
+        } else {
+            attributes.append(("weft.source.identity", .string(identity)))
+            if let peerIdentity { attributes.append(("weft.destination.identity", .string(peerIdentity))) }
+            if let endpoint, let address = endpoint.ipAddress {
+                attributes.append(("network.peer.address", .string(address)))
+                attributes.append(("weft.endpoint", .string(describe(endpoint))))
+            }
+            if let route { attributes.append(("weft.route", .string(route))) }
+            if let backend { attributes.append(("weft.backend", .string(backend))) }
+        }
+        return attributes
+    }
 }

@@ -91,6 +91,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var requestBody = HTTP1BodyTracker(framing: .none)
     private var requestPhase = RequestPhase.head
     private var requestStart = NIODeadline.uptimeNanoseconds(0)
+    /// When detection read the connection's first bytes: the first request starts there.
+    private var firstByteAt: NIODeadline?
     private var hasRetried = false
 
     private var response = HTTP1Head()
@@ -123,9 +125,11 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     init(
         destination: SocketAddress, pool: HTTP1UpstreamPool, metrics: DirectionMetrics, config: ProxyConfig,
         initialBytes: ByteBuffer, clientInputEnded: Bool = false, outbound: OutboundBinding? = nil,
-        mesh: LoopContext? = nil, inboundGate: InboundGate? = nil, ownsOpenGauge: Bool = true
+        mesh: LoopContext? = nil, inboundGate: InboundGate? = nil, ownsOpenGauge: Bool = true,
+        firstByteAt: NIODeadline? = nil
     ) {
         self.ownsOpenGauge = ownsOpenGauge
+        self.firstByteAt = firstByteAt
         self.inboundGate = inboundGate
         self.destination = destination
         self.pool = pool
@@ -321,8 +325,10 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func startRequestIfComplete() -> Bool {
         if headScanned == 0 {
             // A request's time starts when its head starts, so errors answered before
-            // the head is complete are timed too.
-            requestStart = .now()
+            // the head is complete are timed too; the first request's, at the connection's
+            // first byte (detection read it).
+            requestStart = firstByteAt ?? .now()
+            firstByteAt = nil
             requestCount &+= 1
         }
         // Empty lines before a request line are skipped (RFC 9112 §2.2), also when their
@@ -752,30 +758,13 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let facts = spanFacts, let loop = traceLoop, let queue = loop.spans else { return }
         spanFacts = nil
         let isInbound = inboundGate != nil
-        let identity = queue.settings.identity
-        var attributes: [(String, SpanRecord.Value)] = [
-            ("http.request.method", .string(facts.method)), ("url.path", .string(facts.path)),
-            ("http.response.status_code", .int(Int64(status))), ("network.protocol.version", .string("1.1")),
-        ]
-        if let host = facts.host { attributes.append(("server.address", .string(host))) }
-        if isInbound {
-            if let address = facts.peerAddress { attributes.append(("network.peer.address", .string(address))) }
-            if let caller = facts.peerIdentity { attributes.append(("weft.source.identity", .string(caller))) }
-            attributes.append(("weft.destination.identity", .string(identity)))
-        } else {
-            attributes.append(("weft.source.identity", .string(identity)))
-            if let callee = facts.peerIdentity { attributes.append(("weft.destination.identity", .string(callee))) }
-            if let address = destination.ipAddress {
-                attributes.append(("network.peer.address", .string(address)))
-                attributes.append(("weft.endpoint", .string(describe(destination))))
-            }
-            if let route = facts.route { attributes.append(("weft.route", .string(route))) }
-            if let backend = facts.backend { attributes.append(("weft.backend", .string(backend))) }
-        }
-        let name = facts.route.map { "\(facts.method) \($0)" } ?? facts.method
+        let attributes = facts.attributes(
+            status: status, isInbound: isInbound, identity: queue.settings.identity,
+            endpoint: isInbound ? nil : destination, protocolVersion: request.minorVersion == 0 ? "1.0" : "1.1",
+            grpc: false)
         current.finish(
-            at: LoopContext.now(), name: name, kind: isInbound ? .server : .client, attributes: attributes,
-            error: facts.error ?? (status >= 500 ? "HTTP \(status)" : nil), emit: queue.add)
+            at: LoopContext.now(), name: facts.spanName, kind: isInbound ? .server : .client, attributes: attributes,
+            error: facts.errorMessage(status: status), emit: queue.add)
     }
 
     // MARK: - Upstream side

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
+import WeftTelemetry
 
 /// Receive window the proxy owes a peer: bytes it has passed on, handed back in one
 /// WINDOW_UPDATE once half the default window (64 KiB) has gathered, as swift-nio-http2's
@@ -236,11 +237,23 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
     /// Outbound to a meshed Pod's own address (not a Service): the identity its streams
     /// require when the mesh passes them through.
     private let destinationIdentity: String?
+    /// When detection read the connection's first bytes: the first stream starts there.
+    private var firstByteAt: NIODeadline?
+
+    /// The loop whose span queue and sampler this connection's streams use: outbound the
+    /// mesh's, inbound the gate's.
+    fileprivate var traceLoop: LoopContext? { mesh ?? inboundGate?.mesh }
+    fileprivate var isInbound: Bool { inboundGate != nil }
+    fileprivate var caller: (identity: String?, address: String?) {
+        (inboundGate?.identity, inboundGate?.remote?.ipAddress)
+    }
 
     init(
         destination: SocketAddress, pool: HTTP2UpstreamPool, metrics: DirectionMetrics, config: ProxyConfig,
-        logger: Logger, outbound: OutboundBinding? = nil, mesh: LoopContext? = nil, inboundGate: InboundGate? = nil
+        logger: Logger, outbound: OutboundBinding? = nil, mesh: LoopContext? = nil, inboundGate: InboundGate? = nil,
+        firstByteAt: NIODeadline? = nil
     ) {
+        self.firstByteAt = firstByteAt
         self.inboundGate = inboundGate
         self.destination = destination
         self.outbound = mesh == nil ? nil : outbound
@@ -269,14 +282,15 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
                     clientID: frame.streamID, client: self, destination: destination, pool: pool, metrics: metrics,
                     config: config)
                 streams[frame.streamID] = stream
-                stream.start(headers)
+                let head = stream.start(headers, at: firstByteAt)
+                firstByteAt = nil
                 if inboundGate != nil,
                     let denial = inboundGate!.check(
                         method: headers.headers.first(name: ":method"), path: headers.headers.first(name: ":path"))
                 {
                     stream.respond(status: 403, kind: denial.kind, detail: denial.explanation, header: denial.header)
                 } else if outbound != nil {
-                    route(stream, head: headers.headers, batchedBy: self)
+                    route(stream, head: head, batchedBy: self)
                 } else {
                     pool.openStream(stream, to: destination, batchedBy: self)
                 }
@@ -580,6 +594,11 @@ final class HTTP2RelayedStream {
     static let maxRetries = 4
     private var upstreamCredit = WindowCredit()
 
+    /// The request's span (issue 12); nil when it is not traced.
+    private var span: ExchangeSpan?
+    /// What a sampled span says of its request.
+    private var spanFacts: SpanFacts?
+
     private var isGRPC = false
     private var status = 0
     private var hasResponseStarted = false
@@ -611,8 +630,10 @@ final class HTTP2RelayedStream {
 
     // MARK: Client → upstream
 
-    func start(_ headers: HTTP2Frame.FramePayload.Headers) {
-        start = .now()
+    /// Starts the exchange with the client's request head; returns the head as it goes
+    /// upstream (a traced request carries its span's context instead of the caller's).
+    func start(_ headers: HTTP2Frame.FramePayload.Headers, at time: NIODeadline? = nil) -> HPACKHeaders {
+        start = time ?? .now()
         isGRPC = headers.headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
         if isGRPC, let value = headers.headers.first(name: "grpc-timeout"),
             let timeout = ExchangeDeadlines.grpcTimeout(value)
@@ -621,9 +642,66 @@ final class HTTP2RelayedStream {
             deadlines.limitByGRPCTimeout(timeout, start: start)
             ownDeadlines = deadlines
         }
-        let head = HTTP2Frame.FramePayload.Headers(headers: headers.headers, endStream: headers.endStream)
+        var fields = headers.headers
+        if let loop = clientRelay.traceLoop, loop.spans != nil { startSpan(loop, &fields) }
+        let head = HTTP2Frame.FramePayload.Headers(headers: fields, endStream: headers.endStream)
         clientSent(.headers(head), flowControlled: 0)
         retryableHead = head
+        return fields
+    }
+
+    // MARK: Tracing
+
+    /// Starts the request's span: continues the caller's context, or starts a trace
+    /// (sampled at MeshConfig `tracing.sampling`), and puts the span's context in `fields`.
+    private func startSpan(_ loop: LoopContext, _ fields: inout HPACKHeaders) {
+        let hasW3C = fields.contains(name: "traceparent")
+        let hasB3 = fields.contains(name: "b3")
+        let hasB3Multi = fields.contains(name: "x-b3-traceid")
+        guard hasW3C || hasB3 || hasB3Multi || loop.snapshot.sampler.ratio > 0 else { return }
+        let incoming = hasW3C || hasB3 || hasB3Multi ? IncomingTrace.extract { fields.first(name: $0) } : nil
+        guard
+            let made = ExchangeSpan.start(
+                incoming: incoming, b3: hasB3 ? .b3Single : hasB3Multi ? .b3Multi : nil,
+                sampler: loop.snapshot.sampler, random: &loop.random, at: start.uptimeNanoseconds)
+        else { return }
+        span = made
+        Self.carry(made, in: &fields)
+        guard made.isSampled else { return }
+        let target = fields.first(name: ":path") ?? "/"
+        var facts = SpanFacts(
+            method: fields.first(name: ":method") ?? "", path: String(target.prefix { $0 != "?" && $0 != "#" }),
+            host: fields.first(name: ":authority"))
+        if clientRelay.isInbound { (facts.peerIdentity, facts.peerAddress) = clientRelay.caller }
+        spanFacts = facts
+        span!.attemptBegan(at: LoopContext.now(), endpoint: describe(destination))
+    }
+
+    private static let traceFields = [
+        "traceparent", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",
+    ]
+
+    /// Replaces the trace context in `fields` with what `span` carries downstream.
+    private static func carry(_ span: ExchangeSpan, in fields: inout HPACKHeaders) {
+        for name in traceFields where fields.contains(name: name) { fields.remove(name: name) }
+        for (name, value) in span.headerFields { fields.add(name: name, value: value) }
+    }
+
+    /// Ends the span with `status` and queues it for export.
+    private func finishSpan(status: Int) {
+        guard var current = span else { return }
+        span = nil
+        guard let facts = spanFacts, let queue = clientRelay.traceLoop?.spans else { return }
+        spanFacts = nil
+        let isInbound = clientRelay.isInbound
+        let attributes = facts.attributes(
+            status: status, isInbound: isInbound, identity: queue.settings.identity,
+            endpoint: isInbound ? nil : destination, protocolVersion: "2", grpc: isGRPC)
+        let error =
+            facts.errorMessage(status: status) ?? facts.grpcStatus.flatMap { $0 == 0 ? nil : "grpc-status \($0)" }
+        current.finish(
+            at: LoopContext.now(), name: facts.spanName, kind: isInbound ? .server : .client, attributes: attributes,
+            error: error, emit: queue.add)
     }
 
     func clientSent(_ payload: HTTP2Frame.FramePayload, flowControlled length: Int) {
@@ -648,6 +726,7 @@ final class HTTP2RelayedStream {
         upstreamRelay = relay
         isUpstreamLinked = true
         upstreamID = id
+        if span != nil { span!.requestSent(at: LoopContext.now(), connect: 0, tls: 0) }
         let frames = early
         early = []
         for (payload, length) in frames {
@@ -694,6 +773,9 @@ final class HTTP2RelayedStream {
         switch payload {
         case .headers(let headers):
             isHeaders = true
+            if spanFacts != nil, isGRPC, let grpcStatus = headers.headers.first(name: "grpc-status") {
+                spanFacts!.grpcStatus = Int(grpcStatus)
+            }
             if !hasResponseStarted, let code = headers.headers.first(name: ":status").flatMap({ Int($0) }), code >= 200
             {
                 if attempts.retry != nil {
@@ -925,6 +1007,13 @@ final class HTTP2RelayedStream {
         destination = endpoint.target.address
         meshIdentity = endpoint.target.meshIdentity
         routedHead = head
+        if spanFacts != nil {
+            span?.attemptBegan(at: LoopContext.now(), endpoint: describe(destination))
+            spanFacts!.route = attempt.route
+            let backend = mesh.snapshot.backends[attempt.backend]
+            spanFacts!.backend = "\(backend.service):\(backend.port)"
+            spanFacts!.peerIdentity = endpoint.target.identity
+        }
     }
 
     /// Draws the rule's mirrors for this request and makes the head their copies carry:
@@ -994,6 +1083,10 @@ final class HTTP2RelayedStream {
         upstreamEnded = false
         var again = head
         again.replaceOrAdd(name: "weft-retry-attempt", value: String(attempt))
+        if span != nil {
+            span!.attemptRetried(at: LoopContext.now(), status: status, failure: reason.rawValue, random: &mesh.random)
+            Self.carry(span!, in: &again)
+        }
         // Replayed frames were credited to the client when first sent: no credit again.
         early = [(.headers(.init(headers: again, endStream: replay.isEmpty)), 0)] + replay.map { ($0, 0) }
         let resend = { [self] in
@@ -1060,6 +1153,7 @@ final class HTTP2RelayedStream {
     func respond(status: Int, kind: ProxyErrorKind, detail: String, header: String? = nil) {
         guard !isFinished else { return }
         metrics.error(kind)
+        if spanFacts != nil { spanFacts!.error = "\(kind.rawValue): \(detail)" }
         logger.debug(
             "http2 request failed",
             metadata: ["status": "\(status)", "error": "\(kind.rawValue)", "detail": "\(detail)"])
@@ -1119,6 +1213,7 @@ final class HTTP2RelayedStream {
         let nanoseconds = (NIODeadline.now() - start).nanoseconds
         metrics.requestFinished(requestProtocol, status: status, duration: .nanoseconds(nanoseconds))
         attempts.recordFinished(status: status, nanoseconds: UInt64(max(0, nanoseconds)))
+        if span != nil { finishSpan(status: status) }
     }
 }
 

@@ -43,7 +43,7 @@
 #
 # Report (Markdown) to stdout and bench/results/tracing-<UTC time>/report.md (gitignored),
 # with the raw outputs. Everything is removed on exit (also on error or Ctrl-C). A full run
-# takes about 6 minutes, --quick about 2.
+# takes about 5 minutes, --quick about 1.
 #
 # Environment (defaults: full / --quick):
 #   BENCH_DURATION   seconds per measured load          10 / 3
@@ -259,7 +259,7 @@ wait_ok "$S" "http://127.0.0.1:$ADMIN/ready" 30 || die "server sidecar not ready
 
 # Does the sidecar in NS apply trace sampling VALUE (its admin /config)?
 sampling_is() { # NS VALUE
-  ip netns exec "$1" curl -s --max-time 2 "http://127.0.0.1:$ADMIN/config" 2>/dev/null | python3 -c '
+  ip netns exec "$1" curl -s --max-time 2 "http://127.0.0.1:$ADMIN/config" 2>/dev/null | python3 -S -c '
 import json, sys
 try:
     v = json.load(sys.stdin)["config"]["mesh"]["traceSampling"]

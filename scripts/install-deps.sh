@@ -9,6 +9,7 @@ apt_packages=(
   socat netcat-openbsd openssl tcpdump           # raw sockets, TLS peers, packet captures in tests
   valgrind linux-perf                            # instructions per request
   python3-pip
+  chromium                                       # headless browser: the trace page test (test_trace_page.py)
   libstdc++-12-dev                               # linked statically (scripts/build-release.sh)
 )
 missing=()

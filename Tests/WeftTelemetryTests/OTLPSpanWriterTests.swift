@@ -22,6 +22,7 @@ final class OTLPSpanWriterTests: XCTestCase {
                     ("http.request.method", .string("GET")), ("http.response.status_code", .int(503)),
                     ("weft.duration.proxy", .int(-1)), ("weft.link.inferred", .bool(true)),
                     ("url.path", .string(String(repeating: "p", count: 300))),
+                    ("big", .string(String(repeating: "x", count: 20_000))), ("café", .string("naïve")),
                 ],
                 links: [
                     SpanRecord.Link(traceID: trace, spanID: parent, attributes: [("weft.link.inferred", .bool(true))])
@@ -64,6 +65,8 @@ final class OTLPSpanWriterTests: XCTestCase {
         XCTAssertEqual(attributes["weft.duration.proxy"]?.intValue, -1)
         XCTAssertEqual(attributes["weft.link.inferred"]?.boolValue, true)
         XCTAssertEqual(attributes["url.path"]?.stringValue.count, 300, "a length past one varint byte")
+        XCTAssertEqual(attributes["big"]?.stringValue.count, 20_000, "a length of three varint bytes")
+        XCTAssertEqual(attributes["café"]?.stringValue, "naïve", "lengths in UTF-8 bytes")
         XCTAssertEqual(first.links.count, 1)
         XCTAssertEqual(Hex.text(first.links[0].spanID), "b1b2b3b4b5b6b7b8")
         XCTAssertEqual(first.links[0].attributes.first?.key, "weft.link.inferred")

@@ -18,6 +18,7 @@ import WeftTelemetry
 ///   sent, rebuilt from the current generation (`weftctl config`)
 /// - `GET /api/v1/traces/<trace-id>`: a kept trace as OTLP JSON (`{"resourceSpans": [...]}`)
 /// - `GET /api/v1/traces?service=&minDuration=&status=&order=&limit=`: trace summaries
+/// - `GET /traces`: the trace page (`TracesPage`), a waterfall per trace
 public final class ControlAPI: Sendable {
     struct Response: Sendable {
         var status: Int
@@ -75,14 +76,14 @@ public final class ControlAPI: Sendable {
             )
         }
         let known =
-            ["live", "ready", "metrics", "api/v1/status", "api/v1/proxies", "api/v1/traces"].contains(
+            ["live", "ready", "metrics", "traces", "api/v1/status", "api/v1/proxies", "api/v1/traces"].contains(
                 parts.joined(separator: "/"))
             || (parts.count == 5 && parts[0...2] == ["api", "v1", "proxies"])
             || (parts.count == 4 && parts[0...2] == ["api", "v1", "traces"])
         guard known else {
             return .text(
                 404,
-                "no endpoint \(path); try /live, /ready, /metrics, /api/v1/status, /api/v1/proxies, /api/v1/proxies/<namespace>/<pod>, /api/v1/traces, /api/v1/traces/<trace-id>\n"
+                "no endpoint \(path); try /live, /ready, /metrics, /traces, /api/v1/status, /api/v1/proxies, /api/v1/proxies/<namespace>/<pod>, /api/v1/traces, /api/v1/traces/<trace-id>\n"
             )
         }
         guard method == "GET" || method == "HEAD" else {
@@ -97,6 +98,8 @@ public final class ControlAPI: Sendable {
             var bytes: [UInt8] = []
             metrics.registry.emit(into: &bytes)
             return Response(status: 200, contentType: Telemetry.prometheusContentType, body: bytes)
+        case "traces":
+            return Response(status: 200, contentType: "text/html; charset=utf-8", body: Array(TracesPage.html.utf8))
         case "api/v1/status":
             return .json(await status())
         case "api/v1/proxies":

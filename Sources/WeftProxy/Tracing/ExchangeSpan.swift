@@ -145,22 +145,50 @@ struct ExchangeSpan {
 
     /// The `traceparent` value the current attempt's request carries.
     var traceparent: String {
-        "00-\(traceID)-\(carriedSpanID)-\(isSampled ? "01" : "00")"
+        String(unsafeUninitializedCapacity: 55) { out in
+            var text = TextWriter(out)
+            writeTraceparent(&text)
+            return text.count
+        }
     }
 
     /// The field lines (each ending in CRLF) that carry the context downstream: W3C
     /// `traceparent`, and B3 in the form the request came with, if it came with B3.
+    /// Written in one allocation: this runs for every traced request.
     var headerLines: String {
-        let sampled = isSampled ? "1" : "0"
-        switch format {
-        case .w3c:
-            return "traceparent: \(traceparent)\r\n"
-        case .b3Single:
-            return "traceparent: \(traceparent)\r\nb3: \(traceID)-\(carriedSpanID)-\(sampled)\r\n"
-        case .b3Multi:
-            return "traceparent: \(traceparent)\r\nx-b3-traceid: \(traceID)\r\nx-b3-spanid: \(carriedSpanID)\r\n"
-                + "x-b3-parentspanid: \(spanID)\r\nx-b3-sampled: \(sampled)\r\n"
+        String(unsafeUninitializedCapacity: 256) { out in
+            var text = TextWriter(out)
+            text.put("traceparent: ")
+            writeTraceparent(&text)
+            text.put("\r\n")
+            switch format {
+            case .w3c:
+                break
+            case .b3Single:
+                text.put("b3: ")
+                text.hex(traceID.bytes)
+                text.put("-")
+                text.hex(carriedSpanID.bytes)
+                text.put(isSampled ? "-1\r\n" : "-0\r\n")
+            case .b3Multi:
+                text.put("x-b3-traceid: ")
+                text.hex(traceID.bytes)
+                text.put("\r\nx-b3-spanid: ")
+                text.hex(carriedSpanID.bytes)
+                text.put("\r\nx-b3-parentspanid: ")
+                text.hex(spanID.bytes)
+                text.put(isSampled ? "\r\nx-b3-sampled: 1\r\n" : "\r\nx-b3-sampled: 0\r\n")
+            }
+            return text.count
         }
+    }
+
+    private func writeTraceparent(_ text: inout TextWriter) {
+        text.put("00-")
+        text.hex(traceID.bytes)
+        text.put("-")
+        text.hex(carriedSpanID.bytes)
+        text.put(isSampled ? "-01" : "-00")
     }
 
     /// The same as header fields (lowercase names), for HTTP/2.
@@ -170,12 +198,25 @@ struct ExchangeSpan {
         case .w3c:
             return [("traceparent", traceparent)]
         case .b3Single:
-            return [("traceparent", traceparent), ("b3", "\(traceID)-\(carriedSpanID)-\(sampled)")]
+            return [
+                ("traceparent", traceparent),
+                ("b3", "\(Self.hex(traceID.bytes, 32))-\(Self.hex(carriedSpanID.bytes, 16))-\(sampled)"),
+            ]
         case .b3Multi:
             return [
-                ("traceparent", traceparent), ("x-b3-traceid", "\(traceID)"), ("x-b3-spanid", "\(carriedSpanID)"),
-                ("x-b3-parentspanid", "\(spanID)"), ("x-b3-sampled", sampled),
+                ("traceparent", traceparent), ("x-b3-traceid", Self.hex(traceID.bytes, 32)),
+                ("x-b3-spanid", Self.hex(carriedSpanID.bytes, 16)), ("x-b3-parentspanid", Self.hex(spanID.bytes, 16)),
+                ("x-b3-sampled", sampled),
             ]
+        }
+    }
+
+    /// Lowercase hex text of an id's `digits / 2` bytes.
+    private static func hex<T>(_ id: T, _ digits: Int) -> String {
+        String(unsafeUninitializedCapacity: digits) { out in
+            var text = TextWriter(out)
+            text.hex(id)
+            return text.count
         }
     }
 
@@ -257,8 +298,8 @@ struct SpanFacts {
     var backend: String? = nil
     /// Outbound: the endpoint's SPIFFE ID; inbound: the caller's.
     var peerIdentity: String? = nil
-    /// Inbound: the caller's address.
-    var peerAddress: String? = nil
+    /// Outbound: the endpoint the request went to; inbound: the caller's address.
+    var peer: SpanAddress? = nil
     /// The proxy's own error, when it answered the request itself.
     var error: String? = nil
     /// gRPC: the call's `grpc-status`, when the response carried one.
@@ -279,12 +320,14 @@ struct SpanFacts {
     /// (`weft.*`) where they do not.
     /// - Parameters:
     ///   - identity: this pod's SPIFFE ID.
-    ///   - endpoint: outbound, where the request went.
     ///   - grpc: the call was gRPC (`rpc.*` from its path).
     func attributes(
-        status: Int, isInbound: Bool, identity: String, endpoint: SocketAddress?, protocolVersion: String, grpc: Bool
+        status: Int, isInbound: Bool, identity: String, protocolVersion: String, grpc: Bool
     ) -> [(String, SpanRecord.Value)] {
-        var attributes: [(String, SpanRecord.Value)] = [
+        var attributes: [(String, SpanRecord.Value)] = []
+        // The driver's, then the split (4) and perhaps the retry count and link.
+        attributes.reserveCapacity(20)
+        attributes += [
             ("http.request.method", .string(method)), ("url.path", .string(path)),
             ("http.response.status_code", .int(Int64(status))), ("network.protocol.version", .string(protocolVersion)),
         ]
@@ -299,20 +342,58 @@ struct SpanFacts {
             }
             if let grpcStatus { attributes.append(("rpc.grpc.status_code", .int(Int64(grpcStatus)))) }
         }
+        if let peer { attributes.append(("network.peer.address", .string(peer.ip))) }
         if isInbound {
-            if let peerAddress { attributes.append(("network.peer.address", .string(peerAddress))) }
             if let peerIdentity { attributes.append(("weft.source.identity", .string(peerIdentity))) }
             attributes.append(("weft.destination.identity", .string(identity)))
         } else {
             attributes.append(("weft.source.identity", .string(identity)))
             if let peerIdentity { attributes.append(("weft.destination.identity", .string(peerIdentity))) }
-            if let endpoint, let address = endpoint.ipAddress {
-                attributes.append(("network.peer.address", .string(address)))
-                attributes.append(("weft.endpoint", .string(describe(endpoint))))
-            }
+            if let peer { attributes.append(("weft.endpoint", .string(peer.text))) }
             if let route { attributes.append(("weft.route", .string(route))) }
             if let backend { attributes.append(("weft.backend", .string(backend))) }
         }
         return attributes
     }
+}
+
+/// An address as spans name it, formatted once and kept (by the endpoint, or the
+/// connection): `text` is `ip:port` (`[ip]:port` for IPv6).
+struct SpanAddress {
+    let ip: String
+    let text: String
+
+    init(_ address: SocketAddress) {
+        ip = address.ipAddress ?? "?"
+        text = describe(address)
+    }
+}
+
+/// Writes ASCII into a string's uninitialized storage (`String(unsafeUninitializedCapacity:)`).
+private struct TextWriter {
+    private let out: UnsafeMutableBufferPointer<UInt8>
+    private(set) var count = 0
+
+    init(_ out: UnsafeMutableBufferPointer<UInt8>) { self.out = out }
+
+    mutating func put(_ text: StaticString) {
+        let bytes = UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)
+        for byte in bytes {
+            out[count] = byte
+            count += 1
+        }
+    }
+
+    /// Lowercase hex of the bytes of `id` (a trace or span id's byte tuple).
+    mutating func hex<T>(_ id: T) {
+        withUnsafeBytes(of: id) { bytes in
+            for byte in bytes {
+                out[count] = Self.digits[Int(byte >> 4)]
+                out[count + 1] = Self.digits[Int(byte & 0x0F)]
+                count += 2
+            }
+        }
+    }
+
+    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 }

@@ -10,35 +10,24 @@ import W3CTraceContext
 /// with those generated types, so the two cannot drift apart silently.
 ///
 /// Spans are encoded as they finish, each as a complete `ScopeSpans.spans` field
-/// (`appendSpan`), into a batch; `exportRequest` wraps a batch in the request.
+/// (`appendSpan`), into a batch; `exportRequest` wraps a batch in the request. A span is
+/// measured first (`Size`) and then written once, front to back, into space reserved at
+/// the batch's end: protobuf puts each message's length before it, and measuring first
+/// spares moving bytes to insert lengths (which cost more than the rest of a span's
+/// encoding).
 public enum OTLPSpanWriter {
     /// Appends `span` to `batch` as field 2 (`spans`) of a `ScopeSpans` message.
     public static func appendSpan(_ span: SpanRecord, to batch: inout [UInt8]) {
-        nested(2, in: &batch) { out in
-            bytes(1, span.traceID.bytes, in: &out)
-            bytes(2, span.spanID.bytes, in: &out)
-            if let state = span.traceState, !state.isEmpty { string(3, state, in: &out) }
-            if let parent = span.parentSpanID { bytes(4, parent.bytes, in: &out) }
-            string(5, span.name, in: &out)
-            tag(6, wire: 0, in: &out)
-            varint(UInt64(span.kind.rawValue), in: &out)
-            fixed64(7, span.startUnixNano, in: &out)
-            fixed64(8, span.endUnixNano, in: &out)
-            for (key, value) in span.attributes { keyValue(9, key, value, in: &out) }
-            for link in span.links {
-                nested(13, in: &out) { out in
-                    bytes(1, link.traceID.bytes, in: &out)
-                    bytes(2, link.spanID.bytes, in: &out)
-                    for (key, value) in link.attributes { keyValue(4, key, value, in: &out) }
-                }
-            }
-            if span.isError {
-                nested(15, in: &out) { out in
-                    if let message = span.statusMessage, !message.isEmpty { string(2, message, in: &out) }
-                    tag(3, wire: 0, in: &out)
-                    varint(2, in: &out)  // STATUS_CODE_ERROR
-                }
-            }
+        let content = Size.span(span)
+        let total = Size.field(content)
+        let start = batch.count
+        batch.append(contentsOf: repeatElement(0, count: total))
+        batch.withUnsafeMutableBufferPointer { buffer in
+            var out = Writer(buffer.baseAddress! + start)
+            out.tag(2, wire: 2)
+            out.varint(UInt64(content))
+            out.span(span)
+            assert(out.pointer == buffer.baseAddress! + start + total)
         }
     }
 
@@ -47,97 +36,174 @@ public enum OTLPSpanWriter {
     public static func exportRequest(
         resource: [(String, SpanRecord.Value)], scopeName: String, scopeVersion: String, batch: [UInt8]
     ) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(batch.count + 256)
-        nested(1, in: &out) { out in
-            nested(1, in: &out) { out in
-                for (key, value) in resource { keyValue(1, key, value, in: &out) }
-            }
-            nested(2, in: &out) { out in
-                nested(1, in: &out) { out in
-                    string(1, scopeName, in: &out)
-                    string(2, scopeVersion, in: &out)
-                }
-                out.append(contentsOf: batch)
-            }
+        let resourceContent = resource.reduce(0) { $0 + Size.field(Size.keyValue($1.0, $1.1)) }
+        let scopeContent = Size.string(scopeName) + Size.string(scopeVersion)
+        let scopeSpansContent = Size.field(scopeContent) + batch.count
+        let resourceSpansContent = Size.field(resourceContent) + Size.field(scopeSpansContent)
+        let total = Size.field(resourceSpansContent)
+        var out = [UInt8](repeating: 0, count: total)
+        out.withUnsafeMutableBufferPointer { buffer in
+            var w = Writer(buffer.baseAddress!)
+            w.tag(1, wire: 2)
+            w.varint(UInt64(resourceSpansContent))
+            w.tag(1, wire: 2)
+            w.varint(UInt64(resourceContent))
+            for (key, value) in resource { w.keyValue(1, key, value) }
+            w.tag(2, wire: 2)
+            w.varint(UInt64(scopeSpansContent))
+            w.tag(1, wire: 2)
+            w.varint(UInt64(scopeContent))
+            w.string(1, scopeName)
+            w.string(2, scopeVersion)
+            batch.withUnsafeBufferPointer { w.raw(UnsafeRawBufferPointer($0)) }
+            assert(w.pointer == buffer.baseAddress! + total)
         }
         return out
     }
 
-    // MARK: - Wire format
+    // MARK: - Sizes
 
-    private static func keyValue(_ field: UInt32, _ key: String, _ value: SpanRecord.Value, in out: inout [UInt8]) {
-        nested(field, in: &out) { out in
-            string(1, key, in: &out)
-            nested(2, in: &out) { out in
-                switch value {
-                case .string(let text): string(1, text, in: &out)
-                case .bool(let flag):
-                    tag(2, wire: 0, in: &out)
-                    varint(flag ? 1 : 0, in: &out)
-                case .int(let number):
-                    tag(3, wire: 0, in: &out)
-                    varint(UInt64(bitPattern: number), in: &out)
-                }
+    /// Encoded sizes, in bytes. Every field number here is below 16: a tag is one byte.
+    enum Size {
+        static func varint(_ value: UInt64) -> Int {
+            value < 0x80 ? 1 : (70 - value.leadingZeroBitCount) / 7
+        }
+
+        /// A length-delimited field (tag, length, content).
+        static func field(_ content: Int) -> Int { 1 + varint(UInt64(content)) + content }
+
+        static func string(_ text: String) -> Int { field(text.utf8.count) }
+
+        static func anyValue(_ value: SpanRecord.Value) -> Int {
+            switch value {
+            case .string(let text): return string(text)
+            case .bool: return 2
+            case .int(let number): return 1 + varint(UInt64(bitPattern: number))
             }
         }
-    }
 
-    /// A length-delimited field whose content `body` writes. The content is written in
-    /// place, then its length is inserted before it: messages here are small.
-    private static func nested(_ field: UInt32, in out: inout [UInt8], _ body: (inout [UInt8]) -> Void) {
-        tag(field, wire: 2, in: &out)
-        let start = out.count
-        body(&out)
-        var length: [UInt8] = []
-        varint(UInt64(out.count - start), in: &length)
-        out.insert(contentsOf: length, at: start)
-    }
-
-    private static func string(_ field: UInt32, _ text: String, in out: inout [UInt8]) {
-        tag(field, wire: 2, in: &out)
-        varint(UInt64(text.utf8.count), in: &out)
-        out.append(contentsOf: text.utf8)
-    }
-
-    private static func bytes(
-        _ field: UInt32, _ value: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8), in out: inout [UInt8]
-    ) {
-        tag(field, wire: 2, in: &out)
-        out.append(8)
-        out.append(contentsOf: [value.0, value.1, value.2, value.3, value.4, value.5, value.6, value.7])
-    }
-
-    private static func bytes(
-        _ field: UInt32,
-        _ v: (
-            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-            UInt8
-        ),
-        in out: inout [UInt8]
-    ) {
-        tag(field, wire: 2, in: &out)
-        out.append(16)
-        out.append(contentsOf: [
-            v.0, v.1, v.2, v.3, v.4, v.5, v.6, v.7, v.8, v.9, v.10, v.11, v.12, v.13, v.14, v.15,
-        ])
-    }
-
-    private static func fixed64(_ field: UInt32, _ value: UInt64, in out: inout [UInt8]) {
-        tag(field, wire: 1, in: &out)
-        for shift in stride(from: 0, to: 64, by: 8) { out.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
-    }
-
-    private static func tag(_ field: UInt32, wire: UInt32, in out: inout [UInt8]) {
-        varint(UInt64(field << 3 | wire), in: &out)
-    }
-
-    private static func varint(_ value: UInt64, in out: inout [UInt8]) {
-        var value = value
-        while value >= 0x80 {
-            out.append(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
+        static func keyValue(_ key: String, _ value: SpanRecord.Value) -> Int {
+            string(key) + field(anyValue(value))
         }
-        out.append(UInt8(value))
+
+        static func span(_ span: SpanRecord) -> Int {
+            var size = field(16) + field(8) + string(span.name) + 2 + 9 + 9
+            if let state = span.traceState, !state.isEmpty { size += string(state) }
+            if span.parentSpanID != nil { size += field(8) }
+            for (key, value) in span.attributes { size += field(keyValue(key, value)) }
+            for link in span.links { size += field(self.link(link)) }
+            if span.isError { size += field(status(span)) }
+            return size
+        }
+
+        static func link(_ link: SpanRecord.Link) -> Int {
+            link.attributes.reduce(field(16) + field(8)) { $0 + field(keyValue($1.0, $1.1)) }
+        }
+
+        static func status(_ span: SpanRecord) -> Int {
+            var size = 2  // code
+            if let message = span.statusMessage, !message.isEmpty { size += string(message) }
+            return size
+        }
+    }
+
+    // MARK: - Writing
+
+    /// Writes into space already measured and reserved.
+    struct Writer {
+        private(set) var pointer: UnsafeMutablePointer<UInt8>
+
+        init(_ pointer: UnsafeMutablePointer<UInt8>) { self.pointer = pointer }
+
+        mutating func span(_ span: SpanRecord) {
+            bytes(1, span.traceID.bytes)
+            bytes(2, span.spanID.bytes)
+            if let state = span.traceState, !state.isEmpty { string(3, state) }
+            if let parent = span.parentSpanID { bytes(4, parent.bytes) }
+            string(5, span.name)
+            tag(6, wire: 0)
+            varint(UInt64(span.kind.rawValue))
+            fixed64(7, span.startUnixNano)
+            fixed64(8, span.endUnixNano)
+            for (key, value) in span.attributes { keyValue(9, key, value) }
+            for link in span.links {
+                tag(13, wire: 2)
+                varint(UInt64(Size.link(link)))
+                bytes(1, link.traceID.bytes)
+                bytes(2, link.spanID.bytes)
+                for (key, value) in link.attributes { keyValue(4, key, value) }
+            }
+            if span.isError {
+                tag(15, wire: 2)
+                varint(UInt64(Size.status(span)))
+                if let message = span.statusMessage, !message.isEmpty { string(2, message) }
+                tag(3, wire: 0)
+                byte(2)  // STATUS_CODE_ERROR
+            }
+        }
+
+        mutating func keyValue(_ field: UInt8, _ key: String, _ value: SpanRecord.Value) {
+            tag(field, wire: 2)
+            varint(UInt64(Size.keyValue(key, value)))
+            string(1, key)
+            tag(2, wire: 2)
+            varint(UInt64(Size.anyValue(value)))
+            switch value {
+            case .string(let text):
+                string(1, text)
+            case .bool(let flag):
+                tag(2, wire: 0)
+                byte(flag ? 1 : 0)
+            case .int(let number):
+                tag(3, wire: 0)
+                varint(UInt64(bitPattern: number))
+            }
+        }
+
+        mutating func string(_ field: UInt8, _ text: String) {
+            tag(field, wire: 2)
+            varint(UInt64(text.utf8.count))
+            var text = text
+            text.withUTF8 { raw(UnsafeRawBufferPointer($0)) }
+        }
+
+        mutating func bytes(_ field: UInt8, _ id: SpanID.Bytes) {
+            tag(field, wire: 2)
+            byte(8)
+            withUnsafeBytes(of: id) { raw($0) }
+        }
+
+        mutating func bytes(_ field: UInt8, _ id: TraceID.Bytes) {
+            tag(field, wire: 2)
+            byte(16)
+            withUnsafeBytes(of: id) { raw($0) }
+        }
+
+        mutating func fixed64(_ field: UInt8, _ value: UInt64) {
+            tag(field, wire: 1)
+            withUnsafeBytes(of: value.littleEndian) { raw($0) }
+        }
+
+        mutating func raw(_ bytes: UnsafeRawBufferPointer) {
+            guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+            UnsafeMutableRawPointer(pointer).copyMemory(from: base, byteCount: bytes.count)
+            pointer += bytes.count
+        }
+
+        mutating func tag(_ field: UInt8, wire: UInt8) { byte(field << 3 | wire) }
+
+        mutating func byte(_ value: UInt8) {
+            pointer.pointee = value
+            pointer += 1
+        }
+
+        mutating func varint(_ value: UInt64) {
+            var value = value
+            while value >= 0x80 {
+                byte(UInt8(truncatingIfNeeded: value) | 0x80)
+                value >>= 7
+            }
+            byte(UInt8(value))
+        }
     }
 }

@@ -79,6 +79,9 @@ final class ExchangeSpanTests: XCTestCase {
         XCTAssertEqual("\(padded.traceID)", "0000000000000000463ac35c9f6413ad")
         XCTAssertTrue(padded.headerLines.contains("x-b3-spanid: \(padded.spanID)\r\n"))
         XCTAssertTrue(padded.headerLines.contains("x-b3-parentspanid: \(padded.spanID)\r\n"))
+        XCTAssertEqual(
+            padded.headerFields.map { "\($0.0): \($0.1)\r\n" }.joined(), padded.headerLines,
+            "HTTP/2 carries the same fields as HTTP/1")
         // A hop upstream added traceparent beside B3: W3C wins, and B3 is still carried on.
         let both = incoming("00-80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-01")
         let echoed = ExchangeSpan.start(

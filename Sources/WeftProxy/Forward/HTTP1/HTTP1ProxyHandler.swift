@@ -442,7 +442,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Sends the request on a pooled connection to `bucket`, or opens one. Returns true
     /// when the exchange began at once.
     private func sendRequest() -> Bool {
-        if span?.isSampled == true { span!.attemptBegan(at: LoopContext.now(), endpoint: describe(destination)) }
+        if spanFacts != nil { span!.attemptBegan(at: LoopContext.now(), endpoint: spanFacts!.peer?.text) }
         if !isMultiplexed, let pooled = pool.checkout(bucket) {
             beginExchange(on: pooled)
             return true
@@ -498,6 +498,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 let backend = mesh.snapshot.backends[attempt.backend]
                 spanFacts!.backend = "\(backend.service):\(backend.port)"
                 spanFacts!.peerIdentity = endpoint.target.identity
+                spanFacts!.peer = endpoint.spanAddress
             }
             if let known = endpoint.http1Bucket {
                 bucket = known
@@ -743,10 +744,17 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 host: view.withAuthority { $0.map { String(decoding: $0, as: UTF8.self) } })
             if isInbound {
                 spanFacts!.peerIdentity = inboundGate?.identity
-                spanFacts!.peerAddress = inboundGate?.remote?.ipAddress
+                spanFacts!.peer = connectionSpanAddress
+            } else {
+                spanFacts!.peer = connectionSpanAddress
             }
         }
     }
+
+    /// Inbound: the caller's address; outbound: the connection's own destination (what a
+    /// request the mesh passes through goes to). Formatted once per connection.
+    private lazy var connectionSpanAddress: SpanAddress? =
+        inboundGate != nil ? inboundGate?.remote.map(SpanAddress.init) : SpanAddress(fixedDestination)
 
     private static let b3Name = Array("b3".utf8)
     private static let b3TraceIDName = Array("x-b3-traceid".utf8)
@@ -760,7 +768,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let isInbound = inboundGate != nil
         let attributes = facts.attributes(
             status: status, isInbound: isInbound, identity: queue.settings.identity,
-            endpoint: isInbound ? nil : destination, protocolVersion: request.minorVersion == 0 ? "1.0" : "1.1",
+            protocolVersion: request.minorVersion == 0 ? "1.0" : "1.1",
             grpc: false)
         current.finish(
             at: LoopContext.now(), name: facts.spanName, kind: isInbound ? .server : .client, attributes: attributes,

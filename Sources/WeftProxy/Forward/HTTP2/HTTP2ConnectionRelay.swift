@@ -244,9 +244,11 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
     /// mesh's, inbound the gate's.
     fileprivate var traceLoop: LoopContext? { mesh ?? inboundGate?.mesh }
     fileprivate var isInbound: Bool { inboundGate != nil }
-    fileprivate var caller: (identity: String?, address: String?) {
-        (inboundGate?.identity, inboundGate?.remote?.ipAddress)
-    }
+    fileprivate var callerIdentity: String? { inboundGate?.identity }
+    /// Inbound: the caller's address; outbound: the connection's own destination. Formatted
+    /// once per connection.
+    fileprivate lazy var connectionSpanAddress: SpanAddress? =
+        inboundGate != nil ? inboundGate?.remote.map(SpanAddress.init) : SpanAddress(destination)
 
     init(
         destination: SocketAddress, pool: HTTP2UpstreamPool, metrics: DirectionMetrics, config: ProxyConfig,
@@ -672,9 +674,10 @@ final class HTTP2RelayedStream {
         var facts = SpanFacts(
             method: fields.first(name: ":method") ?? "", path: String(target.prefix { $0 != "?" && $0 != "#" }),
             host: fields.first(name: ":authority"))
-        if clientRelay.isInbound { (facts.peerIdentity, facts.peerAddress) = clientRelay.caller }
+        if clientRelay.isInbound { facts.peerIdentity = clientRelay.callerIdentity }
+        facts.peer = clientRelay.connectionSpanAddress
         spanFacts = facts
-        span!.attemptBegan(at: LoopContext.now(), endpoint: describe(destination))
+        span!.attemptBegan(at: LoopContext.now(), endpoint: facts.peer?.text)
     }
 
     private static let traceFields = [
@@ -696,7 +699,7 @@ final class HTTP2RelayedStream {
         let isInbound = clientRelay.isInbound
         let attributes = facts.attributes(
             status: status, isInbound: isInbound, identity: queue.settings.identity,
-            endpoint: isInbound ? nil : destination, protocolVersion: "2", grpc: isGRPC)
+            protocolVersion: "2", grpc: isGRPC)
         let error =
             facts.errorMessage(status: status) ?? facts.grpcStatus.flatMap { $0 == 0 ? nil : "grpc-status \($0)" }
         current.finish(
@@ -1008,7 +1011,8 @@ final class HTTP2RelayedStream {
         meshIdentity = endpoint.target.meshIdentity
         routedHead = head
         if spanFacts != nil {
-            span?.attemptBegan(at: LoopContext.now(), endpoint: describe(destination))
+            spanFacts!.peer = endpoint.spanAddress
+            span?.attemptBegan(at: LoopContext.now(), endpoint: endpoint.spanAddress.text)
             spanFacts!.route = attempt.route
             let backend = mesh.snapshot.backends[attempt.backend]
             spanFacts!.backend = "\(backend.service):\(backend.port)"

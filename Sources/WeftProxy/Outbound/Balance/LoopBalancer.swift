@@ -15,6 +15,9 @@ final class LoopEndpoint {
     /// Set by the HTTP/1 driver on first use: requests to this endpoint check connections
     /// out of it without a lookup.
     var http1Bucket: HTTP1UpstreamPool.Bucket?
+    /// Its address as spans name it (`ip:port`) and its IP, made once (formatting an
+    /// address calls inet_ntop and sprintf: thousands of instructions a request).
+    private(set) lazy var spanAddress = SpanAddress(target.address)
 
     /// Counts this endpoint's ejections (`weft_endpoint_ejections_total`).
     private let ejections: Counter?

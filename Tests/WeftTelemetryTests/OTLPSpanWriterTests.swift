@@ -80,6 +80,37 @@ final class OTLPSpanWriterTests: XCTestCase {
         XCTAssertEqual(second.endTimeUnixNano, 9)
     }
 
+    func testASpanWrittenFromItsHeaderAndAttributes() throws {
+        // The sidecar's path: measured, then written into reserved space, attributes added
+        // by a closure that runs once per pass; the name joined from two parts.
+        let header = SpanHeader(
+            traceID: trace, spanID: span, parentSpanID: nil, name: "GET", nameSuffix: "web-route", kind: .server,
+            startUnixNano: 1, endUnixNano: 2, isError: true, statusMessage: "HTTP 503")
+        let fill: (inout SpanAttributes) -> Void = { out in
+            out.add("http.response.status_code", Int64(503))
+            out.add("weft.endpoint", "10.0.0.2:8080")
+            out.add("weft.link.inferred", false)
+        }
+        let (total, content) = OTLPSpanWriter.measure(header, attributes: fill)
+        var batch = [UInt8](repeating: 0xEE, count: total + 1)
+        let written = batch.withUnsafeMutableBufferPointer {
+            OTLPSpanWriter.write(header, content: content, attributes: fill, to: $0.baseAddress!)
+        }
+        XCTAssertEqual(written, total)
+        XCTAssertEqual(batch.last, 0xEE, "nothing past the measured size")
+        batch.removeLast()
+        let request = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(
+            serializedBytes: OTLPSpanWriter.exportRequest(resource: [], scopeName: "s", scopeVersion: "v", batch: batch)
+        )
+        let decoded = try XCTUnwrap(request.resourceSpans.first?.scopeSpans.first?.spans.first)
+        XCTAssertEqual(decoded.name, "GET web-route")
+        XCTAssertEqual(decoded.kind, .server)
+        XCTAssertEqual(
+            decoded.attributes.map(\.key), ["http.response.status_code", "weft.endpoint", "weft.link.inferred"])
+        XCTAssertEqual(decoded.attributes[2].value.boolValue, false)
+        XCTAssertEqual(decoded.status.message, "HTTP 503")
+    }
+
     func testAnEmptyBatchIsAValidRequest() throws {
         let bytes = OTLPSpanWriter.exportRequest(resource: [], scopeName: "s", scopeVersion: "v", batch: [])
         let request = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: bytes)

@@ -6,6 +6,9 @@ import WeftTelemetry
 /// The span of one request through this sidecar (issue 12), shared by the HTTP/1 and
 /// HTTP/2 drivers: its ids, the context it carries downstream, and its clock.
 ///
+/// A class: a driver holds one reference per request, nil when the request is not
+/// traced, so an untraced request pays a null check and nothing else.
+///
 /// The clock splits the request's time into four parts, in integer microseconds:
 /// - connect: TCP connects to endpoints (0 on a pooled connection),
 /// - tls: mesh TLS handshakes (0 when reused),
@@ -18,7 +21,7 @@ import WeftTelemetry
 /// Attempts: the first attempt's request carries this span's id; when a request is
 /// retried, each later attempt carries an id of its own, and each attempt is recorded as
 /// a child span (so the callee's span of a retry hangs from that attempt).
-struct ExchangeSpan {
+final class ExchangeSpan {
     let traceID: TraceID
     let spanID: SpanID
     let parentSpanID: SpanID?
@@ -43,6 +46,8 @@ struct ExchangeSpan {
     private var endedAttempts: [Attempt] = []
     /// A link to the request this one was inferred to serve (`weft.link.inferred`).
     var link: SpanRecord.Link?
+    /// What the span records of its request besides the clock; set when sampled.
+    var facts: SpanFacts?
 
     private struct Attempt {
         var spanID: SpanID? = nil
@@ -106,14 +111,14 @@ struct ExchangeSpan {
     // MARK: - The clock
 
     /// An attempt begins: the request is handed to an endpoint's connection (pooled or new).
-    mutating func attemptBegan(at now: UInt64, endpoint: String?) {
+    func attemptBegan(at now: UInt64, endpoint: String?) {
         attempt.beganAt = now
         attempt.endpoint = endpoint
     }
 
     /// The attempt's request was sent, on a connection whose dial took `connect` and `tls`
     /// nanoseconds (0 and 0 when pooled).
-    mutating func requestSent(at now: UInt64, connect: UInt64, tls: UInt64) {
+    func requestSent(at now: UInt64, connect: UInt64, tls: UInt64) {
         attempt.sentAt = now
         attempt.connectNanos = connect
         attempt.tlsNanos = tls
@@ -123,7 +128,7 @@ struct ExchangeSpan {
 
     /// The attempt failed and the request is sent again: the next attempt carries an id of
     /// its own.
-    mutating func attemptRetried(at now: UInt64, status: Int?, failure: String, random: inout LoopRandom) {
+    func attemptRetried(at now: UInt64, status: Int?, failure: String, random: inout LoopRandom) {
         endAttempt(at: now)
         attempt.status = status
         attempt.failure = failure
@@ -136,7 +141,7 @@ struct ExchangeSpan {
         attempt.spanID = carriedSpanID
     }
 
-    private mutating func endAttempt(at now: UInt64) {
+    private func endAttempt(at now: UInt64) {
         attempt.endedAt = now
         if attempt.sentAt != 0 && now > attempt.sentAt { upstreamNanos &+= now - attempt.sentAt }
     }
@@ -223,69 +228,79 @@ struct ExchangeSpan {
     // MARK: - Finishing
 
     /// Ends the span at `now` and hands it (and, when the request was retried, a span per
-    /// attempt) to `emit` (the loop's `SpanQueue.add`). Nothing when unsampled.
+    /// attempt) to `sink` (the loop's `SpanQueue`). Nothing when unsampled.
     /// - Parameters:
-    ///   - name: the span's name (`GET`, `GET web-route`).
-    ///   - attributes: the driver's (request, response, route, peers); the time split is added.
+    ///   - name: the span's name (`GET`), and what follows it after a space (the route).
     ///   - error: the span's error status message, when it failed.
-    mutating func finish(
-        at now: UInt64, name: String, kind: SpanRecord.Kind, attributes: [(String, SpanRecord.Value)],
-        error: String?, emit: (SpanRecord) -> Void
+    ///   - attributes: adds the driver's (request, response, route, peers); the time
+    ///     split follows. It may run more than once (the sink measures, then writes).
+    func finish(
+        at now: UInt64, name: String, nameSuffix: String? = nil, kind: SpanRecord.Kind, error: String?,
+        into sink: some SpanSink, attributes: (inout SpanAttributes) -> Void
     ) {
         guard isSampled else { return }
         endAttempt(at: now)
-        var attributes = attributes
         let duration = now &- startedAt
-        Self.appendSplit(
-            duration: duration, connect: connectNanos, tls: tlsNanos, upstream: upstreamNanos, to: &attributes)
-        if !endedAttempts.isEmpty {
-            attributes.append(("weft.retry_count", .int(Int64(endedAttempts.count))))
-        }
-        if link != nil { attributes.append(("weft.link.inferred", .bool(true))) }
-        emit(
-            SpanRecord(
+        let (connect, tls, upstream) = (connectNanos, tlsNanos, upstreamNanos)
+        let retries = endedAttempts.count
+        let isLinked = link != nil
+        sink.add(
+            SpanHeader(
                 traceID: traceID, spanID: spanID, parentSpanID: parentSpanID, traceState: traceState, name: name,
-                kind: kind, startUnixNano: startUnixNano, endUnixNano: startUnixNano &+ duration,
-                attributes: attributes, links: link.map { [$0] } ?? [], isError: error != nil,
-                statusMessage: error))
+                nameSuffix: nameSuffix, kind: kind, startUnixNano: startUnixNano,
+                endUnixNano: startUnixNano &+ duration, link: link, isError: error != nil, statusMessage: error)
+        ) { out in
+            attributes(&out)
+            Self.addSplit(duration: duration, connect: connect, tls: tls, upstream: upstream, to: &out)
+            if retries > 0 { out.add("weft.retry_count", Int64(retries)) }
+            if isLinked { out.add("weft.link.inferred", true) }
+        }
         guard !endedAttempts.isEmpty else { return }
         for (index, ended) in (endedAttempts + [attempt]).enumerated() {
             guard let id = ended.spanID, ended.beganAt != 0 else { continue }
-            var parts: [(String, SpanRecord.Value)] = [("weft.attempt", .int(Int64(index + 1)))]
-            if let endpoint = ended.endpoint { parts.append(("weft.endpoint", .string(endpoint))) }
-            if let status = ended.status { parts.append(("http.response.status_code", .int(Int64(status)))) }
-            if let failure = ended.failure { parts.append(("weft.retry.reason", .string(failure))) }
             let end = ended.endedAt == 0 ? now : ended.endedAt
             let upstream = ended.sentAt == 0 ? 0 : end &- ended.sentAt
-            Self.appendSplit(
-                duration: end &- ended.beganAt, connect: ended.connectNanos, tls: ended.tlsNanos, upstream: upstream,
-                to: &parts)
-            emit(
-                SpanRecord(
-                    traceID: traceID, spanID: id, parentSpanID: spanID, name: "\(name) attempt \(index + 1)",
-                    kind: .internal, startUnixNano: startUnixNano &+ (ended.beganAt &- startedAt),
-                    endUnixNano: startUnixNano &+ (end &- startedAt), attributes: parts,
-                    isError: ended.failure != nil, statusMessage: ended.failure))
+            sink.add(
+                SpanHeader(
+                    traceID: traceID, spanID: id, parentSpanID: spanID, name: name,
+                    nameSuffix: "attempt \(index + 1)", kind: .internal,
+                    startUnixNano: startUnixNano &+ (ended.beganAt &- startedAt),
+                    endUnixNano: startUnixNano &+ (end &- startedAt), isError: ended.failure != nil,
+                    statusMessage: ended.failure)
+            ) { out in
+                out.add("weft.attempt", Int64(index + 1))
+                if let endpoint = ended.endpoint { out.add("weft.endpoint", endpoint) }
+                if let status = ended.status { out.add("http.response.status_code", Int64(status)) }
+                if let failure = ended.failure { out.add("weft.retry.reason", failure) }
+                Self.addSplit(
+                    duration: end &- ended.beganAt, connect: ended.connectNanos, tls: ended.tlsNanos,
+                    upstream: upstream, to: &out)
+            }
         }
     }
 
     /// `weft.duration.{proxy,connect,tls,upstream}` in microseconds; proxy is what the
     /// others leave of `duration`. Each part is rounded down, except proxy, which takes the
     /// remainder, so the four add up to the duration's microseconds.
-    static func appendSplit(
-        duration: UInt64, connect: UInt64, tls: UInt64, upstream: UInt64,
-        to attributes: inout [(String, SpanRecord.Value)]
+    static func addSplit(
+        duration: UInt64, connect: UInt64, tls: UInt64, upstream: UInt64, to out: inout SpanAttributes
     ) {
         let total = duration / 1000
         let connectMicros = min(connect / 1000, total)
         let tlsMicros = min(tls / 1000, total - connectMicros)
         let upstreamMicros = min(upstream / 1000, total - connectMicros - tlsMicros)
         let proxy = total - connectMicros - tlsMicros - upstreamMicros
-        attributes.append(("weft.duration.proxy", .int(Int64(proxy))))
-        attributes.append(("weft.duration.connect", .int(Int64(connectMicros))))
-        attributes.append(("weft.duration.tls", .int(Int64(tlsMicros))))
-        attributes.append(("weft.duration.upstream", .int(Int64(upstreamMicros))))
+        out.add("weft.duration.proxy", Int64(proxy))
+        out.add("weft.duration.connect", Int64(connectMicros))
+        out.add("weft.duration.tls", Int64(tlsMicros))
+        out.add("weft.duration.upstream", Int64(upstreamMicros))
     }
+}
+
+/// Where finished spans go: the loop's `SpanQueue` (tests keep them).
+protocol SpanSink {
+    /// Adds a span; `attributes` may run more than once (to measure, then to write).
+    func add(_ span: SpanHeader, attributes: (inout SpanAttributes) -> Void)
 }
 
 /// What a sampled span records of its request besides the clock, gathered as the request
@@ -305,10 +320,6 @@ struct SpanFacts {
     /// gRPC: the call's `grpc-status`, when the response carried one.
     var grpcStatus: Int? = nil
 
-    /// The span's name: the method, and the route when routed (OpenTelemetry's HTTP span
-    /// name is `{method} {route}`).
-    var spanName: String { route.map { "\(method) \($0)" } ?? method }
-
     /// The error status message of a span that ended with `status`: the proxy's own error,
     /// else a 5xx (OpenTelemetry marks 4xx as errors only for clients; a proxy's CLIENT
     /// span forwards what the app decided, so it follows the server rule).
@@ -316,44 +327,41 @@ struct SpanFacts {
         error ?? (status >= 500 ? "HTTP \(status)" : nil)
     }
 
-    /// The span's attributes, OpenTelemetry's semantic conventions where they exist, ours
-    /// (`weft.*`) where they do not.
+    /// Adds the span's attributes to `out`: OpenTelemetry's semantic conventions where
+    /// they exist, ours (`weft.*`) where they do not.
     /// - Parameters:
     ///   - identity: this pod's SPIFFE ID.
     ///   - grpc: the call was gRPC (`rpc.*` from its path).
-    func attributes(
-        status: Int, isInbound: Bool, identity: String, protocolVersion: String, grpc: Bool
-    ) -> [(String, SpanRecord.Value)] {
-        var attributes: [(String, SpanRecord.Value)] = []
-        // The driver's, then the split (4) and perhaps the retry count and link.
-        attributes.reserveCapacity(20)
-        attributes += [
-            ("http.request.method", .string(method)), ("url.path", .string(path)),
-            ("http.response.status_code", .int(Int64(status))), ("network.protocol.version", .string(protocolVersion)),
-        ]
-        if let host { attributes.append(("server.address", .string(host))) }
+    func add(
+        to out: inout SpanAttributes, status: Int, isInbound: Bool, identity: String, protocolVersion: String,
+        grpc: Bool
+    ) {
+        out.add("http.request.method", method)
+        out.add("url.path", path)
+        out.add("http.response.status_code", Int64(status))
+        out.add("network.protocol.version", protocolVersion)
+        if let host { out.add("server.address", host) }
         if grpc {
-            attributes.append(("rpc.system", .string("grpc")))
+            out.add("rpc.system", "grpc")
             // `/package.Service/Method`
             let parts = path.split(separator: "/", omittingEmptySubsequences: true)
             if parts.count == 2 {
-                attributes.append(("rpc.service", .string(String(parts[0]))))
-                attributes.append(("rpc.method", .string(String(parts[1]))))
+                out.add("rpc.service", String(parts[0]))
+                out.add("rpc.method", String(parts[1]))
             }
-            if let grpcStatus { attributes.append(("rpc.grpc.status_code", .int(Int64(grpcStatus)))) }
+            if let grpcStatus { out.add("rpc.grpc.status_code", Int64(grpcStatus)) }
         }
-        if let peer { attributes.append(("network.peer.address", .string(peer.ip))) }
+        if let peer { out.add("network.peer.address", peer.ip) }
         if isInbound {
-            if let peerIdentity { attributes.append(("weft.source.identity", .string(peerIdentity))) }
-            attributes.append(("weft.destination.identity", .string(identity)))
+            if let peerIdentity { out.add("weft.source.identity", peerIdentity) }
+            out.add("weft.destination.identity", identity)
         } else {
-            attributes.append(("weft.source.identity", .string(identity)))
-            if let peerIdentity { attributes.append(("weft.destination.identity", .string(peerIdentity))) }
-            if let peer { attributes.append(("weft.endpoint", .string(peer.text))) }
-            if let route { attributes.append(("weft.route", .string(route))) }
-            if let backend { attributes.append(("weft.backend", .string(backend))) }
+            out.add("weft.source.identity", identity)
+            if let peerIdentity { out.add("weft.destination.identity", peerIdentity) }
+            if let peer { out.add("weft.endpoint", peer.text) }
+            if let route { out.add("weft.route", route) }
+            if let backend { out.add("weft.backend", backend) }
         }
-        return attributes
     }
 }
 

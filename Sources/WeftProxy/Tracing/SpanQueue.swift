@@ -18,13 +18,15 @@ final class SpanQueue {
     static let batchSpans = 512
     static let maxQueuedSpans = 2048
     static let flushInterval = TimeAmount.seconds(1)
+    /// A batch's first allocation: about `batchSpans` spans of sidecar size.
+    static let batchCapacity = 256 * 1024
     /// How long an export may take before its connection is closed and its batch dropped.
     static let exportTimeout = TimeAmount.seconds(5)
 
     let settings: TraceExportSettings
     private let eventLoop: EventLoop
     private let metrics: SpanMetrics
-    private var batch: [UInt8] = []
+    private var batch: ByteBuffer
     private var queued = 0
     private var flushTimer: Scheduled<Void>?
     private var exporting = false
@@ -34,18 +36,26 @@ final class SpanQueue {
         self.eventLoop = eventLoop
         self.settings = settings
         self.metrics = metrics
+        self.batch = ByteBufferAllocator().buffer(capacity: 0)
     }
 
     /// Spans waiting for an export.
     var count: Int { queued }
 
-    /// Queues a finished span, or drops it (counted) when the queue is full.
-    func add(_ span: SpanRecord) {
+    /// Queues a finished span, encoded at once into the batch, or drops it (counted) when
+    /// the queue is full.
+    func add(_ span: SpanHeader, attributes: (inout SpanAttributes) -> Void) {
         guard queued < Self.maxQueuedSpans else {
             metrics.queueFull.increment()
             return
         }
-        OTLPSpanWriter.appendSpan(span, to: &batch)
+        let (total, content) = OTLPSpanWriter.measure(span, attributes: attributes)
+        if batch.capacity == 0 { batch.reserveCapacity(Self.batchCapacity) }
+        batch.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { buffer in
+            OTLPSpanWriter.write(
+                span, content: content, attributes: attributes,
+                to: buffer.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
         queued += 1
         if queued >= Self.batchSpans {
             flush()
@@ -62,11 +72,13 @@ final class SpanQueue {
         flushTimer?.cancel()
         flushTimer = nil
         guard queued > 0, !exporting else { return }
-        let body = OTLPSpanWriter.exportRequest(
+        // The request's envelope, then the spans as encoded: the batch is sent, not copied.
+        let envelope = OTLPSpanWriter.exportEnvelope(
             resource: settings.resource, scopeName: "weft-proxy", scopeVersion: MeshDefaults.version,
-            batch: batch)
+            batchLength: batch.readableBytes)
+        let body = [ByteBuffer(bytes: envelope), batch]
         let spans = queued
-        batch.removeAll(keepingCapacity: batch.count <= 1 << 16)
+        batch = ByteBufferAllocator().buffer(capacity: 0)
         queued = 0
         exporting = true
         export(body) { [self] ok in
@@ -87,7 +99,7 @@ final class SpanQueue {
         }
     }
 
-    private func export(_ body: [UInt8], done: @escaping (Bool) -> Void) {
+    private func export(_ body: [ByteBuffer], done: @escaping (Bool) -> Void) {
         if let client, client.isUsable {
             client.post(body, done: done)
             return
@@ -124,6 +136,8 @@ final class SpanQueue {
     }
 }
 
+extension SpanQueue: SpanSink {}
+
 @available(*, unavailable)
 extension SpanQueue: Sendable {}
 
@@ -151,7 +165,7 @@ final class SpanExportClient: ChannelInboundHandler {
         self.context = context
     }
 
-    func post(_ body: [UInt8], done: @escaping (Bool) -> Void) {
+    func post(_ body: [ByteBuffer], done: @escaping (Bool) -> Void) {
         guard let context, isUsable else {
             done(false)
             return
@@ -161,9 +175,9 @@ final class SpanExportClient: ChannelInboundHandler {
         var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/v1/traces")
         head.headers.add(name: "host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
         head.headers.add(name: "content-type", value: "application/x-protobuf")
-        head.headers.add(name: "content-length", value: String(body.count))
+        head.headers.add(name: "content-length", value: String(body.reduce(0) { $0 + $1.readableBytes }))
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+        for part in body { context.write(wrapOutboundOut(.body(.byteBuffer(part))), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         timeout = context.eventLoop.scheduleTask(in: SpanQueue.exportTimeout) { [self] in
             finish(ok: false)

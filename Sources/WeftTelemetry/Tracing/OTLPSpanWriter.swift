@@ -18,17 +18,48 @@ import W3CTraceContext
 public enum OTLPSpanWriter {
     /// Appends `span` to `batch` as field 2 (`spans`) of a `ScopeSpans` message.
     public static func appendSpan(_ span: SpanRecord, to batch: inout [UInt8]) {
-        let content = Size.span(span)
-        let total = Size.field(content)
+        let header = SpanHeader(span)
+        let attributes = span.attributes
+        let fill: (inout SpanAttributes) -> Void = { out in
+            for (key, value) in attributes { out.add(key, value) }
+        }
+        let (total, content) = measure(header, attributes: fill)
         let start = batch.count
         batch.append(contentsOf: repeatElement(0, count: total))
         batch.withUnsafeMutableBufferPointer { buffer in
-            var out = Writer(buffer.baseAddress! + start)
-            out.tag(2, wire: 2)
-            out.varint(UInt64(content))
-            out.span(span)
-            assert(out.pointer == buffer.baseAddress! + start + total)
+            let written = write(header, content: content, attributes: fill, to: buffer.baseAddress! + start)
+            assert(written == total)
         }
+    }
+
+    /// The bytes `write` takes for a span (as a `ScopeSpans.spans` field), and its
+    /// content's (the length `write` needs). Runs `attributes` to measure them.
+    public static func measure(_ span: SpanHeader, attributes: (inout SpanAttributes) -> Void) -> (
+        total: Int, content: Int
+    ) {
+        var measured = SpanAttributes(mode: .measure)
+        attributes(&measured)
+        let content = Size.span(span) + measured.size
+        return (Size.field(content), content)
+    }
+
+    /// Writes a span measured by `measure` (which gave `content`) at `pointer`, running
+    /// `attributes` again to write them; returns the bytes written.
+    @discardableResult
+    public static func write(
+        _ span: SpanHeader, content: Int, attributes: (inout SpanAttributes) -> Void,
+        to pointer: UnsafeMutablePointer<UInt8>
+    ) -> Int {
+        var out = Writer(pointer)
+        out.tag(2, wire: 2)
+        out.varint(UInt64(content))
+        out.spanHead(span)
+        var writing = SpanAttributes(mode: .write(out))
+        attributes(&writing)
+        guard case .write(let after) = writing.mode else { return 0 }
+        out = after
+        out.spanTail(span)
+        return pointer.distance(to: out.pointer)
     }
 
     /// An `ExportTraceServiceRequest` of one resource and one scope holding the spans of
@@ -36,11 +67,21 @@ public enum OTLPSpanWriter {
     public static func exportRequest(
         resource: [(String, SpanRecord.Value)], scopeName: String, scopeVersion: String, batch: [UInt8]
     ) -> [UInt8] {
+        exportEnvelope(resource: resource, scopeName: scopeName, scopeVersion: scopeVersion, batchLength: batch.count)
+            + batch
+    }
+
+    /// The start of an `ExportTraceServiceRequest` of one resource and one scope whose
+    /// spans, `batchLength` bytes as `appendSpan` or `write` made them, follow it: the
+    /// request is the envelope, then the batch (sent as two parts, never joined).
+    public static func exportEnvelope(
+        resource: [(String, SpanRecord.Value)], scopeName: String, scopeVersion: String, batchLength: Int
+    ) -> [UInt8] {
         let resourceContent = resource.reduce(0) { $0 + Size.field(Size.keyValue($1.0, $1.1)) }
         let scopeContent = Size.string(scopeName) + Size.string(scopeVersion)
-        let scopeSpansContent = Size.field(scopeContent) + batch.count
+        let scopeSpansContent = Size.field(scopeContent) + batchLength
         let resourceSpansContent = Size.field(resourceContent) + Size.field(scopeSpansContent)
-        let total = Size.field(resourceSpansContent)
+        let total = Size.field(resourceSpansContent) - batchLength
         var out = [UInt8](repeating: 0, count: total)
         out.withUnsafeMutableBufferPointer { buffer in
             var w = Writer(buffer.baseAddress!)
@@ -55,7 +96,6 @@ public enum OTLPSpanWriter {
             w.varint(UInt64(scopeContent))
             w.string(1, scopeName)
             w.string(2, scopeVersion)
-            batch.withUnsafeBufferPointer { w.raw(UnsafeRawBufferPointer($0)) }
             assert(w.pointer == buffer.baseAddress! + total)
         }
         return out
@@ -86,21 +126,26 @@ public enum OTLPSpanWriter {
             string(key) + field(anyValue(value))
         }
 
-        static func span(_ span: SpanRecord) -> Int {
-            var size = field(16) + field(8) + string(span.name) + 2 + 9 + 9
+        /// A span's content but its attributes.
+        static func span(_ span: SpanHeader) -> Int {
+            var size = field(16) + field(8) + field(nameLength(span)) + 2 + 9 + 9
             if let state = span.traceState, !state.isEmpty { size += string(state) }
             if span.parentSpanID != nil { size += field(8) }
-            for (key, value) in span.attributes { size += field(keyValue(key, value)) }
-            for link in span.links { size += field(self.link(link)) }
+            if let link = span.link { size += field(self.link(link)) }
             if span.isError { size += field(status(span)) }
             return size
+        }
+
+        /// The name's bytes: the name, and its suffix after a space.
+        static func nameLength(_ span: SpanHeader) -> Int {
+            span.name.utf8.count + (span.nameSuffix.map { 1 + $0.utf8.count } ?? 0)
         }
 
         static func link(_ link: SpanRecord.Link) -> Int {
             link.attributes.reduce(field(16) + field(8)) { $0 + field(keyValue($1.0, $1.1)) }
         }
 
-        static func status(_ span: SpanRecord) -> Int {
+        static func status(_ span: SpanHeader) -> Int {
             var size = 2  // code
             if let message = span.statusMessage, !message.isEmpty { size += string(message) }
             return size
@@ -110,23 +155,35 @@ public enum OTLPSpanWriter {
     // MARK: - Writing
 
     /// Writes into space already measured and reserved.
-    struct Writer {
+    public struct Writer {
         private(set) var pointer: UnsafeMutablePointer<UInt8>
 
         init(_ pointer: UnsafeMutablePointer<UInt8>) { self.pointer = pointer }
 
-        mutating func span(_ span: SpanRecord) {
+        /// A span's fields before its attributes.
+        mutating func spanHead(_ span: SpanHeader) {
             bytes(1, span.traceID.bytes)
             bytes(2, span.spanID.bytes)
             if let state = span.traceState, !state.isEmpty { string(3, state) }
             if let parent = span.parentSpanID { bytes(4, parent.bytes) }
-            string(5, span.name)
+            if let suffix = span.nameSuffix {
+                tag(5, wire: 2)
+                varint(UInt64(Size.nameLength(span)))
+                text(span.name)
+                byte(0x20)
+                text(suffix)
+            } else {
+                string(5, span.name)
+            }
             tag(6, wire: 0)
             varint(UInt64(span.kind.rawValue))
             fixed64(7, span.startUnixNano)
             fixed64(8, span.endUnixNano)
-            for (key, value) in span.attributes { keyValue(9, key, value) }
-            for link in span.links {
+        }
+
+        /// A span's fields after its attributes.
+        mutating func spanTail(_ span: SpanHeader) {
+            if let link = span.link {
                 tag(13, wire: 2)
                 varint(UInt64(Size.link(link)))
                 bytes(1, link.traceID.bytes)
@@ -160,11 +217,15 @@ public enum OTLPSpanWriter {
             }
         }
 
-        mutating func string(_ field: UInt8, _ text: String) {
+        mutating func string(_ field: UInt8, _ value: String) {
             tag(field, wire: 2)
-            varint(UInt64(text.utf8.count))
-            var text = text
-            text.withUTF8 { raw(UnsafeRawBufferPointer($0)) }
+            varint(UInt64(value.utf8.count))
+            text(value)
+        }
+
+        mutating func text(_ value: String) {
+            let done: Void? = value.utf8.withContiguousStorageIfAvailable { raw(UnsafeRawBufferPointer($0)) }
+            if done == nil { for byte in value.utf8 { self.byte(byte) } }
         }
 
         mutating func bytes(_ field: UInt8, _ id: SpanID.Bytes) {
@@ -204,6 +265,93 @@ public enum OTLPSpanWriter {
                 value >>= 7
             }
             byte(UInt8(value))
+        }
+    }
+}
+
+/// A span's fields but its attributes, for `OTLPSpanWriter.measure` and `write`.
+public struct SpanHeader {
+    public var traceID: TraceID
+    public var spanID: SpanID
+    public var parentSpanID: SpanID?
+    public var traceState: String?
+    /// The name, and a second part joined to it with a space (`GET` and a route), so a
+    /// span's name is never built as a string of its own.
+    public var name: String
+    public var nameSuffix: String?
+    public var kind: SpanRecord.Kind
+    public var startUnixNano: UInt64
+    public var endUnixNano: UInt64
+    public var link: SpanRecord.Link?
+    public var isError: Bool
+    public var statusMessage: String?
+
+    public init(
+        traceID: TraceID, spanID: SpanID, parentSpanID: SpanID?, traceState: String? = nil, name: String,
+        nameSuffix: String? = nil, kind: SpanRecord.Kind, startUnixNano: UInt64, endUnixNano: UInt64,
+        link: SpanRecord.Link? = nil, isError: Bool = false, statusMessage: String? = nil
+    ) {
+        self.traceID = traceID
+        self.spanID = spanID
+        self.parentSpanID = parentSpanID
+        self.traceState = traceState
+        self.name = name
+        self.nameSuffix = nameSuffix
+        self.kind = kind
+        self.startUnixNano = startUnixNano
+        self.endUnixNano = endUnixNano
+        self.link = link
+        self.isError = isError
+        self.statusMessage = statusMessage
+    }
+
+    init(_ record: SpanRecord) {
+        self.init(
+            traceID: record.traceID, spanID: record.spanID, parentSpanID: record.parentSpanID,
+            traceState: record.traceState, name: record.name, kind: record.kind, startUnixNano: record.startUnixNano,
+            endUnixNano: record.endUnixNano, link: record.links.first, isError: record.isError,
+            statusMessage: record.statusMessage)
+    }
+}
+
+/// A span's attributes as they are added: measured, written, or kept (for tests). The
+/// closure that adds them runs once per mode, so a span's attributes are never gathered
+/// into an array on the way to their bytes.
+public struct SpanAttributes {
+    enum Mode {
+        case measure
+        case write(OTLPSpanWriter.Writer)
+        case collect([(String, SpanRecord.Value)])
+    }
+
+    var mode: Mode
+    private(set) var size = 0
+
+    init(mode: Mode) { self.mode = mode }
+
+    /// Attributes kept as values: `collected` then holds them.
+    public static func collecting() -> SpanAttributes { SpanAttributes(mode: .collect([])) }
+
+    public var collected: [(String, SpanRecord.Value)] {
+        if case .collect(let kept) = mode { return kept }
+        return []
+    }
+
+    public mutating func add(_ key: String, _ value: String) { add(key, .string(value)) }
+    public mutating func add(_ key: String, _ value: Int64) { add(key, .int(value)) }
+    public mutating func add(_ key: String, _ value: Bool) { add(key, .bool(value)) }
+
+    public mutating func add(_ key: String, _ value: SpanRecord.Value) {
+        switch mode {
+        case .measure:
+            size += OTLPSpanWriter.Size.field(OTLPSpanWriter.Size.keyValue(key, value))
+        case .write(var writer):
+            writer.keyValue(9, key, value)
+            mode = .write(writer)
+        case .collect(var kept):
+            mode = .measure  // releases `kept`'s other reference before appending
+            kept.append((key, value))
+            mode = .collect(kept)
         }
     }
 }

@@ -57,11 +57,9 @@ final class ExchangeSpanTests: XCTestCase {
         }
         let span = try! XCTUnwrap(unsampled)
         XCTAssertTrue(span.traceparent.hasSuffix("-00"))
-        var emitted: [SpanRecord] = []
-        var copy = span
-        copy.finish(
-            at: LoopContext.now(), name: "GET", kind: .client, attributes: [], error: nil, emit: { emitted.append($0) })
-        XCTAssertTrue(emitted.isEmpty, "an unsampled request records nothing")
+        let sink = RecordingSink()
+        span.finish(at: LoopContext.now(), name: "GET", kind: .client, error: nil, into: sink) { _ in }
+        XCTAssertTrue(sink.spans.isEmpty, "an unsampled request records nothing")
     }
 
     func testB3IsContinuedInItsOwnForm() {
@@ -91,14 +89,14 @@ final class ExchangeSpanTests: XCTestCase {
 
     func testTheFourPartsAddUpToTheDuration() {
         let start = LoopContext.now()
-        var span = ExchangeSpan.start(incoming: nil, sampler: TraceSampler(ratio: 1), random: &random, at: start)!
+        let span = ExchangeSpan.start(incoming: nil, sampler: TraceSampler(ratio: 1), random: &random, at: start)!
         span.attemptBegan(at: start + 1 * ms, endpoint: "10.0.0.2:8080")
         span.requestSent(at: start + 3 * ms, connect: 1 * ms, tls: ms / 2)
-        var emitted: [SpanRecord] = []
-        span.finish(
-            at: start + 33 * ms + 700, name: "GET", kind: .client, attributes: [("a", .string("b"))], error: nil,
-            emit: { emitted.append($0) })
+        let sink = RecordingSink()
+        span.finish(at: start + 33 * ms + 700, name: "GET", kind: .client, error: nil, into: sink) { $0.add("a", "b") }
+        let emitted = sink.spans
         XCTAssertEqual(emitted.count, 1)
+        XCTAssertEqual(attributes(emitted[0])["a"], .string("b"))
         let record = emitted[0]
         XCTAssertEqual(int(record, "weft.duration.connect"), 1000)
         XCTAssertEqual(int(record, "weft.duration.tls"), 500)
@@ -114,7 +112,7 @@ final class ExchangeSpanTests: XCTestCase {
 
     func testARetriedRequestHasAChildPerAttempt() {
         let start = LoopContext.now()
-        var span = ExchangeSpan.start(incoming: nil, sampler: TraceSampler(ratio: 1), random: &random, at: start)!
+        let span = ExchangeSpan.start(incoming: nil, sampler: TraceSampler(ratio: 1), random: &random, at: start)!
         span.attemptBegan(at: start, endpoint: "10.0.0.2:8080")
         span.requestSent(at: start + 1 * ms, connect: 0, tls: 0)
         XCTAssertEqual(span.traceparent, "00-\(span.traceID)-\(span.spanID)-01", "the first attempt carries the span")
@@ -123,10 +121,12 @@ final class ExchangeSpanTests: XCTestCase {
         XCTAssertFalse(secondCarried.contains("\(span.spanID)"), "a retry carries an id of its own")
         span.attemptBegan(at: start + 6 * ms, endpoint: "10.0.0.3:8080")
         span.requestSent(at: start + 6 * ms, connect: 0, tls: 0)
-        var emitted: [SpanRecord] = []
-        span.finish(
-            at: start + 10 * ms, name: "GET", kind: .client, attributes: [], error: nil, emit: { emitted.append($0) })
+        let sink = RecordingSink()
+        span.finish(at: start + 10 * ms, name: "GET", nameSuffix: "web", kind: .client, error: nil, into: sink) { _ in
+        }
+        let emitted = sink.spans
         XCTAssertEqual(emitted.count, 3)
+        XCTAssertEqual(emitted.map(\.name), ["GET web", "GET attempt 1", "GET attempt 2"])
         let client = emitted[0]
         XCTAssertEqual(int(client, "weft.retry_count"), 1)
         XCTAssertEqual(int(client, "weft.duration.upstream"), 8000, "4 ms of the first attempt, 4 of the second")
@@ -143,5 +143,22 @@ final class ExchangeSpanTests: XCTestCase {
         } else {
             XCTFail("attempt 2 names its endpoint")
         }
+    }
+}
+
+/// Keeps the spans it is given, as `SpanRecord`s.
+private final class RecordingSink: SpanSink {
+    var spans: [SpanRecord] = []
+
+    func add(_ span: SpanHeader, attributes: (inout SpanAttributes) -> Void) {
+        var kept = SpanAttributes.collecting()
+        attributes(&kept)
+        spans.append(
+            SpanRecord(
+                traceID: span.traceID, spanID: span.spanID, parentSpanID: span.parentSpanID,
+                traceState: span.traceState, name: span.nameSuffix.map { "\(span.name) \($0)" } ?? span.name,
+                kind: span.kind, startUnixNano: span.startUnixNano, endUnixNano: span.endUnixNano,
+                attributes: kept.collected, links: span.link.map { [$0] } ?? [], isError: span.isError,
+                statusMessage: span.statusMessage))
     }
 }

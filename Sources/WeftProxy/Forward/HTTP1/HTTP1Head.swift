@@ -38,10 +38,6 @@ struct HTTP1Head {
     /// proxy's own option whenever it keeps the next hop open: so the line is forwarded
     /// as is (sparing a split write), and dropped only when the proxy closes instead.
     var keepAliveLine: Range<Int>?
-    /// Request heads only: the lines of trace context a traced request's span replaces
-    /// (`traceparent`, `b3`, `x-b3-*`; not `tracestate`, which passes on). Empty (and
-    /// unallocated) for a request without them.
-    var traceLines: [Range<Int>] = []
 
     init() {
         length = 0

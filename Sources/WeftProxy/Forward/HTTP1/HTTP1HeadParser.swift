@@ -153,7 +153,6 @@ enum HTTP1HeadParser {
         head.droppedLines = dropped
         head.wantsClose = fields.connectionClose || (head.minorVersion == 0 && !fields.connectionKeepAlive)
         head.host = fields.host
-        if !fields.traceLines.isEmpty { head.traceLines = fields.traceLines }
         try resolveFraming(kind: kind, fields: fields, head: &head)
     }
 
@@ -304,6 +303,57 @@ enum HTTP1HeadParser {
 
     // MARK: - Fields
 
+    /// The lines of a request head that carry trace context (`traceparent`, `b3`,
+    /// `x-b3-*`; not `tracestate`), which a traced request's span replaces. Looked for only
+    /// where the proxy records spans (`parse` does not: a proxy without tracing pays
+    /// nothing for it).
+    static func traceContextLines(_ bytes: UnsafeRawBufferPointer, head: HTTP1Head) -> [Range<Int>] {
+        var lines: [Range<Int>] = []
+        forEachTraceContextLine(bytes, head: head) { line in
+            lines.append(line)
+            return true
+        }
+        return lines
+    }
+
+    /// Whether the request head has a line of trace context.
+    static func hasTraceContext(_ bytes: UnsafeRawBufferPointer, head: HTTP1Head) -> Bool {
+        var found = false
+        forEachTraceContextLine(bytes, head: head) { _ in
+            found = true
+            return false
+        }
+        return found
+    }
+
+    /// Calls `body` with each trace context line until it returns false.
+    private static func forEachTraceContextLine(
+        _ bytes: UnsafeRawBufferPointer, head: HTTP1Head, _ body: (Range<Int>) -> Bool
+    ) {
+        var cursor = head.target.upperBound
+        while cursor + 1 < bytes.count && !(bytes[cursor] == 0x0D && bytes[cursor + 1] == 0x0A) { cursor += 1 }
+        cursor += 2
+        while cursor + 1 < bytes.count && bytes[cursor] != 0x0D {
+            let lineStart = cursor
+            var colon = cursor
+            while colon < bytes.count && bytes[colon] != 0x3A { colon += 1 }
+            while cursor + 1 < bytes.count && !(bytes[cursor] == 0x0D && bytes[cursor + 1] == 0x0A) { cursor += 1 }
+            cursor += 2
+            if isTraceContextName(bytes, lineStart..<colon), !body(lineStart..<cursor) { return }
+        }
+    }
+
+    static func isTraceContextName(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
+        switch name.count {
+        case 2: return equalsLowercase(bytes, name, "b3")
+        case 10: return equalsLowercase(bytes, name, "x-b3-flags")
+        case 11: return equalsLowercase(bytes, name, "traceparent") || equalsLowercase(bytes, name, "x-b3-spanid")
+        case 12: return equalsLowercase(bytes, name, "x-b3-traceid") || equalsLowercase(bytes, name, "x-b3-sampled")
+        case 17: return equalsLowercase(bytes, name, "x-b3-parentspanid")
+        default: return false
+        }
+    }
+
     /// What the field lines said, gathered in one pass.
     private struct FieldSummary {
         var contentLength: Int?
@@ -329,8 +379,6 @@ enum HTTP1HeadParser {
         }
         /// Field names listed in Connection other than close, keep-alive and upgrade.
         var nominated: [Range<Int>] = []
-        /// `traceparent`, `b3` and `x-b3-*` lines (`HTTP1Head.traceLines`).
-        var traceLines: [Range<Int>] = []
 
         mutating func note(
             _ bytes: UnsafeRawBufferPointer, name: Range<Int>, value: Range<Int>, line: Range<Int>,
@@ -338,11 +386,7 @@ enum HTTP1HeadParser {
         ) throws {
             switch name.count {
             case 2:
-                if equalsLowercase(bytes, name, "te") {
-                    dropped.append(line)
-                } else if equalsLowercase(bytes, name, "b3") {
-                    traceLines.append(line)
-                }
+                if equalsLowercase(bytes, name, "te") { dropped.append(line) }
             case 4:
                 if equalsLowercase(bytes, name, "host") {
                     hostCount += 1
@@ -360,27 +404,13 @@ enum HTTP1HeadParser {
                     noteConnection(bytes, value)
                 } else if equalsLowercase(bytes, name, "keep-alive") {
                     dropped.append(line)
-                } else if equalsLowercase(bytes, name, "x-b3-flags") {
-                    traceLines.append(line)
-                }
-            case 11:
-                if equalsLowercase(bytes, name, "traceparent") || equalsLowercase(bytes, name, "x-b3-spanid") {
-                    traceLines.append(line)
-                }
-            case 12:
-                if equalsLowercase(bytes, name, "x-b3-traceid") || equalsLowercase(bytes, name, "x-b3-sampled") {
-                    traceLines.append(line)
                 }
             case 14:
                 if equalsLowercase(bytes, name, "content-length") { try noteContentLength(bytes, value) }
             case 16:
                 if equalsLowercase(bytes, name, "proxy-connection") { dropped.append(line) }
             case 17:
-                if equalsLowercase(bytes, name, "transfer-encoding") {
-                    try noteTransferEncoding(bytes, value)
-                } else if equalsLowercase(bytes, name, "x-b3-parentspanid") {
-                    traceLines.append(line)
-                }
+                if equalsLowercase(bytes, name, "transfer-encoding") { try noteTransferEncoding(bytes, value) }
             default:
                 break
             }

@@ -69,9 +69,6 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var mirrorHead: ByteBuffer?
     /// The current request's span (issue 12); nil when it is not traced.
     private var span: ExchangeSpan?
-    /// What a sampled span says of its request, taken from the head (released once the
-    /// response starts) and the plan; and the proxy's own error, when it answered.
-    private var spanFacts: SpanFacts?
 
     private let metrics: DirectionMetrics
     private let config: ProxyConfig
@@ -372,9 +369,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if request.wantsClose { closeAfterResponse = true }
         requestPhase = .connecting
         span = nil
-        if let loop = traceLoop, loop.spans != nil, !request.traceLines.isEmpty || loop.snapshot.sampler.ratio > 0 {
-            startSpan(loop)
-        }
+        if let loop = traceLoop, loop.spans != nil { startSpan(loop) }
         if inboundGate != nil, let head = requestHeadBytes, let denial = authorize(head) {
             respondWithError(status: 403, kind: denial.kind, detail: denial.explanation, header: denial.header)
             return false
@@ -442,7 +437,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Sends the request on a pooled connection to `bucket`, or opens one. Returns true
     /// when the exchange began at once.
     private func sendRequest() -> Bool {
-        if spanFacts != nil { span!.attemptBegan(at: LoopContext.now(), endpoint: spanFacts!.peer?.text) }
+        if let span { spanAttemptBegan(span) }
         if !isMultiplexed, let pooled = pool.checkout(bucket) {
             beginExchange(on: pooled)
             return true
@@ -493,12 +488,12 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     backendRequestTimeoutMs: attempt.backendRequestTimeoutMs, proxyTimeout: config.responseTimeout)
                 routeName = attempt.route
             }
-            if spanFacts != nil {
-                spanFacts!.route = attempt.route
+            if span?.facts != nil {
+                span!.facts!.route = attempt.route
                 let backend = mesh.snapshot.backends[attempt.backend]
-                spanFacts!.backend = "\(backend.service):\(backend.port)"
-                spanFacts!.peerIdentity = endpoint.target.identity
-                spanFacts!.peer = endpoint.spanAddress
+                span!.facts!.backend = "\(backend.service):\(backend.port)"
+                span!.facts!.peerIdentity = endpoint.target.identity
+                span!.facts!.peer = endpoint.spanAddress
             }
             if let known = endpoint.http1Bucket {
                 bucket = known
@@ -633,10 +628,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             var extraLines = attempt > 0 ? "weft-retry-attempt: \(attempt)\r\n" : ""
             if let span {
                 // The span's context replaces the caller's.
-                if !request.traceLines.isEmpty {
-                    request.droppedLines = (request.droppedLines + request.traceLines).sorted {
-                        $0.lowerBound < $1.lowerBound
-                    }
+                let lines = head.withUnsafeReadableBytes { HTTP1HeadParser.traceContextLines($0, head: request) }
+                if !lines.isEmpty {
+                    request.droppedLines = (request.droppedLines + lines).sorted { $0.lowerBound < $1.lowerBound }
                 }
                 extraLines = span.headerLines + extraLines
             }
@@ -715,9 +709,10 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func startSpan(_ loop: LoopContext) {
         guard let head = requestHeadBytes else { return }
         let request = self.request
-        let hasContext = !request.traceLines.isEmpty
         let isInbound = inboundGate != nil
         head.withUnsafeReadableBytes { bytes in
+            let hasContext = HTTP1HeadParser.hasTraceContext(bytes, head: request)
+            guard hasContext || loop.snapshot.sampler.ratio > 0 else { return }
             let view = HTTP1RequestHeadView(bytes: bytes, head: request)
             var incoming: IncomingTrace?
             var b3: IncomingTrace.Format?
@@ -735,18 +730,17 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 incoming: incoming, b3: b3, sampler: loop.snapshot.sampler, random: &loop.random,
                 at: requestStart.uptimeNanoseconds)
             guard span?.isSampled == true else {
-                spanFacts = nil
                 return
             }
-            spanFacts = SpanFacts(
+            span!.facts = SpanFacts(
                 method: String(decoding: bytes[0..<max(0, request.target.lowerBound - 1)], as: UTF8.self),
                 path: view.withPath { String(decoding: $0, as: UTF8.self) },
                 host: view.withAuthority { $0.map { String(decoding: $0, as: UTF8.self) } })
             if isInbound {
-                spanFacts!.peerIdentity = inboundGate?.identity
-                spanFacts!.peer = connectionSpanAddress
+                span!.facts!.peerIdentity = inboundGate?.identity
+                span!.facts!.peer = connectionSpanAddress
             } else {
-                spanFacts!.peer = connectionSpanAddress
+                span!.facts!.peer = connectionSpanAddress
             }
         }
     }
@@ -759,20 +753,28 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private static let b3Name = Array("b3".utf8)
     private static let b3TraceIDName = Array("x-b3-traceid".utf8)
 
+    /// Out of line: `sendRequest` stays small enough to inline where no span is recorded.
+    @inline(never)
+    private func spanAttemptBegan(_ span: ExchangeSpan) {
+        guard let facts = span.facts else { return }
+        span.attemptBegan(at: LoopContext.now(), endpoint: facts.peer?.text)
+    }
+
     /// Ends the current request's span with `status` and queues it for export.
     private func finishSpan(status: Int) {
-        guard var current = span else { return }
+        guard let current = span else { return }
         span = nil
-        guard let facts = spanFacts, let loop = traceLoop, let queue = loop.spans else { return }
-        spanFacts = nil
+        guard let facts = current.facts, let loop = traceLoop, let queue = loop.spans else { return }
         let isInbound = inboundGate != nil
-        let attributes = facts.attributes(
-            status: status, isInbound: isInbound, identity: queue.settings.identity,
-            protocolVersion: request.minorVersion == 0 ? "1.0" : "1.1",
-            grpc: false)
+        let version = request.minorVersion == 0 ? "1.0" : "1.1"
         current.finish(
-            at: LoopContext.now(), name: facts.spanName, kind: isInbound ? .server : .client, attributes: attributes,
-            error: facts.errorMessage(status: status), emit: queue.add)
+            at: LoopContext.now(), name: facts.method, nameSuffix: facts.route, kind: isInbound ? .server : .client,
+            error: facts.errorMessage(status: status), into: queue
+        ) { out in
+            facts.add(
+                to: &out, status: status, isInbound: isInbound, identity: queue.settings.identity,
+                protocolVersion: version, grpc: false)
+        }
     }
 
     // MARK: - Upstream side
@@ -1081,7 +1083,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// - Parameter header: the `weft-error` value, when it says more than the kind.
     private func respondWithError(status: Int, kind: ProxyErrorKind, detail: String, header: String? = nil) {
         metrics.error(kind)
-        if spanFacts != nil { spanFacts!.error = "\(kind.rawValue): \(detail)" }
+        if span?.facts != nil { span!.facts!.error = "\(kind.rawValue): \(detail)" }
         recordFinished(status: status)
         guard !hasSentResponseBytes, let context else {
             closeClient()

@@ -598,8 +598,6 @@ final class HTTP2RelayedStream {
 
     /// The request's span (issue 12); nil when it is not traced.
     private var span: ExchangeSpan?
-    /// What a sampled span says of its request.
-    private var spanFacts: SpanFacts?
 
     private var isGRPC = false
     private var status = 0
@@ -676,7 +674,7 @@ final class HTTP2RelayedStream {
             host: fields.first(name: ":authority"))
         if clientRelay.isInbound { facts.peerIdentity = clientRelay.callerIdentity }
         facts.peer = clientRelay.connectionSpanAddress
-        spanFacts = facts
+        span!.facts = facts
         span!.attemptBegan(at: LoopContext.now(), endpoint: facts.peer?.text)
     }
 
@@ -692,19 +690,21 @@ final class HTTP2RelayedStream {
 
     /// Ends the span with `status` and queues it for export.
     private func finishSpan(status: Int) {
-        guard var current = span else { return }
+        guard let current = span else { return }
         span = nil
-        guard let facts = spanFacts, let queue = clientRelay.traceLoop?.spans else { return }
-        spanFacts = nil
+        guard let facts = current.facts, let queue = clientRelay.traceLoop?.spans else { return }
         let isInbound = clientRelay.isInbound
-        let attributes = facts.attributes(
-            status: status, isInbound: isInbound, identity: queue.settings.identity,
-            protocolVersion: "2", grpc: isGRPC)
         let error =
             facts.errorMessage(status: status) ?? facts.grpcStatus.flatMap { $0 == 0 ? nil : "grpc-status \($0)" }
+        let grpc = isGRPC
         current.finish(
-            at: LoopContext.now(), name: facts.spanName, kind: isInbound ? .server : .client, attributes: attributes,
-            error: error, emit: queue.add)
+            at: LoopContext.now(), name: facts.method, nameSuffix: facts.route, kind: isInbound ? .server : .client,
+            error: error, into: queue
+        ) { out in
+            facts.add(
+                to: &out, status: status, isInbound: isInbound, identity: queue.settings.identity,
+                protocolVersion: "2", grpc: grpc)
+        }
     }
 
     func clientSent(_ payload: HTTP2Frame.FramePayload, flowControlled length: Int) {
@@ -776,8 +776,8 @@ final class HTTP2RelayedStream {
         switch payload {
         case .headers(let headers):
             isHeaders = true
-            if spanFacts != nil, isGRPC, let grpcStatus = headers.headers.first(name: "grpc-status") {
-                spanFacts!.grpcStatus = Int(grpcStatus)
+            if span?.facts != nil, isGRPC, let grpcStatus = headers.headers.first(name: "grpc-status") {
+                span!.facts!.grpcStatus = Int(grpcStatus)
             }
             if !hasResponseStarted, let code = headers.headers.first(name: ":status").flatMap({ Int($0) }), code >= 200
             {
@@ -1010,13 +1010,13 @@ final class HTTP2RelayedStream {
         destination = endpoint.target.address
         meshIdentity = endpoint.target.meshIdentity
         routedHead = head
-        if spanFacts != nil {
-            spanFacts!.peer = endpoint.spanAddress
+        if span?.facts != nil {
+            span!.facts!.peer = endpoint.spanAddress
             span?.attemptBegan(at: LoopContext.now(), endpoint: endpoint.spanAddress.text)
-            spanFacts!.route = attempt.route
+            span!.facts!.route = attempt.route
             let backend = mesh.snapshot.backends[attempt.backend]
-            spanFacts!.backend = "\(backend.service):\(backend.port)"
-            spanFacts!.peerIdentity = endpoint.target.identity
+            span!.facts!.backend = "\(backend.service):\(backend.port)"
+            span!.facts!.peerIdentity = endpoint.target.identity
         }
     }
 
@@ -1157,7 +1157,7 @@ final class HTTP2RelayedStream {
     func respond(status: Int, kind: ProxyErrorKind, detail: String, header: String? = nil) {
         guard !isFinished else { return }
         metrics.error(kind)
-        if spanFacts != nil { spanFacts!.error = "\(kind.rawValue): \(detail)" }
+        if span?.facts != nil { span!.facts!.error = "\(kind.rawValue): \(detail)" }
         logger.debug(
             "http2 request failed",
             metadata: ["status": "\(status)", "error": "\(kind.rawValue)", "detail": "\(detail)"])

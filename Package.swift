@@ -83,6 +83,10 @@ let package = Package(
             dependencies: [
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
+                // OTLP/HTTP export (`OTLPHTTPExporter`), shared by the sidecar and the control plane.
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         // OTLP's trace messages (opentelemetry-proto v1.9.0), generated once by

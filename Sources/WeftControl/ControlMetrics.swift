@@ -19,6 +19,11 @@ public final class ControlMetrics: Sendable {
     /// Spans the OTLP intake kept, and rejected (invalid ids).
     let spansAccepted: Counter
     let spansRejected: Counter
+    /// Exports the intake refused with 429 (a client over `--otlp-rate-limit`).
+    let exportsLimited: Counter
+    /// Spans sent on to `--otlp-forward`'s collector, and dropped on the way.
+    let spansForwarded: Counter
+    let spansForwardDropped: Counter
     /// What the trace store holds: traces, the bytes they are charged, traces evicted.
     let traceStoreTraces: Gauge
     let traceStoreBytes: Gauge
@@ -69,6 +74,19 @@ public final class ControlMetrics: Sendable {
             descriptor: .init(
                 metricName: "weft_control_spans_rejected", unitName: "total",
                 helpText: "Spans the OTLP/HTTP intake rejected (a trace or span id of the wrong length or all zero)."))
+        exportsLimited = registry.makeCounter(
+            descriptor: .init(
+                metricName: "weft_control_otlp_exports_limited", unitName: "total",
+                helpText: "Exports the OTLP/HTTP intake answered 429: their client was over --otlp-rate-limit."))
+        spansForwarded = registry.makeCounter(
+            descriptor: .init(
+                metricName: "weft_control_otlp_forwarded_spans", unitName: "total",
+                helpText: "Spans sent on to the --otlp-forward collector, which took them."))
+        spansForwardDropped = registry.makeCounter(
+            descriptor: .init(
+                metricName: "weft_control_otlp_forward_dropped_spans", unitName: "total",
+                helpText:
+                    "Spans not forwarded: the forward queue was full, or the collector failed or did not answer."))
         traceStoreTraces = registry.makeGauge(
             descriptor: .init(metricName: "weft_control_trace_store_traces", helpText: "Traces the store keeps."))
         traceStoreBytes = registry.makeGauge(

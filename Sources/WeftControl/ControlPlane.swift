@@ -90,9 +90,17 @@ public final class ControlPlane: ServiceLifecycle.Service {
                 .bind(host: settings.pushHost, port: settings.pushPort, group: group)
             http = try await Self.bindHTTP(api: api, host: settings.httpHost, port: settings.httpPort, group: group)
             if settings.otlpPort > 0 {
+                let metrics = self.metrics
+                let forwarder = settings.otlpForward.flatMap(OTLPForwarder.Target.init(url:)).map { target in
+                    OTLPForwarder(
+                        target: target, eventLoop: group.next(),
+                        forwarded: { metrics.spansForwarded.increment(by: Int64($0)) },
+                        dropped: { metrics.spansForwardDropped.increment(by: Int64($0)) })
+                }
                 intake = try await Self.bindIntake(
                     store: traces, metrics: metrics, host: settings.pushHost, port: settings.otlpPort,
-                    maxBody: settings.otlpMaxBody, group: group)
+                    maxBody: settings.otlpMaxBody, limit: IntakeRateLimit(rate: Double(settings.otlpRateLimit)),
+                    forwarder: forwarder, group: group)
             }
         } catch {
             try? await group.shutdownGracefully()
@@ -207,10 +215,14 @@ public final class ControlPlane: ServiceLifecycle.Service {
     }
 
     private static func bindIntake(
-        store: SpanStore, metrics: ControlMetrics, host: String, port: Int, maxBody: Int, group: any EventLoopGroup
+        store: SpanStore, metrics: ControlMetrics, host: String, port: Int, maxBody: Int, limit: IntakeRateLimit,
+        forwarder: OTLPForwarder?, group: any EventLoopGroup
     ) async throws -> any Channel {
         try await bindHTTPServer(host: host, port: port, group: group) {
-            SpanIntakeHandler(store: store, maxBody: maxBody) { outcome in
+            SpanIntakeHandler(
+                store: store, maxBody: maxBody, limit: limit, onLimited: { metrics.exportsLimited.increment() },
+                forward: forwarder.map { forwarder in { forwarder.forward($0, spans: $1) } }
+            ) { outcome in
                 metrics.spansAccepted.increment(by: Int64(outcome.accepted))
                 metrics.spansRejected.increment(by: Int64(outcome.rejected))
                 let usage = store.usage

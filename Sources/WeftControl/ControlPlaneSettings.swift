@@ -18,6 +18,10 @@ public struct ControlPlaneSettings: Sendable {
     public var traceMemory = 64 << 20
     /// The largest export the intake reads.
     public var otlpMaxBody = 4 << 20
+    /// Exports a second each client address may send the intake (`--otlp-rate-limit`; 0: no limit).
+    public var otlpRateLimit = 100
+    /// An external OTLP/HTTP collector every export is also sent to (`--otlp-forward`).
+    public var otlpForward: String? = nil
     /// Who may read `/api/` on the HTTP port (`--api-access`).
     public var apiAccess = APIAccess.loopback
     public var threads = 2

@@ -56,12 +56,16 @@ final class LoopContext {
 
     /// Where this loop's finished spans wait for export; nil when the proxy exports none.
     let spans: SpanQueue?
+    /// The pod's traced inbound requests in flight (shared by the loops), for the links
+    /// inferred from them.
+    let inflight: InflightRequests
 
     init(
         eventLoop: EventLoop, discoveryTimeout: TimeAmount, meshStore: MeshStore? = nil, metrics: ProxyMetrics? = nil,
-        traceExport: TraceExportSettings? = nil
+        traceExport: TraceExportSettings? = nil, inflight: InflightRequests = InflightRequests()
     ) {
         self.eventLoop = eventLoop
+        self.inflight = inflight
         if let traceExport, let metrics {
             spans = SpanQueue(eventLoop: eventLoop, settings: traceExport, metrics: metrics.spans)
         } else {

@@ -56,6 +56,18 @@ struct WeftControlCommand: AsyncParsableCommand {
     @Option(help: "Memory the kept traces may use, e.g. 64MB, 512MiB; the oldest traces are evicted first.")
     var traceMemory = "64MB"
 
+    @Option(
+        help:
+            "Exports a second each client address may send the span intake (twice that at once); more are answered 429. 0: no limit."
+    )
+    var otlpRateLimit = 100
+
+    @Option(
+        help: ArgumentHelp(
+            "Also send every export the span intake takes to this OTLP/HTTP collector (protobuf; http only), e.g. http://otel-collector:4318/v1/traces.",
+            valueName: "url"))
+    var otlpForward: String?
+
     @Option(help: "Event-loop threads.")
     var threads = 2
 
@@ -90,6 +102,14 @@ struct WeftControlCommand: AsyncParsableCommand {
         }
         guard otlpPort == 0 || (otlpPort != pushPort && otlpPort != httpPort) else {
             throw ValidationError("--otlp-port must differ from --push-port and --http-port")
+        }
+        if let otlpForward, OTLPForwarderURL.isValid(otlpForward) == false {
+            throw ValidationError(
+                "--otlp-forward: \(otlpForward) is not http://host[:port][/path] (https is not supported)")
+        }
+        guard otlpRateLimit >= 0 else {
+            throw ValidationError(
+                "--otlp-rate-limit: \(otlpRateLimit) is not a number of exports a second (0 for no limit)")
         }
         guard let memory = Self.bytes(traceMemory), memory >= 1 << 20 else {
             throw ValidationError("--trace-memory: \(traceMemory) is not a size of at least 1MB (e.g. 64MB)")
@@ -152,6 +172,8 @@ struct WeftControlCommand: AsyncParsableCommand {
         settings.threads = threads
         settings.otlpPort = otlpPort
         settings.traceMemory = Self.bytes(traceMemory) ?? 64_000_000
+        settings.otlpRateLimit = otlpRateLimit
+        settings.otlpForward = otlpForward
         settings.certificateLifetime = Self.duration(certificateLifetime) ?? .seconds(86_400)
         settings.debounce = Self.duration(debounce) ?? .milliseconds(100)
         settings.slowConsumerGrace = Self.duration(slowConsumerGrace) ?? .seconds(10)

@@ -301,8 +301,18 @@ def answer(method, target, headers, body=b""):
     m = re.fullmatch(r"/delay/(\d+)", path)
     if m:
         time.sleep(min(int(m.group(1)), 60000) / 1000.0)
-    body = json.dumps({"pod": POD, "method": method, "path": target, "headers": headers}).encode()
-    return status, body
+    answer_ = {"pod": POD, "method": method, "path": target, "headers": headers}
+    m = re.fullmatch(r"/call/([0-9.]+)(/.*)", path)
+    if m:
+        # An app that calls another and does NOT pass trace context on (?after=MS: first
+        # waits MS ms).
+        query = dict(kv.split("=", 1) for kv in target.partition("?")[2].split("&") if "=" in kv)
+        time.sleep(min(int(query.get("after", "0")), 60000) / 1000.0)
+        import urllib.request
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open("http://%s%s" % (m.group(1), m.group(2)), timeout=10) as r:
+            answer_["called"] = json.loads(r.read())
+    return status, json.dumps(answer_).encode()
 
 
 def is_h2(conn):

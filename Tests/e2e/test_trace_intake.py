@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -20,7 +21,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from control_fixtures import ca_template, cenv, control, eventually, http_get, metric, weftctl  # noqa: E402,F401
+from control_fixtures import CONTROL_BIN, ca_template, cenv, control, eventually, http_get, metric, weftctl  # noqa: E402,F401
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"
@@ -195,3 +196,166 @@ def test_bad_input_on_the_intake_gets_clear_errors_and_nothing_else_breaks(contr
     assert status == 404 and "no trace" in body, body
     assert control.get("/api/v1/traces/xyz")[0] == 400
     assert control.get("/api/v1/traces?minDuration=soon")[0] == 400
+
+
+def post_from(source, port, body=b""):
+    """A protobuf export from the local address `source` (any 127.x works on loopback):
+    (status, Retry-After, body)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5, source_address=(source, 0))
+    try:
+        conn.request("POST", "/v1/traces", body=body, headers={"Content-Type": "application/x-protobuf"})
+        r = conn.getresponse()
+        return r.status, r.getheader("retry-after"), r.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.control_args("--otlp-rate-limit", "5")
+def test_a_flood_from_one_client_is_answered_429_and_the_others_are_served(control):
+    port = control.otlp_port
+    # 127.0.0.1 floods: its burst (10) passes, then 429 with Retry-After, before any body is read.
+    answers = [post_from("127.0.0.1", port) for _ in range(60)]
+    ok = [a for a in answers if a[0] == 200]
+    limited = [a for a in answers if a[0] == 429]
+    assert len(ok) + len(limited) == 60, [a[0] for a in answers]
+    assert 10 <= len(ok) <= 15, "burst of 10 and 5 a second: %d admitted" % len(ok)
+    status, retry_after, body = limited[0]
+    assert retry_after == "1" and b"at most 5 a second per client address" in body, (retry_after, body)
+    # Another client address is served meanwhile, and its spans are kept.
+    trace = "5" * 32
+    export = json.dumps({"resourceSpans": [{"resource": {"attributes": [
+        {"key": "service.name", "value": {"stringValue": "other"}}]}, "scopeSpans": [{"spans": [{
+            "traceId": trace, "spanId": "6" * 16, "name": "calm", "kind": 2,
+            "startTimeUnixNano": "1000", "endTimeUnixNano": "2000"}]}]}]}).encode()
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5, source_address=("127.0.0.2", 0))
+    conn.request("POST", "/v1/traces", body=export, headers={"Content-Type": "application/json"})
+    assert conn.getresponse().status == 200
+    conn.close()
+    assert control.get("/api/v1/traces/" + trace)[0] == 200
+    assert (metric(control.metrics(), "weft_control_otlp_exports_limited_total") or 0) >= len(limited)
+    # The flooder is served again once its bucket refills.
+    time.sleep(1.2)
+    assert post_from("127.0.0.1", port)[0] == 200
+
+
+def check(condition):
+    """For `eventually`, which retries on AssertionError."""
+    assert condition
+
+
+class Collector:
+    """A stand-in OTLP/HTTP collector on loopback: keeps each POST's content type and body."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                received.append((self.path, self.headers.get("content-type"), body))
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+FORWARD = Collector()
+
+
+@pytest.mark.control_args("--otlp-forward", "http://127.0.0.1:%d/otlp/v1/traces" % FORWARD.port)
+def test_exports_are_forwarded_to_an_external_collector_as_protobuf(control):
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    trace = "7" * 32
+    export = json.dumps({"resourceSpans": [{"resource": {"attributes": [
+        {"key": "service.name", "value": {"stringValue": "fwd"}}]}, "scopeSpans": [{"spans": [{
+            "traceId": trace, "spanId": "8" * 16, "name": "forwarded", "kind": 3,
+            "startTimeUnixNano": "1000", "endTimeUnixNano": "5000"}]}]}]}).encode()
+    assert post(control.otlp_port, export, "application/json")[0] == 200
+    eventually(lambda: check(len(FORWARD.received) >= 1), timeout=10, what="the collector got the export")
+    path, content_type, body = FORWARD.received[-1]
+    assert path == "/otlp/v1/traces" and content_type == "application/x-protobuf", (path, content_type)
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(body)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    assert (span.name, span.trace_id.hex(), span.kind) == ("forwarded", trace, 3)
+    assert request.resource_spans[0].resource.attributes[0].value.string_value == "fwd"
+    # A protobuf export is passed on as it came.
+    before = len(FORWARD.received)
+    assert post(control.otlp_port, body, "application/x-protobuf")[0] == 200
+    eventually(lambda: check(len(FORWARD.received) > before), timeout=10, what="the second export")
+    assert FORWARD.received[-1][2] == body
+    eventually(lambda: check((metric(control.metrics(), "weft_control_otlp_forwarded_spans_total") or 0) >= 2),
+               timeout=10, what="forwarded spans counted")
+
+
+@pytest.mark.control_args("--otlp-forward", "http://127.0.0.1:1/v1/traces")
+def test_an_absent_collector_drops_and_counts_and_the_intake_keeps_serving(control):
+    trace = "9" * 32
+    export = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": trace, "spanId": "a" * 16, "name": "kept", "kind": 2,
+        "startTimeUnixNano": "1", "endTimeUnixNano": "2"}]}]}]}).encode()
+    for _ in range(3):
+        assert post(control.otlp_port, export, "application/json")[0] == 200
+    assert control.get("/api/v1/traces/" + trace)[0] == 200
+    eventually(lambda: check(
+        (metric(control.metrics(), "weft_control_otlp_forward_dropped_spans_total") or 0) >= 3),
+        timeout=15, what="dropped spans counted")
+
+
+def test_a_bad_forward_url_is_refused_at_start_up(cenv):
+    p = subprocess.run([CONTROL_BIN, "--otlp-forward", "https://collector:4318", "--config", cenv.config, "--ca", cenv.ca,
+        "--token-file", cenv.token_file], capture_output=True, timeout=30)
+    assert p.returncode != 0
+    assert b"--otlp-forward: https://collector:4318 is not http://host[:port][/path]" in p.stderr, p.stderr
+
+
+@pytest.mark.control_args("--trace-memory", "4MB")
+def test_the_store_stays_within_its_bound_under_a_flood_of_spans(control):
+    from control_fixtures import rss_kib
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    rss0 = rss_kib(control.proc.pid)
+    # 100 exports of 200 traces of one span each, 8 attributes a span: about 10 MB of spans.
+    sent = 0
+    for e in range(100):
+        request = ExportTraceServiceRequest()
+        rs = request.resource_spans.add()
+        attr = rs.resource.attributes.add()
+        attr.key, attr.value.string_value = "service.name", "flood"
+        ss = rs.scope_spans.add()
+        for t in range(200):
+            span = ss.spans.add()
+            span.trace_id = (e * 1000 + t + 1).to_bytes(16, "big")
+            span.span_id = (t + 1).to_bytes(8, "big")
+            span.name = "GET /flood/%d" % t
+            span.kind = 2
+            span.start_time_unix_nano, span.end_time_unix_nano = 1_000_000 * t, 1_000_000 * t + 5_000
+            for k in range(8):
+                a = span.attributes.add()
+                a.key, a.value.string_value = "attr.%d" % k, "value-%d-%d" % (k, t)
+        status, _ = post(control.otlp_port, request.SerializeToString())
+        assert status == 200
+        sent += 200
+    text = control.metrics()
+    assert metric(text, "weft_control_spans_received_total") == sent
+    assert metric(text, "weft_control_trace_store_bytes") <= 4_000_000, "the bound holds"
+    assert metric(text, "weft_control_traces_evicted") > 0, "the oldest were evicted"
+    # The newest trace is kept, the oldest is gone.
+    assert control.get("/api/v1/traces/%032x" % (99 * 1000 + 200))[0] == 200
+    assert control.get("/api/v1/traces/%032x" % 1)[0] == 404
+    grown = rss_kib(control.proc.pid) - rss0
+    assert grown < 40_000, "RSS grew %d KiB for a 4 MB store" % grown

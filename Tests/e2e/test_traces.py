@@ -4,8 +4,11 @@ Topology (mesh_fixtures.Mesh, module fixture `trace_mesh`):
 - pod `client` (app client, sa client) with its sidecar;
 - pod `server` (app web, sa web) running the backend on :8080 and a sidecar, listed with a
   `weft-proxy` container: a meshed Pod, reached over mesh TLS;
-- Service web 10.98.0.10 -> server. weft-control's OTLP intake listens on a free port of the
-  node address; both sidecars export there (`--trace-intake`).
+- pod `db` (app db, sa db), meshed likewise;
+- Services web 10.98.0.10 -> server, db 10.98.0.20 -> db. weft-control's OTLP intake listens
+  on a free port of the node address; the sidecars export there (`--trace-intake`).
+The backends' `/call/<ip>/<path>` calls another Service *without* passing trace context on
+(an app that does not propagate).
 
 What is checked: a request with a known `traceparent` through both hops is served back by
 the trace API with the client sidecar's CLIENT span (a child of the caller's span) and the
@@ -14,7 +17,9 @@ server sidecar's SERVER span (a child of the CLIENT span); the app receives a
 duration within 5%, the app's 30 ms delay is the SERVER span's upstream part, and the
 CLIENT span covers at least 95% of what curl measured. B3 requests are recorded under
 their B3 trace id; an app span exported with the OpenTelemetry Python SDK joins the trace;
-`weftctl trace` shows both pods. With the intake stalled (weft-control stopped) the span
+`weftctl trace` shows both pods. When the app does not propagate context, its call while it
+serves one request joins that request's trace, linked and marked `weft.link.inferred`; while
+it serves two, nothing is inferred. With the intake stalled (weft-control stopped) the span
 queue drops and counts while requests keep being served; with `tracing.sampling: 0` a
 request without context records nothing and gets no context added.
 """
@@ -50,7 +55,9 @@ def _pod(name, host, app, sa=None):
 
 CLIENT = _pod("client", 1, "client")
 SERVER = _pod("server", 10, "web", sa="web")
-SERVICES = [ServiceSpec("web", "demo", WEB_IP, ["server"])]
+DB = _pod("db", 20, "db", sa="db")
+DB_IP = "10.98.0.20"
+SERVICES = [ServiceSpec("web", "demo", WEB_IP, ["server"]), ServiceSpec("db", "demo", DB_IP, ["db"])]
 
 
 def meshed_pod_yaml(p):
@@ -63,9 +70,9 @@ def meshed_pod_yaml(p):
 class TraceMesh(Mesh):
     ns_prefix = NS_PREFIX
     node_ip = NODE_IP
-    pods = [CLIENT, SERVER]
-    backends = [SERVER]
-    clients = (CLIENT, SERVER)
+    pods = [CLIENT, SERVER, DB]
+    backends = [SERVER, DB]
+    clients = (CLIENT, SERVER, DB)
     sampling = None  # MeshConfig tracing.sampling (None: the default, 1.0)
 
     def backend_argv(self, p):
@@ -342,3 +349,44 @@ def test_sampling_zero_records_nothing_and_adds_no_context(mesh):
     assert exported() == before
     code, _ = mesh.control.get("/api/v1/traces/" + trace_id)
     assert code == 404
+
+
+def test_an_app_that_does_not_propagate_has_its_call_linked_by_inference(mesh):
+    mesh.apply()
+    trace_id, caller_span = new_ids()
+    status, body, _ = curl_timed(mesh, "http://%s/call/%s/inner" % (WEB_IP, DB_IP),
+                                 [("traceparent", "00-%s-%s-01" % (trace_id, caller_span))])
+    assert status == 200, body
+    assert body["called"]["pod"] == "db"
+    # web's app sent no traceparent, yet db's app got one in the same trace.
+    assert trace_id in body["called"]["headers"].get("traceparent", ""), body["called"]["headers"]
+    found = fetch_trace(mesh, trace_id, 4)
+    web_server, _ = by_kind(found, 2, "web")
+    web_client, _ = by_kind(found, 3, "web")
+    db_server, _ = by_kind(found, 2, "db")
+    assert web_client["parentSpanId"] == web_server["spanId"], "joined to the request it serves"
+    assert attrs(web_client).get("weft.link.inferred") is True, attrs(web_client)
+    links = web_client.get("links", [])
+    assert len(links) == 1 and links[0]["spanId"] == web_server["spanId"], links
+    assert db_server["parentSpanId"] == web_client["spanId"]
+    assert "weft.link.inferred" not in attrs(web_server)
+
+
+def test_no_link_is_inferred_while_the_app_serves_two_requests(mesh):
+    import concurrent.futures
+    mesh.apply()
+    ids = [new_ids() for _ in range(2)]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        # Both requests wait 300 ms before calling db: both are in flight at each call.
+        answers = list(pool.map(lambda i: curl_timed(
+            mesh, "http://%s/call/%s/inner?after=300" % (WEB_IP, DB_IP),
+            [("traceparent", "00-%s-%s-01" % i)]), ids))
+    for (status, body, _), (trace_id, _) in zip(answers, ids):
+        assert status == 200, body
+        assert trace_id not in body["called"]["headers"].get("traceparent", trace_id + "?"), \
+            "db's call must start a trace of its own"
+    time.sleep(1.5)  # spans exported
+    for trace_id, _ in ids:
+        found = fetch_trace(mesh, trace_id, 2)
+        assert sorted((s["kind"], r["service.name"]) for s, r in found.values()) == [(2, "web"), (3, "client")], \
+            found

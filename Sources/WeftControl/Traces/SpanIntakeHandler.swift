@@ -10,6 +10,8 @@ import WeftOTLP
 ///   accepted), a compressed body 415 (compression is not read here);
 /// - a body over `maxBody` 413, at once from Content-Length or as soon as it is exceeded;
 ///   the connection is closed, so the rest is never read;
+/// - a client address over its rate (`IntakeRateLimit`) 429 with `Retry-After`, before
+///   its body is read: a flood from one client leaves the others served;
 /// - a body that does not decode 400, naming the first problem;
 /// - spans with invalid ids are rejected and counted in a partial success (200), the
 ///   rest kept.
@@ -22,13 +24,24 @@ final class SpanIntakeHandler: ChannelInboundHandler {
     private let store: SpanStore
     private let maxBody: Int
     private let onExport: @Sendable (SpanStore.Outcome) -> Void
+    private let limit: IntakeRateLimit?
+    private let onLimited: @Sendable () -> Void
+    /// `--otlp-forward`: an export taken, as protobuf, and its span count.
+    private let forward: (@Sendable ([UInt8], Int) -> Void)?
     private var head: HTTPRequestHead?
     private var encoding = OTLPCodec.Encoding.protobuf
     private var body: [UInt8] = []
     /// The request was answered early (an error): the rest of it is ignored.
     private var refused = false
 
-    init(store: SpanStore, maxBody: Int, onExport: @escaping @Sendable (SpanStore.Outcome) -> Void = { _ in }) {
+    init(
+        store: SpanStore, maxBody: Int, limit: IntakeRateLimit? = nil, onLimited: @escaping @Sendable () -> Void = {},
+        forward: (@Sendable ([UInt8], Int) -> Void)? = nil,
+        onExport: @escaping @Sendable (SpanStore.Outcome) -> Void = { _ in }
+    ) {
+        self.forward = forward
+        self.limit = limit
+        self.onLimited = onLimited
         self.store = store
         self.maxBody = maxBody
         self.onExport = onExport
@@ -43,6 +56,15 @@ final class SpanIntakeHandler: ChannelInboundHandler {
             let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
             guard path == Self.path else {
                 return refuse(context, 404, "no endpoint \(path); OTLP/HTTP spans go to POST \(Self.path)")
+            }
+            if let limit, let client = context.channel.remoteAddress?.ipAddress,
+                !limit.admit(client, now: NIODeadline.now().uptimeNanoseconds)
+            {
+                onLimited()
+                return refuse(
+                    context, 429,
+                    "too many exports from \(client): at most \(Int(limit.rate)) a second per client address (--otlp-rate-limit); retry later",
+                    retryAfter: true)
             }
             guard head.method == .POST else {
                 return refuse(context, 405, "\(head.method.rawValue) \(path): spans are sent with POST")
@@ -75,8 +97,17 @@ final class SpanIntakeHandler: ChannelInboundHandler {
             } catch {
                 return respond(context, head, 400, "text/plain; charset=utf-8", Array("\(error)\n".utf8), close: false)
             }
-            body.removeAll(keepingCapacity: true)
             let outcome = store.add(request)
+            if let forward, outcome.accepted > 0 {
+                // Protobuf as it came; JSON encoded as protobuf (collectors take both, and
+                // protobuf is OTLP/HTTP's default).
+                if encoding == .protobuf {
+                    forward(body, outcome.accepted)
+                } else if let bytes: [UInt8] = try? request.serializedBytes() {
+                    forward(bytes, outcome.accepted)
+                }
+            }
+            body.removeAll(keepingCapacity: true)
             onExport(outcome)
             respond(
                 context, head, 200, encoding.contentType,
@@ -84,19 +115,23 @@ final class SpanIntakeHandler: ChannelInboundHandler {
         }
     }
 
-    private func refuse(_ context: ChannelHandlerContext, _ status: Int, _ message: String) {
+    private func refuse(_ context: ChannelHandlerContext, _ status: Int, _ message: String, retryAfter: Bool = false) {
         refused = true
         body.removeAll()
         guard let head else { return }
         self.head = nil
-        respond(context, head, status, "text/plain; charset=utf-8", Array((message + "\n").utf8), close: true)
+        respond(
+            context, head, status, "text/plain; charset=utf-8", Array((message + "\n").utf8), close: true,
+            retryAfter: retryAfter)
     }
 
     private func respond(
         _ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ status: Int, _ contentType: String,
-        _ body: [UInt8], close: Bool
+        _ body: [UInt8], close: Bool, retryAfter: Bool = false
     ) {
         var headers = HTTPHeaders()
+        // OTLP/HTTP: a client told to retry waits at least this long.
+        if retryAfter { headers.add(name: "retry-after", value: "1") }
         headers.add(name: "content-type", value: contentType)
         headers.add(name: "content-length", value: "\(body.count)")
         let keepAlive = request.isKeepAlive && !close

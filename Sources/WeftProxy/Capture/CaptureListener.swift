@@ -225,10 +225,13 @@ final class LoopPools {
     /// The loop's mesh snapshot, balancers and random generator.
     let mesh: LoopContext
 
-    init(loop: EventLoop, config: ProxyConfig, metrics: ProxyMetrics, logger: Logger, meshStore: MeshStore? = nil) {
+    init(
+        loop: EventLoop, config: ProxyConfig, metrics: ProxyMetrics, logger: Logger, meshStore: MeshStore? = nil,
+        inflight: InflightRequests = InflightRequests()
+    ) {
         mesh = LoopContext(
             eventLoop: loop, discoveryTimeout: config.discoveryTimeout, meshStore: meshStore, metrics: metrics,
-            traceExport: config.traceExport)
+            traceExport: config.traceExport, inflight: inflight)
         http1 = HTTP1UpstreamPool(eventLoop: loop, config: config)
         http2Inbound = HTTP2UpstreamPool(eventLoop: loop, config: config, metrics: metrics.inbound, logger: logger)
         let mesh = self.mesh
@@ -258,9 +261,11 @@ final class UpstreamPools: @unchecked Sendable {
         group: EventLoopGroup, config: ProxyConfig, metrics: ProxyMetrics, logger: Logger, meshStore: MeshStore? = nil
     ) {
         var pools: [ObjectIdentifier: LoopPools] = [:]
+        let inflight = InflightRequests()  // the pod's, across loops
         for loop in group.makeIterator() {
             pools[ObjectIdentifier(loop)] = LoopPools(
-                loop: loop, config: config, metrics: metrics, logger: logger, meshStore: meshStore)
+                loop: loop, config: config, metrics: metrics, logger: logger, meshStore: meshStore,
+                inflight: inflight)
         }
         self.pools = pools
         // Every snapshot the control client installs reaches each loop, on that loop.

@@ -66,9 +66,12 @@ final class ExchangeSpan {
     /// untouched), or there is no context and sampling is 0.
     /// - Parameter b3: the B3 form the request also carried, when W3C won over it (a hop
     ///   that added `traceparent` beside B3): it is carried on too.
+    /// - Parameter serving: outbound, the one inbound request the pod is serving, if there is
+    ///   exactly one (`InflightRequests.sole`): a request without context joins its trace,
+    ///   linked and marked as inferred.
     static func start(
-        incoming: IncomingTrace?, b3: IncomingTrace.Format? = nil, sampler: TraceSampler, random: inout LoopRandom,
-        at now: UInt64
+        incoming: IncomingTrace?, b3: IncomingTrace.Format? = nil, serving: (trace: TraceID, span: SpanID)? = nil,
+        sampler: TraceSampler, random: inout LoopRandom, at now: UInt64
     ) -> ExchangeSpan? {
         if let incoming {
             guard sampler.isSampled(incoming.traceID, parent: incoming.sampled) else { return nil }
@@ -76,6 +79,14 @@ final class ExchangeSpan {
                 traceID: incoming.traceID, parentSpanID: incoming.parentSpanID, traceState: incoming.traceState,
                 format: incoming.format == .w3c ? (b3 ?? .w3c) : incoming.format, isSampled: true, random: &random,
                 at: now)
+        }
+        if let serving {
+            let span = ExchangeSpan(
+                traceID: serving.trace, parentSpanID: serving.span, traceState: nil, format: .w3c, isSampled: true,
+                random: &random, at: now)
+            span.link = SpanRecord.Link(
+                traceID: serving.trace, spanID: serving.span, attributes: [("weft.link.inferred", .bool(true))])
+            return span
         }
         guard sampler.ratio > 0 else { return nil }
         let traceID = TraceID.random(using: &random)

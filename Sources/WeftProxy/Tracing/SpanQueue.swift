@@ -1,6 +1,4 @@
 import NIOCore
-import NIOHTTP1
-import NIOPosix
 import WeftCore
 import WeftTelemetry
 
@@ -20,8 +18,6 @@ final class SpanQueue {
     static let flushInterval = TimeAmount.seconds(1)
     /// A batch's first allocation: about `batchSpans` spans of sidecar size.
     static let batchCapacity = 256 * 1024
-    /// How long an export may take before its connection is closed and its batch dropped.
-    static let exportTimeout = TimeAmount.seconds(5)
 
     let settings: TraceExportSettings
     private let eventLoop: EventLoop
@@ -30,13 +26,14 @@ final class SpanQueue {
     private var queued = 0
     private var flushTimer: Scheduled<Void>?
     private var exporting = false
-    private var client: SpanExportClient?
+    private let exporter: OTLPHTTPExporter
 
     init(eventLoop: EventLoop, settings: TraceExportSettings, metrics: SpanMetrics) {
         self.eventLoop = eventLoop
         self.settings = settings
         self.metrics = metrics
         self.batch = ByteBufferAllocator().buffer(capacity: 0)
+        self.exporter = OTLPHTTPExporter(eventLoop: eventLoop, host: settings.host, port: settings.port)
     }
 
     /// Spans waiting for an export.
@@ -81,7 +78,7 @@ final class SpanQueue {
         batch = ByteBufferAllocator().buffer(capacity: 0)
         queued = 0
         exporting = true
-        export(body) { [self] ok in
+        exporter.post(body) { [self] ok in
             exporting = false
             if ok {
                 metrics.exported.increment(by: Int64(spans))
@@ -99,36 +96,7 @@ final class SpanQueue {
         }
     }
 
-    private func export(_ body: [ByteBuffer], done: @escaping (Bool) -> Void) {
-        if let client, client.isUsable {
-            client.post(body, done: done)
-            return
-        }
-        client = nil
-        let settings = self.settings
-        let made = SpanExportClient(host: settings.host, port: settings.port)
-        ClientBootstrap(group: eventLoop)
-            .connectTimeout(.seconds(1))
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(made)
-                }
-            }
-            .connect(host: settings.host, port: settings.port)
-            .whenComplete { [self] result in
-                switch result {
-                case .success:
-                    client = made
-                    made.post(body, done: done)
-                case .failure:
-                    done(false)
-                }
-            }
-    }
-
-    /// Closes the export connection (graceful shutdown), after a last flush.
+    /// Stops the timer (graceful shutdown), after a last flush.
     func close() {
         flush()
         flushTimer?.cancel()
@@ -140,90 +108,6 @@ extension SpanQueue: SpanSink {}
 
 @available(*, unavailable)
 extension SpanQueue: Sendable {}
-
-/// One keep-alive HTTP/1.1 connection to the span intake: one `POST` at a time, answered
-/// by a status (2xx: the spans were taken).
-final class SpanExportClient: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
-
-    private let host: String
-    private let port: Int
-    private var context: ChannelHandlerContext?
-    private var pending: ((Bool) -> Void)?
-    private var status: HTTPResponseStatus?
-    private var timeout: Scheduled<Void>?
-    private var closeAfter = false
-    private(set) var isUsable = true
-
-    init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-    }
-
-    func post(_ body: [ByteBuffer], done: @escaping (Bool) -> Void) {
-        guard let context, isUsable else {
-            done(false)
-            return
-        }
-        pending = done
-        status = nil
-        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/v1/traces")
-        head.headers.add(name: "host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
-        head.headers.add(name: "content-type", value: "application/x-protobuf")
-        head.headers.add(name: "content-length", value: String(body.reduce(0) { $0 + $1.readableBytes }))
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        for part in body { context.write(wrapOutboundOut(.body(.byteBuffer(part))), promise: nil) }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        timeout = context.eventLoop.scheduleTask(in: SpanQueue.exportTimeout) { [self] in
-            finish(ok: false)
-            context.close(promise: nil)
-        }
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            status = head.status
-            if !head.isKeepAlive { closeAfter = true }
-        case .body:
-            break
-        case .end:
-            let ok = status.map { (200..<300).contains($0.code) } ?? false
-            finish(ok: ok)
-            if closeAfter {
-                isUsable = false
-                context.close(promise: nil)
-            }
-        }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        isUsable = false
-        finish(ok: false)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        isUsable = false
-        context.close(promise: nil)
-    }
-
-    private func finish(ok: Bool) {
-        timeout?.cancel()
-        timeout = nil
-        guard let done = pending else { return }
-        pending = nil
-        if !ok { isUsable = false }
-        done(ok)
-    }
-}
-
-@available(*, unavailable)
-extension SpanExportClient: Sendable {}
 
 /// The span export's counters, shared by the loops.
 final class SpanMetrics: Sendable {

@@ -162,3 +162,40 @@ private final class RecordingSink: SpanSink {
                 statusMessage: span.statusMessage))
     }
 }
+
+/// The pod's inbound requests in flight, and the links inferred from them.
+final class InflightRequestsTests: XCTestCase {
+    private let trace = TraceID(bytes: (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16))
+    private let first = SpanID(bytes: (1, 1, 1, 1, 1, 1, 1, 1))
+    private let second = SpanID(bytes: (2, 2, 2, 2, 2, 2, 2, 2))
+
+    func testOnlyASoleRequestIsInferred() {
+        let inflight = InflightRequests()
+        XCTAssertNil(inflight.sole(), "none in flight: nothing to link to")
+        inflight.enter(trace: trace, span: first)
+        XCTAssertEqual(inflight.sole()?.span, first)
+        inflight.enter(trace: trace, span: second)
+        XCTAssertNil(inflight.sole(), "two in flight: a link is never invented")
+        inflight.leave(span: first)
+        XCTAssertEqual(inflight.sole()?.span, second)
+        inflight.leave(span: second)
+        inflight.leave(span: second)
+        XCTAssertEqual(inflight.count, 0)
+        XCTAssertNil(inflight.sole())
+    }
+
+    func testACallWithoutContextJoinsTheRequestItServes() {
+        var random = LoopRandom(seed: 3)
+        let span = ExchangeSpan.start(
+            incoming: nil, serving: (trace, first), sampler: TraceSampler(ratio: 0), random: &random, at: 1)!
+        XCTAssertTrue(span.isSampled, "the served request was sampled")
+        XCTAssertEqual(span.traceID, trace)
+        XCTAssertEqual(span.parentSpanID, first)
+        let sink = RecordingSink()
+        span.finish(at: 2, name: "GET", kind: .client, error: nil, into: sink) { _ in }
+        XCTAssertEqual(sink.spans.first?.links.first?.spanID, first)
+        XCTAssertEqual(
+            sink.spans.first?.attributes.first { $0.0 == "weft.link.inferred" }?.1, .bool(true),
+            "marked as inferred")
+    }
+}

@@ -222,6 +222,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if ownsOpenGauge { metrics.connectionsOpen.decrement() }
         recordClientGone()
+        if let span, inboundGate != nil, span.isSampled { traceLoop?.inflight.leave(span: span.spanID) }
         publishBytes()
         cancelTimers()
         if let upstream {
@@ -712,7 +713,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let isInbound = inboundGate != nil
         head.withUnsafeReadableBytes { bytes in
             let hasContext = HTTP1HeadParser.hasTraceContext(bytes, head: request)
-            guard hasContext || loop.snapshot.sampler.ratio > 0 else { return }
+            // An app's call without context, while the pod serves exactly one traced request.
+            let serving = isInbound || hasContext ? nil : loop.inflight.sole()
+            guard hasContext || serving != nil || loop.snapshot.sampler.ratio > 0 else { return }
             let view = HTTP1RequestHeadView(bytes: bytes, head: request)
             var incoming: IncomingTrace?
             var b3: IncomingTrace.Format?
@@ -727,7 +730,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
             }
             span = ExchangeSpan.start(
-                incoming: incoming, b3: b3, sampler: loop.snapshot.sampler, random: &loop.random,
+                incoming: incoming, b3: b3, serving: serving, sampler: loop.snapshot.sampler, random: &loop.random,
                 at: requestStart.uptimeNanoseconds)
             guard span?.isSampled == true else {
                 return
@@ -737,6 +740,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 path: view.withPath { String(decoding: $0, as: UTF8.self) },
                 host: view.withAuthority { $0.map { String(decoding: $0, as: UTF8.self) } })
             if isInbound {
+                loop.inflight.enter(trace: span!.traceID, span: span!.spanID)
                 span!.facts!.peerIdentity = inboundGate?.identity
                 span!.facts!.peer = connectionSpanAddress
             } else {
@@ -764,6 +768,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func finishSpan(status: Int) {
         guard let current = span else { return }
         span = nil
+        if inboundGate != nil && current.isSampled { traceLoop?.inflight.leave(span: current.spanID) }
         guard let facts = current.facts, let loop = traceLoop, let queue = loop.spans else { return }
         let isInbound = inboundGate != nil
         let version = request.minorVersion == 0 ? "1.0" : "1.1"

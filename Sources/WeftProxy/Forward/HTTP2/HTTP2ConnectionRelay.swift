@@ -658,11 +658,14 @@ final class HTTP2RelayedStream {
         let hasW3C = fields.contains(name: "traceparent")
         let hasB3 = fields.contains(name: "b3")
         let hasB3Multi = fields.contains(name: "x-b3-traceid")
-        guard hasW3C || hasB3 || hasB3Multi || loop.snapshot.sampler.ratio > 0 else { return }
-        let incoming = hasW3C || hasB3 || hasB3Multi ? IncomingTrace.extract { fields.first(name: $0) } : nil
+        let hasContext = hasW3C || hasB3 || hasB3Multi
+        // An app's call without context, while the pod serves exactly one traced request.
+        let serving = clientRelay.isInbound || hasContext ? nil : loop.inflight.sole()
+        guard hasContext || serving != nil || loop.snapshot.sampler.ratio > 0 else { return }
+        let incoming = hasContext ? IncomingTrace.extract { fields.first(name: $0) } : nil
         guard
             let made = ExchangeSpan.start(
-                incoming: incoming, b3: hasB3 ? .b3Single : hasB3Multi ? .b3Multi : nil,
+                incoming: incoming, b3: hasB3 ? .b3Single : hasB3Multi ? .b3Multi : nil, serving: serving,
                 sampler: loop.snapshot.sampler, random: &loop.random, at: start.uptimeNanoseconds)
         else { return }
         span = made
@@ -672,7 +675,10 @@ final class HTTP2RelayedStream {
         var facts = SpanFacts(
             method: fields.first(name: ":method") ?? "", path: String(target.prefix { $0 != "?" && $0 != "#" }),
             host: fields.first(name: ":authority"))
-        if clientRelay.isInbound { facts.peerIdentity = clientRelay.callerIdentity }
+        if clientRelay.isInbound {
+            facts.peerIdentity = clientRelay.callerIdentity
+            loop.inflight.enter(trace: made.traceID, span: made.spanID)
+        }
         facts.peer = clientRelay.connectionSpanAddress
         span!.facts = facts
         span!.attemptBegan(at: LoopContext.now(), endpoint: facts.peer?.text)
@@ -692,6 +698,7 @@ final class HTTP2RelayedStream {
     private func finishSpan(status: Int) {
         guard let current = span else { return }
         span = nil
+        if clientRelay.isInbound && current.isSampled { clientRelay.traceLoop?.inflight.leave(span: current.spanID) }
         guard let facts = current.facts, let queue = clientRelay.traceLoop?.spans else { return }
         let isInbound = clientRelay.isInbound
         let error =

@@ -1,0 +1,26 @@
+import XCTest
+
+@testable import WeftControl
+
+/// `--otlp-forward`'s URL: what is taken, and what is refused at start-up.
+final class OTLPForwarderTests: XCTestCase {
+    func testURLs() {
+        let plain = OTLPForwarder.Target(url: "http://otel-collector")
+        XCTAssertEqual(plain?.host, "otel-collector")
+        XCTAssertEqual(plain?.port, 4318, "OTLP/HTTP's port by default")
+        XCTAssertEqual(plain?.path, "/v1/traces")
+        let full = OTLPForwarder.Target(url: "http://10.0.0.9:4000/otlp/v1/traces")
+        XCTAssertEqual(full.map { [$0.host, "\($0.port)", $0.path] }, ["10.0.0.9", "4000", "/otlp/v1/traces"])
+        let v6 = OTLPForwarder.Target(url: "http://[fd00::9]:55681")
+        XCTAssertEqual(v6?.host, "fd00::9")
+        XCTAssertEqual(v6?.port, 55681)
+        XCTAssertEqual(v6?.description, "http://[fd00::9]:55681/v1/traces")
+        for bad in [
+            "https://collector:4318", "collector:4318", "http://", "http://:4318", "http://h:0", "http://h:99999",
+            "http://h:port", "http://[fd00::9", "http://[fd00::9]x",
+        ] {
+            XCTAssertNil(OTLPForwarder.Target(url: bad), bad)
+            XCTAssertFalse(OTLPForwarderURL.isValid(bad), bad)
+        }
+    }
+}

@@ -407,12 +407,13 @@ private struct TextWriter {
     mutating func hex<T>(_ id: T) {
         withUnsafeBytes(of: id) { bytes in
             for byte in bytes {
-                out[count] = Self.digits[Int(byte >> 4)]
-                out[count + 1] = Self.digits[Int(byte & 0x0F)]
+                out[count] = Self.digit(byte >> 4)
+                out[count + 1] = Self.digit(byte & 0x0F)
                 count += 2
             }
         }
     }
 
-    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+    @inline(__always)
+    private static func digit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? 0x30 + nibble : 0x57 + nibble }
 }

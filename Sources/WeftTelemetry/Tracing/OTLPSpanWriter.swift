@@ -21,7 +21,7 @@ public enum OTLPSpanWriter {
         let header = SpanHeader(span)
         let attributes = span.attributes
         let fill: (inout SpanAttributes) -> Void = { out in
-            for (key, value) in attributes { out.add(key, value) }
+            for (key, value) in attributes { out.addAny(key, value) }
         }
         let (total, content) = measure(header, attributes: fill)
         let start = batch.count
@@ -54,10 +54,9 @@ public enum OTLPSpanWriter {
         out.tag(2, wire: 2)
         out.varint(UInt64(content))
         out.spanHead(span)
-        var writing = SpanAttributes(mode: .write(out))
+        var writing = SpanAttributes(mode: .write, writer: out)
         attributes(&writing)
-        guard case .write(let after) = writing.mode else { return 0 }
-        out = after
+        out = writing.writer!
         out.spanTail(span)
         return pointer.distance(to: out.pointer)
     }
@@ -217,6 +216,38 @@ public enum OTLPSpanWriter {
             }
         }
 
+        /// A `KeyValue` whose key is static and value a string, int or bool.
+        mutating func keyValue(_ field: UInt8, _ key: StaticString, string value: String) {
+            let valueField = Size.string(value)
+            keyValueHead(field, key, valueField: valueField)
+            string(1, value)
+        }
+
+        mutating func keyValue(_ field: UInt8, _ key: StaticString, int value: Int64) {
+            let number = UInt64(bitPattern: value)
+            keyValueHead(field, key, valueField: 1 + Size.varint(number))
+            tag(3, wire: 0)
+            varint(number)
+        }
+
+        mutating func keyValue(_ field: UInt8, _ key: StaticString, bool value: Bool) {
+            keyValueHead(field, key, valueField: 2)
+            tag(2, wire: 0)
+            byte(value ? 1 : 0)
+        }
+
+        /// The `KeyValue`'s tag and length, its key, and the `AnyValue`'s tag and length.
+        private mutating func keyValueHead(_ field: UInt8, _ key: StaticString, valueField: Int) {
+            let keyLength = key.utf8CodeUnitCount
+            tag(field, wire: 2)
+            varint(UInt64(Size.field(keyLength) + Size.field(valueField)))
+            tag(1, wire: 2)
+            varint(UInt64(keyLength))
+            raw(UnsafeRawBufferPointer(start: key.utf8Start, count: keyLength))
+            tag(2, wire: 2)
+            varint(UInt64(valueField))
+        }
+
         mutating func string(_ field: UInt8, _ value: String) {
             tag(field, wire: 2)
             varint(UInt64(value.utf8.count))
@@ -316,42 +347,65 @@ public struct SpanHeader {
 
 /// A span's attributes as they are added: measured, written, or kept (for tests). The
 /// closure that adds them runs once per mode, so a span's attributes are never gathered
-/// into an array on the way to their bytes.
+/// into an array on the way to their bytes. Keys are static strings (their bytes are
+/// copied as they are); values are added typed, never wrapped.
 public struct SpanAttributes {
-    enum Mode {
-        case measure
-        case write(OTLPSpanWriter.Writer)
-        case collect([(String, SpanRecord.Value)])
-    }
+    enum Mode { case measure, write, collect }
 
-    var mode: Mode
+    let mode: Mode
     private(set) var size = 0
+    /// Set in `write` mode.
+    var writer: OTLPSpanWriter.Writer?
+    private(set) var kept: [(String, SpanRecord.Value)] = []
 
-    init(mode: Mode) { self.mode = mode }
+    init(mode: Mode, writer: OTLPSpanWriter.Writer? = nil) {
+        self.mode = mode
+        self.writer = writer
+    }
 
     /// Attributes kept as values: `collected` then holds them.
-    public static func collecting() -> SpanAttributes { SpanAttributes(mode: .collect([])) }
+    public static func collecting() -> SpanAttributes { SpanAttributes(mode: .collect) }
 
-    public var collected: [(String, SpanRecord.Value)] {
-        if case .collect(let kept) = mode { return kept }
-        return []
-    }
+    public var collected: [(String, SpanRecord.Value)] { kept }
 
-    public mutating func add(_ key: String, _ value: String) { add(key, .string(value)) }
-    public mutating func add(_ key: String, _ value: Int64) { add(key, .int(value)) }
-    public mutating func add(_ key: String, _ value: Bool) { add(key, .bool(value)) }
-
-    public mutating func add(_ key: String, _ value: SpanRecord.Value) {
+    public mutating func add(_ key: StaticString, _ value: String) {
         switch mode {
         case .measure:
-            size += OTLPSpanWriter.Size.field(OTLPSpanWriter.Size.keyValue(key, value))
-        case .write(var writer):
-            writer.keyValue(9, key, value)
-            mode = .write(writer)
-        case .collect(var kept):
-            mode = .measure  // releases `kept`'s other reference before appending
-            kept.append((key, value))
-            mode = .collect(kept)
+            size += OTLPSpanWriter.Size.field(
+                OTLPSpanWriter.Size.field(key.utf8CodeUnitCount)
+                    + OTLPSpanWriter.Size.field(OTLPSpanWriter.Size.string(value)))
+        case .write: writer!.keyValue(9, key, string: value)
+        case .collect: kept.append((key.description, .string(value)))
+        }
+    }
+
+    public mutating func add(_ key: StaticString, _ value: Int64) {
+        switch mode {
+        case .measure:
+            size += OTLPSpanWriter.Size.field(
+                OTLPSpanWriter.Size.field(key.utf8CodeUnitCount)
+                    + OTLPSpanWriter.Size.field(1 + OTLPSpanWriter.Size.varint(UInt64(bitPattern: value))))
+        case .write: writer!.keyValue(9, key, int: value)
+        case .collect: kept.append((key.description, .int(value)))
+        }
+    }
+
+    public mutating func add(_ key: StaticString, _ value: Bool) {
+        switch mode {
+        case .measure:
+            size += OTLPSpanWriter.Size.field(
+                OTLPSpanWriter.Size.field(key.utf8CodeUnitCount) + OTLPSpanWriter.Size.field(2))
+        case .write: writer!.keyValue(9, key, bool: value)
+        case .collect: kept.append((key.description, .bool(value)))
+        }
+    }
+
+    /// Any key and value (the slower way, for `SpanRecord`s).
+    public mutating func addAny(_ key: String, _ value: SpanRecord.Value) {
+        switch mode {
+        case .measure: size += OTLPSpanWriter.Size.field(OTLPSpanWriter.Size.keyValue(key, value))
+        case .write: writer!.keyValue(9, key, value)
+        case .collect: kept.append((key, value))
         }
     }
 }

@@ -21,4 +21,5 @@ fi
 # Python peers for the end-to-end tests (gRPC, WebSocket) and the test runner.
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
   pytest pytest-timeout grpcio websockets h2 \
-  opentelemetry-sdk opentelemetry-exporter-otlp-proto-http   # h2: raw HTTP/2 frames; OTel: an app's spans
+  opentelemetry-sdk opentelemetry-exporter-otlp-proto-http \
+  prometheus-client   # h2: raw HTTP/2 frames; OTel: an app's spans; prometheus-client: OpenMetrics' parser

@@ -199,8 +199,8 @@ public final class ProxyServer: Service {
         let report: @Sendable (EventLoop) -> EventLoopFuture<[UInt8]> = { loop in
             EndpointsReport.collect(pools: pools, group: group, on: loop)
         }
-        let loopMetrics: @Sendable (EventLoop) -> EventLoopFuture<String> = { loop in
-            LoopContext.routeLatencyText(pools: pools, group: group, on: loop)
+        let loopMetrics: @Sendable (EventLoop, Bool) -> EventLoopFuture<String> = { loop, exemplars in
+            LoopContext.routeLatencyText(pools: pools, group: group, on: loop, exemplars: exemplars)
         }
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

@@ -390,3 +390,35 @@ def test_no_link_is_inferred_while_the_app_serves_two_requests(mesh):
         found = fetch_trace(mesh, trace_id, 2)
         assert sorted((s["kind"], r["service.name"]) for s, r in found.values()) == [(2, "web"), (3, "client")], \
             found
+
+
+def test_latency_buckets_carry_the_trace_as_an_exemplar_in_openmetrics(mesh):
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+    mesh.apply()
+    trace_id, caller_span = new_ids()
+    status, _, _ = curl_timed(mesh, "http://%s/delay/120" % WEB_IP,
+                              [("traceparent", "00-%s-%s-01" % (trace_id, caller_span))])
+    assert status == 200
+    client = mesh.proxies["client"]
+    argv = list(mesh.prefix("client")) + ["curl", "-s", "-H", "Accept: application/openmetrics-text; version=1.0.0",
+                                            "-D", "-", "http://127.0.0.1:%d/metrics" % client.admin_port]
+    raw = subprocess.run(argv, capture_output=True, timeout=10).stdout.decode()
+    head, _, text = raw.partition("\r\n\r\n")
+    assert "application/openmetrics-text" in head.lower(), head
+    assert text.endswith("# EOF\n")
+    # OpenMetrics' own parser (prometheus_client) reads the whole exposition.
+    exemplars = []
+    for family in text_string_to_metric_families(text):
+        if family.name == "weft_route_request_duration_seconds":
+            exemplars += [(s.labels.get("le"), s.exemplar) for s in family.samples if s.exemplar]
+    ours = [(le, e) for le, e in exemplars if e.labels.get("trace_id") == trace_id]
+    assert ours, "no exemplar of trace %s among %s" % (trace_id, exemplars)
+    le, exemplar = ours[0]
+    assert 0.12 <= exemplar.value <= float(le), (le, exemplar)
+    found = fetch_trace(mesh, trace_id, 2)
+    client_span, _ = by_kind(found, 3, "client")
+    assert exemplar.labels["span_id"] == client_span["spanId"], "the exemplar names the CLIENT span"
+    # Prometheus text (the default) is unchanged: no exemplars.
+    plain = subprocess.run(list(mesh.prefix("client")) + ["curl", "-s", "http://127.0.0.1:%d/metrics" % client.admin_port],
+                           capture_output=True, timeout=10).stdout.decode()
+    assert " # {" not in plain and "# EOF" not in plain

@@ -8,7 +8,8 @@ import WeftTelemetry
 /// - `GET /live`: 200 while the process runs (liveness probe).
 /// - `GET /ready`: 200 once the listeners are bound and, with a control plane, an identity
 ///   and a config are held; 503 before that and while draining (readiness probe).
-/// - `GET /metrics`: Prometheus text exposition.
+/// - `GET /metrics`: Prometheus text exposition; OpenMetrics, with exemplars on the route
+///   latency buckets, when the scraper asks for it (`Accept: application/openmetrics-text`).
 /// - `GET /config`: the identity (never the key) and config the proxy runs on, with versions.
 /// - `POST /shutdown`: starts a graceful drain (for Jobs whose main container has exited).
 /// - `GET /debug/endpoints`: every balancer's endpoints, latency estimates, requests in
@@ -31,13 +32,13 @@ final class AdminHandler: ChannelInboundHandler {
     private let endpointsReport: ((EventLoop) -> EventLoopFuture<[UInt8]>)?
     /// Collects the metrics the event loops keep themselves (route latency histograms),
     /// written after the registry's; nil in tests without a data path.
-    private let loopMetrics: ((EventLoop) -> EventLoopFuture<String>)?
+    private let loopMetrics: ((EventLoop, Bool) -> EventLoopFuture<String>)?
     private var head: HTTPRequestHead?
 
     init(
         state: ProxyState, registry: PrometheusCollectorRegistry,
         endpointsReport: ((EventLoop) -> EventLoopFuture<[UInt8]>)? = nil,
-        loopMetrics: ((EventLoop) -> EventLoopFuture<String>)? = nil
+        loopMetrics: ((EventLoop, Bool) -> EventLoopFuture<String>)? = nil
     ) {
         self.state = state
         self.registry = registry
@@ -80,17 +81,28 @@ final class AdminHandler: ChannelInboundHandler {
             let body = ConfigView(store: state.meshStore).json()
             send(context, head, .ok, context.channel.allocator.buffer(bytes: body), contentType: "application/json")
         case (.GET, "/metrics"):
+            // OpenMetrics when the scraper asks for it: the format whose latency buckets
+            // carry exemplars (the trace of a request they counted).
+            let openMetrics = OpenMetrics.isAccepted(head.headers.first(name: "accept"))
+            let contentType = openMetrics ? OpenMetrics.contentType : Telemetry.prometheusContentType
             var buffer = context.channel.allocator.buffer(capacity: 16 * 1024)
-            buffer.writeBytes(registry.emitToBuffer())
+            if openMetrics {
+                buffer.writeString(
+                    OpenMetrics.fromPrometheusText(String(decoding: registry.emitToBuffer(), as: UTF8.self)))
+            } else {
+                buffer.writeBytes(registry.emitToBuffer())
+            }
             guard let loopMetrics else {
-                send(context, head, .ok, buffer, contentType: Telemetry.prometheusContentType)
+                if openMetrics { buffer.writeString(OpenMetrics.eof) }
+                send(context, head, .ok, buffer, contentType: contentType)
                 return
             }
-            loopMetrics(context.eventLoop).whenComplete { [self] result in
+            loopMetrics(context.eventLoop, openMetrics).whenComplete { [self] result in
                 switch result {
                 case .success(let text):
                     buffer.writeString(text)
-                    send(context, head, .ok, buffer, contentType: Telemetry.prometheusContentType)
+                    if openMetrics { buffer.writeString(OpenMetrics.eof) }
+                    send(context, head, .ok, buffer, contentType: contentType)
                 case .failure(let error):
                     send(context, head, .internalServerError, "cannot collect the event loops' metrics: \(error)\n")
                 }

@@ -23,9 +23,10 @@ final class RouteMetrics {
         }
     }
 
-    func record(status: Int, nanoseconds: UInt64) {
+    func record(status: Int, nanoseconds: UInt64, span: ExchangeSpan? = nil) {
         requests[Telemetry.statusClass(status).rawValue - 1].increment()
         latency.record(nanoseconds: nanoseconds)
+        if let span, span.isSampled { latency.keepExemplar(span, nanoseconds: nanoseconds) }
     }
 }
 
@@ -76,11 +77,35 @@ final class LatencyCounts {
     }
 
     func record(nanoseconds: UInt64) {
-        var index = 0
-        while index < bounds.count && nanoseconds > bounds[index] { index += 1 }
-        counts[index] &+= 1
+        counts[bucket(of: nanoseconds)] &+= 1
         sum &+= nanoseconds
         count &+= 1
+    }
+
+    @inline(__always)
+    private func bucket(of nanoseconds: UInt64) -> Int {
+        var index = 0
+        while index < bounds.count && nanoseconds > bounds[index] { index += 1 }
+        return index
+    }
+
+    /// The last traced request of each bucket (OpenMetrics exemplars: a slow bucket links to
+    /// a trace). Made on the first traced request.
+    private(set) var exemplars: [Exemplar?] = []
+
+    struct Exemplar: Sendable {
+        let traceID: String
+        let spanID: String
+        let nanoseconds: UInt64
+        /// When it was recorded, Unix nanoseconds.
+        let unixNano: UInt64
+    }
+
+    func keepExemplar(_ span: ExchangeSpan, nanoseconds: UInt64) {
+        if exemplars.isEmpty { exemplars = Array(repeating: nil, count: counts.count) }
+        exemplars[bucket(of: nanoseconds)] = Exemplar(
+            traceID: "\(span.traceID)", spanID: "\(span.spanID)", nanoseconds: nanoseconds,
+            unixNano: ExchangeSpan.wallClock())
     }
 
     /// The counts now, cumulative as Prometheus writes them (the last is `count`).
@@ -100,6 +125,8 @@ enum LatencyExposition {
         /// Cumulative, one per bound and the last for +Inf.
         var buckets: [UInt64]
         var sumNanoseconds: UInt64
+        /// Per bucket (empty: none kept).
+        var exemplars: [LatencyCounts.Exemplar?] = []
     }
 
     /// Adds series with equal labels (one per loop) together, in the order first seen.
@@ -111,6 +138,16 @@ enum LatencyExposition {
             if var existing = byKey[key] {
                 for i in existing.buckets.indices where i < one.buckets.count { existing.buckets[i] &+= one.buckets[i] }
                 existing.sumNanoseconds &+= one.sumNanoseconds
+                // Per bucket, the most recent of the loops' exemplars.
+                if existing.exemplars.isEmpty {
+                    existing.exemplars = one.exemplars
+                } else {
+                    for (i, exemplar) in one.exemplars.enumerated() where i < existing.exemplars.count {
+                        if let exemplar, exemplar.unixNano > existing.exemplars[i]?.unixNano ?? 0 {
+                            existing.exemplars[i] = exemplar
+                        }
+                    }
+                }
                 byKey[key] = existing
             } else {
                 order.append(key)
@@ -120,14 +157,25 @@ enum LatencyExposition {
         return order.map { byKey[$0]! }
     }
 
-    static func render(name: String, help: String, series: [Series]) -> String {
+    /// - Parameter exemplars: OpenMetrics: each bucket's exemplar, when kept, follows its
+    ///   count (`# {trace_id="…",span_id="…"} seconds timestamp`).
+    static func render(name: String, help: String, series: [Series], exemplars: Bool = false) -> String {
         guard !series.isEmpty else { return "" }
         var out = "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
         let bounds = Telemetry.latencyBuckets.map(\.bucketRepresentation) + ["+Inf"]
         for one in merged(series) {
             let labels = one.labels.map { "\($0.0)=\"\(escaped($0.1))\"" }.joined(separator: ",")
-            for (bound, count) in zip(bounds, one.buckets) {
-                out += "\(name)_bucket{\(labels),le=\"\(bound)\"} \(count)\n"
+            for (index, (bound, count)) in zip(bounds, one.buckets).enumerated() {
+                out += "\(name)_bucket{\(labels),le=\"\(bound)\"} \(count)"
+                if exemplars, index < one.exemplars.count, let exemplar = one.exemplars[index] {
+                    let value = Duration.nanoseconds(Int64(clamping: exemplar.nanoseconds)).bucketRepresentation
+                    let seconds = exemplar.unixNano / 1_000_000_000
+                    let millis = (exemplar.unixNano / 1_000_000) % 1000
+                    let fraction = String(millis + 1000).dropFirst()
+                    out +=
+                        " # {trace_id=\"\(exemplar.traceID)\",span_id=\"\(exemplar.spanID)\"} \(value) \(seconds).\(fraction)"
+                }
+                out += "\n"
             }
             let sum = Duration.nanoseconds(Int64(clamping: one.sumNanoseconds)).bucketRepresentation
             out += "\(name)_sum{\(labels)} \(sum)\n"
@@ -157,14 +205,14 @@ extension LoopContext {
         allRouteMetrics.map { metrics in
             LatencyExposition.Series(
                 labels: metrics.labels.prometheus, buckets: metrics.latency.cumulative,
-                sumNanoseconds: metrics.latency.sum)
+                sumNanoseconds: metrics.latency.sum, exemplars: metrics.latency.exemplars)
         }
     }
 
     /// `weft_route_request_duration_seconds`, collected from every loop of `pools`.
-    static func routeLatencyText(pools: UpstreamPools, group: EventLoopGroup, on loop: EventLoop)
-        -> EventLoopFuture<String>
-    {
+    static func routeLatencyText(
+        pools: UpstreamPools, group: EventLoopGroup, on loop: EventLoop, exemplars: Bool = false
+    ) -> EventLoopFuture<String> {
         let parts = group.makeIterator().map { member in
             let context = pools.pools(for: member).mesh
             return member.submit { context.routeLatency() }
@@ -173,7 +221,7 @@ extension LoopContext {
             LatencyExposition.render(
                 name: "weft_route_request_duration_seconds",
                 help: "Time from an outbound request's head to the end of its response, by route, rule and backend.",
-                series: loops.flatMap { $0 })
+                series: loops.flatMap { $0 }, exemplars: exemplars)
         }
     }
 }

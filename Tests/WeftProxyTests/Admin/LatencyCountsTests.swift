@@ -1,3 +1,4 @@
+import WeftTelemetry
 import XCTest
 
 @testable import WeftProxy
@@ -51,5 +52,35 @@ final class LatencyCountsTests: XCTestCase {
 
     func testLabelValuesAreEscaped() {
         XCTAssertEqual(LatencyExposition.escaped(#"a"b\c"# + "\n"), #"a\"b\\c\n"#)
+    }
+}
+
+/// Exemplars: a traced request's span on the bucket that counted it, written only in
+/// OpenMetrics.
+final class LatencyExemplarTests: XCTestCase {
+    func testATracedRequestBecomesItsBucketsExemplar() throws {
+        var random = LoopRandom(seed: 1)
+        let span = try XCTUnwrap(
+            ExchangeSpan.start(incoming: nil, sampler: TraceSampler(ratio: 1), random: &random, at: 1))
+        let metrics = RouteMetrics(
+            registry: PrometheusCollectorRegistry(), labels: RouteMetricLabels(route: "demo/r", rule: "0", backend: "b")
+        )
+        metrics.record(status: 200, nanoseconds: 3_000_000)  // untraced: no exemplar
+        metrics.record(status: 200, nanoseconds: 40_000_000, span: span)
+        let series = [
+            LatencyExposition.Series(
+                labels: metrics.labels.prometheus, buckets: metrics.latency.cumulative,
+                sumNanoseconds: metrics.latency.sum, exemplars: metrics.latency.exemplars)
+        ]
+        let open = LatencyExposition.render(name: "h", help: "x", series: series, exemplars: true)
+        let marked = open.split(separator: "\n").filter { $0.contains(" # {") }
+        XCTAssertEqual(marked.count, 1, open)
+        XCTAssertTrue(
+            marked[0].hasPrefix(
+                "h_bucket{direction=\"outbound\",route=\"demo/r\",rule=\"0\",backend=\"b\",le=\"0.05\"} 2 # {trace_id=\"\(span.traceID)\",span_id=\"\(span.spanID)\"} 0.04 "
+            ),
+            String(marked[0]))
+        let plain = LatencyExposition.render(name: "h", help: "x", series: series)
+        XCTAssertFalse(plain.contains("#  {") || plain.contains(" # {"), "Prometheus text carries none")
     }
 }

@@ -99,10 +99,11 @@ struct ExchangeAttempts {
         return (backoff, attempt, failed)
     }
 
-    /// Records the finished request in its route metrics, once.
+    /// Records the finished request in its route metrics, once; a traced request's span
+    /// becomes its latency bucket's exemplar.
     @inline(__always)
-    mutating func recordFinished(status: Int, nanoseconds: UInt64) {
-        routeMetrics.take()?.record(status: status, nanoseconds: nanoseconds)
+    mutating func recordFinished(status: Int, nanoseconds: UInt64, span: ExchangeSpan? = nil) {
+        routeMetrics.take()?.record(status: status, nanoseconds: nanoseconds, span: span)
     }
 
     /// Ready for the connection's next request (HTTP/1 keep-alive). An attempt still

@@ -147,7 +147,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func recordFinished(status: Int) {
         let nanoseconds = (NIODeadline.now() - requestStart).nanoseconds
         metrics.requestFinished(.http1, status: status, duration: .nanoseconds(nanoseconds))
-        attempts.recordFinished(status: status, nanoseconds: UInt64(max(0, nanoseconds)))
+        attempts.recordFinished(status: status, nanoseconds: UInt64(max(0, nanoseconds)), span: span)
         if span != nil { finishSpan(status: status) }
     }
 

@@ -1223,7 +1223,7 @@ final class HTTP2RelayedStream {
         cancelTimer()
         let nanoseconds = (NIODeadline.now() - start).nanoseconds
         metrics.requestFinished(requestProtocol, status: status, duration: .nanoseconds(nanoseconds))
-        attempts.recordFinished(status: status, nanoseconds: UInt64(max(0, nanoseconds)))
+        attempts.recordFinished(status: status, nanoseconds: UInt64(max(0, nanoseconds)), span: span)
         if span != nil { finishSpan(status: status) }
     }
 }

@@ -4,7 +4,8 @@
 #
 # Usage: bench/trace-intake.sh [-h|--help]
 #
-# weft-control runs on 127.0.0.1 (no root, loopback only) with --threads 1, a CA from
+# weft-control runs on 127.0.0.1 (no root, loopback only) with --threads 1 and no
+# per-client rate limit (--otlp-rate-limit 0: the load is one client), a CA from
 # `weftctl ca init` and control-plane/config. The load (bench/trace_intake_load.py, the
 # OpenTelemetry Python protobuf classes) sends OTLP/HTTP protobuf exports of 10 traces x
 # 10 spans (8 attributes each, fresh random ids), made before the clock starts.
@@ -40,7 +41,8 @@ cp -r "$ROOT/control-plane/config" "$TMP/config"
 PUSH=25301 HTTP=25302 OTLP=25303
 start() { # MEMORY
   "$REL/weft-control" --config "$TMP/config" --ca "$TMP/ca" --token-file "$TMP/token" --host 127.0.0.1 \
-    --push-port $PUSH --http-port $HTTP --otlp-port $OTLP --threads 1 --trace-memory "$1" >"$TMP/control.log" 2>&1 &
+    --push-port $PUSH --http-port $HTTP --otlp-port $OTLP --threads 1 --trace-memory "$1" \
+    --otlp-rate-limit 0 >"$TMP/control.log" 2>&1 &
   PID=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP/ready" >/dev/null && return 0; sleep 0.1; done
   echo "weft-control not ready: $(tail -3 "$TMP/control.log")" >&2; exit 1

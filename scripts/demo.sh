@@ -373,9 +373,6 @@ ip netns exec "$A" curl -sS -o /dev/null -w '   %{http_code} after %{time_total}
 sleep 1.5  # the sidecars send their spans every second
 echo "   \$ weftctl trace 4bf92f3577b34da6a3ce929d0e0e4736"
 ip netns exec "$C" "$CTL" trace 4bf92f3577b34da6a3ce929d0e0e4736 | sed 's/^/   /' || true
-echo "   \$ weftctl trace --slowest   (the slowest request of the demo: where did its time go?)"
-ip netns exec "$C" "$CTL" trace --slowest | sed 's/^/   /' || true
-echo "   all traces: GET http://127.0.0.1:15014/api/v1/traces in the node namespace ($C)"
 echo
 
 echo "== another pod cannot stop a sidecar: POST /shutdown from pod A to pod B's admin port"
@@ -383,4 +380,14 @@ ip netns exec "$A" curl -s -X POST -w '   (HTTP %{http_code})\n' http://10.211.0
 echo "== graceful drain: POST /shutdown to pod A's sidecar, from its own pod (loopback)"
 ip netns exec "$A" curl -s -X POST http://127.0.0.1:15000/shutdown | sed 's/^/   /'
 sleep 0.5
+echo "== last, the slowest request of the whole demo, hop by hop: where did its time go?"
+echo "   \$ weftctl trace --slowest"
+ip netns exec "$C" "$CTL" trace --slowest | sed 's/^/   /' || true
+echo "   the trace page (recent and slowest traces, each hop's split drawn): http://127.0.0.1:15014/traces"
+echo "   in the node namespace ($C); WEFT_DEMO_HOLD=1 keeps the demo up here to look at it"
+echo "   (ip netns exec $C curl -s http://127.0.0.1:15014/traces), Ctrl-C ends it"
+if [[ ${WEFT_DEMO_HOLD:-0} == 1 ]]; then
+  echo "== holding (WEFT_DEMO_HOLD=1): the control plane and pod B stay up; Ctrl-C to end"
+  while sleep 60; do :; done
+fi
 echo "== done: the demo removes its namespaces and processes on exit"

@@ -91,22 +91,27 @@ final class SpanIntakeHandler: ChannelInboundHandler {
         case .end:
             guard !refused, let head else { return }
             self.head = nil
-            let request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest
+            // Protobuf is read at the wire level, never decoded (`OTLPWire`); JSON is decoded
+            // and encoded as protobuf first.
+            let wire: OTLPWire
             do {
-                request = try OTLPCodec.decodeRequest(body, as: encoding)
-            } catch {
-                return respond(context, head, 400, "text/plain; charset=utf-8", Array("\(error)\n".utf8), close: false)
-            }
-            let outcome = store.add(request)
-            if let forward, outcome.accepted > 0 {
-                // Protobuf as it came; JSON encoded as protobuf (collectors take both, and
-                // protobuf is OTLP/HTTP's default).
-                if encoding == .protobuf {
-                    forward(body, outcome.accepted)
-                } else if let bytes: [UInt8] = try? request.serializedBytes() {
-                    forward(bytes, outcome.accepted)
+                switch encoding {
+                case .protobuf:
+                    wire = try OTLPWire(body)
+                case .json:
+                    let bytes: [UInt8] = try OTLPCodec.decodeRequest(body, as: .json).serializedBytes()
+                    wire = try OTLPWire(bytes)
                 }
+            } catch {
+                let message =
+                    error is OTLPWire.Malformed
+                    ? "not an OTLP ExportTraceServiceRequest (\(encoding)): \(error)" : "\(error)"
+                return respond(
+                    context, head, 400, "text/plain; charset=utf-8", Array("\(message)\n".utf8), close: false)
             }
+            let outcome = store.add(wire)
+            // Forwarded as protobuf (collectors take both; protobuf is OTLP/HTTP's default).
+            if let forward, outcome.accepted > 0 { forward(wire.bytes, outcome.accepted) }
             body.removeAll(keepingCapacity: true)
             onExport(outcome)
             respond(

@@ -28,10 +28,15 @@ public final class SpanStore: Sendable {
         let high: UInt64
         let low: UInt64
 
-        init?(_ id: [UInt8]) {
+        init?(_ id: some Collection<UInt8>) {
             guard id.count == 16, id.contains(where: { $0 != 0 }) else { return nil }
-            high = id[0..<8].reduce(0) { $0 << 8 | UInt64($1) }
-            low = id[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
+            var high: UInt64 = 0
+            var low: UInt64 = 0
+            for (index, byte) in id.enumerated() {
+                if index < 8 { high = high << 8 | UInt64(byte) } else { low = low << 8 | UInt64(byte) }
+            }
+            self.high = high
+            self.low = low
         }
 
         init?(hex: String) {
@@ -98,58 +103,68 @@ public final class SpanStore: Sendable {
         var reason = ""
     }
 
-    /// Adds an export's spans, grouped by trace; spans without a valid trace or span id
-    /// (16 and 8 bytes, not all zero) are rejected and counted.
+    /// Adds an export's spans (a decoded request: encoded, then read as `OTLPWire`).
     @discardableResult
     func add(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest) -> Outcome {
+        guard let bytes: [UInt8] = try? request.serializedBytes(), let wire = try? OTLPWire(bytes) else {
+            return Outcome()
+        }
+        return add(wire)
+    }
+
+    /// What the summary needs of a span.
+    private struct SpanNote {
+        let id: UInt64
+        let parent: UInt64?
+        let name: Range<Int>?
+        let start: UInt64
+        let end: UInt64
+        let isError: Bool
+    }
+
+    /// Adds an export's spans, grouped by trace; spans without a valid trace or span id
+    /// (16 and 8 bytes, not all zero) are rejected and counted. Each export's spans of a
+    /// trace are kept as one fragment, made of slices of the export (`OTLPWire.fragment`).
+    @discardableResult
+    func add(_ wire: OTLPWire) -> Outcome {
         var outcome = Outcome()
+        let bytes = wire.bytes
         // Split each ResourceSpans by trace, outside the lock.
-        var byTrace: [TraceKey: [Opentelemetry_Proto_Trace_V1_ResourceSpans]] = [:]
-        for resourceSpans in request.resourceSpans {
-            var perTrace: [TraceKey: Opentelemetry_Proto_Trace_V1_ResourceSpans] = [:]
-            for scope in resourceSpans.scopeSpans {
+        var byTrace: [TraceKey: [(fragment: [UInt8], cost: Int, service: String?, spans: [SpanNote])]] = [:]
+        for resource in wire.resources {
+            var perTrace: [TraceKey: [SpanNote]] = [:]
+            var keys: [Range<Int>: TraceKey] = [:]
+            for scope in resource.scopes {
                 for span in scope.spans {
-                    guard let key = TraceKey(Array(span.traceID)), span.spanID.count == 8,
-                        span.spanID.contains(where: { $0 != 0 })
+                    guard let traceID = span.traceID, let key = TraceKey(bytes[traceID]), let spanID = span.spanID,
+                        spanID.count == 8, bytes[spanID].contains(where: { $0 != 0 })
                     else {
                         outcome.rejected += 1
                         if outcome.reason.isEmpty {
-                            outcome.reason =
-                                "span \"\(span.name)\": traceId must be 16 bytes and spanId 8, not all zero"
+                            let name = span.name.map { String(decoding: bytes[$0], as: UTF8.self) } ?? ""
+                            outcome.reason = "span \"\(name)\": traceId must be 16 bytes and spanId 8, not all zero"
                         }
                         continue
                     }
-                    var fragment =
-                        perTrace[key]
-                        ?? {
-                            var f = Opentelemetry_Proto_Trace_V1_ResourceSpans()
-                            f.resource = resourceSpans.resource
-                            f.schemaURL = resourceSpans.schemaURL
-                            return f
-                        }()
-                    if fragment.scopeSpans.last?.scope != scope.scope || fragment.scopeSpans.isEmpty {
-                        var s = Opentelemetry_Proto_Trace_V1_ScopeSpans()
-                        s.scope = scope.scope
-                        s.schemaURL = scope.schemaURL
-                        fragment.scopeSpans.append(s)
-                    }
-                    fragment.scopeSpans[fragment.scopeSpans.count - 1].spans.append(span)
-                    perTrace[key] = fragment
+                    keys[span.field] = key
+                    let parent = span.parentSpanID.flatMap { $0.isEmpty ? nil : Self.id64(bytes[$0]) }
+                    perTrace[key, default: []].append(
+                        SpanNote(
+                            id: Self.id64(bytes[spanID]), parent: parent, name: span.name, start: span.start,
+                            end: span.end, isError: span.isError))
                     outcome.accepted += 1
                 }
             }
-            for (key, fragment) in perTrace { byTrace[key, default: []].append(fragment) }
-        }
-        let encoded = byTrace.mapValues { fragments in
-            fragments.map { fragment -> (bytes: [UInt8], cost: Int) in
-                let bytes = (try? fragment.serializedBytes() as [UInt8]) ?? []
-                let spans = fragment.scopeSpans.reduce(0) { $0 + $1.spans.count }
-                return (bytes, bytes.count + Self.perFragmentBytes + spans * Self.perSpanBytes)
+            let service = resource.serviceName.map { String(decoding: bytes[$0], as: UTF8.self) }
+            for (key, spans) in perTrace {
+                let fragment = wire.fragment(resource) { keys[$0.field] == key }
+                let cost = fragment.count + Self.perFragmentBytes + spans.count * Self.perSpanBytes
+                byTrace[key, default: []].append((fragment, cost, service, spans))
             }
         }
         state.withLock { state in
             for (key, fragments) in byTrace {
-                let cost = encoded[key]?.reduce(0) { $0 + $1.cost } ?? 0
+                let cost = fragments.reduce(0) { $0 + $1.cost }
                 if state.traces[key] == nil {
                     guard cost + Self.perTraceBytes <= limit else { continue }
                     state.traces[key] = Trace(
@@ -160,8 +175,10 @@ public final class SpanStore: Sendable {
                     state.bytes += Self.perTraceBytes
                 }
                 var trace = state.traces[key]!
-                for fragment in fragments { Self.note(fragment, in: &trace) }
-                trace.fragments += encoded[key]?.map(\.bytes) ?? []
+                for fragment in fragments {
+                    Self.note(fragment.spans, service: fragment.service, bytes: bytes, in: &trace)
+                    trace.fragments.append(fragment.fragment)
+                }
                 trace.bytes += cost
                 state.traces[key] = trace
                 state.bytes += cost
@@ -171,34 +188,31 @@ public final class SpanStore: Sendable {
         return outcome
     }
 
-    private static func note(_ fragment: Opentelemetry_Proto_Trace_V1_ResourceSpans, in trace: inout Trace) {
-        let service = fragment.resource.attributes.first { $0.key == "service.name" }?.value.stringValue
+    private static func note(_ spans: [SpanNote], service: String?, bytes: [UInt8], in trace: inout Trace) {
         if let service, !trace.summary.services.contains(service) { trace.summary.services.append(service) }
         var end =
             trace.summary.durationNanos == 0 && trace.summary.spanCount == 0
             ? 0 : trace.summary.startTimeUnixNano &+ trace.summary.durationNanos
-        for scope in fragment.scopeSpans {
-            for span in scope.spans {
-                trace.summary.spanCount += 1
-                trace.spanIDs.insert(Self.id64(span.spanID))
-                trace.summary.startTimeUnixNano = min(trace.summary.startTimeUnixNano, span.startTimeUnixNano)
-                end = max(end, span.endTimeUnixNano)
-                if span.status.code == .error { trace.summary.error = true }
-                // The root: a span without a parent, or, until one arrives, the earliest
-                // span whose parent is not (yet) here.
-                let isRoot = span.parentSpanID.isEmpty
-                if isRoot || trace.summary.rootName == nil {
-                    if isRoot || !trace.spanIDs.contains(Self.id64(span.parentSpanID)) {
-                        trace.summary.rootName = span.name
-                        trace.summary.rootService = service
-                    }
+        for span in spans {
+            trace.summary.spanCount += 1
+            trace.spanIDs.insert(span.id)
+            trace.summary.startTimeUnixNano = min(trace.summary.startTimeUnixNano, span.start)
+            end = max(end, span.end)
+            if span.isError { trace.summary.error = true }
+            // The root: a span without a parent, or, until one arrives, the earliest
+            // span whose parent is not (yet) here.
+            let isRoot = span.parent == nil
+            if isRoot || trace.summary.rootName == nil {
+                if isRoot || !trace.spanIDs.contains(span.parent!) {
+                    trace.summary.rootName = span.name.map { String(decoding: bytes[$0], as: UTF8.self) } ?? ""
+                    trace.summary.rootService = service
                 }
             }
         }
         trace.summary.durationNanos = end >= trace.summary.startTimeUnixNano ? end - trace.summary.startTimeUnixNano : 0
     }
 
-    private static func id64(_ id: Data) -> UInt64 {
+    private static func id64(_ id: ArraySlice<UInt8>) -> UInt64 {
         id.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
     }
 

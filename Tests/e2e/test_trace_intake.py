@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from control_fixtures import CONTROL_BIN, ca_template, cenv, control, eventually, http_get, metric, weftctl  # noqa: E402,F401
+from control_fixtures import CONTROL_BIN, ca_template, cenv, control, eventually, free_port, http_get, metric, weftctl  # noqa: E402,F401
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"
@@ -248,7 +248,7 @@ def check(condition):
 class Collector:
     """A stand-in OTLP/HTTP collector on loopback: keeps each POST's content type and body."""
 
-    def __init__(self):
+    def __init__(self, port):
         import http.server
         import threading
         received = self.received = []
@@ -265,7 +265,7 @@ class Collector:
             def log_message(self, *a):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -274,11 +274,19 @@ class Collector:
         self.server.server_close()
 
 
-FORWARD = Collector()
+FORWARD_PORT = free_port()
 
 
-@pytest.mark.control_args("--otlp-forward", "http://127.0.0.1:%d/otlp/v1/traces" % FORWARD.port)
-def test_exports_are_forwarded_to_an_external_collector_as_protobuf(control):
+@pytest.fixture(scope="module")
+def collector():
+    c = Collector(FORWARD_PORT)
+    yield c
+    c.close()
+
+
+@pytest.mark.control_args("--otlp-forward", "http://127.0.0.1:%d/otlp/v1/traces" % FORWARD_PORT)
+def test_exports_are_forwarded_to_an_external_collector_as_protobuf(collector, control):
+    FORWARD = collector
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     trace = "7" * 32
     export = json.dumps({"resourceSpans": [{"resource": {"attributes": [

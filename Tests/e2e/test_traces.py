@@ -242,6 +242,8 @@ def test_b3_requests_are_recorded_under_their_b3_trace_id(mesh):
     server, _ = by_kind(found, 2, "web")
     assert body["headers"].get("x-b3-traceid") == "0" * 16 + short
     assert body["headers"].get("x-b3-spanid") == server["spanId"]
+    client, _ = by_kind(found, 3, "client")
+    assert body["headers"].get("x-b3-parentspanid") == client["spanId"], "the span's parent, never itself"
 
 
 def test_a_request_without_context_starts_a_trace_and_weftctl_draws_both_pods(mesh):
@@ -372,24 +374,25 @@ def test_an_app_that_does_not_propagate_has_its_call_linked_by_inference(mesh):
     assert "weft.link.inferred" not in attrs(web_server)
 
 
-def test_no_link_is_inferred_while_the_app_serves_two_requests(mesh):
+@pytest.mark.parametrize("second", ["sampled", "unsampled"])
+def test_no_link_is_inferred_while_the_app_serves_two_requests(mesh, second):
     import concurrent.futures
     mesh.apply()
     ids = [new_ids() for _ in range(2)]
+    flags = ["01", "01" if second == "sampled" else "00"]
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        # Both requests wait 300 ms before calling db: both are in flight at each call.
+        # Both requests wait 300 ms before calling db: both are in flight at each call. An
+        # unsampled one is not traced, but it is served too: still nothing is inferred.
         answers = list(pool.map(lambda i: curl_timed(
             mesh, "http://%s/call/%s/inner?after=300" % (WEB_IP, DB_IP),
-            [("traceparent", "00-%s-%s-01" % i)]), ids))
+            [("traceparent", "00-%s-%s-%s" % (ids[i][0], ids[i][1], flags[i]))]), range(2)))
     for (status, body, _), (trace_id, _) in zip(answers, ids):
         assert status == 200, body
         assert trace_id not in body["called"]["headers"].get("traceparent", trace_id + "?"), \
             "db's call must start a trace of its own"
     time.sleep(1.5)  # spans exported
-    for trace_id, _ in ids:
-        found = fetch_trace(mesh, trace_id, 2)
-        assert sorted((s["kind"], r["service.name"]) for s, r in found.values()) == [(2, "web"), (3, "client")], \
-            found
+    found = fetch_trace(mesh, ids[0][0], 2)
+    assert sorted((s["kind"], r["service.name"]) for s, r in found.values()) == [(2, "web"), (3, "client")], found
 
 
 def test_latency_buckets_carry_the_trace_as_an_exemplar_in_openmetrics(mesh):

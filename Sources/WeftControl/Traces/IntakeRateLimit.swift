@@ -5,7 +5,7 @@ import Synchronization
 /// answered 429 while every other client goes on.
 ///
 /// Sidecars send one export a second per event loop, and one per 512 spans under load
-/// (about 20 a second per loop at 10,000 sampled requests a second): the default leaves
+/// (about 20 a second per sidecar at 10,000 sampled requests a second): the default leaves
 /// them plenty. The buckets of at most `maxClients` addresses are kept; past that, those
 /// idle longest go first (a full bucket is as good as a new one).
 final class IntakeRateLimit: Sendable {

@@ -6,12 +6,15 @@ import WeftTelemetry
 /// protobuf, to an external collector (Jaeger, Tempo, an OpenTelemetry Collector), so
 /// Weft's spans and the apps' join the traces a team already keeps elsewhere.
 ///
-/// Forwarding never holds the intake back: exports wait in a bounded queue (`maxQueued`)
+/// Forwarding never holds the intake back: exports wait in a bounded queue (`maxQueued`,
+/// `maxQueuedBytes`)
 /// and go one at a time on one event loop; past the bound, or when the collector fails
 /// or does not answer within `OTLPHTTPExporter.timeout`, an export is dropped and its
-/// spans counted (`weft_control_otlp_forward_dropped_total`).
+/// spans counted (`weft_control_otlp_forward_dropped_spans_total`).
 final class OTLPForwarder: Sendable {
     static let maxQueued = 64
+    /// And at most this many bytes wait (exports may be 4 MiB each).
+    static let maxQueuedBytes = 16 << 20
 
     let target: Target
     private let state: NIOLoopBoundBox<State>
@@ -63,6 +66,7 @@ final class OTLPForwarder: Sendable {
     private final class State {
         let exporter: OTLPHTTPExporter
         var queue: [(body: [UInt8], spans: Int)] = []
+        var queuedBytes = 0
         var sending = false
 
         init(exporter: OTLPHTTPExporter) { self.exporter = exporter }
@@ -92,11 +96,12 @@ final class OTLPForwarder: Sendable {
     func forward(_ body: [UInt8], spans: Int) {
         eventLoop.execute { [self] in
             let state = self.state.value
-            guard state.queue.count < Self.maxQueued else {
+            guard state.queue.count < Self.maxQueued, state.queuedBytes + body.count <= Self.maxQueuedBytes else {
                 dropped(spans)
                 return
             }
             state.queue.append((body, spans))
+            state.queuedBytes += body.count
             sendNext()
         }
     }
@@ -105,6 +110,7 @@ final class OTLPForwarder: Sendable {
         let state = self.state.value
         guard !state.sending, !state.queue.isEmpty else { return }
         let (body, spans) = state.queue.removeFirst()
+        state.queuedBytes -= body.count
         state.sending = true
         state.exporter.post([ByteBuffer(bytes: body)]) { [self] ok in
             self.state.value.sending = false

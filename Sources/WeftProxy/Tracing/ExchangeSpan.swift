@@ -10,8 +10,9 @@ import WeftTelemetry
 /// traced, so an untraced request pays a null check and nothing else.
 ///
 /// The clock splits the request's time into four parts, in integer microseconds:
-/// - connect: TCP connects to endpoints (0 on a pooled connection),
-/// - tls: mesh TLS handshakes (0 when reused),
+/// - connect: TCP connects to endpoints (0 on a pooled connection; HTTP/2 streams report
+///   0: a new upstream connection's dial is in the proxy part, not split out yet),
+/// - tls: mesh TLS handshakes (0 when reused; HTTP/2 likewise),
 /// - upstream: from each attempt's request sent to its response's end (or its failure):
 ///   the next hop's time, or for an inbound span the app's own,
 /// - proxy: the rest, this sidecar's own time (parse, route, balance, queue, write, and a
@@ -191,13 +192,19 @@ final class ExchangeSpan {
                 text.hex(traceID.bytes)
                 text.put("\r\nx-b3-spanid: ")
                 text.hex(carriedSpanID.bytes)
-                text.put("\r\nx-b3-parentspanid: ")
-                text.hex(spanID.bytes)
+                if let parent = carriedParentSpanID {
+                    text.put("\r\nx-b3-parentspanid: ")
+                    text.hex(parent.bytes)
+                }
                 text.put(isSampled ? "\r\nx-b3-sampled: 1\r\n" : "\r\nx-b3-sampled: 0\r\n")
             }
             return text.count
         }
     }
+
+    /// The parent of the span the request carries (B3 names it): the caller's span for this
+    /// span, this span for an attempt's; nil for a trace's first span.
+    private var carriedParentSpanID: SpanID? { carriedSpanID == spanID ? parentSpanID : spanID }
 
     private func writeTraceparent(_ text: inout TextWriter) {
         text.put("00-")
@@ -221,8 +228,9 @@ final class ExchangeSpan {
         case .b3Multi:
             return [
                 ("traceparent", traceparent), ("x-b3-traceid", Self.hex(traceID.bytes, 32)),
-                ("x-b3-spanid", Self.hex(carriedSpanID.bytes, 16)), ("x-b3-parentspanid", Self.hex(spanID.bytes, 16)),
-                ("x-b3-sampled", sampled),
+                ("x-b3-spanid", Self.hex(carriedSpanID.bytes, 16)),
+            ] + (carriedParentSpanID.map { [("x-b3-parentspanid", Self.hex($0.bytes, 16))] } ?? []) + [
+                ("x-b3-sampled", sampled)
             ]
         }
     }
@@ -317,6 +325,9 @@ protocol SpanSink {
 /// What a sampled span records of its request besides the clock, gathered as the request
 /// goes: from its head, its plan, the proxy's own answer.
 struct SpanFacts {
+    /// Bytes of a path or authority a span keeps (heads may be 64 KiB: spans stay small).
+    static let maxText = 1024
+
     let method: String
     let path: String
     let host: String?

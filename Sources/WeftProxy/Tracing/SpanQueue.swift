@@ -15,6 +15,10 @@ import WeftTelemetry
 final class SpanQueue {
     static let batchSpans = 512
     static let maxQueuedSpans = 2048
+    /// A batch is sent once it holds this much too; and the queue holds no more than
+    /// `maxQueuedBytes`, so an export stays well under the intake's 4 MiB.
+    static let batchBytes = 512 * 1024
+    static let maxQueuedBytes = 2 * 1024 * 1024
     static let flushInterval = TimeAmount.seconds(1)
     /// A batch's first allocation: about `batchSpans` spans of sidecar size.
     static let batchCapacity = 256 * 1024
@@ -42,7 +46,7 @@ final class SpanQueue {
     /// Queues a finished span, encoded at once into the batch, or drops it (counted) when
     /// the queue is full.
     func add(_ span: SpanHeader, attributes: (inout SpanAttributes) -> Void) {
-        guard queued < Self.maxQueuedSpans else {
+        guard queued < Self.maxQueuedSpans, batch.readableBytes < Self.maxQueuedBytes else {
             metrics.queueFull.increment()
             return
         }
@@ -54,7 +58,7 @@ final class SpanQueue {
                 to: buffer.baseAddress!.assumingMemoryBound(to: UInt8.self))
         }
         queued += 1
-        if queued >= Self.batchSpans {
+        if queued >= Self.batchSpans || batch.readableBytes >= Self.batchBytes {
             flush()
         } else if flushTimer == nil {
             flushTimer = eventLoop.scheduleTask(in: Self.flushInterval) { [self] in
@@ -85,7 +89,7 @@ final class SpanQueue {
             } else {
                 metrics.exportFailed.increment(by: Int64(spans))
             }
-            if queued >= Self.batchSpans {
+            if queued >= Self.batchSpans || batch.readableBytes >= Self.batchBytes {
                 flush()
             } else if queued > 0 && flushTimer == nil {
                 flushTimer = eventLoop.scheduleTask(in: Self.flushInterval) { [self] in

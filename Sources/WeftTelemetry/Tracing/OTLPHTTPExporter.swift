@@ -135,7 +135,11 @@ final class OTLPHTTPConnection: ChannelInboundHandler {
         timeout = nil
         guard let done = pending else { return }
         pending = nil
-        if !ok { isUsable = false }
+        if !ok {
+            // Not used again: closed, not left open until the peer's idle timeout.
+            isUsable = false
+            context?.close(promise: nil)
+        }
         done(ok)
     }
 }

@@ -76,7 +76,10 @@ final class ExchangeSpanTests: XCTestCase {
         let padded = ExchangeSpan.start(incoming: multi, sampler: TraceSampler(ratio: 0), random: &random, at: 1)!
         XCTAssertEqual("\(padded.traceID)", "0000000000000000463ac35c9f6413ad")
         XCTAssertTrue(padded.headerLines.contains("x-b3-spanid: \(padded.spanID)\r\n"))
-        XCTAssertTrue(padded.headerLines.contains("x-b3-parentspanid: \(padded.spanID)\r\n"))
+        XCTAssertTrue(
+            padded.headerLines.contains("x-b3-parentspanid: a2fb4a1d1a96d312\r\n"),
+            "the carried span's parent is the caller's span, never itself")
+        XCTAssertFalse(padded.headerLines.contains("x-b3-parentspanid: \(padded.spanID)"))
         XCTAssertEqual(
             padded.headerFields.map { "\($0.0): \($0.1)\r\n" }.joined(), padded.headerLines,
             "HTTP/2 carries the same fields as HTTP/1")
@@ -108,6 +111,19 @@ final class ExchangeSpanTests: XCTestCase {
         XCTAssertNil(int(record, "weft.retry_count"), "one attempt: no attempt spans, no count")
         XCTAssertEqual(record.kind, .client)
         XCTAssertFalse(record.isError)
+    }
+
+    func testThePartsAddUpWhenEveryPartRoundsDown() {
+        let start = LoopContext.now()
+        let span = ExchangeSpan.start(incoming: nil, sampler: TraceSampler(ratio: 1), random: &random, at: start)!
+        span.attemptBegan(at: start + 10, endpoint: nil)
+        span.requestSent(at: start + 2_000_000, connect: 999_999, tls: 999_999)
+        let sink = RecordingSink()
+        span.finish(at: start + 5_999_999, name: "GET", kind: .client, error: nil, into: sink) { _ in }
+        let record = sink.spans[0]
+        let parts = ["proxy", "connect", "tls", "upstream"].compactMap { int(record, "weft.duration.\($0)") }
+        XCTAssertEqual(parts, [2, 999, 999, 3999], "rounded down; proxy takes what is left")
+        XCTAssertEqual(parts.reduce(0, +), 5999, "the duration's whole microseconds")
     }
 
     func testARetriedRequestHasAChildPerAttempt() {
@@ -172,14 +188,22 @@ final class InflightRequestsTests: XCTestCase {
     func testOnlyASoleRequestIsInferred() {
         let inflight = InflightRequests()
         XCTAssertNil(inflight.sole(), "none in flight: nothing to link to")
+        inflight.arrive()
         inflight.enter(trace: trace, span: first)
         XCTAssertEqual(inflight.sole()?.span, first)
+        inflight.arrive()
         inflight.enter(trace: trace, span: second)
         XCTAssertNil(inflight.sole(), "two in flight: a link is never invented")
         inflight.leave(span: first)
+        inflight.depart()
+        XCTAssertEqual(inflight.sole()?.span, second)
+        inflight.arrive()  // an unsampled request arrives: not traced, but served too
+        XCTAssertNil(inflight.sole(), "one traced and one untraced in flight: nothing inferred")
+        inflight.depart()
         XCTAssertEqual(inflight.sole()?.span, second)
         inflight.leave(span: second)
         inflight.leave(span: second)
+        inflight.depart()
         XCTAssertEqual(inflight.count, 0)
         XCTAssertNil(inflight.sole())
     }

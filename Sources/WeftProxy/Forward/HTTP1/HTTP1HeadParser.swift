@@ -307,9 +307,13 @@ enum HTTP1HeadParser {
     /// `x-b3-*`; not `tracestate`), which a traced request's span replaces. Looked for only
     /// where the proxy records spans (`parse` does not: a proxy without tracing pays
     /// nothing for it).
-    static func traceContextLines(_ bytes: UnsafeRawBufferPointer, head: HTTP1Head) -> [Range<Int>] {
+    /// - Parameter state: also `tracestate` lines (a new trace: W3C drops the state of a
+    ///   context it did not continue).
+    static func traceContextLines(_ bytes: UnsafeRawBufferPointer, head: HTTP1Head, state: Bool = false)
+        -> [Range<Int>]
+    {
         var lines: [Range<Int>] = []
-        forEachTraceContextLine(bytes, head: head) { line in
+        forEachTraceContextLine(bytes, head: head, state: state) { line in
             lines.append(line)
             return true
         }
@@ -328,7 +332,7 @@ enum HTTP1HeadParser {
 
     /// Calls `body` with each trace context line until it returns false.
     private static func forEachTraceContextLine(
-        _ bytes: UnsafeRawBufferPointer, head: HTTP1Head, _ body: (Range<Int>) -> Bool
+        _ bytes: UnsafeRawBufferPointer, head: HTTP1Head, state: Bool = false, _ body: (Range<Int>) -> Bool
     ) {
         var cursor = head.target.upperBound
         while cursor + 1 < bytes.count && !(bytes[cursor] == 0x0D && bytes[cursor + 1] == 0x0A) { cursor += 1 }
@@ -339,7 +343,12 @@ enum HTTP1HeadParser {
             while colon < bytes.count && bytes[colon] != 0x3A { colon += 1 }
             while cursor + 1 < bytes.count && !(bytes[cursor] == 0x0D && bytes[cursor + 1] == 0x0A) { cursor += 1 }
             cursor += 2
-            if isTraceContextName(bytes, lineStart..<colon), !body(lineStart..<cursor) { return }
+            let name = lineStart..<colon
+            if isTraceContextName(bytes, name) || (state && equalsLowercase(bytes, name, "tracestate")),
+                !body(lineStart..<cursor)
+            {
+                return
+            }
         }
     }
 

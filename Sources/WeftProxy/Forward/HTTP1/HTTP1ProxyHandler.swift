@@ -149,6 +149,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         metrics.requestFinished(.http1, status: status, duration: .nanoseconds(nanoseconds))
         attempts.recordFinished(status: status, nanoseconds: UInt64(max(0, nanoseconds)), span: span)
         if span != nil { finishSpan(status: status) }
+        if isInflight { departInflight() }
     }
 
     // MARK: - Client side
@@ -223,6 +224,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if ownsOpenGauge { metrics.connectionsOpen.decrement() }
         recordClientGone()
         if let span, inboundGate != nil, span.isSampled { traceLoop?.inflight.leave(span: span.spanID) }
+        departInflight()
         publishBytes()
         cancelTimers()
         if let upstream {
@@ -629,7 +631,10 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             var extraLines = attempt > 0 ? "weft-retry-attempt: \(attempt)\r\n" : ""
             if let span {
                 // The span's context replaces the caller's.
-                let lines = head.withUnsafeReadableBytes { HTTP1HeadParser.traceContextLines($0, head: request) }
+                let dropState = span.traceState == nil
+                let lines = head.withUnsafeReadableBytes {
+                    HTTP1HeadParser.traceContextLines($0, head: request, state: dropState)
+                }
                 if !lines.isEmpty {
                     request.droppedLines = (request.droppedLines + lines).sorted { $0.lowerBound < $1.lowerBound }
                 }
@@ -708,6 +713,12 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Starts the current request's span: continues the caller's context, or starts a
     /// trace (sampled at MeshConfig `tracing.sampling`).
     private func startSpan(_ loop: LoopContext) {
+        if inboundGate != nil && !isInflight {
+            // Every inbound request counts, traced or not: a link is inferred only when one
+            // request is served.
+            loop.inflight.arrive()
+            isInflight = true
+        }
         guard let head = requestHeadBytes else { return }
         let request = self.request
         let isInbound = inboundGate != nil
@@ -737,8 +748,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             span!.facts = SpanFacts(
                 method: String(decoding: bytes[0..<max(0, request.target.lowerBound - 1)], as: UTF8.self),
-                path: view.withPath { String(decoding: $0, as: UTF8.self) },
-                host: view.withAuthority { $0.map { String(decoding: $0, as: UTF8.self) } })
+                path: view.withPath { String(decoding: $0.prefix(SpanFacts.maxText), as: UTF8.self) },
+                host: view.withAuthority { $0.map { String(decoding: $0.prefix(SpanFacts.maxText), as: UTF8.self) } })
             if isInbound {
                 loop.inflight.enter(trace: span!.traceID, span: span!.spanID)
                 span!.facts!.peerIdentity = inboundGate?.identity
@@ -756,6 +767,16 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private static let b3Name = Array("b3".utf8)
     private static let b3TraceIDName = Array("x-b3-traceid".utf8)
+
+    /// Whether the current inbound request is counted in the pod's `InflightRequests`.
+    private var isInflight = false
+
+    /// The current inbound request ended (however): it leaves the pod's count, once.
+    private func departInflight() {
+        guard isInflight else { return }
+        isInflight = false
+        traceLoop?.inflight.depart()
+    }
 
     /// Out of line: `sendRequest` stays small enough to inline where no span is recorded.
     @inline(never)
@@ -1106,6 +1127,13 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// still attached, which can no longer be reused).
     private func closeClient() {
         guard !isClosing, let context else { return }
+        if let span {
+            // The exchange ends here without an answer of its own (a broken body, an
+            // upstream reset mid-response): its span still ends, marked failed.
+            if span.facts != nil, span.facts!.error == nil { span.facts!.error = "connection closed mid-exchange" }
+            finishSpan(status: responsePhase == .body ? response.status : 502)
+        }
+        departInflight()
         isClosing = true
         cancelTimers()
         if let upstream {

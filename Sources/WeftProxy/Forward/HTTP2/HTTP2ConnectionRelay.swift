@@ -598,6 +598,8 @@ final class HTTP2RelayedStream {
 
     /// The request's span (issue 12); nil when it is not traced.
     private var span: ExchangeSpan?
+    /// Counted in the pod's `InflightRequests` (inbound, with tracing on).
+    private var isInflight = false
 
     private var isGRPC = false
     private var status = 0
@@ -643,7 +645,15 @@ final class HTTP2RelayedStream {
             ownDeadlines = deadlines
         }
         var fields = headers.headers
-        if let loop = clientRelay.traceLoop, loop.spans != nil { startSpan(loop, &fields) }
+        if let loop = clientRelay.traceLoop, loop.spans != nil {
+            if clientRelay.isInbound {
+                // Every inbound stream counts, traced or not: a link is inferred only when
+                // one request is served.
+                loop.inflight.arrive()
+                isInflight = true
+            }
+            startSpan(loop, &fields)
+        }
         let head = HTTP2Frame.FramePayload.Headers(headers: fields, endStream: headers.endStream)
         clientSent(.headers(head), flowControlled: 0)
         retryableHead = head
@@ -673,8 +683,9 @@ final class HTTP2RelayedStream {
         guard made.isSampled else { return }
         let target = fields.first(name: ":path") ?? "/"
         var facts = SpanFacts(
-            method: fields.first(name: ":method") ?? "", path: String(target.prefix { $0 != "?" && $0 != "#" }),
-            host: fields.first(name: ":authority"))
+            method: fields.first(name: ":method") ?? "",
+            path: String(target.prefix { $0 != "?" && $0 != "#" }.utf8.prefix(SpanFacts.maxText)) ?? "/",
+            host: fields.first(name: ":authority").map { String($0.utf8.prefix(SpanFacts.maxText)) ?? "" })
         if clientRelay.isInbound {
             facts.peerIdentity = clientRelay.callerIdentity
             loop.inflight.enter(trace: made.traceID, span: made.spanID)
@@ -691,6 +702,8 @@ final class HTTP2RelayedStream {
     /// Replaces the trace context in `fields` with what `span` carries downstream.
     private static func carry(_ span: ExchangeSpan, in fields: inout HPACKHeaders) {
         for name in traceFields where fields.contains(name: name) { fields.remove(name: name) }
+        // A context not continued (a new trace) drops the state that came with it (W3C).
+        if span.traceState == nil && fields.contains(name: "tracestate") { fields.remove(name: "tracestate") }
         for (name, value) in span.headerFields { fields.add(name: name, value: value) }
     }
 
@@ -1225,6 +1238,10 @@ final class HTTP2RelayedStream {
         metrics.requestFinished(requestProtocol, status: status, duration: .nanoseconds(nanoseconds))
         attempts.recordFinished(status: status, nanoseconds: UInt64(max(0, nanoseconds)), span: span)
         if span != nil { finishSpan(status: status) }
+        if isInflight {
+            isInflight = false
+            clientRelay.traceLoop?.inflight.depart()
+        }
     }
 }
 

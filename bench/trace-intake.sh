@@ -51,20 +51,29 @@ stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 metric() { curl -s "http://127.0.0.1:$HTTP/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 
-log "throughput: $REPEATS x ${DURATION}s"
-start 256MB
 HZ=$(getconf CLK_TCK)
-rates=() percpu=()
-for r in $(seq "$REPEATS"); do
-  t0=$(cpu_ticks "$PID")
-  out=$(python3 "$HERE/trace_intake_load.py" --port $OTLP --seconds "$DURATION" --connections 4)
-  t1=$(cpu_ticks "$PID")
-  echo "$out" >"$RESULTS/throughput-r$r.json"
-  read -r rate cpu < <(python3 -c "import json,sys; d=json.loads(sys.argv[1]); c=(int(sys.argv[3])-int(sys.argv[2]))/float(sys.argv[4]); print(round(d['spans']/d['seconds']), round(d['spans']/c) if c else 0)" "$out" "$t0" "$t1" "$HZ")
-  rates+=("$rate") percpu+=("$cpu")
-  log "run $r: $out; $rate spans/s, $cpu spans per CPU-second of weft-control"
-done
+throughput() { # NAME TRACES SPANS: fills rates and percpu
+  rates=() percpu=()
+  for r in $(seq "$REPEATS"); do
+    t0=$(cpu_ticks "$PID")
+    out=$(python3 "$HERE/trace_intake_load.py" --port $OTLP --seconds "$DURATION" --connections 4 \
+      --traces "$2" --spans "$3")
+    t1=$(cpu_ticks "$PID")
+    echo "$out" >"$RESULTS/throughput-$1-r$r.json"
+    read -r rate cpu < <(python3 -c "import json,sys; d=json.loads(sys.argv[1]); c=(int(sys.argv[3])-int(sys.argv[2]))/float(sys.argv[4]); print(round(d['spans']/d['seconds']), round(d['spans']/c) if c else 0)" "$out" "$t0" "$t1" "$HZ")
+    rates+=("$rate") percpu+=("$cpu")
+    log "run $r ($1): $out; $rate spans/s, $cpu spans per CPU-second of weft-control"
+  done
+}
+log "throughput: $REPEATS x ${DURATION}s, apps' shape (10 traces x 10 spans an export)"
+start 256MB
+throughput apps 10 10
+apps_rates=("${rates[@]}") apps_percpu=("${percpu[@]}")
 stored=$(metric weft_control_trace_store_traces) evicted=$(metric weft_control_traces_evicted)
+stop
+log "throughput: $REPEATS x ${DURATION}s, sidecars' shape (512 one-span traces an export)"
+start 256MB
+throughput sidecars 512 1
 stop
 
 log "memory: 10,000 traces of 10 spans"
@@ -81,13 +90,17 @@ med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2
 cat <<MD
 #### Span intake (\`bench/trace-intake.sh\`), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, git $(git -C "$ROOT" rev-parse --short HEAD)
 
-OTLP/HTTP protobuf exports of 10 traces x 10 spans (8 attributes each), 4 keep-alive
-connections, weft-control on one event-loop thread; ${REPEATS} runs of ${DURATION} s.
+OTLP/HTTP protobuf exports (8 attributes a span), 4 keep-alive connections, weft-control
+on one event-loop thread; ${REPEATS} runs of ${DURATION} s per shape: as apps send (10
+traces x 10 spans an export) and as sidecars do (512 traces of one span: the CLIENT and
+SERVER spans of a request come from two sidecars).
 
 | measure | median | runs |
 |---|---:|---|
-| spans accepted per second | $(med "${rates[@]}") | ${rates[*]} |
-| spans per CPU-second of weft-control | $(med "${percpu[@]}") | ${percpu[*]} |
+| spans accepted per second, apps' shape | $(med "${apps_rates[@]}") | ${apps_rates[*]} |
+| spans per CPU-second of weft-control, apps' shape | $(med "${apps_percpu[@]}") | ${apps_percpu[*]} |
+| spans accepted per second, sidecars' shape | $(med "${rates[@]}") | ${rates[*]} |
+| spans per CPU-second of weft-control, sidecars' shape | $(med "${percpu[@]}") | ${percpu[*]} |
 
 Store after the runs (256MB budget): ${stored:-?} traces kept, ${evicted:-?} evicted.
 

@@ -139,26 +139,41 @@ struct OTLPWire {
     }
 
     /// A `ResourceSpans` message holding `resource`'s spans for which `keep` is true (in
-    /// their scopes), encoded from slices of the export: what the store keeps per trace.
+    /// their scopes), encoded from slices of the export.
     func fragment(_ resource: Resource, keep: (Span) -> Bool) -> [UInt8] {
-        var scopes: [(scope: Scope, spans: [Span], length: Int)] = []
-        for scope in resource.scopes {
-            let spans = scope.spans.filter(keep)
-            guard !spans.isEmpty else { continue }
-            let length =
-                (scope.scope?.count ?? 0) + (scope.schema?.count ?? 0) + spans.reduce(0) { $0 + $1.field.count }
-            scopes.append((scope, spans, length))
+        var members: [(scope: Int, span: Int)] = []
+        for (s, scope) in resource.scopes.enumerated() {
+            for (i, span) in scope.spans.enumerated() where keep(span) { members.append((s, i)) }
         }
+        return fragment(resource, members: members)
+    }
+
+    /// A `ResourceSpans` message holding the spans `members` names (scope index, span index
+    /// in it; in order), in their scopes, encoded from slices of the export: what the store
+    /// keeps per trace. Linear in the members: an export of 512 one-span traces makes 512
+    /// fragments without looking at every span for each.
+    func fragment(_ resource: Resource, members: [(scope: Int, span: Int)]) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(
-            (resource.resource?.count ?? 0) + (resource.schema?.count ?? 0) + scopes.reduce(0) { $0 + $1.length + 6 })
+        var total = (resource.resource?.count ?? 0) + (resource.schema?.count ?? 0)
+        for member in members { total += resource.scopes[member.scope].spans[member.span].field.count + 16 }
+        out.reserveCapacity(total)
         if let field = resource.resource { out += bytes[field] }
-        for (scope, spans, length) in scopes {
+        var index = 0
+        while index < members.count {
+            let scopeIndex = members[index].scope
+            let scope = resource.scopes[scopeIndex]
+            var end = index
+            var length = (scope.scope?.count ?? 0) + (scope.schema?.count ?? 0)
+            while end < members.count && members[end].scope == scopeIndex {
+                length += scope.spans[members[end].span].field.count
+                end += 1
+            }
             out.append(0x12)  // ResourceSpans.scope_spans, length-delimited
             Reader.appendVarint(UInt64(length), to: &out)
             if let field = scope.scope { out += bytes[field] }
-            for span in spans { out += bytes[span.field] }
+            for member in members[index..<end] { out += bytes[scope.spans[member.span].field] }
             if let field = scope.schema { out += bytes[field] }
+            index = end
         }
         if let field = resource.schema { out += bytes[field] }
         return out

@@ -132,10 +132,9 @@ public final class SpanStore: Sendable {
         // Split each ResourceSpans by trace, outside the lock.
         var byTrace: [TraceKey: [(fragment: [UInt8], cost: Int, service: String?, spans: [SpanNote])]] = [:]
         for resource in wire.resources {
-            var perTrace: [TraceKey: [SpanNote]] = [:]
-            var keys: [Range<Int>: TraceKey] = [:]
-            for scope in resource.scopes {
-                for span in scope.spans {
+            var perTrace: [TraceKey: (notes: [SpanNote], members: [(scope: Int, span: Int)])] = [:]
+            for (scopeIndex, scope) in resource.scopes.enumerated() {
+                for (spanIndex, span) in scope.spans.enumerated() {
                     guard let traceID = span.traceID, let key = TraceKey(bytes[traceID]), let spanID = span.spanID,
                         spanID.count == 8, bytes[spanID].contains(where: { $0 != 0 })
                     else {
@@ -146,20 +145,20 @@ public final class SpanStore: Sendable {
                         }
                         continue
                     }
-                    keys[span.field] = key
                     let parent = span.parentSpanID.flatMap { $0.isEmpty ? nil : Self.id64(bytes[$0]) }
-                    perTrace[key, default: []].append(
-                        SpanNote(
-                            id: Self.id64(bytes[spanID]), parent: parent, name: span.name, start: span.start,
-                            end: span.end, isError: span.isError))
+                    let note = SpanNote(
+                        id: Self.id64(bytes[spanID]), parent: parent, name: span.name, start: span.start,
+                        end: span.end, isError: span.isError)
+                    perTrace[key, default: ([], [])].notes.append(note)
+                    perTrace[key]!.members.append((scopeIndex, spanIndex))
                     outcome.accepted += 1
                 }
             }
             let service = resource.serviceName.map { String(decoding: bytes[$0], as: UTF8.self) }
-            for (key, spans) in perTrace {
-                let fragment = wire.fragment(resource) { keys[$0.field] == key }
-                let cost = fragment.count + Self.perFragmentBytes + spans.count * Self.perSpanBytes
-                byTrace[key, default: []].append((fragment, cost, service, spans))
+            for (key, trace) in perTrace {
+                let fragment = wire.fragment(resource, members: trace.members)
+                let cost = fragment.count + Self.perFragmentBytes + trace.notes.count * Self.perSpanBytes
+                byTrace[key, default: []].append((fragment, cost, service, trace.notes))
             }
         }
         state.withLock { state in

@@ -171,6 +171,13 @@ def pod_yaml(p):
                 "ip": p.ip, "ready": "True" if p.ready else "False"}
 
 
+def meshed_pod_yaml(p, app="{name: app}"):
+    """A Pod listing the sidecar container beside its `app` container (what injection
+    adds): the control plane then treats its endpoint as meshed (mesh TLS to it)."""
+    return pod_yaml(p).replace("spec: {serviceAccountName: %s}" % p.sa,
+                               "spec:\n  serviceAccountName: %s\n  containers: [%s, {name: weft-proxy}]" % (p.sa, app))
+
+
 def service_yaml(s, pods=None):
     """A Service and its EndpointSlice; `pods`: the PodSpecs its endpoints name (default PODS)."""
     by_name = POD if pods is None else {p.name: p for p in pods}

@@ -30,8 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from control_fixtures import ca_template, eventually, metric, weftctl  # noqa: E402,F401
 from mesh_fixtures import (  # noqa: E402
-    APP_PORT, ECHO_PORT, Mesh, PodSpec, ServiceSpec, mesh_config_yaml, pod_yaml, run_mesh, service_yaml,
-    watch_mesh_test,
+    APP_PORT, ECHO_PORT, Mesh, PodSpec, ServiceSpec, mesh_config_yaml, meshed_pod_yaml, pod_yaml, run_mesh,
+    service_yaml, watch_mesh_test,
 )
 
 NS_PREFIX = "wz-"
@@ -96,16 +96,13 @@ spec:
 """
 
 
-def meshed_pod_yaml(p):
+def authz_pod_yaml(p):
     """A Pod; a meshed one lists the sidecar container; the server declares a probe."""
-    text = pod_yaml(p)
     if p.name not in MESHED:
-        return text
-    app = "{name: app}"
+        return pod_yaml(p)
     if p.name == "server":
-        app = "{name: app, readinessProbe: {httpGet: {path: /healthz, port: http}}, ports: [{name: http, containerPort: %d}]}" % APP_PORT
-    return text.replace("spec: {serviceAccountName: %s}" % p.sa,
-                        "spec:\n  serviceAccountName: %s\n  containers: [%s, {name: weft-proxy}]" % (p.sa, app))
+        return meshed_pod_yaml(p, app="{name: app, readinessProbe: {httpGet: {path: /healthz, port: http}}, ports: [{name: http, containerPort: %d}]}" % APP_PORT)
+    return meshed_pod_yaml(p)
 
 
 class AuthzMesh(Mesh):
@@ -118,7 +115,7 @@ class AuthzMesh(Mesh):
 
     def render(self, routes=(), services=None, outbound_policy="ALLOW_ANY", extra=""):
         docs = [mesh_config_yaml(outbound_policy).replace("mode: PERMISSIVE", "mode: " + self.mtls_mode)]
-        docs += [meshed_pod_yaml(p) for p in self.pods]
+        docs += [authz_pod_yaml(p) for p in self.pods]
         docs += [service_yaml(WEB, self.pods)]
         docs += [textwrap.dedent(r).strip("\n") + "\n" for r in routes if r and r.strip()]
         return "# written by Tests/e2e/test_authz.py\n" + "---\n".join(docs)

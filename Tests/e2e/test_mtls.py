@@ -33,7 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from control_fixtures import ca_template, eventually, metric, weftctl  # noqa: E402,F401
 from mesh_fixtures import (  # noqa: E402
-    APP_PORT, BACKEND_SERVER, H2C_PORT, Mesh, PodSpec, ServiceSpec, mesh_config_yaml, pod_yaml, run_mesh, service_yaml, watch_mesh_test,
+    APP_PORT, BACKEND_SERVER, H2C_PORT, Mesh, PodSpec, ServiceSpec, mesh_config_yaml, meshed_pod_yaml, pod_yaml, run_mesh,
+    service_yaml, watch_mesh_test,
 )
 
 NS_PREFIX = "wt-"
@@ -59,13 +60,9 @@ SERVICES = [
 SECRET = "x-secret-token-5d1e"
 
 
-def meshed_pod_yaml(p):
+def mtls_pod_yaml(p):
     """A Pod; a meshed one lists the sidecar container (what injection adds)."""
-    text = pod_yaml(p)
-    if p.name in MESHED:
-        text = text.replace("spec: {serviceAccountName: %s}" % p.sa,
-                            "spec:\n  serviceAccountName: %s\n  containers: [{name: app}, {name: weft-proxy}]" % p.sa)
-    return text
+    return meshed_pod_yaml(p) if p.name in MESHED else pod_yaml(p)
 
 
 class MTLSMesh(Mesh):
@@ -85,7 +82,7 @@ class MTLSMesh(Mesh):
 
     def render(self, routes=(), services=None, outbound_policy="ALLOW_ANY", extra=""):
         docs = [mesh_config_yaml(outbound_policy, http1_transport=self.http1_transport)]
-        docs += [meshed_pod_yaml(p) for p in self.pods]
+        docs += [mtls_pod_yaml(p) for p in self.pods]
         docs += [service_yaml(s, self.pods) for s in (services or SERVICES)]
         docs += [textwrap.dedent(r).strip("\n") + "\n" for r in routes if r and r.strip()]
         return "# written by Tests/e2e/test_mtls.py\n" + "---\n".join(docs)

@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from control_fixtures import ca_template, eventually, metric, weftctl  # noqa: E402,F401
 from mesh_fixtures import (  # noqa: E402
-    APP_PORT, H2C_PORT, Mesh, PodSpec, ServiceSpec, mesh_config_yaml, pod_yaml, run_mesh, service_yaml,
+    APP_PORT, H2C_PORT, Mesh, PodSpec, ServiceSpec, mesh_config_yaml, meshed_pod_yaml, run_mesh, service_yaml,
     watch_mesh_test, BACKEND_SERVER,
 )
 
@@ -58,13 +58,6 @@ SERVER = _pod("server", 10, "web", sa="web")
 DB = _pod("db", 20, "db", sa="db")
 DB_IP = "10.98.0.20"
 SERVICES = [ServiceSpec("web", "demo", WEB_IP, ["server"]), ServiceSpec("db", "demo", DB_IP, ["db"])]
-
-
-def meshed_pod_yaml(p):
-    """A Pod listing the sidecar container (what injection adds): its endpoint is meshed."""
-    return pod_yaml(p).replace(
-        "spec: {serviceAccountName: %s}" % p.sa,
-        "spec:\n  serviceAccountName: %s\n  containers: [{name: app}, {name: weft-proxy}]" % p.sa)
 
 
 class TraceMesh(Mesh):

@@ -424,3 +424,39 @@ def test_request_mirror(mesh):
         n = outbound(mesh, "weft_mirror_requests_total", result="completed") - completed0
         assert n == 8, "weft_mirror_requests_total{result=completed} grew by %s, want 8" % n
     eventually(copies, timeout=5, what="copies at the mirror")
+
+
+def test_grpc_calls_are_traced_with_rpc_attributes(mesh):
+    """A grpcio call carrying a known `traceparent` in its metadata: the client sidecar's
+    CLIENT span joins that trace with OpenTelemetry's rpc.* attributes and the call's
+    grpc-status, and the backend receives a `traceparent` naming that span. A call the
+    backend fails (UNAVAILABLE, trailers-only) is a span in error with status 14."""
+    mesh.apply()
+    trace_id, caller = "%032x" % (0x5EED << 64 | int(time.time())), "00f067aa0ba902b7"
+    ok, failed = calls(mesh, target("grpc-v1"), [
+        {"method": method("Unary"), "metadata": [["traceparent", "00-%s-%s-01" % (trace_id, caller)]]},
+        {"method": method("Flaky"), "metadata": [["traceparent", "00-%s-%s-01" % (trace_id, "00f067aa0ba902b8")]]},
+    ])
+    assert ok["code"] == "OK" and failed["code"] == "UNAVAILABLE", (short(ok), short(failed))
+    received = dict(ok["json"]["metadata"]).get("traceparent", "")
+
+    def spans():
+        code, body = mesh.control.get("/api/v1/traces/" + trace_id)
+        assert code == 200, (code, body[:200])
+        found = [s for rs in json.loads(body)["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
+        assert len(found) == 2, found
+        return found
+    found = eventually(spans, timeout=15, what="both gRPC calls' spans")
+    by_parent = {s["parentSpanId"]: s for s in found}
+    unary, flaky = by_parent[caller], by_parent["00f067aa0ba902b8"]
+    assert received == "00-%s-%s-01" % (trace_id, unary["spanId"]), received
+
+    def attrs(span):
+        return {kv["key"]: kv["value"].get("stringValue", kv["value"].get("intValue")) for kv in span["attributes"]}
+    a = attrs(unary)
+    assert (a["rpc.system"], a["rpc.service"], a["rpc.method"]) == ("grpc", "weft.test.Echo", "Unary"), a
+    assert int(a["rpc.grpc.status_code"]) == 0 and a["network.protocol.version"] == "2", a
+    assert unary["kind"] == 3 and unary.get("status", {}).get("code", 0) != 2
+    f = attrs(flaky)
+    assert f["rpc.method"] == "Flaky" and int(f["rpc.grpc.status_code"]) == 14, f
+    assert flaky["status"]["code"] == 2, flaky

@@ -157,6 +157,7 @@ def curl_timed(mesh, url, headers=(), http2=False):
 
 def test_a_known_traceparent_through_two_meshed_hops(mesh):
     mesh.apply()
+    curl_timed(mesh, "http://%s/warm" % WEB_IP)  # processes and connections warm
     trace_id, caller_span = new_ids()
     status, body, client_us = curl_timed(
         mesh, "http://%s/delay/30" % WEB_IP, [("traceparent", "00-%s-%s-01" % (trace_id, caller_span)),
@@ -196,6 +197,7 @@ def test_a_known_traceparent_through_two_meshed_hops(mesh):
 
 def test_http2_through_two_meshed_hops(mesh):
     mesh.apply()
+    curl_timed(mesh, "http://%s/warm" % WEB_IP, http2=True)  # processes and connections warm
     trace_id, caller_span = new_ids()
     status, body, client_us = curl_timed(
         mesh, "http://%s/delay/30?q=1" % WEB_IP, [("traceparent", "00-%s-%s-01" % (trace_id, caller_span))],
@@ -211,6 +213,17 @@ def test_http2_through_two_meshed_hops(mesh):
     assert c["url.path"] == "/delay/30", "the path without its query"
     assert 30_000 <= s["weft.duration.upstream"] <= duration_us(server), s
     assert duration_us(client) >= 0.95 * client_us, "span %d us, curl %d us" % (duration_us(client), client_us)
+
+    # To the meshed pod's own address, never called before: the stream waits for a new
+    # mesh TLS connection, and its span counts that dial's TLS handshake.
+    trace_id, caller_span = new_ids()
+    status, body, _ = curl_timed(
+        mesh, "http://%s:%d/fresh-h2" % (SERVER.ip, H2C_PORT), [("traceparent", "00-%s-%s-01" % (trace_id, caller_span))],
+        http2=True)
+    assert status == 200, body
+    client, _ = by_kind(fetch_trace(mesh, trace_id, 2), 3, "client")
+    c = assert_split(client)
+    assert c["weft.duration.tls"] > 0, c
 
 
 def test_b3_requests_are_recorded_under_their_b3_trace_id(mesh):
@@ -374,10 +387,11 @@ def test_no_link_is_inferred_while_the_app_serves_two_requests(mesh, second):
     ids = [new_ids() for _ in range(2)]
     flags = ["01", "01" if second == "sampled" else "00"]
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        # Both requests wait 300 ms before calling db: both are in flight at each call. An
-        # unsampled one is not traced, but it is served too: still nothing is inferred.
+        # Both requests wait 1 s before calling db: both are in flight at each call (their
+        # curls start well within that of each other). An unsampled one is not traced,
+        # but it is served too: still nothing is inferred.
         answers = list(pool.map(lambda i: curl_timed(
-            mesh, "http://%s/call/%s/inner?after=300" % (WEB_IP, DB_IP),
+            mesh, "http://%s/call/%s/inner?after=1000" % (WEB_IP, DB_IP),
             [("traceparent", "00-%s-%s-%s" % (ids[i][0], ids[i][1], flags[i]))]), range(2)))
     for (status, body, _), (trace_id, _) in zip(answers, ids):
         assert status == 200, body

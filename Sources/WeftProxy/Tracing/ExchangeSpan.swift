@@ -10,9 +10,9 @@ import WeftTelemetry
 /// traced, so an untraced request pays a null check and nothing else.
 ///
 /// The clock splits the request's time into four parts, in integer microseconds:
-/// - connect: TCP connects to endpoints (0 on a pooled connection; HTTP/2 streams report
-///   0: a new upstream connection's dial is in the proxy part, not split out yet),
-/// - tls: mesh TLS handshakes (0 when reused; HTTP/2 likewise),
+/// - connect: TCP connects to endpoints (0 on a pooled connection; an HTTP/2 stream that
+///   waited for a new connection's dial counts the part it waited for),
+/// - tls: mesh TLS handshakes (0 when reused),
 /// - upstream: from each attempt's request sent to its response's end (or its failure):
 ///   the next hop's time, or for an inbound span the app's own,
 /// - proxy: the rest, this sidecar's own time (parse, route, balance, queue, write, and a

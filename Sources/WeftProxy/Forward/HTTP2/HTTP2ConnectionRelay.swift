@@ -600,6 +600,18 @@ final class HTTP2RelayedStream {
     private var span: ExchangeSpan?
     /// Counted in the pod's `InflightRequests` (inbound, with tracing on).
     private var isInflight = false
+    /// When the stream began waiting for a new upstream connection's dial, and the part of
+    /// that dial (TCP connect, mesh TLS) it waited for: its span's connect and tls.
+    var waitingForDialSince: UInt64 = 0
+    private var dialWait: (connect: UInt64, tls: UInt64) = (0, 0)
+
+    /// The dial this stream waited for completed: TLS came last, so a stream that joined
+    /// late waited for its end only.
+    func waitedForDial(connect: UInt64, tls: UInt64, until ready: UInt64) {
+        let waited = ready &- min(ready, waitingForDialSince)
+        let tlsPart = min(tls, waited)
+        dialWait = (min(connect, waited - tlsPart), tlsPart)
+    }
 
     private var isGRPC = false
     private var status = 0
@@ -749,7 +761,10 @@ final class HTTP2RelayedStream {
         upstreamRelay = relay
         isUpstreamLinked = true
         upstreamID = id
-        if span != nil { span!.requestSent(at: LoopContext.now(), connect: 0, tls: 0) }
+        if span != nil {
+            span!.requestSent(at: LoopContext.now(), connect: dialWait.connect, tls: dialWait.tls)
+        }
+        dialWait = (0, 0)
         let frames = early
         early = []
         for (payload, length) in frames {

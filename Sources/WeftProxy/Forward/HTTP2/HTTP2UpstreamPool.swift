@@ -134,6 +134,8 @@ final class HTTP2UpstreamConnection {
 
     func connect() {
         state = .connecting([])
+        let dialStarted = LoopContext.now()
+        var connectedAt = dialStarted
         let metrics = self.metrics
         let logger = self.logger
         if meshIdentity != nil && meshTLS == nil {
@@ -163,7 +165,8 @@ final class HTTP2UpstreamConnection {
                         mode: .client, frameDelegate: HTTP2GoAwayWatch(gate: gate),
                         connectionConfiguration: connection))
                 try sync.addHandler(relay)
-            }
+            },
+            connected: { connectedAt = LoopContext.now() }
         )
         .whenComplete { [self] result in
             switch result {
@@ -171,6 +174,12 @@ final class HTTP2UpstreamConnection {
                 do {
                     let relay = try channel.pipeline.syncOperations.handler(type: HTTP2UpstreamRelay.self)
                     let waiting = pendingStreams()
+                    // The streams that waited for this dial: its connect and TLS are their time.
+                    let ready = LoopContext.now()
+                    for exchange in waiting {
+                        exchange.waitedForDial(
+                            connect: connectedAt &- dialStarted, tls: ready &- connectedAt, until: ready)
+                    }
                     state = .ready(relay, channel)
                     channel.closeFuture.whenComplete { [self] _ in
                         state = .closed(ChannelError.ioOnClosedChannel)
@@ -198,6 +207,7 @@ final class HTTP2UpstreamConnection {
         case .idle, .connecting:
             var waiting = pendingStreams()
             guard waiting.count < HTTP2UpstreamRelay.maxOpenStreams else { return false }
+            exchange.waitingForDialSince = LoopContext.now()
             waiting.append(exchange)
             state = .connecting(waiting)
             return true

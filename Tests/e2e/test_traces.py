@@ -380,25 +380,32 @@ def test_an_app_that_does_not_propagate_has_its_call_linked_by_inference(mesh):
     assert "weft.link.inferred" not in attrs(web_server)
 
 
-@pytest.mark.parametrize("second", ["sampled", "unsampled"])
-def test_no_link_is_inferred_while_the_app_serves_two_requests(mesh, second):
+@pytest.mark.parametrize("other", ["sampled", "unsampled"])
+def test_no_link_is_inferred_while_the_app_serves_two_requests(mesh, other):
     import concurrent.futures
     mesh.apply()
-    ids = [new_ids() for _ in range(2)]
-    flags = ["01", "01" if second == "sampled" else "00"]
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        # Both requests wait 1 s before calling db: both are in flight at each call (their
-        # curls start well within that of each other). An unsampled one is not traced,
-        # but it is served too: still nothing is inferred.
-        answers = list(pool.map(lambda i: curl_timed(
-            mesh, "http://%s/call/%s/inner?after=1000" % (WEB_IP, DB_IP),
-            [("traceparent", "00-%s-%s-%s" % (ids[i][0], ids[i][1], flags[i]))]), range(2)))
-    for (status, body, _), (trace_id, _) in zip(answers, ids):
-        assert status == 200, body
-        assert trace_id not in body["called"]["headers"].get("traceparent", trace_id + "?"), \
-            "db's call must start a trace of its own"
+    busy, caller = new_ids(), new_ids()
+    flag = "01" if other == "sampled" else "00"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        # Another request keeps web busy for 2.8 s (an unsampled one is not traced, but it
+        # is served too); while it is, the calling request comes and calls db at once.
+        long = pool.submit(lambda: curl_timed(mesh, "http://%s/delay/2800" % WEB_IP,
+                                              [("traceparent", "00-%s-%s-%s" % (busy[0], busy[1], flag))])
+                           + (time.monotonic(),))
+        time.sleep(0.8)
+        started = time.monotonic()
+        status, body, _ = curl_timed(mesh, "http://%s/call/%s/inner" % (WEB_IP, DB_IP),
+                                     [("traceparent", "00-%s-%s-01" % caller)])
+        ended = time.monotonic()
+        long_status, _, long_us, long_end = long.result()
+    assert status == 200 and long_status == 200, (status, long_status)
+    # The busy request was in flight (by curl's own clock) all along the calling one.
+    assert long_end - long_us / 1e6 < started and ended < long_end, \
+        "no overlap: busy %.2f..%.2f, calling %.2f..%.2f" % (long_end - long_us / 1e6, long_end, started, ended)
+    assert caller[0] not in body["called"]["headers"].get("traceparent", caller[0] + "?"), \
+        "db's call must start a trace of its own"
     time.sleep(1.5)  # spans exported
-    found = fetch_trace(mesh, ids[0][0], 2)
+    found = fetch_trace(mesh, caller[0], 2)
     assert sorted((s["kind"], r["service.name"]) for s, r in found.values()) == [(2, "web"), (3, "client")], found
 
 

@@ -51,7 +51,7 @@ final class SpanIntakeHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
-            body.removeAll(keepingCapacity: true)
+            body = []
             refused = false
             let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
             guard path == Self.path else {
@@ -78,16 +78,19 @@ final class SpanIntakeHandler: ChannelInboundHandler {
             if let coding = head.headers.first(name: "content-encoding"), coding.lowercased() != "identity" {
                 return refuse(context, 415, "content encoding \"\(coding)\" is not read here; send spans uncompressed")
             }
-            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBody {
+            let length = head.headers.first(name: "content-length").flatMap(Int.init)
+            if let length, length > maxBody {
                 return refuse(context, 413, "body of \(length) bytes is over the intake's limit of \(maxBody)")
             }
+            // The body's own buffer: handed to the store's reader whole, never copied again.
+            if let length, length > 0 { body.reserveCapacity(length) }
             self.encoding = encoding
-        case .body(var chunk):
+        case .body(let chunk):
             guard !refused else { return }
             guard body.count + chunk.readableBytes <= maxBody else {
                 return refuse(context, 413, "body is over the intake's limit of \(maxBody) bytes")
             }
-            body += chunk.readBytes(length: chunk.readableBytes) ?? []
+            chunk.withUnsafeReadableBytes { body.append(contentsOf: $0) }
         case .end:
             guard !refused, let head else { return }
             self.head = nil
@@ -109,10 +112,10 @@ final class SpanIntakeHandler: ChannelInboundHandler {
                 return respond(
                     context, head, 400, "text/plain; charset=utf-8", Array("\(message)\n".utf8), close: false)
             }
+            body = []
             let outcome = store.add(wire)
             // Forwarded as protobuf (collectors take both; protobuf is OTLP/HTTP's default).
             if let forward, outcome.accepted > 0 { forward(wire.bytes, outcome.accepted) }
-            body.removeAll(keepingCapacity: true)
             onExport(outcome)
             respond(
                 context, head, 200, encoding.contentType,

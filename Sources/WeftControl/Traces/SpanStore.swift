@@ -64,13 +64,68 @@ public final class SpanStore: Sendable {
         public var error: Bool
     }
 
+    /// A kept trace. Most traces the sidecars send are one span per export (a request's
+    /// CLIENT and SERVER spans come from two sidecars), so the first fragment, service and
+    /// span id are held inline, and the arrays and set for more are made only when more come:
+    /// a one-span trace costs two allocations (its fragment and its slot), not eight.
     struct Trace {
         /// Encoded `ResourceSpans`, one per export that carried spans of this trace.
-        var fragments: [[UInt8]] = []
+        var fragment: [UInt8]
+        var moreFragments: [[UInt8]] = []
         var bytes = 0
-        var summary: Summary
+        var start: UInt64 = .max
+        var end: UInt64 = 0
+        var spanCount = 0
+        var error = false
+        /// The root span's name and service (the span whose parent is not in the trace).
+        var rootName: String?
+        var rootService: String?
+        var service: String?
+        var moreServices: [String] = []
         /// The trace's span ids, to find its root.
-        var spanIDs: Set<UInt64> = []
+        var firstSpanID: UInt64 = 0
+        var moreSpanIDs: Set<UInt64> = []
+
+        var fragments: [[UInt8]] { [fragment] + moreFragments }
+
+        func has(service name: String) -> Bool { service == name || moreServices.contains(name) }
+
+        func has(spanID id: UInt64) -> Bool {
+            spanCount > 0 && (firstSpanID == id || moreSpanIDs.contains(id))
+        }
+
+        func summary(_ key: TraceKey) -> Summary {
+            Summary(
+                traceId: key.hex, rootName: rootName, rootService: rootService,
+                services: (service.map { [$0] } ?? []) + moreServices, startTimeUnixNano: start,
+                durationNanos: end >= start ? end - start : 0, spanCount: spanCount, error: error)
+        }
+
+        /// Takes an export's fragment of this trace and notes its spans.
+        mutating func take(_ piece: Piece, notes: ArraySlice<SpanNote>) {
+            if bytes > 0 { moreFragments.append(piece.fragment) }
+            bytes += piece.cost
+            if let name = piece.service, !has(service: name) {
+                if service == nil { service = name } else { moreServices.append(name) }
+            }
+            for span in notes {
+                if spanCount == 0 {
+                    firstSpanID = span.id
+                } else {
+                    moreSpanIDs.insert(span.id)
+                }
+                spanCount += 1
+                start = min(start, span.start)
+                end = max(end, span.end)
+                if span.isError { error = true }
+                // The root: a span without a parent, or, until one arrives, the earliest
+                // span whose parent is not (yet) here.
+                if span.parent == nil || (rootName == nil && !has(spanID: span.parent!)) {
+                    rootName = span.name ?? ""
+                    rootService = piece.service
+                }
+            }
+        }
     }
 
     private struct State {
@@ -113,13 +168,23 @@ public final class SpanStore: Sendable {
     }
 
     /// What the summary needs of a span.
-    private struct SpanNote {
+    struct SpanNote {
         let id: UInt64
         let parent: UInt64?
-        let name: Range<Int>?
+        let name: String?
         let start: UInt64
         let end: UInt64
         let isError: Bool
+    }
+
+    /// One resource's spans of one trace, from one export: its fragment, what it is
+    /// charged, and where its spans' notes are.
+    struct Piece {
+        let key: TraceKey
+        let fragment: [UInt8]
+        let cost: Int
+        let service: String?
+        let notes: Range<Int>
     }
 
     /// Adds an export's spans, grouped by trace; spans without a valid trace or span id
@@ -129,10 +194,20 @@ public final class SpanStore: Sendable {
     func add(_ wire: OTLPWire) -> Outcome {
         var outcome = Outcome()
         let bytes = wire.bytes
-        // Split each ResourceSpans by trace, outside the lock.
-        var byTrace: [TraceKey: [(fragment: [UInt8], cost: Int, service: String?, spans: [SpanNote])]] = [:]
+        // Split each ResourceSpans by trace, outside the lock, into flat arrays: a dictionary
+        // of arrays per trace cost more than the rest of the intake.
+        var pieces: [Piece] = []
+        var notes: [SpanNote] = []
+        // Span names, one string per distinct name in the export.
+        var names: [ArraySlice<UInt8>: String] = [:]
+        var members: [(scope: Int, span: Int)] = []
         for resource in wire.resources {
-            var perTrace: [TraceKey: (notes: [SpanNote], members: [(scope: Int, span: Int)])] = [:]
+            let service = resource.serviceName.map { String(decoding: bytes[$0], as: UTF8.self) }
+            // The resource's spans in order, each trace's chained (`next`) from its first.
+            var entries: [(key: TraceKey, scope: Int, span: Int, note: SpanNote)] = []
+            var next: [Int] = []
+            var groups: [(first: Int, last: Int)] = []
+            var groupOf: [TraceKey: Int] = [:]
             for (scopeIndex, scope) in resource.scopes.enumerated() {
                 for (spanIndex, span) in scope.spans.enumerated() {
                     guard let traceID = span.traceID, let key = TraceKey(bytes[traceID]), let spanID = span.spanID,
@@ -146,69 +221,63 @@ public final class SpanStore: Sendable {
                         continue
                     }
                     let parent = span.parentSpanID.flatMap { $0.isEmpty ? nil : Self.id64(bytes[$0]) }
+                    let name = span.name.map { range in
+                        let slice = bytes[range]
+                        if let known = names[slice] { return known }
+                        let made = String(decoding: slice, as: UTF8.self)
+                        names[slice] = made
+                        return made
+                    }
                     let note = SpanNote(
-                        id: Self.id64(bytes[spanID]), parent: parent, name: span.name, start: span.start,
-                        end: span.end, isError: span.isError)
-                    perTrace[key, default: ([], [])].notes.append(note)
-                    perTrace[key]!.members.append((scopeIndex, spanIndex))
+                        id: Self.id64(bytes[spanID]), parent: parent, name: name, start: span.start, end: span.end,
+                        isError: span.isError)
+                    let index = entries.count
+                    entries.append((key, scopeIndex, spanIndex, note))
+                    next.append(-1)
+                    if let group = groupOf[key] {
+                        next[groups[group].last] = index
+                        groups[group].last = index
+                    } else {
+                        groupOf[key] = groups.count
+                        groups.append((index, index))
+                    }
                     outcome.accepted += 1
                 }
             }
-            let service = resource.serviceName.map { String(decoding: bytes[$0], as: UTF8.self) }
-            for (key, trace) in perTrace {
-                let fragment = wire.fragment(resource, members: trace.members)
-                let cost = fragment.count + Self.perFragmentBytes + trace.notes.count * Self.perSpanBytes
-                byTrace[key, default: []].append((fragment, cost, service, trace.notes))
+            for group in groups {
+                members.removeAll(keepingCapacity: true)
+                let first = notes.count
+                var index = group.first
+                while index >= 0 {
+                    members.append((entries[index].scope, entries[index].span))
+                    notes.append(entries[index].note)
+                    index = next[index]
+                }
+                let fragment = wire.fragment(resource, members: members)
+                let cost = fragment.count + Self.perFragmentBytes + members.count * Self.perSpanBytes
+                pieces.append(
+                    Piece(
+                        key: entries[group.first].key, fragment: fragment, cost: cost, service: service,
+                        notes: first..<notes.count))
             }
         }
         state.withLock { state in
-            for (key, fragments) in byTrace {
-                let cost = fragments.reduce(0) { $0 + $1.cost }
-                if state.traces[key] == nil {
-                    guard cost + Self.perTraceBytes <= limit else { continue }
-                    state.traces[key] = Trace(
-                        summary: Summary(
-                            traceId: key.hex, rootName: nil, rootService: nil, services: [], startTimeUnixNano: .max,
-                            durationNanos: 0, spanCount: 0, error: false))
-                    state.order.append(key)
+            for piece in pieces {
+                if let index = state.traces.index(forKey: piece.key) {
+                    state.traces.values[index].take(piece, notes: notes[piece.notes])
+                } else {
+                    guard piece.cost + Self.perTraceBytes <= limit else { continue }
+                    var trace = Trace(fragment: piece.fragment)
+                    trace.take(piece, notes: notes[piece.notes])
+                    state.traces[piece.key] = trace
+                    state.order.append(piece.key)
                     state.bytes += Self.perTraceBytes
                 }
-                var trace = state.traces[key]!
-                for fragment in fragments {
-                    Self.note(fragment.spans, service: fragment.service, bytes: bytes, in: &trace)
-                    trace.fragments.append(fragment.fragment)
-                }
-                trace.bytes += cost
-                state.traces[key] = trace
-                state.bytes += cost
+                state.bytes += piece.cost
             }
             Self.evict(&state, limit: limit)
         }
         return outcome
-    }
-
-    private static func note(_ spans: [SpanNote], service: String?, bytes: [UInt8], in trace: inout Trace) {
-        if let service, !trace.summary.services.contains(service) { trace.summary.services.append(service) }
-        var end =
-            trace.summary.durationNanos == 0 && trace.summary.spanCount == 0
-            ? 0 : trace.summary.startTimeUnixNano &+ trace.summary.durationNanos
-        for span in spans {
-            trace.summary.spanCount += 1
-            trace.spanIDs.insert(span.id)
-            trace.summary.startTimeUnixNano = min(trace.summary.startTimeUnixNano, span.start)
-            end = max(end, span.end)
-            if span.isError { trace.summary.error = true }
-            // The root: a span without a parent, or, until one arrives, the earliest
-            // span whose parent is not (yet) here.
-            let isRoot = span.parent == nil
-            if isRoot || trace.summary.rootName == nil {
-                if isRoot || !trace.spanIDs.contains(span.parent!) {
-                    trace.summary.rootName = span.name.map { String(decoding: bytes[$0], as: UTF8.self) } ?? ""
-                    trace.summary.rootService = service
-                }
-            }
-        }
-        trace.summary.durationNanos = end >= trace.summary.startTimeUnixNano ? end - trace.summary.startTimeUnixNano : 0
     }
 
     private static func id64(_ id: ArraySlice<UInt8>) -> UInt64 {
@@ -247,18 +316,22 @@ public final class SpanStore: Sendable {
         service: String? = nil, minDurationNanos: UInt64 = 0, status: String? = nil, order: Order = .recent,
         limit: Int = 20
     ) -> [Summary] {
-        var matches: [Summary] = state.withLock { state in
-            state.traces.values.map(\.summary).filter { summary in
-                (service.map { summary.services.contains($0) } ?? true)
-                    && summary.durationNanos >= minDurationNanos
-                    && (status == nil || (status == "error") == summary.error)
+        // Filtered and ordered by what the traces hold; summaries made for those returned.
+        state.withLock { state in
+            var matches: [(key: TraceKey, start: UInt64, duration: UInt64)] = []
+            for (key, trace) in state.traces {
+                let duration = trace.end >= trace.start ? trace.end - trace.start : 0
+                guard service.map({ trace.has(service: $0) }) ?? true, duration >= minDurationNanos,
+                    status == nil || (status == "error") == trace.error
+                else { continue }
+                matches.append((key, trace.start, duration))
             }
+            switch order {
+            case .recent: matches.sort { $0.start > $1.start }
+            case .slowest: matches.sort { $0.duration > $1.duration }
+            }
+            return matches.prefix(max(0, limit)).compactMap { state.traces[$0.key]?.summary($0.key) }
         }
-        switch order {
-        case .recent: matches.sort { $0.startTimeUnixNano > $1.startTimeUnixNano }
-        case .slowest: matches.sort { $0.durationNanos > $1.durationNanos }
-        }
-        return Array(matches.prefix(max(0, limit)))
     }
 
     /// What the store holds: traces, charged bytes, traces evicted so far.

@@ -131,6 +131,16 @@ struct BackendPlan: Sendable {
     let service: String
     let port: Int
     let resolution: Resolution
+    /// `service:port`, as spans name the backend (`weft.backend`): made with the snapshot,
+    /// not per traced request.
+    let spanName: String
+
+    init(service: String, port: Int, resolution: Resolution) {
+        self.service = service
+        self.port = port
+        self.resolution = resolution
+        self.spanName = "\(service):\(port)"
+    }
 }
 
 /// One endpoint address of a backend.

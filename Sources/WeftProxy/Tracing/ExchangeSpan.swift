@@ -169,36 +169,52 @@ final class ExchangeSpan {
         }
     }
 
+    /// The most bytes `headerLines` takes.
+    static let maxHeaderLinesLength = 256
+
     /// The field lines (each ending in CRLF) that carry the context downstream: W3C
     /// `traceparent`, and B3 in the form the request came with, if it came with B3.
-    /// Written in one allocation: this runs for every traced request.
     var headerLines: String {
-        String(unsafeUninitializedCapacity: 256) { out in
+        String(unsafeUninitializedCapacity: Self.maxHeaderLinesLength) { out in
             var text = TextWriter(out)
-            text.put("traceparent: ")
-            writeTraceparent(&text)
-            text.put("\r\n")
-            switch format {
-            case .w3c:
-                break
-            case .b3Single:
-                text.put("b3: ")
-                text.hex(traceID.bytes)
-                text.put("-")
-                text.hex(carriedSpanID.bytes)
-                text.put(isSampled ? "-1\r\n" : "-0\r\n")
-            case .b3Multi:
-                text.put("x-b3-traceid: ")
-                text.hex(traceID.bytes)
-                text.put("\r\nx-b3-spanid: ")
-                text.hex(carriedSpanID.bytes)
-                if let parent = carriedParentSpanID {
-                    text.put("\r\nx-b3-parentspanid: ")
-                    text.hex(parent.bytes)
-                }
-                text.put(isSampled ? "\r\nx-b3-sampled: 1\r\n" : "\r\nx-b3-sampled: 0\r\n")
-            }
+            writeHeaderLines(&text)
             return text.count
+        }
+    }
+
+    /// Appends `headerLines` to `buffer`, with no string made on the way: this runs for
+    /// every traced HTTP/1 request.
+    func writeHeaderLines(into buffer: inout ByteBuffer) {
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.maxHeaderLinesLength) { raw in
+            var text = TextWriter(raw.bindMemory(to: UInt8.self))
+            writeHeaderLines(&text)
+            return text.count
+        }
+    }
+
+    private func writeHeaderLines(_ text: inout TextWriter) {
+        text.put("traceparent: ")
+        writeTraceparent(&text)
+        text.put("\r\n")
+        switch format {
+        case .w3c:
+            break
+        case .b3Single:
+            text.put("b3: ")
+            text.hex(traceID.bytes)
+            text.put("-")
+            text.hex(carriedSpanID.bytes)
+            text.put(isSampled ? "-1\r\n" : "-0\r\n")
+        case .b3Multi:
+            text.put("x-b3-traceid: ")
+            text.hex(traceID.bytes)
+            text.put("\r\nx-b3-spanid: ")
+            text.hex(carriedSpanID.bytes)
+            if let parent = carriedParentSpanID {
+                text.put("\r\nx-b3-parentspanid: ")
+                text.hex(parent.bytes)
+            }
+            text.put(isSampled ? "\r\nx-b3-sampled: 1\r\n" : "\r\nx-b3-sampled: 0\r\n")
         }
     }
 
@@ -332,11 +348,10 @@ struct SpanFacts {
     let path: String
     let host: String?
     var route: String? = nil
+    /// The backend as spans name it (`BackendPlan.spanName`).
     var backend: String? = nil
-    /// Outbound: the endpoint's SPIFFE ID; inbound: the caller's.
-    var peerIdentity: String? = nil
-    /// Outbound: the endpoint the request went to; inbound: the caller's address.
-    var peer: SpanAddress? = nil
+    /// Outbound: the endpoint the request went to; inbound: the caller.
+    var peer: SpanPeer? = nil
     /// The proxy's own error, when it answered the request itself.
     var error: String? = nil
     /// gRPC: the call's `grpc-status`, when the response carried one.
@@ -352,10 +367,10 @@ struct SpanFacts {
     /// Adds the span's attributes to `out`: OpenTelemetry's semantic conventions where
     /// they exist, ours (`weft.*`) where they do not.
     /// - Parameters:
-    ///   - identity: this pod's SPIFFE ID.
+    ///   - own: this pod's identity, encoded as the side it is on (`SpanQueue.ownIdentity`).
     ///   - grpc: the call was gRPC (`rpc.*` from its path).
     func add(
-        to out: inout SpanAttributes, status: Int, isInbound: Bool, identity: String, protocolVersion: String,
+        to out: inout SpanAttributes, status: Int, isInbound: Bool, own: EncodedAttributes, protocolVersion: String,
         grpc: Bool
     ) {
         out.add("http.request.method", method)
@@ -373,29 +388,47 @@ struct SpanFacts {
             }
             if let grpcStatus { out.add("rpc.grpc.status_code", Int64(grpcStatus)) }
         }
-        if let peer { out.add("network.peer.address", peer.ip) }
-        if isInbound {
-            if let peerIdentity { out.add("weft.source.identity", peerIdentity) }
-            out.add("weft.destination.identity", identity)
-        } else {
-            out.add("weft.source.identity", identity)
-            if let peerIdentity { out.add("weft.destination.identity", peerIdentity) }
-            if let peer { out.add("weft.endpoint", peer.text) }
+        if let peer { out.add(peer.attributes) }
+        out.add(own)
+        if !isInbound {
             if let route { out.add("weft.route", route) }
             if let backend { out.add("weft.backend", backend) }
         }
     }
 }
 
-/// An address as spans name it, formatted once and kept (by the endpoint, or the
-/// connection): `text` is `ip:port` (`[ip]:port` for IPv6).
-struct SpanAddress {
-    let ip: String
+/// The other side of a span's request, made once and kept (by the endpoint, or the
+/// connection): its address as spans name it, and its attributes encoded, so a traced
+/// request formats and encodes none of them (formatting an address calls inet_ntop and
+/// sprintf: thousands of instructions).
+final class SpanPeer {
+    /// `ip:port` (`[ip]:port` for IPv6).
     let text: String
+    /// Outbound: `network.peer.address`, `weft.destination.identity` (when known),
+    /// `weft.endpoint`; inbound: `network.peer.address`, `weft.source.identity` (the
+    /// caller's verified mesh identity, when it has one).
+    let attributes: EncodedAttributes
 
-    init(_ address: SocketAddress) {
-        ip = address.ipAddress ?? "?"
-        text = describe(address)
+    /// An endpoint (or the original destination) a request goes to.
+    init(endpoint address: SocketAddress, identity: String?) {
+        let ip = address.ipAddress ?? "?"
+        let text = describe(address)
+        self.text = text
+        attributes = EncodedAttributes { out in
+            out.add("network.peer.address", ip)
+            if let identity { out.add("weft.destination.identity", identity) }
+            out.add("weft.endpoint", text)
+        }
+    }
+
+    /// The caller of an inbound request.
+    init(caller address: SocketAddress?, identity: String?) {
+        let ip = address.flatMap(\.ipAddress)
+        text = address.map(describe) ?? "?"
+        attributes = EncodedAttributes { out in
+            if let ip { out.add("network.peer.address", ip) }
+            if let identity { out.add("weft.source.identity", identity) }
+        }
     }
 }
 

@@ -24,6 +24,9 @@ final class SpanQueue {
     static let batchCapacity = 256 * 1024
 
     let settings: TraceExportSettings
+    /// This pod's identity as its spans carry it, encoded once: the source of an outbound
+    /// request (`weft.source.identity`), the destination of an inbound one.
+    let ownIdentity: (outbound: EncodedAttributes, inbound: EncodedAttributes)
     private let eventLoop: EventLoop
     private let metrics: SpanMetrics
     private var batch: ByteBuffer
@@ -35,6 +38,11 @@ final class SpanQueue {
     init(eventLoop: EventLoop, settings: TraceExportSettings, metrics: SpanMetrics) {
         self.eventLoop = eventLoop
         self.settings = settings
+        let identity = settings.identity
+        ownIdentity = (
+            EncodedAttributes { $0.add("weft.source.identity", identity) },
+            EncodedAttributes { $0.add("weft.destination.identity", identity) }
+        )
         self.metrics = metrics
         self.batch = ByteBufferAllocator().buffer(capacity: 0)
         self.exporter = OTLPHTTPExporter(eventLoop: eventLoop, host: settings.host, port: settings.port)

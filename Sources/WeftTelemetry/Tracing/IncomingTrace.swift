@@ -52,19 +52,19 @@ public struct IncomingTrace: Sendable, Equatable {
     /// read by its first 55 as if it were 00, when what follows starts with `-` (W3C Trace
     /// Context, "Versioning of traceparent").
     public static func w3c(_ parent: String, state: String?) -> IncomingTrace? {
-        var utf8 = Array(parent.trimmingSpaces().utf8)
+        var value = parent.trimmingSpaces()
+        let utf8 = Array(value.utf8)
         guard utf8.count >= 55 else { return nil }
         let isVersion00 = utf8[0] == 0x30 && utf8[1] == 0x30
         if isVersion00 {
             guard utf8.count == 55 else { return nil }
         } else {
             guard !(utf8[0] == 0x66 && utf8[1] == 0x66), utf8.count == 55 || utf8[55] == 0x2D else { return nil }
-            utf8 = [0x30, 0x30] + utf8[2..<55]
+            value = String(decoding: [0x30, 0x30] + utf8[2..<55], as: UTF8.self)
         }
-        guard
-            let context = try? TraceContext(
-                traceParentHeaderValue: String(decoding: utf8, as: UTF8.self), traceStateHeaderValue: nil)
-        else { return nil }
+        guard let context = try? TraceContext(traceParentHeaderValue: value, traceStateHeaderValue: nil) else {
+            return nil
+        }
         let trimmedState = state?.trimmingSpaces()
         return IncomingTrace(
             traceID: context.traceID, parentSpanID: context.spanID, sampled: context.flags.contains(.sampled),
@@ -132,6 +132,10 @@ extension String {
     /// Without leading and trailing spaces and tabs (optional whitespace around a field value).
     fileprivate func trimmingSpaces() -> String {
         let utf8 = self.utf8
+        // Values come trimmed from the proxies' parsers: no new string then.
+        if let first = utf8.first, let last = utf8.last, first != 0x20, first != 0x09, last != 0x20, last != 0x09 {
+            return self
+        }
         guard let start = utf8.firstIndex(where: { $0 != 0x20 && $0 != 0x09 }) else { return "" }
         let end = utf8.lastIndex(where: { $0 != 0x20 && $0 != 0x09 })!
         return String(self[start...end])

@@ -400,6 +400,15 @@ public struct SpanAttributes {
         }
     }
 
+    /// Attributes encoded before (`EncodedAttributes`): their bytes are copied as they are.
+    public mutating func add(_ encoded: EncodedAttributes) {
+        switch mode {
+        case .measure: size += encoded.bytes.count
+        case .write: encoded.bytes.withUnsafeBytes { writer!.raw($0) }
+        case .collect: kept += encoded.pairs
+        }
+    }
+
     /// Any key and value (the slower way, for `SpanRecord`s).
     public mutating func addAny(_ key: String, _ value: SpanRecord.Value) {
         switch mode {
@@ -407,5 +416,33 @@ public struct SpanAttributes {
         case .write: writer!.keyValue(9, key, value)
         case .collect: kept.append((key, value))
         }
+    }
+}
+
+/// Attributes encoded once and copied as they are into every span that carries them (an
+/// endpoint's address and identity, this pod's identity), so a span does not encode them
+/// again: made when an endpoint or connection is first traced, not per request.
+public struct EncodedAttributes: Sendable {
+    /// `Span.attributes` fields (field 9), as `SpanAttributes` writes them.
+    let bytes: [UInt8]
+    /// The same as values (`SpanAttributes.collecting`).
+    let pairs: [(String, SpanRecord.Value)]
+
+    public static let none = EncodedAttributes { _ in }
+
+    public init(_ add: (inout SpanAttributes) -> Void) {
+        var collect = SpanAttributes.collecting()
+        add(&collect)
+        pairs = collect.collected
+        var measure = SpanAttributes(mode: .measure)
+        add(&measure)
+        var bytes = [UInt8](repeating: 0, count: measure.size)
+        bytes.withUnsafeMutableBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            var write = SpanAttributes(mode: .write, writer: OTLPSpanWriter.Writer(base))
+            add(&write)
+            assert(write.writer!.pointer == base + buffer.count)
+        }
+        self.bytes = bytes
     }
 }

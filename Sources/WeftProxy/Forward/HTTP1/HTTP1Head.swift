@@ -66,4 +66,21 @@ enum HTTP1Method: Equatable {
         case .post, .connect, .patch, .other: return false
         }
     }
+
+    /// The method's name, nil for `other` (its bytes are in the head): a literal, so a
+    /// span names its request without making a string.
+    var name: String? {
+        switch self {
+        case .get: return "GET"
+        case .head: return "HEAD"
+        case .post: return "POST"
+        case .put: return "PUT"
+        case .delete: return "DELETE"
+        case .options: return "OPTIONS"
+        case .trace: return "TRACE"
+        case .connect: return "CONNECT"
+        case .patch: return "PATCH"
+        case .other: return nil
+        }
+    }
 }

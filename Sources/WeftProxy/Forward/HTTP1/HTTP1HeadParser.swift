@@ -303,37 +303,12 @@ enum HTTP1HeadParser {
 
     // MARK: - Fields
 
-    /// The lines of a request head that carry trace context (`traceparent`, `b3`,
-    /// `x-b3-*`; not `tracestate`), which a traced request's span replaces. Looked for only
-    /// where the proxy records spans (`parse` does not: a proxy without tracing pays
-    /// nothing for it).
-    /// - Parameter state: also `tracestate` lines (a new trace: W3C drops the state of a
-    ///   context it did not continue).
-    static func traceContextLines(_ bytes: UnsafeRawBufferPointer, head: HTTP1Head, state: Bool = false)
-        -> [Range<Int>]
-    {
-        var lines: [Range<Int>] = []
-        forEachTraceContextLine(bytes, head: head, state: state) { line in
-            lines.append(line)
-            return true
-        }
-        return lines
-    }
-
-    /// Whether the request head has a line of trace context.
-    static func hasTraceContext(_ bytes: UnsafeRawBufferPointer, head: HTTP1Head) -> Bool {
-        var found = false
-        forEachTraceContextLine(bytes, head: head) { _ in
-            found = true
-            return false
-        }
-        return found
-    }
-
-    /// Calls `body` with each trace context line until it returns false.
-    private static func forEachTraceContextLine(
-        _ bytes: UnsafeRawBufferPointer, head: HTTP1Head, state: Bool = false, _ body: (Range<Int>) -> Bool
-    ) {
+    /// The trace context of a request head (`traceparent`, `tracestate`, `b3`, `x-b3-*`),
+    /// gathered in one pass: each field's value, and the lines a traced request's span
+    /// replaces. Looked for only where the proxy records spans (`parse` does not: a proxy
+    /// without tracing pays nothing for it).
+    static func traceFields(_ bytes: UnsafeRawBufferPointer, head: HTTP1Head) -> HTTP1TraceFields {
+        var fields = HTTP1TraceFields()
         var cursor = head.target.upperBound
         while cursor + 1 < bytes.count && !(bytes[cursor] == 0x0D && bytes[cursor + 1] == 0x0A) { cursor += 1 }
         cursor += 2
@@ -342,25 +317,20 @@ enum HTTP1HeadParser {
             var colon = cursor
             while colon < bytes.count && bytes[colon] != 0x3A { colon += 1 }
             while cursor + 1 < bytes.count && !(bytes[cursor] == 0x0D && bytes[cursor + 1] == 0x0A) { cursor += 1 }
+            let lineEnd = cursor
             cursor += 2
             let name = lineStart..<colon
-            if isTraceContextName(bytes, name) || (state && equalsLowercase(bytes, name, "tracestate")),
-                !body(lineStart..<cursor)
-            {
-                return
+            guard let field = HTTP1TraceFields.Field(bytes, name) else { continue }
+            // The value, without the optional whitespace around it.
+            var valueStart = min(colon + 1, lineEnd)
+            var valueEnd = lineEnd
+            while valueStart < valueEnd && (bytes[valueStart] == 0x20 || bytes[valueStart] == 0x09) { valueStart += 1 }
+            while valueEnd > valueStart && (bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09) {
+                valueEnd -= 1
             }
+            fields.found(field, line: lineStart..<cursor, value: valueStart..<valueEnd)
         }
-    }
-
-    static func isTraceContextName(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
-        switch name.count {
-        case 2: return equalsLowercase(bytes, name, "b3")
-        case 10: return equalsLowercase(bytes, name, "x-b3-flags")
-        case 11: return equalsLowercase(bytes, name, "traceparent") || equalsLowercase(bytes, name, "x-b3-spanid")
-        case 12: return equalsLowercase(bytes, name, "x-b3-traceid") || equalsLowercase(bytes, name, "x-b3-sampled")
-        case 17: return equalsLowercase(bytes, name, "x-b3-parentspanid")
-        default: return false
-        }
+        return fields
     }
 
     /// What the field lines said, gathered in one pass.
@@ -596,4 +566,70 @@ private func equalsCaseInsensitive(_ bytes: UnsafeRawBufferPointer, _ lhs: Range
         if left != right { return false }
     }
     return true
+}
+
+/// A request head's trace context lines (`HTTP1HeadParser.traceFields`), as ranges of the
+/// head's bytes.
+struct HTTP1TraceFields {
+    enum Field: Int {
+        case traceparent, tracestate, b3, b3TraceID, b3SpanID, b3ParentSpanID, b3Sampled, b3Flags
+
+        init?(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) {
+            switch name.count {
+            case 2 where equalsLowercase(bytes, name, "b3"): self = .b3
+            case 10 where equalsLowercase(bytes, name, "tracestate"): self = .tracestate
+            case 10 where equalsLowercase(bytes, name, "x-b3-flags"): self = .b3Flags
+            case 11 where equalsLowercase(bytes, name, "traceparent"): self = .traceparent
+            case 11 where equalsLowercase(bytes, name, "x-b3-spanid"): self = .b3SpanID
+            case 12 where equalsLowercase(bytes, name, "x-b3-traceid"): self = .b3TraceID
+            case 12 where equalsLowercase(bytes, name, "x-b3-sampled"): self = .b3Sampled
+            case 17 where equalsLowercase(bytes, name, "x-b3-parentspanid"): self = .b3ParentSpanID
+            default: return nil
+            }
+        }
+
+        /// The field's name as `IncomingTrace.extract` asks for it.
+        init?(name: String) {
+            switch name {
+            case "traceparent": self = .traceparent
+            case "tracestate": self = .tracestate
+            case "b3": self = .b3
+            case "x-b3-traceid": self = .b3TraceID
+            case "x-b3-spanid": self = .b3SpanID
+            case "x-b3-parentspanid": self = .b3ParentSpanID
+            case "x-b3-sampled": self = .b3Sampled
+            case "x-b3-flags": self = .b3Flags
+            default: return nil
+            }
+        }
+    }
+
+    /// The first value of each field found, trimmed (by `Field`'s raw value); empty until
+    /// one is found, so a head without context allocates nothing.
+    private var values: [Range<Int>?] = []
+    /// The lines that carry context (every field but `tracestate`), in order.
+    private(set) var contextLines: [Range<Int>] = []
+    /// The `tracestate` lines, in order.
+    private(set) var stateLines: [Range<Int>] = []
+
+    /// Whether the head carries any trace context (a `tracestate` alone is none).
+    var hasContext: Bool { !contextLines.isEmpty }
+
+    mutating func found(_ field: Field, line: Range<Int>, value: Range<Int>) {
+        if field == .tracestate { stateLines.append(line) } else { contextLines.append(line) }
+        if values.isEmpty { values = Array(repeating: nil, count: 8) }
+        if values[field.rawValue] == nil { values[field.rawValue] = value }
+    }
+
+    /// The value of `field`, when the head has it.
+    func value(_ field: Field) -> Range<Int>? {
+        values.isEmpty ? nil : values[field.rawValue]
+    }
+
+    /// The lines a span's context replaces, in order: the context lines, and the
+    /// `tracestate` lines too when `state` (a new trace drops the state it did not continue).
+    func replacedLines(state: Bool) -> [Range<Int>] {
+        guard state && !stateLines.isEmpty else { return contextLines }
+        return (contextLines + stateLines).sorted { $0.lowerBound < $1.lowerBound }
+    }
 }

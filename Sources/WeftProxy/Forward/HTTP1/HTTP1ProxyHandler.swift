@@ -493,10 +493,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             if span?.facts != nil {
                 span!.facts!.route = attempt.route
-                let backend = mesh.snapshot.backends[attempt.backend]
-                span!.facts!.backend = "\(backend.service):\(backend.port)"
-                span!.facts!.peerIdentity = endpoint.target.identity
-                span!.facts!.peer = endpoint.spanAddress
+                span!.facts!.backend = mesh.snapshot.backends[attempt.backend].spanName
+                span!.facts!.peer = endpoint.spanPeer
             }
             if let known = endpoint.http1Bucket {
                 bucket = known
@@ -620,7 +618,14 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let dial = isPooledUpstream ? (connect: UInt64(0), tls: UInt64(0)) : connection.dialNanos
             span!.requestSent(at: LoopContext.now(), connect: dial.connect, tls: dial.tls)
         }
-        if let head = requestHeadBytes, requestFilters != nil || attempt > 0 || span != nil,
+        if let head = requestHeadBytes, let span, requestFilters == nil, attempt == 0,
+            let allocator = connection.channel?.allocator
+        {
+            // A traced request no filter changes: its head with the span's context.
+            let traced = tracedHead(head, span: span, allocator: allocator)
+            bytesToUpstream += traced.readableBytes
+            connection.write(traced)
+        } else if let head = requestHeadBytes, requestFilters != nil || attempt > 0 || span != nil,
             let allocator = connection.channel?.allocator
         {
             // Route filters, a retry or a span change the head: write an edited one. (Every
@@ -631,10 +636,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             var extraLines = attempt > 0 ? "weft-retry-attempt: \(attempt)\r\n" : ""
             if let span {
                 // The span's context replaces the caller's.
-                let dropState = span.traceState == nil
-                let lines = head.withUnsafeReadableBytes {
-                    HTTP1HeadParser.traceContextLines($0, head: request, state: dropState)
-                }
+                let lines = traceFields.replacedLines(state: span.traceState == nil)
                 if !lines.isEmpty {
                     request.droppedLines = (request.droppedLines + lines).sorted { $0.lowerBound < $1.lowerBound }
                 }
@@ -723,20 +725,24 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let request = self.request
         let isInbound = inboundGate != nil
         head.withUnsafeReadableBytes { bytes in
-            let hasContext = HTTP1HeadParser.hasTraceContext(bytes, head: request)
+            let fields = HTTP1HeadParser.traceFields(bytes, head: request)
+            let hasContext = fields.hasContext
             // An app's call without context, while the pod serves exactly one traced request.
             let serving = isInbound || hasContext ? nil : loop.inflight.sole()
             guard hasContext || serving != nil || loop.snapshot.sampler.ratio > 0 else { return }
+            traceFields = fields
             let view = HTTP1RequestHeadView(bytes: bytes, head: request)
             var incoming: IncomingTrace?
             var b3: IncomingTrace.Format?
             if hasContext {
                 incoming = IncomingTrace.extract { name in
-                    view.withHeader(Array(name.utf8)) { $0.map { String(decoding: $0, as: UTF8.self) } }
+                    HTTP1TraceFields.Field(name: name).flatMap { fields.value($0) }.map {
+                        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[$0]), as: UTF8.self)
+                    }
                 }
-                if view.withHeader(Self.b3Name, { $0 != nil }) {
+                if fields.value(.b3) != nil {
                     b3 = .b3Single
-                } else if view.withHeader(Self.b3TraceIDName, { $0 != nil }) {
+                } else if fields.value(.b3TraceID) != nil {
                     b3 = .b3Multi
                 }
             }
@@ -747,26 +753,57 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             span!.facts = SpanFacts(
-                method: String(decoding: bytes[0..<max(0, request.target.lowerBound - 1)], as: UTF8.self),
+                method: request.method.name
+                    ?? String(decoding: bytes[0..<max(0, request.target.lowerBound - 1)], as: UTF8.self),
                 path: view.withPath { String(decoding: $0.prefix(SpanFacts.maxText), as: UTF8.self) },
                 host: view.withAuthority { $0.map { String(decoding: $0.prefix(SpanFacts.maxText), as: UTF8.self) } })
-            if isInbound {
-                loop.inflight.enter(trace: span!.traceID, span: span!.spanID)
-                span!.facts!.peerIdentity = inboundGate?.identity
-                span!.facts!.peer = connectionSpanAddress
-            } else {
-                span!.facts!.peer = connectionSpanAddress
-            }
+            if isInbound { loop.inflight.enter(trace: span!.traceID, span: span!.spanID) }
+            span!.facts!.peer = connectionSpanPeer
         }
     }
 
     /// Inbound: the caller's address; outbound: the connection's own destination (what a
     /// request the mesh passes through goes to). Formatted once per connection.
-    private lazy var connectionSpanAddress: SpanAddress? =
-        inboundGate != nil ? inboundGate?.remote.map(SpanAddress.init) : SpanAddress(fixedDestination)
+    private lazy var connectionSpanPeer: SpanPeer =
+        inboundGate.map { SpanPeer(caller: $0.remote, identity: $0.identity) }
+        ?? SpanPeer(endpoint: fixedDestination, identity: nil)
 
-    private static let b3Name = Array("b3".utf8)
-    private static let b3TraceIDName = Array("x-b3-traceid".utf8)
+    /// The current request's trace context lines, found when its span started.
+    private var traceFields = HTTP1TraceFields()
+
+    /// The head as received with the span's context in place of the caller's, in one
+    /// buffer: the kept bytes copied once, the context's lines written after them, with no
+    /// string made on the way. A traced request that no filter changes comes here; the
+    /// general editor (`HTTP1HeadEditor`) looks at every line for filters.
+    private func tracedHead(_ head: ByteBuffer, span: ExchangeSpan, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let dropped = request.droppedLines
+        let replaced = traceFields.replacedLines(state: span.traceState == nil)
+        return head.withUnsafeReadableBytes { bytes in
+            var out = allocator.buffer(capacity: bytes.count + ExchangeSpan.maxHeaderLinesLength)
+            // Both lists are in order: walk them together, copying what lies between.
+            var cursor = 0
+            var (d, r) = (0, 0)
+            while d < dropped.count || r < replaced.count {
+                let line: Range<Int>
+                if r == replaced.count || (d < dropped.count && dropped[d].lowerBound < replaced[r].lowerBound) {
+                    line = dropped[d]
+                    d += 1
+                } else {
+                    line = replaced[r]
+                    r += 1
+                }
+                if line.lowerBound > cursor {
+                    out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[cursor..<line.lowerBound]))
+                }
+                cursor = max(cursor, line.upperBound)
+            }
+            let end = bytes.count - 2  // before the empty line
+            if end > cursor { out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[cursor..<end])) }
+            span.writeHeaderLines(into: &out)
+            out.writeStaticString("\r\n")
+            return out
+        }
+    }
 
     /// Whether the current inbound request is counted in the pod's `InflightRequests`.
     private var isInflight = false
@@ -798,7 +835,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             error: facts.errorMessage(status: status), into: queue
         ) { out in
             facts.add(
-                to: &out, status: status, isInbound: isInbound, identity: queue.settings.identity,
+                to: &out, status: status, isInbound: isInbound,
+                own: isInbound ? queue.ownIdentity.inbound : queue.ownIdentity.outbound,
                 protocolVersion: version, grpc: false)
         }
     }

@@ -244,11 +244,11 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
     /// mesh's, inbound the gate's.
     fileprivate var traceLoop: LoopContext? { mesh ?? inboundGate?.mesh }
     fileprivate var isInbound: Bool { inboundGate != nil }
-    fileprivate var callerIdentity: String? { inboundGate?.identity }
-    /// Inbound: the caller's address; outbound: the connection's own destination. Formatted
-    /// once per connection.
-    fileprivate lazy var connectionSpanAddress: SpanAddress? =
-        inboundGate != nil ? inboundGate?.remote.map(SpanAddress.init) : SpanAddress(destination)
+    /// Inbound: the caller (address and verified identity); outbound: the connection's own
+    /// destination. Made once per connection.
+    fileprivate lazy var connectionSpanPeer: SpanPeer =
+        inboundGate.map { SpanPeer(caller: $0.remote, identity: $0.identity) }
+        ?? SpanPeer(endpoint: destination, identity: nil)
 
     init(
         destination: SocketAddress, pool: HTTP2UpstreamPool, metrics: DirectionMetrics, config: ProxyConfig,
@@ -698,11 +698,8 @@ final class HTTP2RelayedStream {
             method: fields.first(name: ":method") ?? "",
             path: String(target.prefix { $0 != "?" && $0 != "#" }.utf8.prefix(SpanFacts.maxText)) ?? "/",
             host: fields.first(name: ":authority").map { String($0.utf8.prefix(SpanFacts.maxText)) ?? "" })
-        if clientRelay.isInbound {
-            facts.peerIdentity = clientRelay.callerIdentity
-            loop.inflight.enter(trace: made.traceID, span: made.spanID)
-        }
-        facts.peer = clientRelay.connectionSpanAddress
+        if clientRelay.isInbound { loop.inflight.enter(trace: made.traceID, span: made.spanID) }
+        facts.peer = clientRelay.connectionSpanPeer
         span!.facts = facts
         span!.attemptBegan(at: LoopContext.now(), endpoint: facts.peer?.text)
     }
@@ -734,7 +731,8 @@ final class HTTP2RelayedStream {
             error: error, into: queue
         ) { out in
             facts.add(
-                to: &out, status: status, isInbound: isInbound, identity: queue.settings.identity,
+                to: &out, status: status, isInbound: isInbound,
+                own: isInbound ? queue.ownIdentity.inbound : queue.ownIdentity.outbound,
                 protocolVersion: "2", grpc: grpc)
         }
     }
@@ -1046,12 +1044,10 @@ final class HTTP2RelayedStream {
         meshIdentity = endpoint.target.meshIdentity
         routedHead = head
         if span?.facts != nil {
-            span!.facts!.peer = endpoint.spanAddress
-            span?.attemptBegan(at: LoopContext.now(), endpoint: endpoint.spanAddress.text)
+            span!.facts!.peer = endpoint.spanPeer
+            span?.attemptBegan(at: LoopContext.now(), endpoint: endpoint.spanPeer.text)
             span!.facts!.route = attempt.route
-            let backend = mesh.snapshot.backends[attempt.backend]
-            span!.facts!.backend = "\(backend.service):\(backend.port)"
-            span!.facts!.peerIdentity = endpoint.target.identity
+            span!.facts!.backend = mesh.snapshot.backends[attempt.backend].spanName
         }
     }
 

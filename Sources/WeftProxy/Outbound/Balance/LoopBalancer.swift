@@ -15,9 +15,8 @@ final class LoopEndpoint {
     /// Set by the HTTP/1 driver on first use: requests to this endpoint check connections
     /// out of it without a lookup.
     var http1Bucket: HTTP1UpstreamPool.Bucket?
-    /// Its address as spans name it (`ip:port`) and its IP, made once (formatting an
-    /// address calls inet_ntop and sprintf: thousands of instructions a request).
-    private(set) lazy var spanAddress = SpanAddress(target.address)
+    /// Its address and identity as spans name them, made once.
+    private(set) lazy var spanPeer = SpanPeer(endpoint: target.address, identity: target.identity)
 
     /// Counts this endpoint's ejections (`weft_endpoint_ejections_total`).
     private let ejections: Counter?

@@ -436,18 +436,42 @@ final class HTTP1HeadParserTests: XCTestCase {
             + "tracestate: v=1\r\nB3: 1-2\r\nX-B3-TraceId: 1\r\nx-b3-spanid: 2\r\nx-b3-parentspanid: 3\r\n"
             + "x-b3-sampled: 1\r\nx-b3-flags: 1\r\nx-b3: 9\r\nbb: 1\r\n\r\n"
         let parsed = try parse(text)
-        XCTAssertTrue(parsed.bytes.withUnsafeBytes { HTTP1HeadParser.hasTraceContext($0, head: parsed.head) })
-        let lines = parsed.bytes.withUnsafeBytes { HTTP1HeadParser.traceContextLines($0, head: parsed.head) }
-        let names = lines.map { line in
-            String(decoding: parsed.bytes[line].prefix { $0 != UInt8(ascii: ":") }, as: UTF8.self)
+        let fields = parsed.bytes.withUnsafeBytes { HTTP1HeadParser.traceFields($0, head: parsed.head) }
+        XCTAssertTrue(fields.hasContext)
+        let names = { (lines: [Range<Int>]) in
+            lines.map { line in
+                String(decoding: parsed.bytes[line].prefix { $0 != UInt8(ascii: ":") }, as: UTF8.self)
+            }
         }
         XCTAssertEqual(
-            names,
+            names(fields.replacedLines(state: false)),
             ["Traceparent", "B3", "X-B3-TraceId", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags"],
             "tracestate passes on; lookalikes are not trace context")
+        XCTAssertEqual(
+            names(fields.replacedLines(state: true)),
+            [
+                "Traceparent", "tracestate", "B3", "X-B3-TraceId", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled",
+                "x-b3-flags",
+            ], "a new trace drops the state too, in the head's order")
+        let value = { (field: HTTP1TraceFields.Field) in
+            fields.value(field).map { String(decoding: parsed.bytes[$0], as: UTF8.self) }
+        }
+        XCTAssertEqual(value(.traceparent), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        XCTAssertEqual(value(.tracestate), "v=1")
+        XCTAssertEqual(value(.b3), "1-2")
+        XCTAssertEqual(value(.b3TraceID), "1", "names in any case")
+        XCTAssertEqual(value(.b3Flags), "1")
         XCTAssertEqual(parsed.forwarded, text, "found, not dropped: only a traced request replaces them")
         let untraced = try parse("GET / HTTP/1.1\r\nHost: a\r\nTracestate: a=1\r\nx-b3: 1\r\n\r\n")
-        XCTAssertFalse(untraced.bytes.withUnsafeBytes { HTTP1HeadParser.hasTraceContext($0, head: untraced.head) })
+        let none = untraced.bytes.withUnsafeBytes { HTTP1HeadParser.traceFields($0, head: untraced.head) }
+        XCTAssertFalse(none.hasContext, "a tracestate alone is no context")
+        XCTAssertNil(none.value(.b3))
+        let spaced = try parse("GET / HTTP/1.1\r\nHost: a\r\nb3:  \t1-2 \t\r\nb3: 3-4\r\n\r\n")
+        let trimmed = spaced.bytes.withUnsafeBytes { HTTP1HeadParser.traceFields($0, head: spaced.head) }
+        XCTAssertEqual(
+            trimmed.value(.b3).map { String(decoding: spaced.bytes[$0], as: UTF8.self) }, "1-2",
+            "the first value, without the whitespace around it")
+        XCTAssertEqual(trimmed.replacedLines(state: false).count, 2, "every line is replaced")
     }
 
     func testDroppedLinesOfAResponse() throws {

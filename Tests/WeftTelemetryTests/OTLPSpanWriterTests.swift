@@ -111,6 +111,43 @@ final class OTLPSpanWriterTests: XCTestCase {
         XCTAssertEqual(decoded.status.message, "HTTP 503")
     }
 
+    func testAttributesEncodedOnceAreWrittenAsTheyWereAdded() throws {
+        // An endpoint's attributes are encoded when it is first traced and copied into
+        // every span after: the span decodes as if they had been added one by one.
+        let peer = EncodedAttributes { out in
+            out.add("network.peer.address", "10.0.0.2")
+            out.add("weft.destination.identity", "spiffe://cluster.local/ns/demo/sa/web-é")
+        }
+        let header = SpanHeader(
+            traceID: trace, spanID: span, parentSpanID: nil, name: "GET", kind: .client, startUnixNano: 1,
+            endUnixNano: 2)
+        let fill: (inout SpanAttributes) -> Void = { out in
+            out.add("http.response.status_code", Int64(200))
+            out.add(peer)
+            out.add(EncodedAttributes.none)
+            out.add("weft.retry_count", Int64(1))
+        }
+        let (total, content) = OTLPSpanWriter.measure(header, attributes: fill)
+        var batch = [UInt8](repeating: 0, count: total)
+        let written = batch.withUnsafeMutableBufferPointer {
+            OTLPSpanWriter.write(header, content: content, attributes: fill, to: $0.baseAddress!)
+        }
+        XCTAssertEqual(written, total)
+        let request = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(
+            serializedBytes: OTLPSpanWriter.exportRequest(resource: [], scopeName: "s", scopeVersion: "v", batch: batch)
+        )
+        let decoded = try XCTUnwrap(request.resourceSpans.first?.scopeSpans.first?.spans.first)
+        XCTAssertEqual(
+            decoded.attributes.map(\.key),
+            ["http.response.status_code", "network.peer.address", "weft.destination.identity", "weft.retry_count"])
+        XCTAssertEqual(decoded.attributes[1].value.stringValue, "10.0.0.2")
+        XCTAssertEqual(decoded.attributes[2].value.stringValue, "spiffe://cluster.local/ns/demo/sa/web-é")
+        var collected = SpanAttributes.collecting()
+        fill(&collected)
+        XCTAssertEqual(collected.collected.map(\.0), decoded.attributes.map(\.key), "kept as values alike")
+        XCTAssertEqual(collected.collected[2].1, .string("spiffe://cluster.local/ns/demo/sa/web-é"))
+    }
+
     func testAnEmptyBatchIsAValidRequest() throws {
         let bytes = OTLPSpanWriter.exportRequest(resource: [], scopeName: "s", scopeVersion: "v", batch: [])
         let request = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: bytes)

@@ -55,6 +55,40 @@ enum HTTP1HeadEditor {
         return out
     }
 
+    /// The head without the lines `dropped` (the parser's hop-by-hop lines) and `replaced`
+    /// (both in order), and with what `lines` writes (at most `capacity` bytes, each line
+    /// ending in CRLF) after the rest: the kept bytes copied once, in one buffer, with no
+    /// string made on the way. A traced request without filters comes here (its span's
+    /// context in place of the caller's); `edit` looks at every line for filters.
+    static func replacingLines(
+        _ bytes: UnsafeRawBufferPointer, dropped: [Range<Int>], replaced: [Range<Int>], capacity: Int,
+        allocator: ByteBufferAllocator, lines: (inout ByteBuffer) -> Void
+    ) -> ByteBuffer {
+        var out = allocator.buffer(capacity: bytes.count + capacity)
+        // Both lists are in order: walk them together, copying what lies between.
+        var cursor = 0
+        var (d, r) = (0, 0)
+        while d < dropped.count || r < replaced.count {
+            let line: Range<Int>
+            if r == replaced.count || (d < dropped.count && dropped[d].lowerBound < replaced[r].lowerBound) {
+                line = dropped[d]
+                d += 1
+            } else {
+                line = replaced[r]
+                r += 1
+            }
+            if line.lowerBound > cursor {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[cursor..<line.lowerBound]))
+            }
+            cursor = max(cursor, line.upperBound)
+        }
+        let end = bytes.count - 2  // before the empty line
+        if end > cursor { out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[cursor..<end])) }
+        lines(&out)
+        out.writeStaticString("\r\n")
+        return out
+    }
+
     private static func isHost(_ name: UnsafeRawBufferPointer) -> Bool {
         name.count == 4 && (name[0] | 0x20) == 0x68 && (name[1] | 0x20) == 0x6F && (name[2] | 0x20) == 0x73
             && (name[3] | 0x20) == 0x74

@@ -771,37 +771,16 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The current request's trace context lines, found when its span started.
     private var traceFields = HTTP1TraceFields()
 
-    /// The head as received with the span's context in place of the caller's, in one
-    /// buffer: the kept bytes copied once, the context's lines written after them, with no
-    /// string made on the way. A traced request that no filter changes comes here; the
-    /// general editor (`HTTP1HeadEditor`) looks at every line for filters.
+    /// The head as received with the span's context in place of the caller's: a traced
+    /// request that no filter changes (`HTTP1HeadEditor.replacingLines`).
     private func tracedHead(_ head: ByteBuffer, span: ExchangeSpan, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let dropped = request.droppedLines
+        let request = self.request
         let replaced = traceFields.replacedLines(state: span.traceState == nil)
         return head.withUnsafeReadableBytes { bytes in
-            var out = allocator.buffer(capacity: bytes.count + ExchangeSpan.maxHeaderLinesLength)
-            // Both lists are in order: walk them together, copying what lies between.
-            var cursor = 0
-            var (d, r) = (0, 0)
-            while d < dropped.count || r < replaced.count {
-                let line: Range<Int>
-                if r == replaced.count || (d < dropped.count && dropped[d].lowerBound < replaced[r].lowerBound) {
-                    line = dropped[d]
-                    d += 1
-                } else {
-                    line = replaced[r]
-                    r += 1
-                }
-                if line.lowerBound > cursor {
-                    out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[cursor..<line.lowerBound]))
-                }
-                cursor = max(cursor, line.upperBound)
-            }
-            let end = bytes.count - 2  // before the empty line
-            if end > cursor { out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[cursor..<end])) }
-            span.writeHeaderLines(into: &out)
-            out.writeStaticString("\r\n")
-            return out
+            HTTP1HeadEditor.replacingLines(
+                bytes, dropped: request.droppedLines, replaced: replaced,
+                capacity: ExchangeSpan.maxHeaderLinesLength, allocator: allocator
+            ) { span.writeHeaderLines(into: &$0) }
         }
     }
 

@@ -1,3 +1,4 @@
+import NIOCore
 import XCTest
 
 @testable import WeftProxy
@@ -472,6 +473,40 @@ final class HTTP1HeadParserTests: XCTestCase {
             trimmed.value(.b3).map { String(decoding: spaced.bytes[$0], as: UTF8.self) }, "1-2",
             "the first value, without the whitespace around it")
         XCTAssertEqual(trimmed.replacedLines(state: false).count, 2, "every line is replaced")
+    }
+
+    func testATracedHeadLosesItsHopByHopAndContextLinesAndCarriesTheSpans() throws {
+        // Hop-by-hop lines (the parser's) and trace lines (the span's to replace)
+        // interleaved, first and last among the fields: each goes, the rest stays in order,
+        // and the span's lines come last.
+        let text =
+            "GET /a?b HTTP/1.1\r\nTraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n"
+            + "Keep-Alive: timeout=5\r\nHost: a\r\nx-b3-sampled: 1\r\nConnection: keep-alive, x-gone\r\n"
+            + "x-gone: 1\r\ntracestate: v=1\r\nAccept: */*\r\nTE: trailers\r\nb3: 1-2\r\n\r\n"
+        let parsed = try parse(text)
+        let fields = parsed.bytes.withUnsafeBytes { HTTP1HeadParser.traceFields($0, head: parsed.head) }
+        let edit = { (state: Bool) in
+            parsed.bytes.withUnsafeBytes { bytes in
+                HTTP1HeadEditor.replacingLines(
+                    bytes, dropped: parsed.head.droppedLines, replaced: fields.replacedLines(state: state),
+                    capacity: 64,
+                    allocator: ByteBufferAllocator()
+                ) { $0.writeString("traceparent: new\r\n") }
+            }
+        }
+        // What the proxy forwards untraced (the head without its hop-by-hop lines), less
+        // the context lines, with the span's after the rest.
+        var expected = parsed.forwarded.split(separator: "\r\n", omittingEmptySubsequences: false).filter { line in
+            let name = line.prefix { $0 != ":" }.lowercased()
+            return !["traceparent", "x-b3-sampled", "b3"].contains(name)
+        }
+        expected.removeLast(2)  // the empty line
+        XCTAssertEqual(
+            String(buffer: edit(false)), expected.joined(separator: "\r\n") + "\r\ntraceparent: new\r\n\r\n")
+        XCTAssertFalse(parsed.forwarded.contains("Keep-Alive"), "the parser drops hop-by-hop lines")
+        XCTAssertFalse(String(buffer: edit(false)).contains("x-gone"))
+        XCTAssertFalse(String(buffer: edit(true)).contains("tracestate"), "a new trace drops the state")
+        XCTAssertTrue(String(buffer: edit(false)).contains("tracestate: v=1\r\n"), "a continued one keeps it")
     }
 
     func testDroppedLinesOfAResponse() throws {

@@ -21,19 +21,23 @@
 #
 # Setups (interleaved A B C A B C …, medians of the repeats):
 #   direct          10.216.0.2:81, no proxy
-#   weft-sampled    10.99.0.10:80 through both sidecars, sampling 1.0
+#   weft-off        10.99.0.10:80 through both sidecars, tracing off (both restarted with
+#                   --trace-intake off: no span recorded, no head scanned)
+#   weft-sampled    the same, tracing on (--trace-intake weft-control), sampling 1.0
 #   weft-unsampled  the same, sampling 0
+#   (the sidecars are restarted when a round switches between off and on)
 # Measured:
 #   1. throughput: wrk, 32 connections, BENCH_DURATION s per round; requests per second and
-#      each setup's ratio to weft-unsampled (the cost of tracing = 1 − sampled/unsampled,
-#      of the medians and per round).
+#      each setup's ratio to weft-off: the cost of tracing = 1 − sampled/off (the issue's
+#      figure), and of sampling 0 = 1 − unsampled/off, of the medians and per round.
 #   2. latency at a fixed rate, 1,000 req/s over 4 keep-alive connections (h2load --h1
-#      --rps, per-request log): p50 and p99, and what sampling adds over weft-unsampled.
+#      --rps, per-request log): p50 and p99, and what each adds over weft-off.
 #   3. instructions per request (callgrind, unless --no-instr): the client sidecar
 #      restarted under valgrind, whole process (start-up included in both: compare the
 #      two), BENCH_INSTR_N requests on 8 keep-alive connections to the Service (their
-#      handshakes included), then 2 s for the last span batch to go out; once with sampling
-#      1.0 and once with 0, and the difference per request.
+#      handshakes included), then 2 s for the last span batch to go out; with sampling
+#      1.0, with 0, and with tracing off (--trace-intake off), and the differences per
+#      request.
 #   4. span counters around every weft round of 1 and 2 (read 2 s after the round, when the
 #      sidecars' 1 s batches have gone): both sidecars' weft_spans_exported_total and
 #      weft_spans_dropped_total{reason=queue_full|export_failed} (admin /metrics), and
@@ -249,7 +253,7 @@ sidecar() { # NAME NS POD SA IP [valgrind args...]
   start_bg "$name" ip netns exec "$ns" setpriv --reuid=2102 --regid=2102 --clear-groups "$@" \
     "${SIDECAR_BIN:-$TMP/bin/weft-proxy}" run --threads 1 --admin-port "$ADMIN" --admin-host 127.0.0.1 \
     --control-plane "$NODE_IP:$PUSH_PORT" --token-file "$TMP/token" --trust-bundle "$TMP/ca/bundle.crt" \
-    --trace-intake "$NODE_IP:$OTLP_PORT" \
+    --trace-intake "${TRACE_INTAKE:-$NODE_IP:$OTLP_PORT}" \
     --cache-dir "$TMP/cache-$pod" --pod-name "$pod" --pod-namespace demo --service-account "$sa" --pod-ip "$ip"
 }
 sidecar weft-c "$C" client-0 client "$C_IP"
@@ -330,16 +334,34 @@ CPU_OK=1
   $(cat "/proc/${PIDS[control]}/comm" 2>/dev/null) == weft-control ]] ||
   { CPU_OK=0; log "the started pids are not the weft processes themselves: no CPU times in the report"; }
 
-# Before a round of setup $1: the MeshConfig it needs.
+# Restarts both sidecars with tracing on (--trace-intake weft-control) or off, unless they
+# run so already.
+INTAKE=on
+use_intake() { # on|off
+  local ti=""
+  [[ $INTAKE == "$1" ]] && return 0
+  INTAKE=$1
+  [[ $INTAKE == off ]] && ti=off
+  stop_bg weft-c
+  stop_bg weft-s
+  TRACE_INTAKE=$ti sidecar weft-c "$C" client-0 client "$C_IP"
+  TRACE_INTAKE=$ti sidecar weft-s "$S" web-0 web "$S_IP"
+  wait_ok "$C" "http://127.0.0.1:$ADMIN/ready" 30 || die "client sidecar not ready: $(tail -5 "$TMP/weft-c.log")"
+  wait_ok "$S" "http://127.0.0.1:$ADMIN/ready" 30 || die "server sidecar not ready: $(tail -5 "$TMP/weft-s.log")"
+  wait_sampling 20 || die "the restarted sidecars do not apply trace sampling $SAMPLING"
+  wait_ok "$C" "http://$CLUSTER_IP/" 20 || die "no answer through the restarted sidecars"
+}
+# Before a round of setup $1: the sidecars and MeshConfig it needs.
 prepare() {
   case $1 in
-    weft-sampled) use_sampling 1.0 ;;
-    weft-unsampled) use_sampling 0 ;;
+    weft-off) use_intake off ;;
+    weft-sampled) use_intake on; use_sampling 1.0 ;;
+    weft-unsampled) use_intake on; use_sampling 0 ;;
   esac
 }
 url_for() {
   case $1 in
-    weft-sampled | weft-unsampled) echo "http://$CLUSTER_IP:80/" ;;
+    weft-*) echo "http://$CLUSTER_IP:80/" ;;
     direct) echo "http://$S_IP:81/" ;;
   esac
 }
@@ -347,11 +369,13 @@ url_for() {
 round() { # PART CFG R COMMAND...
   local part=$1 cfg=$2 r=$3 f=$RAW/spans-$1-$2-r$3.env
   shift 3
-  if [[ $cfg == weft-* ]]; then { echo "sampling=$SAMPLING"; span_counters before; cpu_ticks before; } >"$f"; fi
+  if [[ $cfg == weft-* ]]; then
+    { echo "sampling=$([[ $INTAKE == off ]] && echo off || echo "$SAMPLING")"; span_counters before; cpu_ticks before; } >"$f"
+  fi
   "$@" || log "$part $cfg round $r: the load exited non-zero"
   if [[ $cfg == weft-* ]]; then sleep 2; { span_counters after; cpu_ticks after; } >>"$f"; fi
 }
-SETUPS=(direct weft-sampled weft-unsampled)
+SETUPS=(direct weft-off weft-sampled weft-unsampled)
 
 # ---------------------------------------------------------------- 1. throughput
 for ((r = 1; r <= REPEATS; r++)); do
@@ -412,6 +436,8 @@ if ((DO_INSTR)); then
   SAMPLING=0
   write_mesh  # the client sidecar is down: instr_phase waits until the new one applies it
   instr_phase unsampled
+  # Tracing off (`--trace-intake off`): what sampling 0 costs against no tracing at all.
+  TRACE_INTAKE=off instr_phase off
 fi
 meta loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -421,8 +447,10 @@ import glob, os, re, statistics, sys
 
 results = sys.argv[1]
 raw = os.path.join(results, "raw")
-SETUPS = ("direct", "weft-sampled", "weft-unsampled")
-LABELS = {"direct": "direct", "weft-sampled": "weft, sampling 1.0", "weft-unsampled": "weft, sampling 0"}
+SETUPS = ("direct", "weft-off", "weft-sampled", "weft-unsampled")
+LABELS = {"direct": "direct", "weft-off": "weft, tracing off", "weft-sampled": "weft, sampling 1.0",
+          "weft-unsampled": "weft, sampling 0"}
+WEFT = ("weft-off", "weft-sampled", "weft-unsampled")
 
 
 def kv(path):
@@ -488,7 +516,8 @@ print("## Per-request tracing cost (`bench/tracing.sh`), %s, %s cores, load %s �
     m.get("date", "?"), m.get("cpus", "?"), m.get("loadavg_start", "?"), m.get("loadavg_end", "?"), m.get("git", "?"),
     "" if dirty in ("", "0") else " (+%s changed files under Sources/)" % dirty))
 print("client → sidecar → mesh TLS → sidecar → nginx; weft-sampled: MeshConfig tracing.sampling 1.0 (a CLIENT and a "
-      "SERVER span per request, exported to weft-control's OTLP intake); weft-unsampled: sampling 0; direct: no proxy. "
+      "SERVER span per request, exported to weft-control's OTLP intake); weft-unsampled: sampling 0; weft-off: both "
+      "sidecars with --trace-intake off (restarted when a round switches); direct: no proxy. "
       "%s s per round, %s repeats interleaved, medians of the repeats.\n" % (m.get("duration"), m.get("repeats")))
 
 # 1. throughput
@@ -502,21 +531,30 @@ for cfg in SETUPS:
         errs += e
     if rounds:
         res[cfg] = (med(rounds.values()), errs, rounds)
-base = res.get("weft-unsampled", (None,))[0]
+BASE = "weft-off" if "weft-off" in res else "weft-unsampled"
+base = res.get(BASE, (None,))[0]
 print("Throughput (wrk, 1 thread, 32 keep-alive connections):\n")
-print("| setup | rps (median) | × weft-unsampled | errors | rounds |")
+print("| setup | rps (median) | × %s | errors | rounds |" % BASE)
 print("|---|---:|---:|---:|---|")
 for cfg in [c for c in SETUPS if c in res]:
     v, errs, rounds = res[cfg]
     ratio = None if v is None or not base else v / base
     print("| %s | %s | %s | %d | %s |" % (LABELS[cfg], fmt(v, 0), fmt(ratio, 3), errs,
                                          ", ".join(fmt(rounds[k], 0) for k in sorted(rounds))))
-if "weft-sampled" in res and "weft-unsampled" in res:
-    s, u = res["weft-sampled"], res["weft-unsampled"]
+def cost_line(what, a, b):
+    if a not in res or b not in res:
+        return
+    s, u = res[a], res[b]
     cost = None if s[0] is None or not u[0] else 1 - s[0] / u[0]
     per_round = [1 - s[2][k] / u[2][k] for k in sorted(s[2]) if s[2].get(k) and u[2].get(k)]
-    print("\nCost of tracing every request (1 − sampled/unsampled): **%s** of the medians; per round: %s." % (
-        "?" if cost is None else "{:.1%}".format(cost), ", ".join("{:.1%}".format(x) for x in per_round) or "?"))
+    print("\n%s (1 − %s/%s): **%s** of the medians; per round: %s." % (
+        what, a, b, "?" if cost is None else "{:.1%}".format(cost),
+        ", ".join("{:.1%}".format(x) for x in per_round) or "?"))
+
+
+cost_line("Cost of tracing every request against tracing off", "weft-sampled", "weft-off")
+cost_line("Cost of tracing every request against sampling 0", "weft-sampled", "weft-unsampled")
+cost_line("Cost of sampling 0 against tracing off", "weft-unsampled", "weft-off")
 print()
 
 # 2. latency
@@ -540,18 +578,19 @@ for cfg in SETUPS:
         fails += bad
     if counts:
         rows[cfg] = (med(p50s), med(p99s), med(counts), fails)
+LBASE = "weft-off" if "weft-off" in rows else "weft-unsampled"
 print("Latency at %s req/s over 4 keep-alive connections (h2load --h1 --rps, per-request log); added = setup − "
-      "weft-unsampled:\n" % "{:,}".format(rate))
+      "%s:\n" % ("{:,}".format(rate), LBASE))
 print("| setup | p50 ms | p99 ms | added p50 ms | added p99 ms | requests (median) | failed |")
 print("|---|---:|---:|---:|---:|---:|---:|")
-u50, u99 = rows.get("weft-unsampled", (None, None))[:2]
+u50, u99 = rows.get(LBASE, (None, None))[:2]
 for cfg in [c for c in SETUPS if c in rows]:
     p50, p99, n, fails = rows[cfg]
     a50 = None if p50 is None or u50 is None else (p50 - u50) / 1000
     a99 = None if p99 is None or u99 is None else (p99 - u99) / 1000
     print("| %s | %s | %s | %s | %s | %s | %d |" % (
         LABELS[cfg], fmt(p50 and p50 / 1000, 3), fmt(p99 and p99 / 1000, 3),
-        "—" if cfg == "weft-unsampled" else fmt(a50, 3), "—" if cfg == "weft-unsampled" else fmt(a99, 3),
+        "—" if cfg == LBASE else fmt(a50, 3), "—" if cfg == LBASE else fmt(a99, 3),
         fmt(n, 0), fails))
 print()
 
@@ -575,7 +614,7 @@ print("Spans per round (counter deltas from 2 s after the round to before it; re
 print("| load | setup | round | sampling | requests | " + " | ".join(label for _, label in KEYS) + " |")
 print("|---|---|---:|---:|---:|" + "---:|" * len(KEYS))
 for part, label in (("wrk", "wrk"), ("rate", "%s req/s" % "{:,}".format(rate))):
-    for cfg in ("weft-sampled", "weft-unsampled"):
+    for cfg in WEFT:
         for path in sorted(glob.glob(os.path.join(raw, "spans-%s-%s-r*.env" % (part, cfg))), key=rnum):
             r = rnum(path)
             d = kv(path)
@@ -601,7 +640,7 @@ print()
 hz = num(m.get("clk_tck")) or 100.0
 cpu_rows = []
 for part, label in (("wrk", "wrk"), ("rate", "%s req/s" % "{:,}".format(rate))):
-    for cfg in ("weft-sampled", "weft-unsampled"):
+    for cfg in WEFT:
         for path in sorted(glob.glob(os.path.join(raw, "spans-%s-%s-r*.env" % (part, cfg))), key=rnum):
             r, d = rnum(path), kv(path)
             t0, t1 = num(d.get("before_time")), num(d.get("after_time"))
@@ -636,7 +675,7 @@ if cpu_rows:
 # 3. instructions
 n = int(m.get("instr_requests", "0") or 0)
 totals = {}
-for tag in ("sampled", "unsampled"):
+for tag in ("sampled", "unsampled", "off"):
     path = os.path.join(raw, "instr-%s.total" % tag)
     if os.path.exists(path):
         text = open(path).read().strip()
@@ -647,7 +686,7 @@ if n and totals:
           "span batch:\n" % "{:,}".format(n))
     print("| sampling | instructions | per request | requests succeeded | spans exported (client) | dropped |")
     print("|---|---:|---:|---:|---:|---:|")
-    for tag, label in (("sampled", "1.0"), ("unsampled", "0")):
+    for tag, label in (("sampled", "1.0"), ("unsampled", "0"), ("off", "tracing off (--trace-intake off)")):
         if tag not in totals:
             continue
         t = totals[tag]
@@ -661,5 +700,9 @@ if n and totals:
         print("\nSampling every request adds **%s instructions per request** in the client sidecar (%s)." % (
             fmt((totals["sampled"] - totals["unsampled"]) / n, 0),
             "{:+.1%}".format(totals["sampled"] / totals["unsampled"] - 1)))
+    if totals.get("unsampled") and totals.get("off"):
+        print("\nSampling 0 against tracing off: **%s instructions per request** (%s)." % (
+            fmt((totals["unsampled"] - totals["off"]) / n, 0),
+            "{:+.2%}".format(totals["unsampled"] / totals["off"] - 1)))
 PY
 log "report: ${RESULTS#"$ROOT"/}/report.md"

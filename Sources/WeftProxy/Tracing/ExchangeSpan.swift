@@ -440,22 +440,31 @@ private struct TextWriter {
     init(_ out: UnsafeMutableBufferPointer<UInt8>) { self.out = out }
 
     mutating func put(_ text: StaticString) {
-        let bytes = UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)
-        for byte in bytes {
-            out[count] = byte
-            count += 1
-        }
+        let length = text.utf8CodeUnitCount
+        (out.baseAddress! + count).update(from: text.utf8Start, count: length)
+        count += length
     }
 
-    /// Lowercase hex of the bytes of `id` (a trace or span id's byte tuple).
+    /// Lowercase hex of the bytes of `id` (a trace or span id's byte tuple), two digits a
+    /// byte from a table (a traced request writes 48 to 96 digits).
     mutating func hex<T>(_ id: T) {
-        withUnsafeBytes(of: id) { bytes in
-            for byte in bytes {
-                out[count] = Self.digit(byte >> 4)
-                out[count + 1] = Self.digit(byte & 0x0F)
-                count += 2
+        let start = out.baseAddress! + count
+        let written = Self.pairs.withUnsafeBufferPointer { table in
+            withUnsafeBytes(of: id) { bytes in
+                for index in 0..<bytes.count {
+                    let pair = Int(bytes[index]) &* 2
+                    start[index &* 2] = table[pair]
+                    start[index &* 2 &+ 1] = table[pair &+ 1]
+                }
+                return bytes.count * 2
             }
         }
+        count += written
+    }
+
+    /// Each byte's two lowercase hex digits, in order.
+    private static let pairs: [UInt8] = (0...255).flatMap { byte in
+        [digit(UInt8(byte) >> 4), digit(UInt8(byte) & 0x0F)]
     }
 
     @inline(__always)

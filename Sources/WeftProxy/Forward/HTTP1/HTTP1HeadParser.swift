@@ -307,23 +307,33 @@ enum HTTP1HeadParser {
     /// gathered in one pass: each field's value, and the lines a traced request's span
     /// replaces. Looked for only where the proxy records spans (`parse` does not: a proxy
     /// without tracing pays nothing for it).
-    static func traceFields(_ bytes: UnsafeRawBufferPointer, head: HTTP1Head) -> HTTP1TraceFields {
+    /// - Parameter targetEnd: where the request target ends (`HTTP1Head.target`): the
+    ///   field lines follow its line.
+    static func traceFields(_ bytes: UnsafeRawBufferPointer, targetEnd: Int) -> HTTP1TraceFields {
         var fields = HTTP1TraceFields()
-        var cursor = head.target.upperBound
-        while cursor + 1 < bytes.count && !(bytes[cursor] == 0x0D && bytes[cursor + 1] == 0x0A) { cursor += 1 }
-        cursor += 2
-        while cursor + 1 < bytes.count && bytes[cursor] != 0x0D {
+        // A parsed head: every LF ends a line after its CR, the last line is empty. Lines are
+        // found with memchr, and only those whose name starts as a trace field's does
+        // (`t`, `b`, `x`) are looked into: this runs on every request where spans are
+        // recorded, also at sampling 0 (the caller's decision is followed).
+        guard let base = bytes.baseAddress, bytes.count >= 2 else { return fields }
+        let end = bytes.count - 2  // the empty line
+        func lineEnd(from start: Int) -> Int {  // the CR of the line's CRLF
+            guard start < end, let found = memchr(base + start, 0x0A, end - start) else { return end }
+            return base.distance(to: UnsafeRawPointer(found)) - 1
+        }
+        var cursor = lineEnd(from: targetEnd) + 2
+        while cursor < end {
             let lineStart = cursor
-            var colon = cursor
-            while colon < bytes.count && bytes[colon] != 0x3A { colon += 1 }
-            while cursor + 1 < bytes.count && !(bytes[cursor] == 0x0D && bytes[cursor + 1] == 0x0A) { cursor += 1 }
-            let lineEnd = cursor
-            cursor += 2
-            let name = lineStart..<colon
-            guard let field = HTTP1TraceFields.Field(bytes, name) else { continue }
+            let crlf = lineEnd(from: cursor)
+            cursor = crlf + 2
+            let first = bytes[lineStart] | 0x20
+            guard first == 0x74 || first == 0x62 || first == 0x78 else { continue }
+            var colon = lineStart
+            while colon < crlf && bytes[colon] != 0x3A { colon += 1 }
+            guard let field = HTTP1TraceFields.Field(bytes, lineStart..<colon) else { continue }
             // The value, without the optional whitespace around it.
-            var valueStart = min(colon + 1, lineEnd)
-            var valueEnd = lineEnd
+            var valueStart = min(colon + 1, crlf)
+            var valueEnd = crlf
             while valueStart < valueEnd && (bytes[valueStart] == 0x20 || bytes[valueStart] == 0x09) { valueStart += 1 }
             while valueEnd > valueStart && (bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09) {
                 valueEnd -= 1

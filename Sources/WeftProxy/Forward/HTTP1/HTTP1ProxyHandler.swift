@@ -722,15 +722,17 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             isInflight = true
         }
         guard let head = requestHeadBytes else { return }
-        let request = self.request
         let isInbound = inboundGate != nil
+        let targetEnd = request.target.upperBound
+        let fields = head.withUnsafeReadableBytes { HTTP1HeadParser.traceFields($0, targetEnd: targetEnd) }
+        let hasContext = fields.hasContext
+        // An app's call without context, while the pod serves exactly one traced request.
+        let serving = isInbound || hasContext ? nil : loop.inflight.sole()
+        // Sampling 0 and nothing to continue: nothing more (the head was scanned, no more).
+        guard hasContext || serving != nil || loop.snapshot.sampler.ratio > 0 else { return }
+        traceFields = fields
+        let request = self.request
         head.withUnsafeReadableBytes { bytes in
-            let fields = HTTP1HeadParser.traceFields(bytes, head: request)
-            let hasContext = fields.hasContext
-            // An app's call without context, while the pod serves exactly one traced request.
-            let serving = isInbound || hasContext ? nil : loop.inflight.sole()
-            guard hasContext || serving != nil || loop.snapshot.sampler.ratio > 0 else { return }
-            traceFields = fields
             let view = HTTP1RequestHeadView(bytes: bytes, head: request)
             var incoming: IncomingTrace?
             var b3: IncomingTrace.Format?

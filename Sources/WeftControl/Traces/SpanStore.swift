@@ -64,63 +64,70 @@ public final class SpanStore: Sendable {
         public var error: Bool
     }
 
-    /// A kept trace. Most traces the sidecars send are one span per export (a request's
-    /// CLIENT and SERVER spans come from two sidecars), so the first fragment, service and
-    /// span id are held inline, and the arrays and set for more are made only when more come:
-    /// a one-span trace costs two allocations (its fragment and its slot), not eight.
+    /// A kept trace. Most traces the sidecars send come as one span per export (a request's
+    /// CLIENT and SERVER spans come from two sidecars), so its first two fragments and
+    /// services are held inline, and arrays for more are made only when more come: a
+    /// request's trace costs its two fragments and its slot, not nine allocations.
     struct Trace {
         /// Encoded `ResourceSpans`, one per export that carried spans of this trace.
         var fragment: [UInt8]
+        var secondFragment: [UInt8] = []
         var moreFragments: [[UInt8]] = []
         var bytes = 0
         var start: UInt64 = .max
         var end: UInt64 = 0
         var spanCount = 0
         var error = false
-        /// The root span's name and service (the span whose parent is not in the trace).
+        /// The root span's name and service: the first span without a parent, or until
+        /// one arrives, the first span.
         var rootName: String?
         var rootService: String?
         var service: String?
+        var secondService: String?
         var moreServices: [String] = []
-        /// The trace's span ids, to find its root.
-        var firstSpanID: UInt64 = 0
-        var moreSpanIDs: Set<UInt64> = []
 
-        var fragments: [[UInt8]] { [fragment] + moreFragments }
+        var fragments: [[UInt8]] {
+            [fragment] + (secondFragment.isEmpty ? [] : [secondFragment]) + moreFragments
+        }
 
-        func has(service name: String) -> Bool { service == name || moreServices.contains(name) }
+        var services: [String] { [service, secondService].compactMap { $0 } + moreServices }
 
-        func has(spanID id: UInt64) -> Bool {
-            spanCount > 0 && (firstSpanID == id || moreSpanIDs.contains(id))
+        func has(service name: String) -> Bool {
+            service == name || secondService == name || moreServices.contains(name)
         }
 
         func summary(_ key: TraceKey) -> Summary {
             Summary(
-                traceId: key.hex, rootName: rootName, rootService: rootService,
-                services: (service.map { [$0] } ?? []) + moreServices, startTimeUnixNano: start,
-                durationNanos: end >= start ? end - start : 0, spanCount: spanCount, error: error)
+                traceId: key.hex, rootName: rootName, rootService: rootService, services: services,
+                startTimeUnixNano: start, durationNanos: end >= start ? end - start : 0, spanCount: spanCount,
+                error: error)
         }
 
         /// Takes an export's fragment of this trace and notes its spans.
         mutating func take(_ piece: Piece, notes: ArraySlice<SpanNote>) {
-            if bytes > 0 { moreFragments.append(piece.fragment) }
+            if bytes > 0 {
+                if secondFragment.isEmpty {
+                    secondFragment = piece.fragment
+                } else {
+                    moreFragments.append(piece.fragment)
+                }
+            }
             bytes += piece.cost
             if let name = piece.service, !has(service: name) {
-                if service == nil { service = name } else { moreServices.append(name) }
+                if service == nil {
+                    service = name
+                } else if secondService == nil {
+                    secondService = name
+                } else {
+                    moreServices.append(name)
+                }
             }
             for span in notes {
-                if spanCount == 0 {
-                    firstSpanID = span.id
-                } else {
-                    moreSpanIDs.insert(span.id)
-                }
                 spanCount += 1
                 start = min(start, span.start)
                 end = max(end, span.end)
                 if span.isError { error = true }
-                // The root: a span without a parent, or, until one arrives, the earliest
-                // span whose parent is not (yet) here.
-                if span.parent == nil || (rootName == nil && !has(spanID: span.parent!)) {
+                if span.parent == nil || rootName == nil {
                     rootName = span.name ?? ""
                     rootService = piece.service
                 }
@@ -137,8 +144,8 @@ public final class SpanStore: Sendable {
         var evicted = 0
     }
 
-    /// Fixed costs beyond the encoded bytes: an array's header and allocation, a span id
-    /// in the set, a trace's dictionary slot, summary and order entry.
+    /// Fixed costs beyond the encoded bytes, charged generously: an allocation's header and
+    /// slack per fragment, per span, and a trace's dictionary slot, summary and order entry.
     static let perFragmentBytes = 64
     static let perSpanBytes = 48
     static let perTraceBytes = 512

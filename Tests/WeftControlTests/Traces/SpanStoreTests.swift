@@ -74,6 +74,31 @@ final class SpanStoreTests: XCTestCase {
         XCTAssertNil(store.trace("not-an-id"))
     }
 
+    func testATraceOfManyExportsKeepsEveryFragmentAndService() throws {
+        // Past the two fragments and services a trace holds inline: a third, a fourth, and a
+        // service seen twice; the first span is the root until one without a parent comes.
+        let store = SpanStore(limit: 1 << 20)
+        store.add(F.request(service: "db", [F.span(trace: 4, span: 5, parent: 4, name: "SELECT", start: 30, end: 40)]))
+        let traceID = F.hex(F.id(4, count: 16))
+        XCTAssertEqual(store.list().first?.rootName, "SELECT", "the first span, until a root comes")
+        store.add(F.request(service: "api", [F.span(trace: 4, span: 4, parent: 3, name: "GET /q", start: 20, end: 50)]))
+        store.add(F.request(service: "db", [F.span(trace: 4, span: 6, parent: 4, name: "INSERT", start: 41, end: 45)]))
+        store.add(F.request(service: "web", [F.span(trace: 4, span: 3, name: "GET /", start: 10, end: 60)]))
+        store.add(
+            F.request(service: "cache", [F.span(trace: 4, span: 7, parent: 3, name: "GET k", start: 11, end: 12)]))
+        let kept = try XCTUnwrap(store.trace(traceID))
+        XCTAssertEqual(
+            kept.flatMap { $0.scopeSpans.flatMap(\.spans) }.map(\.name),
+            ["SELECT", "GET /q", "INSERT", "GET /", "GET k"])
+        let summary = try XCTUnwrap(store.list().first)
+        XCTAssertEqual(summary.rootName, "GET /")
+        XCTAssertEqual(summary.rootService, "web")
+        XCTAssertEqual(summary.services, ["db", "api", "web", "cache"])
+        XCTAssertEqual(summary.spanCount, 5)
+        XCTAssertEqual(summary.durationNanos, 50)
+        XCTAssertEqual(store.list(service: "cache").count, 1)
+    }
+
     func testListFiltersAndOrders() {
         let store = SpanStore(limit: 1 << 20)
         store.add(F.request(service: "web", [F.span(trace: 1, span: 1, start: 1_000, end: 5_000)]))

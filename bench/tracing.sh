@@ -25,7 +25,8 @@
 #                   --trace-intake off: no span recorded, no head scanned)
 #   weft-sampled    the same, tracing on (--trace-intake weft-control), sampling 1.0
 #   weft-unsampled  the same, sampling 0
-#   (the sidecars are restarted when a round switches between off and on)
+#   (both sidecars are restarted before every weft round, and a wrk round follows 2 s of
+#   the same load, not measured)
 # Measured:
 #   1. throughput: wrk, 32 connections, BENCH_DURATION s per round; requests per second and
 #      each setup's ratio to weft-off: the cost of tracing = 1 − sampled/off (the issue's
@@ -334,12 +335,12 @@ CPU_OK=1
   $(cat "/proc/${PIDS[control]}/comm" 2>/dev/null) == weft-control ]] ||
   { CPU_OK=0; log "the started pids are not the weft processes themselves: no CPU times in the report"; }
 
-# Restarts both sidecars with tracing on (--trace-intake weft-control) or off, unless they
-# run so already.
+# Restarts both sidecars with tracing on (--trace-intake weft-control) or off. Every weft
+# round starts so, the three setups alike: sidecars that kept their connections and heap
+# from earlier rounds ran some percent faster than fresh ones.
 INTAKE=on
-use_intake() { # on|off
+restart_sidecars() { # on|off
   local ti=""
-  [[ $INTAKE == "$1" ]] && return 0
   INTAKE=$1
   [[ $INTAKE == off ]] && ti=off
   stop_bg weft-c
@@ -351,13 +352,19 @@ use_intake() { # on|off
   wait_sampling 20 || die "the restarted sidecars do not apply trace sampling $SAMPLING"
   wait_ok "$C" "http://$CLUSTER_IP/" 20 || die "no answer through the restarted sidecars"
 }
-# Before a round of setup $1: the sidecars and MeshConfig it needs.
-prepare() {
+# Before a round of setup $1: the sidecars (restarted) and the MeshConfig it needs, and for
+# a wrk round WARMUP seconds of the same load, not measured (connections, pools, heap).
+WARMUP=2
+prepare() { # SETUP PART
   case $1 in
-    weft-off) use_intake off ;;
-    weft-sampled) use_intake on; use_sampling 1.0 ;;
-    weft-unsampled) use_intake on; use_sampling 0 ;;
+    weft-off) restart_sidecars off ;;
+    weft-sampled) use_sampling 1.0; restart_sidecars on ;;
+    weft-unsampled) use_sampling 0; restart_sidecars on ;;
+    *) return 0 ;;
   esac
+  if [[ $2 == wrk ]]; then
+    in_c timeout -k 5 $((WARMUP + 20)) wrk -t1 -c32 -d"${WARMUP}s" --timeout 5s "$(url_for "$1")" >/dev/null 2>&1 || true
+  fi
 }
 url_for() {
   case $1 in
@@ -380,7 +387,7 @@ SETUPS=(direct weft-off weft-sampled weft-unsampled)
 # ---------------------------------------------------------------- 1. throughput
 for ((r = 1; r <= REPEATS; r++)); do
   for cfg in "${SETUPS[@]}"; do
-    prepare "$cfg"
+    prepare "$cfg" wrk
     out=$RAW/wrk-$cfg-r$r.txt
     round wrk "$cfg" "$r" in_c timeout -k 5 $((DURATION + 30)) wrk -t1 -c32 -d"${DURATION}s" --timeout 5s \
       "$(url_for "$cfg")" >"$out" 2>&1
@@ -391,7 +398,7 @@ done
 # ---------------------------------------------------------------- 2. latency at a fixed rate
 for ((r = 1; r <= REPEATS; r++)); do
   for cfg in "${SETUPS[@]}"; do
-    prepare "$cfg"
+    prepare "$cfg" rate
     out=$RAW/rate$RATE-$cfg-r$r
     round rate "$cfg" "$r" in_c timeout -k 5 $((DURATION + 30)) h2load --h1 -t1 -c4 -m1 --rps $((RATE / 4)) \
       -D "$DURATION" --warm-up-time=1 --log-file="$out.log" "$(url_for "$cfg")" >"$out.txt" 2>&1
@@ -517,7 +524,8 @@ print("## Per-request tracing cost (`bench/tracing.sh`), %s, %s cores, load %s �
     "" if dirty in ("", "0") else " (+%s changed files under Sources/)" % dirty))
 print("client → sidecar → mesh TLS → sidecar → nginx; weft-sampled: MeshConfig tracing.sampling 1.0 (a CLIENT and a "
       "SERVER span per request, exported to weft-control's OTLP intake); weft-unsampled: sampling 0; weft-off: both "
-      "sidecars with --trace-intake off (restarted when a round switches); direct: no proxy. "
+      "sidecars with --trace-intake off; both sidecars restarted before every weft round, a wrk round after 2 s of "
+      "the same load not measured; direct: no proxy. "
       "%s s per round, %s repeats interleaved, medians of the repeats.\n" % (m.get("duration"), m.get("repeats")))
 
 # 1. throughput

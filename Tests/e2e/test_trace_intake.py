@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from control_fixtures import CONTROL_BIN, ca_template, cenv, control, eventually, free_port, http_get, metric, weftctl  # noqa: E402,F401
+from control_fixtures import CONTROL_BIN, PROXY_BIN, ca_template, cenv, control, eventually, free_port, http_get, metric, weftctl  # noqa: E402,F401
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"
@@ -330,6 +330,21 @@ def test_a_bad_forward_url_is_refused_at_start_up(cenv):
         "--token-file", cenv.token_file], capture_output=True, timeout=30)
     assert p.returncode != 0
     assert b"--otlp-forward: https://collector:4318 is not http://host[:port][/path]" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("value", ["-1", "lots"])
+def test_a_bad_rate_limit_is_refused_at_start_up(cenv, value):
+    p = subprocess.run([CONTROL_BIN, "--otlp-rate-limit=" + value, "--config", cenv.config, "--ca", cenv.ca,
+        "--token-file", cenv.token_file], capture_output=True, timeout=30)
+    assert p.returncode != 0
+    assert b"--otlp-rate-limit" in p.stderr and value.encode() in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("value", ["collector", "collector:port", "localhost:99999"])
+def test_a_bad_trace_intake_is_refused_at_start_up(value):
+    p = subprocess.run([PROXY_BIN, "run", "--trace-intake", value], capture_output=True, timeout=30)
+    assert p.returncode != 0
+    assert ("--trace-intake: %s is not host:port or off" % value).encode() in p.stderr, p.stderr
 
 
 @pytest.mark.control_args("--trace-memory", "4MB")

@@ -661,7 +661,10 @@ def test_request_mirror_filter(mesh, http2):
     mesh.apply(routes=[mirror_route()])
     before = mirrored(mesh, "completed")
     tag = "h2" if http2 else "h1"
+    # A traced caller: the copies carry this hop's span, as the request does.
+    trace, caller = "4bf92f3577b34da6a3ce929d0e0e47%02d" % (2 if http2 else 1), "00f067aa0ba902b7"
     replies = mesh.requests(*[req(mesh.url("web", "/mirror/%s/%d" % (tag, i)), method="POST",
+                                  headers=[("traceparent", "00-%s-%s-01" % (trace, caller))],
                                   data="payload-%s-%d" % (tag, i)) for i in range(5)], http2=http2)
     expect_from(replies, "web-v1-0", "%s requests under a RequestMirror" % proto(http2))
 
@@ -677,6 +680,10 @@ def test_request_mirror_filter(mesh, http2):
     assert copy["headers"].get("x-route") == "web-mirror", "the rule's header modifier applies: %s" % copy
     real = mesh.get(mesh.pod_url("web-v1-0", "/counts")).json["last"]["/mirror/%s/4" % tag]
     assert real["body"] == "payload-%s-4" % tag, real
+    carried = real["headers"].get("traceparent", "")
+    assert carried.startswith("00-%s-" % trace) and caller not in carried, "the request carries its span: %s" % real
+    assert copy["headers"].get("traceparent") == carried, \
+        "the copy carries the same context as the request (%s): %s" % (carried, copy)
 
     def counted():
         assert mirrored(mesh, "completed") - before == 5, \

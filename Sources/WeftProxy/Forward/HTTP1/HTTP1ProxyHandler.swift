@@ -683,7 +683,17 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let copy = mesh.drawMirrors(mirrors, requestTimeoutMs: attempt.requestTimeoutMs)
         else { return }
         let filters = attempt.filters
-        let request = self.request
+        var request = self.request
+        // A traced request's copies carry its span's context, as the request does (and as
+        // HTTP/2's copies do): the mirror's own spans hang from this hop's.
+        var extraLines = ""
+        if let span {
+            let lines = traceFields.replacedLines(state: span.traceState == nil)
+            if !lines.isEmpty {
+                request.droppedLines = (request.droppedLines + lines).sorted { $0.lowerBound < $1.lowerBound }
+            }
+            extraLines = span.headerLines
+        }
         let allocator = clientChannel?.allocator ?? ByteBufferAllocator()
         mirrorHead = head.withUnsafeReadableBytes { bytes -> ByteBuffer in
             let view = HTTP1RequestHeadView(bytes: bytes, head: request)
@@ -692,7 +702,7 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             return HTTP1HeadEditor.edit(
                 bytes, head: request, isRequest: true, edits: [filters?.requestHeaders].compactMap { $0 },
-                host: filters?.rewriteHost, path: path, allocator: allocator)
+                host: filters?.rewriteHost, path: path, extraLines: extraLines, allocator: allocator)
         }
         mirror = copy
     }

@@ -1123,7 +1123,10 @@ final class HTTP2RelayedStream {
             Self.carry(span!, in: &again)
         }
         // Replayed frames were credited to the client when first sent: no credit again.
-        early = [(.headers(.init(headers: again, endStream: replay.isEmpty)), 0)] + replay.map { ($0, 0) }
+        let retried = HTTP2Frame.FramePayload.Headers(headers: again, endStream: replay.isEmpty)
+        early = [(.headers(retried), 0)] + replay.map { ($0, 0) }
+        // A stream the server refuses unprocessed is sent again as this attempt, not the first.
+        if retryableHead != nil { retryableHead = retried }
         let resend = { [self] in
             retryTimer = nil
             guard wantsUpstream else { return }

@@ -24,6 +24,9 @@
 #   weft-off        10.99.0.10:80 through both sidecars, tracing off (both restarted with
 #                   --trace-intake off: no span recorded, no head scanned)
 #   weft-sampled    the same, tracing on (--trace-intake weft-control), sampling 1.0
+#   weft-null       sampling 1.0, both sidecars exporting to a discarding intake (nginx
+#                   on the node answering 200): the sidecars' own cost, without
+#                   weft-control's intake on the same 2 cores
 #   weft-unsampled  the same, sampling 0
 #   (both sidecars are restarted before every weft round, and a wrk round follows 2 s of
 #   the same load, not measured)
@@ -83,7 +86,7 @@ done
   { echo "tracing.sh: duration 1..120 s, repeats 1..10, instructions requests 100..100000" >&2; exit 2; }
 
 NODE_IP=10.216.0.254 C_IP=10.216.0.1 S_IP=10.216.0.2 CLUSTER_IP=10.99.0.10
-PUSH_PORT=15012 CP_HTTP=15014 OTLP_PORT=4318 ADMIN=15000
+PUSH_PORT=15012 CP_HTTP=15014 OTLP_PORT=4318 ADMIN=15000 NULL_PORT=4319
 RATE=1000
 
 exec 7>&1 8>&2
@@ -240,6 +243,21 @@ http {
 EOF
 start_bg nginx ip netns exec "$S" nginx -p "$TMP/ng" -c "$TMP/nginx.conf" -e "$TMP/ng/error.log"
 
+# A span intake that takes every export and discards it (nginx answering 200 after reading
+# the body), on the node address: weft-null's sidecars export there, so the sidecars' own
+# cost shows apart from weft-control's intake sharing the cores.
+cat >"$TMP/null.conf" <<EOF
+worker_processes 1; daemon off; pid $TMP/ng/null.pid; error_log $TMP/ng/null-error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off; keepalive_requests 1000000; client_max_body_size 8m; client_body_buffer_size 8m;
+  client_body_temp_path $TMP/ng/nb; proxy_temp_path $TMP/ng/np; fastcgi_temp_path $TMP/ng/nf;
+  uwsgi_temp_path $TMP/ng/nu; scgi_temp_path $TMP/ng/ns;
+  server { listen $NODE_IP:$NULL_PORT; location / { return 200 ""; } }
+}
+EOF
+start_bg null-intake ip netns exec "$N" nginx -p "$TMP/ng" -c "$TMP/null.conf" -e "$TMP/ng/null-error.log"
+
 # control plane (node) with its span intake, sidecars (pods) exporting to it
 start_bg control ip netns exec "$N" "$TMP/bin/weft-control" --config "$TMP/config" --ca "$TMP/ca" \
   --token-file "$TMP/token" --host "$NODE_IP" --http-host 127.0.0.1 --push-port "$PUSH_PORT" --http-port "$CP_HTTP" \
@@ -339,10 +357,10 @@ CPU_OK=1
 # round starts so, the three setups alike: sidecars that kept their connections and heap
 # from earlier rounds ran some percent faster than fresh ones.
 INTAKE=on
-restart_sidecars() { # on|off
+restart_sidecars() { # on|off|null
   local ti=""
   INTAKE=$1
-  [[ $INTAKE == off ]] && ti=off
+  case $INTAKE in off) ti=off ;; null) ti=$NODE_IP:$NULL_PORT ;; esac
   stop_bg weft-c
   stop_bg weft-s
   TRACE_INTAKE=$ti sidecar weft-c "$C" client-0 client "$C_IP"
@@ -359,6 +377,7 @@ prepare() { # SETUP PART
   case $1 in
     weft-off) restart_sidecars off ;;
     weft-sampled) use_sampling 1.0; restart_sidecars on ;;
+    weft-null) use_sampling 1.0; restart_sidecars null ;;
     weft-unsampled) use_sampling 0; restart_sidecars on ;;
     *) return 0 ;;
   esac
@@ -382,7 +401,7 @@ round() { # PART CFG R COMMAND...
   "$@" || log "$part $cfg round $r: the load exited non-zero"
   if [[ $cfg == weft-* ]]; then sleep 2; { span_counters after; cpu_ticks after; } >>"$f"; fi
 }
-SETUPS=(direct weft-off weft-sampled weft-unsampled)
+SETUPS=(direct weft-off weft-sampled weft-null weft-unsampled)
 
 # ---------------------------------------------------------------- 1. throughput
 for ((r = 1; r <= REPEATS; r++)); do
@@ -454,10 +473,10 @@ import glob, os, re, statistics, sys
 
 results = sys.argv[1]
 raw = os.path.join(results, "raw")
-SETUPS = ("direct", "weft-off", "weft-sampled", "weft-unsampled")
+SETUPS = ("direct", "weft-off", "weft-sampled", "weft-null", "weft-unsampled")
 LABELS = {"direct": "direct", "weft-off": "weft, tracing off", "weft-sampled": "weft, sampling 1.0",
-          "weft-unsampled": "weft, sampling 0"}
-WEFT = ("weft-off", "weft-sampled", "weft-unsampled")
+          "weft-null": "weft, sampling 1.0, discarding intake", "weft-unsampled": "weft, sampling 0"}
+WEFT = ("weft-off", "weft-sampled", "weft-null", "weft-unsampled")
 
 
 def kv(path):
@@ -523,7 +542,8 @@ print("## Per-request tracing cost (`bench/tracing.sh`), %s, %s cores, load %s �
     m.get("date", "?"), m.get("cpus", "?"), m.get("loadavg_start", "?"), m.get("loadavg_end", "?"), m.get("git", "?"),
     "" if dirty in ("", "0") else " (+%s changed files under Sources/)" % dirty))
 print("client → sidecar → mesh TLS → sidecar → nginx; weft-sampled: MeshConfig tracing.sampling 1.0 (a CLIENT and a "
-      "SERVER span per request, exported to weft-control's OTLP intake); weft-unsampled: sampling 0; weft-off: both "
+      "SERVER span per request, exported to weft-control's OTLP intake); weft-null: the same, exported to a "
+      "discarding intake (nginx on the node); weft-unsampled: sampling 0; weft-off: both "
       "sidecars with --trace-intake off; both sidecars restarted before every weft round, a wrk round after 2 s of "
       "the same load not measured; direct: no proxy. "
       "%s s per round, %s repeats interleaved, medians of the repeats.\n" % (m.get("duration"), m.get("repeats")))
@@ -561,6 +581,8 @@ def cost_line(what, a, b):
 
 
 cost_line("Cost of tracing every request against tracing off", "weft-sampled", "weft-off")
+cost_line("The sidecars' own part (their spans to a discarding intake) against tracing off", "weft-null",
+          "weft-off")
 cost_line("Cost of tracing every request against sampling 0", "weft-sampled", "weft-unsampled")
 cost_line("Cost of sampling 0 against tracing off", "weft-unsampled", "weft-off")
 print()

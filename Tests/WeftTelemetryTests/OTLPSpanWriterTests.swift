@@ -148,6 +148,52 @@ final class OTLPSpanWriterTests: XCTestCase {
         XCTAssertEqual(collected.collected[2].1, .string("spiffe://cluster.local/ns/demo/sa/web-é"))
     }
 
+    func testASpanWrittenInOnePassIsTheSameBytesAsMeasuredThenWritten() throws {
+        // The sidecar writes each span once into room at the batch's end and moves it back
+        // by what its length did not need: the bytes must be those measuring first makes,
+        // for lengths of one, two and three varint bytes, and a link and an error status
+        // after the attributes.
+        let peer = EncodedAttributes { $0.add("network.peer.address", "10.0.0.2") }
+        for pathLength in [1, 300, 20_000] {
+            for isError in [false, true] {
+                let header = SpanHeader(
+                    traceID: trace, spanID: span, parentSpanID: isError ? parent : nil, name: "GET",
+                    nameSuffix: isError ? "web" : nil, kind: .client, startUnixNano: 1, endUnixNano: 2,
+                    link: isError
+                        ? SpanRecord.Link(
+                            traceID: trace, spanID: parent, attributes: [("weft.link.inferred", .bool(true))])
+                        : nil,
+                    isError: isError, statusMessage: isError ? "HTTP 503" : nil)
+                let path = String(repeating: "p", count: pathLength)
+                let fill: (inout SpanAttributes) -> Void = { out in
+                    if pathLength > 1 { out.add("url.path", path) }
+                    out.add(peer)
+                    out.add("weft.retry_count", Int64(pathLength))
+                }
+                let (total, content) = OTLPSpanWriter.measure(header, attributes: fill)
+                var measured = [UInt8](repeating: 0, count: total)
+                measured.withUnsafeMutableBufferPointer {
+                    _ = OTLPSpanWriter.write(header, content: content, attributes: fill, to: $0.baseAddress!)
+                }
+                var once = [UInt8](repeating: 0xEE, count: total + 64)
+                let written = once.withUnsafeMutableBufferPointer {
+                    OTLPSpanWriter.writeOnce(header, attributes: fill, to: $0.baseAddress!, capacity: $0.count)
+                }
+                XCTAssertEqual(written, total, "path of \(pathLength), error \(isError)")
+                XCTAssertEqual(Array(once.prefix(total)), measured, "path of \(pathLength), error \(isError)")
+                let tight = once.withUnsafeMutableBufferPointer {
+                    OTLPSpanWriter.writeOnce(header, attributes: fill, to: $0.baseAddress!, capacity: total + 2)
+                }
+                XCTAssertEqual(tight, total, "room for the span and a length of three bytes is enough")
+                XCTAssertEqual(Array(once.prefix(total)), measured)
+                let short = once.withUnsafeMutableBufferPointer {
+                    OTLPSpanWriter.writeOnce(header, attributes: fill, to: $0.baseAddress!, capacity: total - 1)
+                }
+                XCTAssertNil(short, "a span that does not fit is not written: it is measured, then written")
+            }
+        }
+    }
+
     func testAnEmptyBatchIsAValidRequest() throws {
         let bytes = OTLPSpanWriter.exportRequest(resource: [], scopeName: "s", scopeVersion: "v", batch: [])
         let request = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: bytes)

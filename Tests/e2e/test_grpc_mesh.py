@@ -433,22 +433,27 @@ def test_grpc_calls_are_traced_with_rpc_attributes(mesh):
     backend fails (UNAVAILABLE, trailers-only) is a span in error with status 14."""
     mesh.apply()
     trace_id, caller = "%032x" % (0x5EED << 64 | int(time.time())), "00f067aa0ba902b7"
-    ok, failed = calls(mesh, target("grpc-v1"), [
+    # Flaky fails 3 in 7 calls after a success (grpc_mesh_peer.py): of 24, one fails but
+    # for a chance of about 1 in a million; each carries a parent of its own.
+    parents = ["00f067aa0ba9%04x" % (0x1000 + i) for i in range(24)]
+    results = calls(mesh, target("grpc-v1"), [
         {"method": method("Unary"), "metadata": [["traceparent", "00-%s-%s-01" % (trace_id, caller)]]},
-        {"method": method("Flaky"), "metadata": [["traceparent", "00-%s-%s-01" % (trace_id, "00f067aa0ba902b8")]]},
-    ])
-    assert ok["code"] == "OK" and failed["code"] == "UNAVAILABLE", (short(ok), short(failed))
+    ] + [{"method": method("Flaky"), "metadata": [["traceparent", "00-%s-%s-01" % (trace_id, p)]]} for p in parents])
+    ok, flakes = results[0], results[1:]
+    failing = [p for p, r in zip(parents, flakes) if r["code"] == "UNAVAILABLE"]
+    assert ok["code"] == "OK" and failing and all(r["code"] in ("OK", "UNAVAILABLE") for r in flakes), \
+        (short(ok), tally(flakes))
     received = dict(ok["json"]["metadata"]).get("traceparent", "")
 
     def spans():
         code, body = mesh.control.get("/api/v1/traces/" + trace_id)
         assert code == 200, (code, body[:200])
         found = [s for rs in json.loads(body)["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
-        assert len(found) == 2, found
+        assert len(found) == 1 + len(parents), found
         return found
-    found = eventually(spans, timeout=15, what="both gRPC calls' spans")
+    found = eventually(spans, timeout=15, what="every gRPC call's span")
     by_parent = {s["parentSpanId"]: s for s in found}
-    unary, flaky = by_parent[caller], by_parent["00f067aa0ba902b8"]
+    unary, flaky = by_parent[caller], by_parent[failing[0]]
     assert received == "00-%s-%s-01" % (trace_id, unary["spanId"]), received
 
     def attrs(span):

@@ -22,6 +22,9 @@ final class SpanQueue {
     static let flushInterval = TimeAmount.seconds(1)
     /// A batch's first allocation: about `batchSpans` spans of sidecar size.
     static let batchCapacity = 256 * 1024
+    /// Room a span is first written into (a sidecar span is about 600 bytes; one with a
+    /// 1 KiB path and authority under 3 KiB).
+    static let spanRoom = 4096
 
     let settings: TraceExportSettings
     /// This pod's identity as its spans carry it, encoded once: the source of an outbound
@@ -58,12 +61,20 @@ final class SpanQueue {
             metrics.queueFull.increment()
             return
         }
-        let (total, content) = OTLPSpanWriter.measure(span, attributes: attributes)
         if batch.capacity == 0 { batch.reserveCapacity(Self.batchCapacity) }
-        batch.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { buffer in
-            OTLPSpanWriter.write(
-                span, content: content, attributes: attributes,
-                to: buffer.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        // One pass into room for any usual span; a larger one is measured, then written.
+        let written = batch.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.spanRoom) { buffer in
+            OTLPSpanWriter.writeOnce(
+                span, attributes: attributes, to: buffer.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                capacity: buffer.count) ?? 0
+        }
+        if written == 0 {
+            let (total, content) = OTLPSpanWriter.measure(span, attributes: attributes)
+            batch.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { buffer in
+                OTLPSpanWriter.write(
+                    span, content: content, attributes: attributes,
+                    to: buffer.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            }
         }
         queued += 1
         if queued >= Self.batchSpans || batch.readableBytes >= Self.batchBytes {

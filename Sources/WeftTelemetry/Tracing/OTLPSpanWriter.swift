@@ -1,5 +1,11 @@
 import W3CTraceContext
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Writes OTLP's trace messages (opentelemetry-proto v1.9.0, `ExportTraceServiceRequest`)
 /// in protobuf's wire format, for the sidecar's span export.
 ///
@@ -59,6 +65,38 @@ public enum OTLPSpanWriter {
         out = writing.writer!
         out.spanTail(span)
         return pointer.distance(to: out.pointer)
+    }
+
+    /// Writes a span in one pass into `capacity` bytes at `pointer`, as `write` does after
+    /// `measure`; returns the bytes written, or nil when it did not fit (then measure, and
+    /// `write`). Protobuf puts the span's length first: three bytes are left for it, and
+    /// the content moves back by what the length did not need (a span is hundreds of
+    /// bytes: a short move, where measuring first ran every attribute twice).
+    public static func writeOnce(
+        _ span: SpanHeader, attributes: (inout SpanAttributes) -> Void, to pointer: UnsafeMutablePointer<UInt8>,
+        capacity: Int
+    ) -> Int? {
+        let lengthRoom = 3  // up to 2 MiB, far above a span's largest
+        let content = pointer + 1 + lengthRoom
+        guard capacity >= 1 + lengthRoom + Size.span(span) else { return nil }
+        // The attributes are checked against what the head and tail leave.
+        var out = Writer(content, end: pointer + capacity - Size.tail(span))
+        out.spanHead(span)
+        var writing = SpanAttributes(mode: .write, writer: out)
+        attributes(&writing)
+        out = writing.writer!
+        guard !out.overflowed else { return nil }
+        var tail = Writer(out.pointer)  // its room was kept
+        tail.spanTail(span)
+        out = tail
+        let length = content.distance(to: out.pointer)
+        let lengthSize = Size.varint(UInt64(length))
+        guard lengthSize <= lengthRoom else { return nil }
+        if lengthSize < lengthRoom { memmove(pointer + 1 + lengthSize, content, length) }
+        var head = Writer(pointer)
+        head.tag(2, wire: 2)
+        head.varint(UInt64(length))
+        return 1 + lengthSize + length
     }
 
     /// An `ExportTraceServiceRequest` of one resource and one scope holding the spans of
@@ -130,6 +168,12 @@ public enum OTLPSpanWriter {
             var size = field(16) + field(8) + field(nameLength(span)) + 2 + 9 + 9
             if let state = span.traceState, !state.isEmpty { size += string(state) }
             if span.parentSpanID != nil { size += field(8) }
+            return size + tail(span)
+        }
+
+        /// The fields after a span's attributes (`Writer.spanTail`).
+        static func tail(_ span: SpanHeader) -> Int {
+            var size = 0
             if let link = span.link { size += field(self.link(link)) }
             if span.isError { size += field(status(span)) }
             return size
@@ -153,11 +197,28 @@ public enum OTLPSpanWriter {
 
     // MARK: - Writing
 
-    /// Writes into space already measured and reserved.
+    /// Writes into space already measured and reserved; or, given an `end`, checks each
+    /// attribute against it (`writeOnce`), and once one does not fit writes no more.
     public struct Writer {
         private(set) var pointer: UnsafeMutablePointer<UInt8>
+        private let end: UnsafeMutablePointer<UInt8>?
+        private(set) var overflowed = false
 
-        init(_ pointer: UnsafeMutablePointer<UInt8>) { self.pointer = pointer }
+        init(_ pointer: UnsafeMutablePointer<UInt8>, end: UnsafeMutablePointer<UInt8>? = nil) {
+            self.pointer = pointer
+            self.end = end
+        }
+
+        /// Whether `count` more bytes fit (always, when measured first).
+        @inline(__always)
+        mutating func fits(_ count: Int) -> Bool {
+            guard let end else { return true }
+            if overflowed || pointer.distance(to: end) < count {
+                overflowed = true
+                return false
+            }
+            return true
+        }
 
         /// A span's fields before its attributes.
         mutating func spanHead(_ span: SpanHeader) {
@@ -199,6 +260,7 @@ public enum OTLPSpanWriter {
         }
 
         mutating func keyValue(_ field: UInt8, _ key: String, _ value: SpanRecord.Value) {
+            guard fits(Size.field(Size.keyValue(key, value))) else { return }
             tag(field, wire: 2)
             varint(UInt64(Size.keyValue(key, value)))
             string(1, key)
@@ -219,33 +281,43 @@ public enum OTLPSpanWriter {
         /// A `KeyValue` whose key is static and value a string, int or bool.
         mutating func keyValue(_ field: UInt8, _ key: StaticString, string value: String) {
             let valueField = Size.string(value)
-            keyValueHead(field, key, valueField: valueField)
+            guard keyValueHead(field, key, valueField: valueField) else { return }
             string(1, value)
         }
 
         mutating func keyValue(_ field: UInt8, _ key: StaticString, int value: Int64) {
             let number = UInt64(bitPattern: value)
-            keyValueHead(field, key, valueField: 1 + Size.varint(number))
+            guard keyValueHead(field, key, valueField: 1 + Size.varint(number)) else { return }
             tag(3, wire: 0)
             varint(number)
         }
 
         mutating func keyValue(_ field: UInt8, _ key: StaticString, bool value: Bool) {
-            keyValueHead(field, key, valueField: 2)
+            guard keyValueHead(field, key, valueField: 2) else { return }
             tag(2, wire: 0)
             byte(value ? 1 : 0)
         }
 
-        /// The `KeyValue`'s tag and length, its key, and the `AnyValue`'s tag and length.
-        private mutating func keyValueHead(_ field: UInt8, _ key: StaticString, valueField: Int) {
+        /// Copies attributes encoded before, when they fit.
+        mutating func encoded(_ bytes: UnsafeRawBufferPointer) {
+            guard fits(bytes.count) else { return }
+            raw(bytes)
+        }
+
+        /// The `KeyValue`'s tag and length, its key, and the `AnyValue`'s tag and length;
+        /// false (nothing written) when the whole `KeyValue` does not fit.
+        private mutating func keyValueHead(_ field: UInt8, _ key: StaticString, valueField: Int) -> Bool {
             let keyLength = key.utf8CodeUnitCount
+            let content = Size.field(keyLength) + Size.field(valueField)
+            guard fits(Size.field(content)) else { return false }
             tag(field, wire: 2)
-            varint(UInt64(Size.field(keyLength) + Size.field(valueField)))
+            varint(UInt64(content))
             tag(1, wire: 2)
             varint(UInt64(keyLength))
             raw(UnsafeRawBufferPointer(start: key.utf8Start, count: keyLength))
             tag(2, wire: 2)
             varint(UInt64(valueField))
+            return true
         }
 
         mutating func string(_ field: UInt8, _ value: String) {
@@ -404,7 +476,7 @@ public struct SpanAttributes {
     public mutating func add(_ encoded: EncodedAttributes) {
         switch mode {
         case .measure: size += encoded.bytes.count
-        case .write: encoded.bytes.withUnsafeBytes { writer!.raw($0) }
+        case .write: encoded.bytes.withUnsafeBytes { writer!.encoded($0) }
         case .collect: kept += encoded.pairs
         }
     }

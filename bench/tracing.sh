@@ -657,13 +657,22 @@ for part, label in (("wrk", "wrk"), ("rate", "%s req/s" % "{:,}".format(rate))):
             dl = deltas(d)
             print("| %s | %s | %d | %s | %s | %s |" % (label, LABELS[cfg], r, d.get("sampling", "?"), fmt(n, 0),
                                                       " | ".join(fmt(dl[k], 0) for k, _ in KEYS)))
+# The sidecars restart before every weft round (their counters with them): totals are the
+# rounds' sums; weft-control's counters run through.
+sums = {}
+for path in glob.glob(os.path.join(raw, "spans-*-weft-*-r*.env")):
+    for k, v in deltas(kv(path)).items():
+        if v is not None:
+            sums[k] = sums.get(k, 0) + v
 end = kv(os.path.join(raw, "spans-end.env"))
-if end:
-    print("\nTotals after parts 1 and 2: client sidecar exported %s, dropped %s (queue_full) + %s (export_failed); "
-          "server sidecar exported %s, dropped %s + %s; weft-control received %s, rejected %s." % tuple(
-              fmt(num(end.get("end_" + k)), 0) for k in (
-                  "client_exported", "client_queue_full", "client_export_failed", "server_exported",
-                  "server_queue_full", "server_export_failed", "control_received", "control_rejected")))
+if sums:
+    print("\nOver the rounds of parts 1 and 2: the sidecars exported %s (client) and %s (server) spans (to weft-control "
+          "or the discarding intake), dropped %s "
+          "(queue_full) and %s (export_failed); weft-control received %s in all, rejected %s." % (
+              fmt(sums.get("client_exported"), 0), fmt(sums.get("server_exported"), 0),
+              fmt((sums.get("client_queue_full") or 0) + (sums.get("server_queue_full") or 0), 0),
+              fmt((sums.get("client_export_failed") or 0) + (sums.get("server_export_failed") or 0), 0),
+              fmt(num(end.get("end_control_received")), 0), fmt(num(end.get("end_control_rejected")), 0)))
 print()
 
 # CPU time over the same intervals

@@ -20,6 +20,8 @@ final class SpanIntakeHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     static let path = "/v1/traces"
+    /// The most a body's buffer is sized for before its bytes come.
+    static let reservedBody = 512 * 1024
 
     private let store: SpanStore
     private let maxBody: Int
@@ -82,8 +84,10 @@ final class SpanIntakeHandler: ChannelInboundHandler {
             if let length, length > maxBody {
                 return refuse(context, 413, "body of \(length) bytes is over the intake's limit of \(maxBody)")
             }
-            // The body's own buffer: handed to the store's reader whole, never copied again.
-            if let length, length > 0 { body.reserveCapacity(length) }
+            // The body's own buffer, handed to the store's reader whole; sized from
+            // Content-Length up to a sidecar export's usual size (a client's word alone
+            // does not pin megabytes per connection).
+            if let length, length > 0 { body.reserveCapacity(min(length, Self.reservedBody)) }
             self.encoding = encoding
         case .body(let chunk):
             guard !refused else { return }

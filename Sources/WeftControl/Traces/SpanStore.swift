@@ -17,11 +17,12 @@ import WeftTelemetry
 ///   when read): decoded SwiftProtobuf spans took about 1.7 KB each (8 attributes), the
 ///   encoded form a fifth of that (bench/trace-intake.sh).
 /// - **Bounded**: every kept trace is charged what it holds (its fragments' bytes, plus a
-///   fixed cost per fragment, per span and per trace for the arrays, sets and summary).
-///   Past the limit, the oldest traces (by first arrival) go first; a trace larger than
-///   the whole limit is not kept.
-/// - **Index**: each trace keeps a summary (services, root span, start, duration, span
-///   count, error) updated as spans arrive; listing filters and sorts the summaries.
+///   fixed cost per fragment, per span and per trace for its slot and fields). Past the
+///   limit, the oldest traces (by first arrival) go first; a trace that grows larger than
+///   the whole limit is dropped, rather than every other trace evicted for it.
+/// - **Index**: each trace keeps what its summary needs (services, root span, start, end,
+///   span count, error) as spans arrive; listing filters and orders the traces, and makes
+///   summaries for those it returns.
 public final class SpanStore: Sendable {
     /// A trace id as two integers (cheap to hash).
     struct TraceKey: Hashable, Sendable {
@@ -53,7 +54,8 @@ public final class SpanStore: Sendable {
     /// What the list shows of a trace.
     public struct Summary: Sendable, Encodable, Equatable {
         public var traceId: String
-        /// The root span's name and service (the span whose parent is not in the trace).
+        /// The root span's name and service: the latest span without a parent, or until one
+        /// arrives, the trace's first span.
         public var rootName: String?
         public var rootService: String?
         public var services: [String]
@@ -78,7 +80,7 @@ public final class SpanStore: Sendable {
         var end: UInt64 = 0
         var spanCount = 0
         var error = false
-        /// The root span's name and service: the first span without a parent, or until
+        /// The root span's name and service: the latest span without a parent, or until
         /// one arrives, the first span.
         var rootName: String?
         var rootService: String?
@@ -269,11 +271,23 @@ public final class SpanStore: Sendable {
             }
         }
         state.withLock { state in
+            // Traces of this export found larger than the whole limit: their other pieces go too.
+            var refused: Set<TraceKey> = []
             for piece in pieces {
+                if !refused.isEmpty && refused.contains(piece.key) { continue }
                 if let index = state.traces.index(forKey: piece.key) {
+                    guard state.traces.values[index].bytes + piece.cost + Self.perTraceBytes <= limit else {
+                        let dropped = state.traces.remove(at: index).value
+                        state.bytes -= dropped.bytes + Self.perTraceBytes
+                        refused.insert(piece.key)
+                        continue
+                    }
                     state.traces.values[index].take(piece, notes: notes[piece.notes])
                 } else {
-                    guard piece.cost + Self.perTraceBytes <= limit else { continue }
+                    guard piece.cost + Self.perTraceBytes <= limit else {
+                        refused.insert(piece.key)
+                        continue
+                    }
                     var trace = Trace(fragment: piece.fragment)
                     trace.take(piece, notes: notes[piece.notes])
                     state.traces[piece.key] = trace
@@ -323,8 +337,10 @@ public final class SpanStore: Sendable {
         service: String? = nil, minDurationNanos: UInt64 = 0, status: String? = nil, order: Order = .recent,
         limit: Int = 20
     ) -> [Summary] {
-        // Filtered and ordered by what the traces hold; summaries made for those returned.
-        state.withLock { state in
+        // Filtered by what the traces hold, under the lock; ordered outside it (the intake
+        // waits on the lock); summaries made for those returned (a trace evicted between
+        // the two is left out).
+        var matches: [(key: TraceKey, start: UInt64, duration: UInt64)] = state.withLock { state in
             var matches: [(key: TraceKey, start: UInt64, duration: UInt64)] = []
             for (key, trace) in state.traces {
                 let duration = trace.end >= trace.start ? trace.end - trace.start : 0
@@ -333,12 +349,14 @@ public final class SpanStore: Sendable {
                 else { continue }
                 matches.append((key, trace.start, duration))
             }
-            switch order {
-            case .recent: matches.sort { $0.start > $1.start }
-            case .slowest: matches.sort { $0.duration > $1.duration }
-            }
-            return matches.prefix(max(0, limit)).compactMap { state.traces[$0.key]?.summary($0.key) }
+            return matches
         }
+        switch order {
+        case .recent: matches.sort { $0.start > $1.start }
+        case .slowest: matches.sort { $0.duration > $1.duration }
+        }
+        let chosen = matches.prefix(max(0, limit)).map(\.key)
+        return state.withLock { state in chosen.compactMap { state.traces[$0]?.summary($0) } }
     }
 
     /// What the store holds: traces, charged bytes, traces evicted so far.

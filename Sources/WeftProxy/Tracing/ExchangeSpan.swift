@@ -268,7 +268,8 @@ final class ExchangeSpan {
     ///   - name: the span's name (`GET`), and what follows it after a space (the route).
     ///   - error: the span's error status message, when it failed.
     ///   - attributes: adds the driver's (request, response, route, peers); the time
-    ///     split follows. It may run more than once (the sink measures, then writes).
+    ///     split follows. It may run more than once, adding the same each time (the sink
+    ///     writes in one pass, or measures then writes a span that did not fit).
     func finish(
         at now: UInt64, name: String, nameSuffix: String? = nil, kind: SpanRecord.Kind, error: String?,
         into sink: some SpanSink, attributes: (inout SpanAttributes) -> Void
@@ -334,7 +335,7 @@ final class ExchangeSpan {
 
 /// Where finished spans go: the loop's `SpanQueue` (tests keep them).
 protocol SpanSink {
-    /// Adds a span; `attributes` may run more than once (to measure, then to write).
+    /// Adds a span; `attributes` may run more than once, and adds the same each time.
     func add(_ span: SpanHeader, attributes: (inout SpanAttributes) -> Void)
 }
 

@@ -22,8 +22,8 @@ final class SpanQueue {
     static let flushInterval = TimeAmount.seconds(1)
     /// A batch's first allocation: about `batchSpans` spans of sidecar size.
     static let batchCapacity = 256 * 1024
-    /// Room a span is first written into (a sidecar span is about 600 bytes; one with a
-    /// 1 KiB path and authority under 3 KiB).
+    /// The least room a span is first written into (all the batch's free space is offered;
+    /// a sidecar span is about 600 bytes, one with a 1 KiB path and authority under 3 KiB).
     static let spanRoom = 4096
 
     let settings: TraceExportSettings

@@ -16,11 +16,12 @@ import W3CTraceContext
 /// with those generated types, so the two cannot drift apart silently.
 ///
 /// Spans are encoded as they finish, each as a complete `ScopeSpans.spans` field
-/// (`appendSpan`), into a batch; `exportRequest` wraps a batch in the request. A span is
-/// measured first (`Size`) and then written once, front to back, into space reserved at
-/// the batch's end: protobuf puts each message's length before it, and measuring first
-/// spares moving bytes to insert lengths (which cost more than the rest of a span's
-/// encoding).
+/// (`appendSpan`), into a batch; `exportRequest` wraps a batch in the request. Protobuf
+/// puts each message's length before it. The sidecar writes a span in one pass into room
+/// at the batch's end, leaving three bytes for its length and moving the content back by
+/// what the length did not need (`writeOnce`); a span that does not fit its room is
+/// measured first (`Size`) and then written into space reserved for it (`measure`,
+/// `write`). Either way the bytes are the same, canonical protobuf.
 public enum OTLPSpanWriter {
     /// Appends `span` to `batch` as field 2 (`spans`) of a `ScopeSpans` message.
     public static func appendSpan(_ span: SpanRecord, to batch: inout [UInt8]) {
@@ -418,8 +419,9 @@ public struct SpanHeader {
 }
 
 /// A span's attributes as they are added: measured, written, or kept (for tests). The
-/// closure that adds them runs once per mode, so a span's attributes are never gathered
-/// into an array on the way to their bytes. Keys are static strings (their bytes are
+/// closure that adds them runs once per pass (once when `writeOnce` fits; after a span
+/// that did not, again to measure and to write), so it must add the same attributes each
+/// time; a span's attributes are never gathered into an array on the way to their bytes. Keys are static strings (their bytes are
 /// copied as they are); values are added typed, never wrapped.
 public struct SpanAttributes {
     enum Mode { case measure, write, collect }

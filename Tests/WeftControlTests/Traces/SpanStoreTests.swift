@@ -152,4 +152,21 @@ final class SpanStoreTests: XCTestCase {
         XCTAssertEqual(store.usage.traces, 0)
         XCTAssertEqual(store.usage.bytes, 0)
     }
+
+    func testATraceThatGrowsPastTheWholeLimitIsDroppedAndTheOthersStay() {
+        // Its first span fits; its next would take it past the whole limit: it goes, and
+        // its later spans in the same export with it, rather than every other trace
+        // evicted to make room for it.
+        let store = SpanStore(limit: 10_000)
+        for trace in 2...4 { store.add(F.request(service: "web", [F.span(trace: UInt8(trace), span: 1)])) }
+        store.add(F.request(service: "web", [F.span(trace: 1, span: 1, padding: 3_000)]))
+        XCTAssertEqual(store.usage.traces, 4)
+        store.add(F.request(service: "db", [F.span(trace: 1, span: 2, parent: 1, padding: 7_000)]))
+        XCTAssertNil(store.trace(F.hex(F.id(1, count: 16))), "the trace past the limit is dropped")
+        XCTAssertEqual(store.usage.traces, 3, "the others stay")
+        store.add(F.request(service: "db", [F.span(trace: 1, span: 3, parent: 1)]))
+        XCTAssertEqual(store.usage.traces, 4, "its next span starts it again, small")
+        XCTAssertEqual(Set(store.list().map(\.spanCount)), [1])
+        XCTAssertLessThanOrEqual(store.usage.bytes, 10_000)
+    }
 }

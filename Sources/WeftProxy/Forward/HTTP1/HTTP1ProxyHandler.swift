@@ -738,9 +738,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let hasContext = fields.hasContext
         // An app's call without context, while the pod serves exactly one traced request.
         let serving = isInbound || hasContext ? nil : loop.inflight.sole()
+        traceFields = fields
         // Sampling 0 and nothing to continue: nothing more (the head was scanned, no more).
         guard hasContext || serving != nil || loop.snapshot.sampler.ratio > 0 else { return }
-        traceFields = fields
         let request = self.request
         head.withUnsafeReadableBytes { bytes in
             let view = HTTP1RequestHeadView(bytes: bytes, head: request)

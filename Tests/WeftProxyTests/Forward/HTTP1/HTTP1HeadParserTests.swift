@@ -41,6 +41,11 @@ private func parse(_ bytes: [UInt8], as kind: HTTP1HeadParser.Kind = .request) t
     }
 }
 
+/// The trace fields of a parsed request head.
+private func traceFields(of parsed: Parsed) -> HTTP1TraceFields {
+    parsed.bytes.withUnsafeBytes { HTTP1HeadParser.traceFields($0, targetEnd: parsed.head.target.upperBound) }
+}
+
 private func parse(_ text: String, as kind: HTTP1HeadParser.Kind = .request) throws -> Parsed {
     try parse(Array(text.utf8), as: kind)
 }
@@ -437,9 +442,7 @@ final class HTTP1HeadParserTests: XCTestCase {
             + "tracestate: v=1\r\nB3: 1-2\r\nX-B3-TraceId: 1\r\nx-b3-spanid: 2\r\nx-b3-parentspanid: 3\r\n"
             + "x-b3-sampled: 1\r\nx-b3-flags: 1\r\nx-b3: 9\r\nbb: 1\r\n\r\n"
         let parsed = try parse(text)
-        let fields = parsed.bytes.withUnsafeBytes {
-            HTTP1HeadParser.traceFields($0, targetEnd: parsed.head.target.upperBound)
-        }
+        let fields = traceFields(of: parsed)
         XCTAssertTrue(fields.hasContext)
         let names = { (lines: [Range<Int>]) in
             lines.map { line in
@@ -466,15 +469,11 @@ final class HTTP1HeadParserTests: XCTestCase {
         XCTAssertEqual(value(.b3Flags), "1")
         XCTAssertEqual(parsed.forwarded, text, "found, not dropped: only a traced request replaces them")
         let untraced = try parse("GET / HTTP/1.1\r\nHost: a\r\nTracestate: a=1\r\nx-b3: 1\r\n\r\n")
-        let none = untraced.bytes.withUnsafeBytes {
-            HTTP1HeadParser.traceFields($0, targetEnd: untraced.head.target.upperBound)
-        }
+        let none = traceFields(of: untraced)
         XCTAssertFalse(none.hasContext, "a tracestate alone is no context")
         XCTAssertNil(none.value(.b3))
         let spaced = try parse("GET / HTTP/1.1\r\nHost: a\r\nb3:  \t1-2 \t\r\nb3: 3-4\r\n\r\n")
-        let trimmed = spaced.bytes.withUnsafeBytes {
-            HTTP1HeadParser.traceFields($0, targetEnd: spaced.head.target.upperBound)
-        }
+        let trimmed = traceFields(of: spaced)
         XCTAssertEqual(
             trimmed.value(.b3).map { String(decoding: spaced.bytes[$0], as: UTF8.self) }, "1-2",
             "the first value, without the whitespace around it")
@@ -490,9 +489,7 @@ final class HTTP1HeadParserTests: XCTestCase {
             + "Keep-Alive: timeout=5\r\nHost: a\r\nx-b3-sampled: 1\r\nConnection: keep-alive, x-gone\r\n"
             + "x-gone: 1\r\ntracestate: v=1\r\nAccept: */*\r\nTE: trailers\r\nb3: 1-2\r\n\r\n"
         let parsed = try parse(text)
-        let fields = parsed.bytes.withUnsafeBytes {
-            HTTP1HeadParser.traceFields($0, targetEnd: parsed.head.target.upperBound)
-        }
+        let fields = traceFields(of: parsed)
         let edit = { (state: Bool) in
             parsed.bytes.withUnsafeBytes { bytes in
                 HTTP1HeadEditor.replacingLines(

@@ -632,16 +632,10 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // other head goes out as slices of the bytes received, below.)
             let filters = requestFilters?.filters ?? []
             let matchedPrefix = requestFilters?.matchedPrefix ?? 0
-            var request = self.request
+            // The span's context replaces the caller's.
+            let request = span.map(requestCarrying) ?? self.request
             var extraLines = attempt > 0 ? "weft-retry-attempt: \(attempt)\r\n" : ""
-            if let span {
-                // The span's context replaces the caller's.
-                let lines = traceFields.replacedLines(state: span.traceState == nil)
-                if !lines.isEmpty {
-                    request.droppedLines = (request.droppedLines + lines).sorted { $0.lowerBound < $1.lowerBound }
-                }
-                extraLines = span.headerLines + extraLines
-            }
+            if let span { extraLines = span.headerLines + extraLines }
             let edited = head.withUnsafeReadableBytes { bytes -> ByteBuffer in
                 let view = HTTP1RequestHeadView(bytes: bytes, head: request)
                 var host: String?
@@ -683,17 +677,10 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let copy = mesh.drawMirrors(mirrors, requestTimeoutMs: attempt.requestTimeoutMs)
         else { return }
         let filters = attempt.filters
-        var request = self.request
         // A traced request's copies carry its span's context, as the request does (and as
         // HTTP/2's copies do): the mirror's own spans hang from this hop's.
-        var extraLines = ""
-        if let span {
-            let lines = traceFields.replacedLines(state: span.traceState == nil)
-            if !lines.isEmpty {
-                request.droppedLines = (request.droppedLines + lines).sorted { $0.lowerBound < $1.lowerBound }
-            }
-            extraLines = span.headerLines
-        }
+        let request = span.map(requestCarrying) ?? self.request
+        let extraLines = span?.headerLines ?? ""
         let allocator = clientChannel?.allocator ?? ByteBufferAllocator()
         mirrorHead = head.withUnsafeReadableBytes { bytes -> ByteBuffer in
             let view = HTTP1RequestHeadView(bytes: bytes, head: request)
@@ -782,6 +769,17 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The current request's trace context lines, found when its span started.
     private var traceFields = HTTP1TraceFields()
+
+    /// The request as edited heads carrying `span`'s context see it: the caller's context
+    /// lines dropped with its hop-by-hop ones (a new trace drops `tracestate` too).
+    private func requestCarrying(_ span: ExchangeSpan) -> HTTP1Head {
+        var request = self.request
+        let lines = traceFields.replacedLines(state: span.traceState == nil)
+        if !lines.isEmpty {
+            request.droppedLines = (request.droppedLines + lines).sorted { $0.lowerBound < $1.lowerBound }
+        }
+        return request
+    }
 
     /// The head as received with the span's context in place of the caller's: a traced
     /// request that no filter changes (`HTTP1HeadEditor.replacingLines`).

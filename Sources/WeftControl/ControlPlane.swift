@@ -67,6 +67,16 @@ public final class ControlPlane: ServiceLifecycle.Service {
         let issuer = CAWorkloadIssuer(ca: ca, trustDomain: trustDomain, lifetime: settings.certificateLifetime)
         let servingTLS = try ServingCertificate(ca: ca, identity: ownIdentity(trustDomain), logger: logger)
 
+        let forwardTarget = settings.otlpForward.flatMap(OTLPForwarder.Target.init(url:))
+        var forwardTLS: NIOSSLContext?
+        if let forwardTarget, forwardTarget.tls {
+            do {
+                forwardTLS = try OTLPForwarder.clientTLS(trusting: settings.otlpForwardCA)
+            } catch {
+                throw StartupError(description: "\(error)")
+            }
+        }
+
         let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.threads)
         let compiled = MeshCompiler.compile(initial, generation: 1, previous: nil)
         metrics.configGeneration.set(Int64(1))
@@ -91,9 +101,10 @@ public final class ControlPlane: ServiceLifecycle.Service {
             http = try await Self.bindHTTP(api: api, host: settings.httpHost, port: settings.httpPort, group: group)
             if settings.otlpPort > 0 {
                 let metrics = self.metrics
-                let forwarder = settings.otlpForward.flatMap(OTLPForwarder.Target.init(url:)).map { target in
+                let logger = self.logger
+                let forwarder = forwardTarget.map { target in
                     OTLPForwarder(
-                        target: target, eventLoop: group.next(),
+                        target: target, tls: forwardTLS, eventLoop: group.next(), logger: logger,
                         forwarded: { metrics.spansForwarded.increment(by: Int64($0)) },
                         dropped: { metrics.spansForwardDropped.increment(by: Int64($0)) })
                 }

@@ -22,6 +22,9 @@ public struct ControlPlaneSettings: Sendable {
     public var otlpRateLimit = 100
     /// An external OTLP/HTTP collector every export is also sent to (`--otlp-forward`).
     public var otlpForward: String? = nil
+    /// For an `https://` forward: a PEM file of the CA certificates to trust instead of the
+    /// system's (`--otlp-forward-ca`).
+    public var otlpForwardCA: String? = nil
     /// Who may read `/api/` on the HTTP port (`--api-access`).
     public var apiAccess = APIAccess.loopback
     public var threads = 2

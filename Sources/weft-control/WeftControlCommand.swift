@@ -64,9 +64,15 @@ struct WeftControlCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Also send every export the span intake takes to this OTLP/HTTP collector (protobuf; http only), e.g. http://otel-collector:4318/v1/traces.",
+            "Also send every export the span intake takes to this OTLP/HTTP collector (protobuf), e.g. http://otel-collector:4318/v1/traces; https:// is verified against the system's trust roots or --otlp-forward-ca.",
             valueName: "url"))
     var otlpForward: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "For an https:// --otlp-forward: a PEM file of the CA certificates that sign the collector's, trusted instead of the system's.",
+            valueName: "file"))
+    var otlpForwardCA: String?
 
     @Option(help: "Event-loop threads.")
     var threads = 2
@@ -105,7 +111,10 @@ struct WeftControlCommand: AsyncParsableCommand {
         }
         if let otlpForward, OTLPForwarderURL.isValid(otlpForward) == false {
             throw ValidationError(
-                "--otlp-forward: \(otlpForward) is not http://host[:port][/path] (https is not supported)")
+                "--otlp-forward: \(otlpForward) is not http://host[:port][/path] or https://host[:port][/path]")
+        }
+        if otlpForwardCA != nil, otlpForward.map({ $0.lowercased().hasPrefix("https://") }) != true {
+            throw ValidationError("--otlp-forward-ca is for an https:// --otlp-forward; there is none")
         }
         guard otlpRateLimit >= 0 else {
             throw ValidationError(
@@ -174,6 +183,7 @@ struct WeftControlCommand: AsyncParsableCommand {
         settings.traceMemory = Self.bytes(traceMemory) ?? 64_000_000
         settings.otlpRateLimit = otlpRateLimit
         settings.otlpForward = otlpForward
+        settings.otlpForwardCA = otlpForwardCA
         settings.certificateLifetime = Self.duration(certificateLifetime) ?? .seconds(86_400)
         settings.debounce = Self.duration(debounce) ?? .milliseconds(100)
         settings.slowConsumerGrace = Self.duration(slowConsumerGrace) ?? .seconds(10)

@@ -558,6 +558,7 @@ def _weft_guard(request):
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running test (runs by default; deselect with -m 'not slow')")
     config.addinivalue_line("markers", "control_args(*flags): extra weft-control flags for the `control` fixture")
+    config.addinivalue_line("markers", "collector_names(sans): the test https collector certificate's subject alternative names")
     if not config.pluginmanager.hasplugin("timeout"):
         config.addinivalue_line("markers", "timeout(seconds): per-test time limit (pytest-timeout)")
 

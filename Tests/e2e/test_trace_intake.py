@@ -248,8 +248,11 @@ def check(condition):
 class Collector:
     """A stand-in OTLP/HTTP collector on loopback: keeps each POST's content type and body."""
 
-    def __init__(self, port):
+    def __init__(self, port, tls=None):
+        """`tls`: (certificate file, key file): the collector speaks https (Python's ssl,
+        that is OpenSSL)."""
         import http.server
+        import ssl
         import threading
         received = self.received = []
 
@@ -266,6 +269,10 @@ class Collector:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -326,10 +333,110 @@ def test_an_absent_collector_drops_and_counts_and_the_intake_keeps_serving(contr
 
 
 def test_a_bad_forward_url_is_refused_at_start_up(cenv):
-    p = subprocess.run([CONTROL_BIN, "--otlp-forward", "https://collector:4318", "--config", cenv.config, "--ca", cenv.ca,
+    p = subprocess.run([CONTROL_BIN, "--otlp-forward", "ftp://collector:4318", "--config", cenv.config, "--ca", cenv.ca,
         "--token-file", cenv.token_file], capture_output=True, timeout=30)
     assert p.returncode != 0
-    assert b"--otlp-forward: https://collector:4318 is not http://host[:port][/path]" in p.stderr, p.stderr
+    assert b"--otlp-forward: ftp://collector:4318 is not http://host[:port][/path] or https://" in p.stderr, p.stderr
+
+
+def make_collector_certificates(directory, names="IP:127.0.0.1,DNS:collector.test"):
+    """With openssl: a CA, and a collector certificate it signs for `names` (subject
+    alternative names). Returns (ca.pem, collector.pem, collector.key)."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=30)
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
+            "-out", "ca.pem", "-days", "2", "-subj", "/CN=weft-test-collector-ca",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "collector.key",
+            "-out", "collector.csr", "-subj", "/CN=collector.test")
+    with open(os.path.join(directory, "san.ext"), "w") as f:
+        f.write("subjectAltName=%s\nextendedKeyUsage=serverAuth\n" % names)
+    openssl("x509", "-req", "-in", "collector.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "collector.pem", "-days", "2", "-extfile", "san.ext")
+    return tuple(os.path.join(directory, n) for n in ("ca.pem", "collector.pem", "collector.key"))
+
+
+@pytest.fixture
+def https_collector(cenv, request):
+    # A test's `collector_names` marker names the certificate's subject alternative names.
+    marker = request.node.get_closest_marker("collector_names")
+    ca, certificate, key = make_collector_certificates(cenv.dir, *(marker.args if marker else ()))
+    c = Collector(free_port(), tls=(certificate, key))
+    c.ca = ca
+    yield c
+    c.close()
+
+
+def one_span_export(trace, name):
+    return json.dumps({"resourceSpans": [{"resource": {"attributes": [
+        {"key": "service.name", "value": {"stringValue": "fwd"}}]}, "scopeSpans": [{"spans": [{
+            "traceId": trace, "spanId": "8" * 16, "name": name, "kind": 3,
+            "startTimeUnixNano": "1000", "endTimeUnixNano": "5000"}]}]}]}).encode()
+
+
+def test_exports_are_forwarded_over_https_to_a_collector_its_ca_signs(cenv, https_collector):
+    control = cenv.start_control(extra=[
+        "--otlp-forward", "https://127.0.0.1:%d/v1/traces" % https_collector.port,
+        "--otlp-forward-ca", https_collector.ca])
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    trace = "6" * 32
+    assert post(control.otlp_port, one_span_export(trace, "over tls"), "application/json")[0] == 200
+    eventually(lambda: check(len(https_collector.received) >= 1), timeout=10, what="the https collector got it")
+    path, content_type, body = https_collector.received[-1]
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(body)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    assert (path, content_type, span.name, span.trace_id.hex()) == (
+        "/v1/traces", "application/x-protobuf", "over tls", trace)
+    for _ in range(3):  # and again, on the kept connection
+        assert post(control.otlp_port, one_span_export(trace, "over tls"), "application/json")[0] == 200
+    eventually(lambda: check(len(https_collector.received) >= 4), timeout=10, what="every export")
+    eventually(lambda: check((metric(control.metrics(), "weft_control_otlp_forwarded_spans_total") or 0) >= 1),
+               timeout=10, what="forwarded spans counted")
+
+
+def test_an_untrusted_https_collector_gets_nothing_and_the_failure_is_logged(cenv, https_collector):
+    # The system's roots do not hold the test CA.
+    check_refused_collector(cenv, https_collector, [], "CERTIFICATE_VERIFY_FAILED")
+
+
+@pytest.mark.collector_names("DNS:collector.test")
+def test_an_https_collector_with_another_name_gets_nothing_and_the_failure_is_logged(cenv, https_collector):
+    # Trusted, but its certificate names collector.test, not the address it is reached at.
+    check_refused_collector(cenv, https_collector, ["--otlp-forward-ca", https_collector.ca], "failedToValidateHostname")
+
+
+def check_refused_collector(cenv, https_collector, extra, reason):
+    control = cenv.start_control(
+        extra=["--otlp-forward", "https://127.0.0.1:%d/v1/traces" % https_collector.port] + extra)
+    trace = "5" * 32
+    for _ in range(3):
+        assert post(control.otlp_port, one_span_export(trace, "kept here"), "application/json")[0] == 200
+    eventually(lambda: check(
+        (metric(control.metrics(), "weft_control_otlp_forward_dropped_spans_total") or 0) >= 3),
+        timeout=15, what="dropped spans counted")
+    assert https_collector.received == []
+    # The intake kept the spans all the same.
+    assert control.get("/api/v1/traces/" + trace)[0] == 200
+    with open(control.log) as f:
+        log = f.read()
+    assert "--otlp-forward: an export to https://" in log, log
+    assert log.count("an export to https://") == 1, "a failure is logged once until one succeeds"
+    warning = [line for line in log.splitlines() if "an export to https://" in line][0]
+    # swift-log's metadata comes first: reason=... [WeftControl] message
+    assert reason in warning.partition("reason=")[2].partition(" [WeftControl]")[0], warning
+
+
+def test_a_bad_forward_ca_is_refused_at_start_up(cenv):
+    missing = os.path.join(cenv.dir, "no-such-ca.pem")
+    p = subprocess.run([CONTROL_BIN, "--otlp-forward", "https://collector.test", "--otlp-forward-ca", missing,
+        "--config", cenv.config, "--ca", cenv.ca, "--token-file", cenv.token_file], capture_output=True, timeout=30)
+    assert p.returncode != 0
+    assert ("--otlp-forward-ca %s: cannot read PEM certificates" % missing).encode() in p.stderr, p.stderr
+    p = subprocess.run([CONTROL_BIN, "--otlp-forward", "http://collector.test", "--otlp-forward-ca", missing,
+        "--config", cenv.config, "--ca", cenv.ca, "--token-file", cenv.token_file], capture_output=True, timeout=30)
+    assert p.returncode != 0
+    assert b"--otlp-forward-ca is for an https:// --otlp-forward" in p.stderr, p.stderr
 
 
 @pytest.mark.parametrize("value", ["-1", "lots"])

@@ -1,4 +1,6 @@
+import Logging
 import NIOCore
+import NIOSSL
 import WeftCore
 import WeftTelemetry
 
@@ -10,7 +12,12 @@ import WeftTelemetry
 /// `maxQueuedBytes`)
 /// and go one at a time on one event loop; past the bound, or when the collector fails
 /// or does not answer within `OTLPHTTPExporter.timeout`, an export is dropped and its
-/// spans counted (`weft_control_otlp_forward_dropped_spans_total`).
+/// spans counted (`weft_control_otlp_forward_dropped_spans_total`), and the first failure
+/// after a success is logged with its reason (a refused connection, a status, a
+/// certificate the collector's name does not match).
+///
+/// An `https://` collector is reached over TLS, its certificate verified against the
+/// system's trust roots or `--otlp-forward-ca`, and its name (or IP address) checked.
 final class OTLPForwarder: Sendable {
     static let maxQueued = 64
     /// And at most this many bytes wait (exports may be 4 MiB each).
@@ -20,17 +27,20 @@ final class OTLPForwarder: Sendable {
     private let state: NIOLoopBoundBox<State>
     private let eventLoop: EventLoop
 
-    /// Where exports go: `http://host[:port][/path]` (port 4318 and `/v1/traces` by default).
+    /// Where exports go: `http[s]://host[:port][/path]` (port 4318 and `/v1/traces` by
+    /// default).
     struct Target: Sendable, Equatable, CustomStringConvertible {
         let host: String
         let port: Int
         let path: String
+        let tls: Bool
 
-        /// Nil for anything but such a URL (https is not built: a collector beside the
-        /// control plane, or a local OpenTelemetry Collector, takes plain OTLP/HTTP).
+        /// Nil for anything but such a URL.
         init?(url: String) {
-            guard url.hasPrefix("http://") else { return nil }
-            let rest = url.dropFirst("http://".count)
+            let scheme = ["http://", "https://"].first { url.lowercased().hasPrefix($0) }
+            guard let scheme else { return nil }
+            tls = scheme == "https://"
+            let rest = url.dropFirst(scheme.count)
             let authority = rest.prefix { $0 != "/" }
             let path = rest.dropFirst(authority.count)
             var host = Substring(authority)
@@ -59,7 +69,7 @@ final class OTLPForwarder: Sendable {
         }
 
         var description: String {
-            "http://\(host.contains(":") ? "[\(host)]" : host):\(port)\(path)"
+            "\(tls ? "https" : "http")://\(host.contains(":") ? "[\(host)]" : host):\(port)\(path)"
         }
     }
 
@@ -68,28 +78,73 @@ final class OTLPForwarder: Sendable {
         var queue: [(body: [UInt8], spans: Int)] = []
         var queuedBytes = 0
         var sending = false
+        /// The last export failed: the next failure is not logged again.
+        var failing = false
 
         init(exporter: OTLPHTTPExporter) { self.exporter = exporter }
     }
 
     private let forwarded: @Sendable (Int) -> Void
     private let dropped: @Sendable (Int) -> Void
+    private let logger: Logger
 
     /// - Parameters:
+    ///   - tls: for an `https://` target, the client context (trust roots) its connections
+    ///     use (`clientTLS(trusting:)`).
     ///   - forwarded, dropped: count spans the collector took, or that were dropped.
     init(
-        target: Target, eventLoop: EventLoop, forwarded: @escaping @Sendable (Int) -> Void,
-        dropped: @escaping @Sendable (Int) -> Void
+        target: Target, tls: NIOSSLContext? = nil, eventLoop: EventLoop, logger: Logger = Logger(label: "weft-control"),
+        forwarded: @escaping @Sendable (Int) -> Void, dropped: @escaping @Sendable (Int) -> Void
     ) {
         self.target = target
         self.eventLoop = eventLoop
         self.forwarded = forwarded
         self.dropped = dropped
+        self.logger = logger
+        let host = target.host
+        // SNI and the name check take a DNS name; an IP address is checked against the
+        // certificate's IP addresses.
+        let serverName = (try? SocketAddress(ipAddress: host, port: 0)) == nil ? host : nil
+        let secure: (@Sendable (Channel) throws -> Void)? = tls.map { context in
+            { channel in
+                try channel.pipeline.syncOperations.addHandler(
+                    NIOSSLClientHandler(context: context, serverHostname: serverName))
+            }
+        }
         state = .makeBoxSendingValue(
             State(
                 exporter: OTLPHTTPExporter(
-                    eventLoop: eventLoop, host: target.host, port: target.port, path: target.path)),
+                    eventLoop: eventLoop, host: target.host, port: target.port, path: target.path, secure: secure)),
             eventLoop: eventLoop)
+    }
+
+    /// The TLS client context for an `https://` collector: the system's trust roots, or
+    /// only the certificates of the PEM file `caFile` (`--otlp-forward-ca`). Throws a
+    /// message naming the file when it cannot be read or holds no certificate.
+    static func clientTLS(trusting caFile: String?) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let caFile {
+            let certificates: [NIOSSLCertificate]
+            do {
+                certificates = try NIOSSLCertificate.fromPEMFile(caFile)
+            } catch {
+                throw ForwardError(description: "--otlp-forward-ca \(caFile): cannot read PEM certificates: \(error)")
+            }
+            guard !certificates.isEmpty else {
+                throw ForwardError(description: "--otlp-forward-ca \(caFile): no PEM certificate in the file")
+            }
+            configuration.trustRoots = .certificates(certificates)
+        }
+        configuration.applicationProtocols = ["http/1.1"]
+        do {
+            return try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw ForwardError(description: "--otlp-forward: cannot make a TLS client context: \(error)")
+        }
+    }
+
+    struct ForwardError: Error, CustomStringConvertible {
+        let description: String
     }
 
     /// Queues an export (protobuf) of `spans` spans; from any thread.
@@ -113,8 +168,20 @@ final class OTLPForwarder: Sendable {
         state.queuedBytes -= body.count
         state.sending = true
         state.exporter.post([ByteBuffer(bytes: body)]) { [self] ok in
-            self.state.value.sending = false
-            if ok { forwarded(spans) } else { dropped(spans) }
+            let state = self.state.value
+            state.sending = false
+            if ok {
+                forwarded(spans)
+                if state.failing { logger.info("--otlp-forward: \(target) takes exports again") }
+            } else {
+                dropped(spans)
+                if !state.failing {
+                    logger.warning(
+                        "--otlp-forward: an export to \(target) failed, its spans dropped (and counted); later failures are only counted until one succeeds",
+                        metadata: ["reason": "\(state.exporter.lastFailure ?? "unknown")"])
+                }
+            }
+            state.failing = !ok
             sendNext()
         }
     }

@@ -6,6 +6,9 @@ import NIOPosix
 /// keep-alive connection made when first needed and again after it fails: the sidecar's
 /// span export (`SpanQueue`) and the control plane's forwarding (`--otlp-forward`) both
 /// post through it. One export at a time; the caller queues.
+///
+/// Plain HTTP unless the owner secures the connection (`secure`: the control plane adds a
+/// TLS client handler for an `https://` collector; this module does not link TLS).
 public final class OTLPHTTPExporter {
     /// How long an export may take before its connection is closed and it counts as failed.
     public static let timeout = TimeAmount.seconds(5)
@@ -14,29 +17,41 @@ public final class OTLPHTTPExporter {
     private let host: String
     private let port: Int
     private let path: String
+    private let secure: (@Sendable (Channel) throws -> Void)?
     private var connection: OTLPHTTPConnection?
+    /// Why the last export that failed did (cannot connect, a status, a TLS error, no
+    /// answer in time), for the owner's log.
+    public private(set) var lastFailure: String?
 
-    public init(eventLoop: EventLoop, host: String, port: Int, path: String = "/v1/traces") {
+    /// - Parameter secure: adds the handlers that secure a new connection (TLS), first in
+    ///   its pipeline; nil for plain HTTP.
+    public init(
+        eventLoop: EventLoop, host: String, port: Int, path: String = "/v1/traces",
+        secure: (@Sendable (Channel) throws -> Void)? = nil
+    ) {
         self.eventLoop = eventLoop
         self.host = host
         self.port = port
         self.path = path
+        self.secure = secure
     }
 
     /// Posts the export whose body is `parts`, in order; `done(true)` on a 2xx answer.
     /// Call on the exporter's event loop.
     public func post(_ parts: [ByteBuffer], done: @escaping (Bool) -> Void) {
         if let connection, connection.isUsable {
-            connection.post(parts, done: done)
+            connection.post(parts, done: noting(connection, done))
             return
         }
         connection = nil
         let made = OTLPHTTPConnection(host: host, port: port, path: path)
+        let secure = self.secure
         ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(1))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try secure?(channel)
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(made)
                 }
@@ -46,11 +61,19 @@ public final class OTLPHTTPExporter {
                 switch result {
                 case .success:
                     connection = made
-                    made.post(parts, done: done)
-                case .failure:
+                    made.post(parts, done: noting(made, done))
+                case .failure(let error):
+                    lastFailure = "cannot connect to \(host):\(port): \(error)"
                     done(false)
                 }
             }
+    }
+
+    private func noting(_ connection: OTLPHTTPConnection, _ done: @escaping (Bool) -> Void) -> (Bool) -> Void {
+        { [self] ok in
+            if !ok { lastFailure = connection.failure ?? "the connection failed" }
+            done(ok)
+        }
     }
 }
 
@@ -72,6 +95,8 @@ final class OTLPHTTPConnection: ChannelInboundHandler {
     private var timeout: Scheduled<Void>?
     private var closeAfter = false
     private(set) var isUsable = true
+    /// The first reason this connection's export failed.
+    private(set) var failure: String?
 
     init(host: String, port: Int, path: String) {
         self.host = host
@@ -98,6 +123,7 @@ final class OTLPHTTPConnection: ChannelInboundHandler {
         for part in body { context.write(wrapOutboundOut(.body(.byteBuffer(part))), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         timeout = context.eventLoop.scheduleTask(in: OTLPHTTPExporter.timeout) { [self] in
+            note("no answer within \(OTLPHTTPExporter.timeout.nanoseconds / 1_000_000_000) s")
             finish(ok: false)
             context.close(promise: nil)
         }
@@ -112,22 +138,30 @@ final class OTLPHTTPConnection: ChannelInboundHandler {
             break
         case .end:
             let ok = status.map { (200..<300).contains($0.code) } ?? false
+            if !ok { note("answered \(status.map { "\($0.code) \($0.reasonPhrase)" } ?? "without a status")") }
+            // Unusable before `done` runs: the owner's next export must not be posted on a
+            // connection the receiver closes (an HTTP/1.0 or `Connection: close` answer).
+            if closeAfter { isUsable = false }
             finish(ok: ok)
-            if closeAfter {
-                isUsable = false
-                context.close(promise: nil)
-            }
+            if closeAfter { context.close(promise: nil) }
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         isUsable = false
+        note("the connection closed before an answer")
         finish(ok: false)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         isUsable = false
+        note("\(error)")
         context.close(promise: nil)
+    }
+
+    /// Keeps the first reason (a TLS error, not the close that follows it).
+    private func note(_ reason: String) {
+        if failure == nil, pending != nil { failure = reason }
     }
 
     private func finish(ok: Bool) {

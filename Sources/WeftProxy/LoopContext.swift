@@ -54,6 +54,16 @@ final class LoopContext {
     /// STRICT mode (nothing is counted then).
     private(set) var authzCounters: AuthzCounters?
 
+    /// `weft_request_duration_seconds` of this loop, by direction and protocol
+    /// (`requestLatency(_:_:)`): counted without a lock, with exemplars.
+    private let requestLatencies: [LatencyCounts] = (0..<(2 * RequestProtocol.allCases.count)).map { _ in
+        LatencyCounts()
+    }
+
+    func requestLatency(_ direction: TrafficDirection, _ proto: RequestProtocol) -> LatencyCounts {
+        requestLatencies[(direction == .inbound ? RequestProtocol.allCases.count : 0) + proto.metricIndex]
+    }
+
     /// Where this loop's finished spans wait for export; nil when the proxy exports none.
     let spans: SpanQueue?
     /// The pod's traced inbound requests in flight (shared by the loops), for the links

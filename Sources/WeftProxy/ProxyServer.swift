@@ -200,7 +200,7 @@ public final class ProxyServer: Service {
             EndpointsReport.collect(pools: pools, group: group, on: loop)
         }
         let loopMetrics: @Sendable (EventLoop, Bool) -> EventLoopFuture<String> = { loop, exemplars in
-            LoopContext.routeLatencyText(pools: pools, group: group, on: loop, exemplars: exemplars)
+            LoopContext.latencyText(pools: pools, group: group, on: loop, exemplars: exemplars)
         }
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

@@ -409,32 +409,48 @@ def test_no_link_is_inferred_while_the_app_serves_two_requests(mesh, other):
     assert sorted((s["kind"], r["service.name"]) for s, r in found.values()) == [(2, "web"), (3, "client")], found
 
 
-def test_latency_buckets_carry_the_trace_as_an_exemplar_in_openmetrics(mesh):
+def openmetrics_exemplars(mesh, pod, family_name, trace_id, **labels):
+    """(le, exemplar) of `trace_id` on `family_name`'s buckets with `labels`, from `pod`'s
+    sidecar asked for OpenMetrics, read whole by prometheus_client's OpenMetrics parser."""
     from prometheus_client.openmetrics.parser import text_string_to_metric_families
+    proxy = mesh.proxies[pod]
+    argv = list(mesh.prefix(pod)) + ["curl", "-s", "-H", "Accept: application/openmetrics-text; version=1.0.0",
+                                     "-D", "-", "http://127.0.0.1:%d/metrics" % proxy.admin_port]
+    raw = subprocess.run(argv, capture_output=True, timeout=10).stdout.decode()
+    head, _, text = raw.partition("\r\n\r\n")
+    assert "application/openmetrics-text" in head.lower(), head
+    assert text.endswith("# EOF\n")
+    exemplars = []
+    for family in text_string_to_metric_families(text):
+        if family.name == family_name:
+            exemplars += [(s.labels.get("le"), s.exemplar) for s in family.samples if s.exemplar
+                          and all(s.labels.get(k) == v for k, v in labels.items())]
+    ours = [(le, e) for le, e in exemplars if e.labels.get("trace_id") == trace_id]
+    assert ours, "%s: no exemplar of trace %s on %s among %s" % (pod, trace_id, family_name, exemplars)
+    return ours
+
+
+def test_latency_buckets_carry_the_trace_as_an_exemplar_in_openmetrics(mesh):
     mesh.apply()
     trace_id, caller_span = new_ids()
     status, _, _ = curl_timed(mesh, "http://%s/delay/120" % WEB_IP,
                               [("traceparent", "00-%s-%s-01" % (trace_id, caller_span))])
     assert status == 200
     client = mesh.proxies["client"]
-    argv = list(mesh.prefix("client")) + ["curl", "-s", "-H", "Accept: application/openmetrics-text; version=1.0.0",
-                                            "-D", "-", "http://127.0.0.1:%d/metrics" % client.admin_port]
-    raw = subprocess.run(argv, capture_output=True, timeout=10).stdout.decode()
-    head, _, text = raw.partition("\r\n\r\n")
-    assert "application/openmetrics-text" in head.lower(), head
-    assert text.endswith("# EOF\n")
-    # OpenMetrics' own parser (prometheus_client) reads the whole exposition.
-    exemplars = []
-    for family in text_string_to_metric_families(text):
-        if family.name == "weft_route_request_duration_seconds":
-            exemplars += [(s.labels.get("le"), s.exemplar) for s in family.samples if s.exemplar]
-    ours = [(le, e) for le, e in exemplars if e.labels.get("trace_id") == trace_id]
-    assert ours, "no exemplar of trace %s among %s" % (trace_id, exemplars)
-    le, exemplar = ours[0]
+    le, exemplar = openmetrics_exemplars(mesh, "client", "weft_route_request_duration_seconds", trace_id)[0]
     assert 0.12 <= exemplar.value <= float(le), (le, exemplar)
     found = fetch_trace(mesh, trace_id, 2)
     client_span, _ = by_kind(found, 3, "client")
+    server_span, _ = by_kind(found, 2, "web")
     assert exemplar.labels["span_id"] == client_span["spanId"], "the exemplar names the CLIENT span"
+    # The per-direction histograms carry them too: the CLIENT span outbound, and on the
+    # server's sidecar the SERVER span inbound.
+    le, exemplar = openmetrics_exemplars(mesh, "client", "weft_request_duration_seconds", trace_id,
+                                         direction="outbound", protocol="http1")[0]
+    assert exemplar.labels["span_id"] == client_span["spanId"] and 0.12 <= exemplar.value <= float(le), exemplar
+    le, exemplar = openmetrics_exemplars(mesh, "server", "weft_request_duration_seconds", trace_id,
+                                         direction="inbound", protocol="http1")[0]
+    assert exemplar.labels["span_id"] == server_span["spanId"] and 0.12 <= exemplar.value <= float(le), exemplar
     # Prometheus text (the default) is unchanged: no exemplars.
     plain = subprocess.run(list(mesh.prefix("client")) + ["curl", "-s", "http://127.0.0.1:%d/metrics" % client.admin_port],
                            capture_output=True, timeout=10).stdout.decode()

@@ -8,8 +8,8 @@ import WeftTelemetry
 /// - `GET /live`: 200 while the process runs (liveness probe).
 /// - `GET /ready`: 200 once the listeners are bound and, with a control plane, an identity
 ///   and a config are held; 503 before that and while draining (readiness probe).
-/// - `GET /metrics`: Prometheus text exposition; OpenMetrics, with exemplars on the route
-///   latency buckets, when the scraper asks for it (`Accept: application/openmetrics-text`).
+/// - `GET /metrics`: Prometheus text exposition; OpenMetrics, with exemplars on the
+///   latency buckets (per direction and per route), when the scraper asks for it (`Accept: application/openmetrics-text`).
 /// - `GET /config`: the identity (never the key) and config the proxy runs on, with versions.
 /// - `POST /shutdown`: starts a graceful drain (for Jobs whose main container has exited).
 /// - `GET /debug/endpoints`: every balancer's endpoints, latency estimates, requests in

@@ -127,7 +127,9 @@ final class DirectionMetrics: Sendable {
     let readFromDestination: Counter
     let writtenToDestination: Counter
     private let requests: [Counter]  // protocol × status class
-    private let durations: [DurationHistogram]  // by protocol
+    /// `weft_request_duration_seconds` is kept per loop (`LoopContext.requestLatency`),
+    /// with exemplars; this is its direction label.
+    let direction: TrafficDirection
     private let errors: [Counter]  // by ProxyErrorKind
     private let retries: [Counter]  // by RetryReason
     private let budgetExhausted: Counter
@@ -139,6 +141,7 @@ final class DirectionMetrics: Sendable {
 
     init(registry: PrometheusCollectorRegistry, direction: TrafficDirection) {
         let d = ("direction", direction.rawValue)
+        self.direction = direction
         connectionsOpen = registry.makeGauge(
             descriptor: .init(metricName: "weft_connections_open", helpText: "Connections open through the proxy."),
             labels: [d])
@@ -165,13 +168,6 @@ final class DirectionMetrics: Sendable {
                 registry.makeCounter(
                     descriptor: requestName, labels: [d, ("protocol", proto.rawValue), ("status_class", status.label)])
             }
-        }
-        let duration = MetricNameDescriptor(
-            metricName: "weft_request_duration", unitName: "seconds",
-            helpText: "Time from a request's head to the end of its response.")
-        durations = RequestProtocol.allCases.map {
-            registry.makeDurationHistogram(
-                descriptor: duration, labels: [d, ("protocol", $0.rawValue)], buckets: Telemetry.latencyBuckets)
         }
         let errorName = MetricNameDescriptor(
             metricName: "weft_errors", unitName: "total",
@@ -215,10 +211,10 @@ final class DirectionMetrics: Sendable {
         connectionsTotal[index].increment()
     }
 
-    func requestFinished(_ proto: RequestProtocol, status: Int, duration: Duration) {
+    /// Counts a finished request (its duration goes to the loop's `requestLatency`).
+    func requestFinished(_ proto: RequestProtocol, status: Int) {
         let statusIndex = Telemetry.statusClass(status).rawValue - 1
         requests[proto.metricIndex * Self.statusClassCount + statusIndex].increment()
-        durations[proto.metricIndex].record(duration)
     }
 
     func error(_ kind: ProxyErrorKind) {

@@ -26,8 +26,7 @@ final class RouteMetrics {
 
     func record(status: Int, nanoseconds: UInt64, span: ExchangeSpan? = nil) {
         requests[Telemetry.statusClass(status).rawValue - 1].increment()
-        latency.record(nanoseconds: nanoseconds)
-        if let span, span.isSampled { latency.keepExemplar(span, nanoseconds: nanoseconds) }
+        latency.record(nanoseconds: nanoseconds, span: span)
     }
 }
 
@@ -77,10 +76,13 @@ final class LatencyCounts {
         bounds.deallocate()
     }
 
-    func record(nanoseconds: UInt64) {
-        counts[bucket(of: nanoseconds)] &+= 1
+    /// Counts a request; a sampled span's request becomes its bucket's exemplar.
+    func record(nanoseconds: UInt64, span: ExchangeSpan? = nil) {
+        let index = bucket(of: nanoseconds)
+        counts[index] &+= 1
         sum &+= nanoseconds
         count &+= 1
+        if let span, span.isSampled { keepExemplar(span, nanoseconds: nanoseconds, bucket: index) }
     }
 
     @inline(__always)
@@ -104,9 +106,9 @@ final class LatencyCounts {
         let unixNano: UInt64
     }
 
-    func keepExemplar(_ span: ExchangeSpan, nanoseconds: UInt64) {
+    private func keepExemplar(_ span: ExchangeSpan, nanoseconds: UInt64, bucket: Int) {
         if exemplars.isEmpty { exemplars = Array(repeating: nil, count: counts.count) }
-        exemplars[bucket(of: nanoseconds)] = Exemplar(
+        exemplars[bucket] = Exemplar(
             traceID: span.traceID, spanID: span.spanID, nanoseconds: nanoseconds,
             unixNano: span.startUnixNano &+ nanoseconds)
     }
@@ -202,29 +204,47 @@ enum LatencyExposition {
     }
 }
 
+extension LatencyExposition.Series {
+    init(labels: [(String, String)], _ latency: LatencyCounts) {
+        self.init(
+            labels: labels, buckets: latency.cumulative, sumNanoseconds: latency.sum, exemplars: latency.exemplars)
+    }
+}
+
 extension LoopContext {
-    /// This loop's route latency counts, for `/metrics`.
-    func routeLatency() -> [LatencyExposition.Series] {
-        allRouteMetrics.map { metrics in
-            LatencyExposition.Series(
-                labels: metrics.labels.prometheus, buckets: metrics.latency.cumulative,
-                sumNanoseconds: metrics.latency.sum, exemplars: metrics.latency.exemplars)
+    /// This loop's latency counts, for `/metrics`: per route, and per direction and protocol.
+    func latencySeries() -> (routes: [LatencyExposition.Series], requests: [LatencyExposition.Series]) {
+        let routes = allRouteMetrics.map { LatencyExposition.Series(labels: $0.labels.prometheus, $0.latency) }
+        var requests: [LatencyExposition.Series] = []
+        for direction in [TrafficDirection.outbound, .inbound] {
+            for proto in RequestProtocol.allCases {
+                requests.append(
+                    LatencyExposition.Series(
+                        labels: [("direction", direction.rawValue), ("protocol", proto.rawValue)],
+                        requestLatency(direction, proto)))
+            }
         }
+        return (routes, requests)
     }
 
-    /// `weft_route_request_duration_seconds`, collected from every loop of `pools`.
-    static func routeLatencyText(
+    /// `weft_request_duration_seconds` and `weft_route_request_duration_seconds`, collected
+    /// from every loop of `pools` and summed; with exemplars for OpenMetrics.
+    static func latencyText(
         pools: UpstreamPools, group: EventLoopGroup, on loop: EventLoop, exemplars: Bool = false
     ) -> EventLoopFuture<String> {
         let parts = group.makeIterator().map { member in
             let context = pools.pools(for: member).mesh
-            return member.submit { context.routeLatency() }
+            return member.submit { context.latencySeries() }
         }
         return EventLoopFuture.whenAllSucceed(parts, on: loop).map { loops in
             LatencyExposition.render(
-                name: "weft_route_request_duration_seconds",
-                help: "Time from an outbound request's head to the end of its response, by route, rule and backend.",
-                series: loops.flatMap { $0 }, exemplars: exemplars)
+                name: "weft_request_duration_seconds", help: "Time from a request's head to the end of its response.",
+                series: loops.flatMap(\.requests), exemplars: exemplars)
+                + LatencyExposition.render(
+                    name: "weft_route_request_duration_seconds",
+                    help:
+                        "Time from an outbound request's head to the end of its response, by route, rule and backend.",
+                    series: loops.flatMap(\.routes), exemplars: exemplars)
         }
     }
 }

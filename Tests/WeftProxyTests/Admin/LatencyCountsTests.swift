@@ -1,3 +1,4 @@
+import NIOEmbedded
 import WeftTelemetry
 import XCTest
 
@@ -82,5 +83,28 @@ final class LatencyExemplarTests: XCTestCase {
             String(marked[0]))
         let plain = LatencyExposition.render(name: "h", help: "x", series: series)
         XCTAssertFalse(plain.contains("#  {") || plain.contains(" # {"), "Prometheus text carries none")
+    }
+
+    /// `weft_request_duration_seconds` (every request, both directions, by protocol) is kept
+    /// per loop too, so it carries exemplars: an inbound request's SERVER span, which the
+    /// route histograms (outbound only) never see.
+    func testTheDirectionHistogramsCarryExemplars() throws {
+        var random = LoopRandom(seed: 2)
+        let span = try XCTUnwrap(
+            ExchangeSpan.start(incoming: nil, sampler: TraceSampler(ratio: 1), random: &random, at: 1))
+        let loop = LoopContext(eventLoop: EmbeddedEventLoop(), discoveryTimeout: .seconds(1))
+        loop.requestLatency(.inbound, .grpc).record(nanoseconds: 2_000_000, span: span)
+        loop.requestLatency(.outbound, .http1).record(nanoseconds: 2_000_000)
+        let series = loop.latencySeries().requests
+        XCTAssertEqual(series.count, 6, "every direction and protocol, counted or not")
+        let text = LatencyExposition.render(name: "h", help: "x", series: series, exemplars: true)
+        let marked = text.split(separator: "\n").filter { $0.contains(" # {") }
+        XCTAssertEqual(marked.count, 1, text)
+        XCTAssertTrue(
+            marked[0].hasPrefix(
+                "h_bucket{direction=\"inbound\",protocol=\"grpc\",le=\"0.002\"} 1 # {trace_id=\"\(span.traceID)\","),
+            String(marked[0]))
+        XCTAssertTrue(text.contains("h_count{direction=\"outbound\",protocol=\"http1\"} 1\n"), text)
+        XCTAssertTrue(text.contains("h_count{direction=\"outbound\",protocol=\"http2\"} 0\n"), text)
     }
 }

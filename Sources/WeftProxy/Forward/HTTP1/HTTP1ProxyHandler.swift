@@ -146,7 +146,9 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Counts the current request as finished with `status`.
     private func recordFinished(status: Int) {
         let nanoseconds = (NIODeadline.now() - requestStart).nanoseconds
-        metrics.requestFinished(.http1, status: status, duration: .nanoseconds(nanoseconds))
+        metrics.requestFinished(.http1, status: status)
+        traceLoop?.requestLatency(metrics.direction, .http1).record(
+            nanoseconds: UInt64(max(0, nanoseconds)), span: span)
         attempts.recordFinished(status: status, nanoseconds: UInt64(max(0, nanoseconds)), span: span)
         if span != nil { finishSpan(status: status) }
         if isInflight { departInflight() }
@@ -705,8 +707,8 @@ final class HTTP1ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: - Tracing
 
-    /// The loop whose span queue and sampler this connection's requests use: outbound the
-    /// mesh's, inbound the gate's.
+    /// The loop whose span queue, sampler and latency counts this connection's requests
+    /// use: outbound the mesh's, inbound the gate's.
     private var traceLoop: LoopContext? { mesh ?? inboundGate?.mesh }
 
     /// Starts the current request's span: continues the caller's context, or starts a

@@ -240,8 +240,8 @@ final class HTTP2ClientRelay: HTTP2ConnectionRelay {
     /// When detection read the connection's first bytes: the first stream starts there.
     private var firstByteAt: NIODeadline?
 
-    /// The loop whose span queue and sampler this connection's streams use: outbound the
-    /// mesh's, inbound the gate's.
+    /// The loop whose span queue, sampler and latency counts this connection's streams use:
+    /// outbound the mesh's, inbound the gate's.
     fileprivate var traceLoop: LoopContext? { mesh ?? inboundGate?.mesh }
     fileprivate var isInbound: Bool { inboundGate != nil }
     /// Inbound: the caller (address and verified identity); outbound: the connection's own
@@ -1249,7 +1249,9 @@ final class HTTP2RelayedStream {
         isFinished = true
         cancelTimer()
         let nanoseconds = (NIODeadline.now() - start).nanoseconds
-        metrics.requestFinished(requestProtocol, status: status, duration: .nanoseconds(nanoseconds))
+        metrics.requestFinished(requestProtocol, status: status)
+        clientRelay.traceLoop?.requestLatency(metrics.direction, requestProtocol).record(
+            nanoseconds: UInt64(max(0, nanoseconds)), span: span)
         attempts.recordFinished(status: status, nanoseconds: UInt64(max(0, nanoseconds)), span: span)
         if span != nil { finishSpan(status: status) }
         if isInflight {

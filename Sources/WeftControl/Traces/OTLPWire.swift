@@ -157,25 +157,32 @@ struct OTLPWire {
         var total = (resource.resource?.count ?? 0) + (resource.schema?.count ?? 0)
         for member in members { total += resource.scopes[member.scope].spans[member.span].field.count + 16 }
         out.reserveCapacity(total)
-        if let field = resource.resource { out += bytes[field] }
-        var index = 0
-        while index < members.count {
-            let scopeIndex = members[index].scope
-            let scope = resource.scopes[scopeIndex]
-            var end = index
-            var length = (scope.scope?.count ?? 0) + (scope.schema?.count ?? 0)
-            while end < members.count && members[end].scope == scopeIndex {
-                length += scope.spans[members[end].span].field.count
-                end += 1
+        // Copied from the export's storage directly (a slice of the array per copy would
+        // retain and release it each time).
+        bytes.withUnsafeBufferPointer { export in
+            func copy(_ field: Range<Int>?) {
+                if let field { out.append(contentsOf: UnsafeBufferPointer(rebasing: export[field])) }
             }
-            out.append(0x12)  // ResourceSpans.scope_spans, length-delimited
-            Reader.appendVarint(UInt64(length), to: &out)
-            if let field = scope.scope { out += bytes[field] }
-            for member in members[index..<end] { out += bytes[scope.spans[member.span].field] }
-            if let field = scope.schema { out += bytes[field] }
-            index = end
+            copy(resource.resource)
+            var index = 0
+            while index < members.count {
+                let scopeIndex = members[index].scope
+                let scope = resource.scopes[scopeIndex]
+                var end = index
+                var length = (scope.scope?.count ?? 0) + (scope.schema?.count ?? 0)
+                while end < members.count && members[end].scope == scopeIndex {
+                    length += scope.spans[members[end].span].field.count
+                    end += 1
+                }
+                out.append(0x12)  // ResourceSpans.scope_spans, length-delimited
+                Reader.appendVarint(UInt64(length), to: &out)
+                copy(scope.scope)
+                for member in members[index..<end] { copy(scope.spans[member.span].field) }
+                copy(scope.schema)
+                index = end
+            }
+            copy(resource.schema)
         }
-        if let field = resource.schema { out += bytes[field] }
         return out
     }
 

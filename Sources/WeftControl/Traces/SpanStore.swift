@@ -69,10 +69,14 @@ public final class SpanStore: Sendable {
     /// A kept trace. Most traces the sidecars send come as one span per export (a request's
     /// CLIENT and SERVER spans come from two sidecars), so its first two fragments and
     /// services are held inline, and arrays for more are made only when more come: a
-    /// request's trace costs its two fragments and its slot, not nine allocations.
-    struct Trace {
+    /// request's trace costs its two fragments and itself, not nine allocations.
+    ///
+    /// A class, so the traces' dictionary holds a pointer a trace: its slots stay small
+    /// (a probe, a deletion's shift and a resize move 8 bytes, not 176), and a trace is
+    /// changed where it is. Only touched under the store's lock.
+    final class Trace {
         /// Encoded `ResourceSpans`, one per export that carried spans of this trace.
-        var fragment: [UInt8]
+        var fragment: [UInt8] = []
         var secondFragment: [UInt8] = []
         var moreFragments: [[UInt8]] = []
         var bytes = 0
@@ -105,9 +109,27 @@ public final class SpanStore: Sendable {
                 error: error)
         }
 
+        enum Held {
+            case added(isNew: Bool)
+            /// The piece would take the trace past `limit`: it was not taken, and the trace
+            /// is to be dropped.
+            case tooLarge(wasNew: Bool)
+        }
+
+        /// Takes the piece unless the trace would then be charged more than `limit`.
+        func take(_ piece: Piece, notes: ArraySlice<SpanNote>, names: [String], limit: Int) -> Held {
+            let isNew = bytes == 0
+            guard bytes + piece.cost <= limit else { return .tooLarge(wasNew: isNew) }
+            take(piece, notes: notes, names: names)
+            return .added(isNew: isNew)
+        }
+
         /// Takes an export's fragment of this trace and notes its spans.
-        mutating func take(_ piece: Piece, notes: ArraySlice<SpanNote>) {
-            if bytes > 0 {
+        /// - Parameter names: the export's span names (`SpanNote.name` indexes them).
+        func take(_ piece: Piece, notes: ArraySlice<SpanNote>, names: [String]) {
+            if bytes == 0 {
+                fragment = piece.fragment
+            } else {
                 if secondFragment.isEmpty {
                     secondFragment = piece.fragment
                 } else {
@@ -130,7 +152,7 @@ public final class SpanStore: Sendable {
                 end = max(end, span.end)
                 if span.isError { error = true }
                 if span.parent == nil || rootName == nil {
-                    rootName = span.name ?? ""
+                    rootName = span.name >= 0 ? names[Int(span.name)] : ""
                     rootService = piece.service
                 }
             }
@@ -176,11 +198,12 @@ public final class SpanStore: Sendable {
         return add(wire)
     }
 
-    /// What the summary needs of a span.
+    /// What the summary needs of a span (no reference: copied as it is grouped).
     struct SpanNote {
         let id: UInt64
         let parent: UInt64?
-        let name: String?
+        /// Index of its name among the export's names; -1: none.
+        let name: Int32
         let start: UInt64
         let end: UInt64
         let isError: Bool
@@ -207,16 +230,22 @@ public final class SpanStore: Sendable {
         // of arrays per trace cost more than the rest of the intake.
         var pieces: [Piece] = []
         var notes: [SpanNote] = []
-        // Span names, one string per distinct name in the export.
-        var names: [ArraySlice<UInt8>: String] = [:]
+        // Span names, one string per distinct name in the export (notes hold indices).
+        var nameIndex: [ArraySlice<UInt8>: Int32] = [:]
+        var names: [String] = []
+        var lastName: (range: Range<Int>, index: Int32)?
         var members: [(scope: Int, span: Int)] = []
         for resource in wire.resources {
             let service = resource.serviceName.map { String(decoding: bytes[$0], as: UTF8.self) }
             // The resource's spans in order, each trace's chained (`next`) from its first.
+            let spanCount = resource.scopes.reduce(0) { $0 + $1.spans.count }
             var entries: [(key: TraceKey, scope: Int, span: Int, note: SpanNote)] = []
+            entries.reserveCapacity(spanCount)
             var next: [Int] = []
+            next.reserveCapacity(spanCount)
             var groups: [(first: Int, last: Int)] = []
             var groupOf: [TraceKey: Int] = [:]
+            groupOf.reserveCapacity(spanCount)
             for (scopeIndex, scope) in resource.scopes.enumerated() {
                 for (spanIndex, span) in scope.spans.enumerated() {
                     guard let traceID = span.traceID, let key = TraceKey(bytes[traceID]), let spanID = span.spanID,
@@ -230,12 +259,20 @@ public final class SpanStore: Sendable {
                         continue
                     }
                     let parent = span.parentSpanID.flatMap { $0.isEmpty ? nil : Self.id64(bytes[$0]) }
-                    let name = span.name.map { range in
+                    var name: Int32 = -1
+                    if let range = span.name {
                         let slice = bytes[range]
-                        if let known = names[slice] { return known }
-                        let made = String(decoding: slice, as: UTF8.self)
-                        names[slice] = made
-                        return made
+                        // Spans in a row mostly share their name: compared before it is hashed.
+                        if let last = lastName, bytes[last.range].elementsEqual(slice) {
+                            name = last.index
+                        } else if let known = nameIndex[slice] {
+                            name = known
+                        } else {
+                            name = Int32(names.count)
+                            nameIndex[slice] = name
+                            names.append(String(decoding: slice, as: UTF8.self))
+                        }
+                        lastName = (range, name)
                     }
                     let note = SpanNote(
                         id: Self.id64(bytes[spanID]), parent: parent, name: name, start: span.start, end: span.end,
@@ -275,31 +312,28 @@ public final class SpanStore: Sendable {
             var refused: Set<TraceKey> = []
             for piece in pieces {
                 if !refused.isEmpty && refused.contains(piece.key) { continue }
-                if let index = state.traces.index(forKey: piece.key) {
-                    guard state.traces.values[index].bytes + piece.cost + Self.perTraceBytes <= limit else {
-                        let dropped = state.traces.remove(at: index).value
-                        state.bytes -= dropped.bytes + Self.perTraceBytes
-                        refused.insert(piece.key)
-                        continue
-                    }
-                    state.traces.values[index].take(piece, notes: notes[piece.notes])
-                } else {
-                    guard piece.cost + Self.perTraceBytes <= limit else {
-                        refused.insert(piece.key)
-                        continue
-                    }
-                    var trace = Trace(fragment: piece.fragment)
-                    trace.take(piece, notes: notes[piece.notes])
-                    state.traces[piece.key] = trace
-                    state.order.append(piece.key)
-                    state.bytes += Self.perTraceBytes
+                // One lookup: the trace, made empty for a new key.
+                let held = Self.slot(&state.traces[piece.key, default: Trace()]).take(
+                    piece, notes: notes[piece.notes], names: names, limit: limit - Self.perTraceBytes)
+                switch held {
+                case .added(let isNew):
+                    state.bytes += piece.cost + (isNew ? Self.perTraceBytes : 0)
+                    if isNew { state.order.append(piece.key) }
+                case .tooLarge(let wasNew):
+                    let dropped = state.traces.removeValue(forKey: piece.key)
+                    if !wasNew, let dropped { state.bytes -= dropped.bytes + Self.perTraceBytes }
+                    refused.insert(piece.key)
                 }
-                state.bytes += piece.cost
             }
             Self.evict(&state, limit: limit)
         }
         return outcome
     }
+
+    /// The trace an inout dictionary access yields: `slot(&traces[key, default: Trace()])`
+    /// finds or inserts with one lookup (a method called on a class through the subscript
+    /// would only read it).
+    private static func slot(_ trace: inout Trace) -> Trace { trace }
 
     private static func id64(_ id: ArraySlice<UInt8>) -> UInt64 {
         id.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }

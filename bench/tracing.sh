@@ -58,6 +58,7 @@
 #   BENCH_REPEATS    repeats per setup                  3 / 1
 #   BENCH_INSTR_N    requests under callgrind           5000 / 1000
 #   WEFT_RELEASE_DIR weft-proxy, weft-control, weftctl  <repo>/.build/release
+#   BENCH_CONTROL_ARGS more weft-control flags (experiments: --threads 1, --trace-memory 8MB)
 set -Eeuo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -261,8 +262,10 @@ start_bg null-intake ip netns exec "$N" nginx -p "$TMP/ng" -c "$TMP/null.conf" -
 # control plane (node) with its span intake, sidecars (pods) exporting to it
 start_bg control ip netns exec "$N" "$TMP/bin/weft-control" --config "$TMP/config" --ca "$TMP/ca" \
   --token-file "$TMP/token" --host "$NODE_IP" --http-host 127.0.0.1 --push-port "$PUSH_PORT" --http-port "$CP_HTTP" \
-  --otlp-port "$OTLP_PORT" --debounce 50ms
+  --otlp-port "$OTLP_PORT" --debounce 50ms ${BENCH_CONTROL_ARGS:-}
 wait_ok "$N" "http://127.0.0.1:$CP_HTTP/ready" 20 || die "weft-control not ready: $(tail -5 "$TMP/control.log")"
+# Experiments: a scheduling change for weft-control's threads, e.g. "chrt -a -b -p 0".
+[[ -z ${BENCH_CONTROL_SCHED:-} ]] || $BENCH_CONTROL_SCHED "${PIDS[control]}" >/dev/null
 in_c "$TMP/bin/weft-proxy" init --exclude-outbound-ports 81 >"$TMP/init-c.log" 2>&1 || die "init (client): $(tail -3 "$TMP/init-c.log")"
 in_s "$TMP/bin/weft-proxy" init --exclude-inbound-ports 81 >"$TMP/init-s.log" 2>&1 || die "init (server): $(tail -3 "$TMP/init-s.log")"
 sidecar() { # NAME NS POD SA IP [valgrind args...]

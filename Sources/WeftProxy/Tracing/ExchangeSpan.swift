@@ -90,7 +90,7 @@ final class ExchangeSpan {
             return span
         }
         guard sampler.ratio > 0 else { return nil }
-        let traceID = TraceID.random(using: &random)
+        let traceID = random.traceID()
         return ExchangeSpan(
             traceID: traceID, parentSpanID: nil, traceState: nil, format: .w3c,
             isSampled: sampler.isSampled(traceID, parent: nil), random: &random, at: now)
@@ -105,7 +105,7 @@ final class ExchangeSpan {
         self.traceState = traceState
         self.format = format
         self.isSampled = isSampled
-        self.spanID = SpanID.random(using: &random)
+        self.spanID = random.spanID()
         self.carriedSpanID = spanID
         self.startedAt = now
         // `now` may be a little in the past (the request's first byte): the wall clock is
@@ -146,10 +146,10 @@ final class ExchangeSpan {
         attempt.failure = failure
         // The first attempt's request carried this span's own id: its child span gets a
         // new one (the callee's span of that attempt hangs from this span).
-        if attempt.spanID == nil { attempt.spanID = SpanID.random(using: &random) }
+        if attempt.spanID == nil { attempt.spanID = random.spanID() }
         endedAttempts.append(attempt)
         attempt = Attempt()
-        carriedSpanID = SpanID.random(using: &random)
+        carriedSpanID = random.spanID()
         attempt.spanID = carriedSpanID
     }
 

@@ -20,7 +20,9 @@ Topology (module-scoped fixture `mesh`, set up once per test module):
   and a header `x-pod: <pod>`; `/status/<N>` answers N, `/delay/<ms>` sleeps first,
   `/flaky/<pct>` answers 503 to pct% of requests; `/counts` answers how many requests
   each target (path and query) received, and the last request to each ("last": method,
-  headers, body length and its first 256 bytes). A test may stop a backend's server
+  headers, body length and its first 256 bytes); `/refuse-second/<tag>` answers 503,
+  then refuses the stream unprocessed (HTTP/2 RST_STREAM REFUSED_STREAM; HTTP/1.1 503),
+  then 200, and `/counts` lists each of its requests' headers ("seen"). A test may stop a backend's server
   (`mesh.stop_backend`: its ports then refuse connections) and start it again
   (`mesh.start_backend`, optionally with `delay_ms`: every answer but /counts waits that
   long first); a restarted server's counts start at zero.
@@ -272,7 +274,7 @@ def render_config(services=None, routes=(), outbound_policy="ALLOW_ANY", extra="
 
 BACKEND_SERVER = r'''
 import http.server, json, random, re, socket, socketserver, sys, threading, time
-import h2.config, h2.connection, h2.events, h2.exceptions
+import h2.config, h2.connection, h2.errors, h2.events, h2.exceptions
 
 POD = sys.argv[1]
 PORTS = [int(p) for p in sys.argv[2].split(",")]
@@ -284,20 +286,29 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 COUNTS = {}
 LAST = {}
+SEEN = {}  # /refuse-second/ targets: every request's headers, in order
 COUNTS_LOCK = threading.Lock()
 
 
 def answer(method, target, headers, body=b""):
+    """(status, body); status None: refuse the stream unprocessed (HTTP/2 RST_STREAM
+    REFUSED_STREAM; HTTP/1.1 answers 503)."""
     path = target.split("?", 1)[0]
     if path == "/counts":
         with COUNTS_LOCK:
-            return 200, json.dumps({"pod": POD, "counts": COUNTS, "last": LAST}).encode()
+            return 200, json.dumps({"pod": POD, "counts": COUNTS, "last": LAST, "seen": SEEN}).encode()
     with COUNTS_LOCK:
         COUNTS[target] = COUNTS.get(target, 0) + 1
+        nth = COUNTS[target]
         LAST[target] = {"method": method, "headers": headers, "length": len(body),
                         "body": body[:256].decode("utf-8", "replace")}
+        if path.startswith("/refuse-second/") and len(SEEN.setdefault(target, [])) < 8:
+            SEEN[target].append(headers)
     if DELAY_MS:
         time.sleep(DELAY_MS / 1000.0)
+    # /refuse-second/<tag>: 503 first, then the stream refused, then 200.
+    if path.startswith("/refuse-second/") and nth <= 2:
+        return (503, b"{}") if nth == 1 else (None, b"")
     status = 200
     m = re.fullmatch(r"/status/(\d{3})", path)
     if m:
@@ -354,6 +365,11 @@ def serve_h2(conn):
         if ":authority" in pseudo:
             plain.setdefault("host", pseudo[":authority"])  # as HTTP/1.1's Host
         status, body = answer(pseudo.get(":method", ""), pseudo.get(":path", ""), plain, request_body)
+        if status is None:
+            with lock:
+                c.reset_stream(sid, error_code=h2.errors.ErrorCodes.REFUSED_STREAM)
+                flush()
+            return
         try:
             with lock:
                 c.send_headers(sid, [(":status", str(status)), ("content-type", "application/json"),
@@ -438,6 +454,7 @@ class H1(http.server.BaseHTTPRequestHandler):
         for k in self.headers.keys():
             headers[k.lower()] = ", ".join(self.headers.get_all(k))
         status, body = answer(self.command, self.path, headers, request_body)
+        status = 503 if status is None else status
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("x-pod", POD)

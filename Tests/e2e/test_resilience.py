@@ -93,6 +93,30 @@ def test_retries_absorb_a_flaky_backend(mesh, http2):
     assert {r.json["headers"]["weft-retry-attempt"] for r in marked} <= {"1", "2", "3"}
 
 
+def test_a_retried_attempt_refused_unprocessed_is_sent_again_as_that_attempt(mesh):
+    """HTTP/2: the route retries a 503, and the server refuses the retry's stream unprocessed
+    (REFUSED_STREAM), so the sidecar sends it again on another stream. What it sends again
+    is that attempt's request, with that attempt's `weft-retry-attempt` and trace context,
+    not the first attempt's."""
+    mesh.apply(routes=[http_route("web-v1-retry", "web-v1", """
+        - retry: {codes: [503], attempts: 3}
+          backendRefs: [{name: web-v1, port: 80}]
+    """)])
+    target = "/refuse-second/%d" % time.monotonic_ns()
+    reply = mesh.get(mesh.url("web-v1", target), http2=True,
+                     headers=[("traceparent", "00-%s-%s-01" % ("5e" * 16, "7a" * 8))])
+    assert reply.status == 200, reply.short()
+    seen = mesh.get(mesh.pod_url("web-v1-0", "/counts")).json["seen"][target]
+    assert len(seen) == 3, "503, refused, then 200: %s" % seen
+    first, retried, again = seen
+    keys = ("weft-retry-attempt", "traceparent")
+    assert [retried.get(k) for k in keys] == [again.get(k) for k in keys], \
+        "the refused attempt is sent again as itself: %s, then %s" % (retried, again)
+    assert retried.get("weft-retry-attempt") and retried.get("weft-retry-attempt") != first.get("weft-retry-attempt"), \
+        (first, retried)
+    assert retried["traceparent"] != first["traceparent"], "each attempt carries its own span id"
+
+
 @pytest.mark.parametrize("http2", PROTOCOLS)
 def test_an_always_failing_backend_is_not_stormed(mesh, http2):
     """Retries withdraw from the Service port's budget (default: 20% of requests + 10/s over

@@ -22,14 +22,18 @@ final class OTLPHTTPConnectionTests: XCTestCase {
         return (channel, { seen })
     }
 
+    private func answer(_ channel: EmbeddedChannel, _ version: HTTPVersion, _ status: HTTPResponseStatus) throws {
+        try channel.writeInbound(HTTPClientResponsePart.head(HTTPResponseHead(version: version, status: status)))
+        try channel.writeInbound(HTTPClientResponsePart.end(nil))
+    }
+
     /// A receiver that answers HTTP/1.0 (or `Connection: close`) closes the connection: it
     /// is unusable by the time the owner hears of the answer, so the next export goes on a
     /// new connection, not on this one as it closes.
     func testAConnectionTheReceiverClosesIsNotOfferedForTheNextExport() throws {
         let connection = OTLPHTTPConnection(host: "collector", port: 4318, path: "/v1/traces")
         let (channel, seen) = try posting(connection)
-        try channel.writeInbound(HTTPClientResponsePart.head(HTTPResponseHead(version: .http1_0, status: .ok)))
-        try channel.writeInbound(HTTPClientResponsePart.end(nil))
+        try answer(channel, .http1_0, .ok)
         XCTAssertEqual(seen()?.ok, true)
         XCTAssertEqual(seen()?.usable, false, "unusable before done ran")
     }
@@ -37,8 +41,7 @@ final class OTLPHTTPConnectionTests: XCTestCase {
     func testAKeptAliveConnectionStaysUsable() throws {
         let connection = OTLPHTTPConnection(host: "collector", port: 4318, path: "/v1/traces")
         let (channel, seen) = try posting(connection)
-        try channel.writeInbound(HTTPClientResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok)))
-        try channel.writeInbound(HTTPClientResponsePart.end(nil))
+        try answer(channel, .http1_1, .ok)
         XCTAssertEqual(seen()?.ok, true)
         XCTAssertEqual(seen()?.usable, true)
         XCTAssertNil(connection.failure)
@@ -58,9 +61,7 @@ final class OTLPHTTPConnectionTests: XCTestCase {
 
         let answered = OTLPHTTPConnection(host: "collector", port: 4318, path: "/v1/traces")
         let (other, seenOther) = try posting(answered)
-        try other.writeInbound(
-            HTTPClientResponsePart.head(HTTPResponseHead(version: .http1_1, status: .tooManyRequests)))
-        try other.writeInbound(HTTPClientResponsePart.end(nil))
+        try answer(other, .http1_1, .tooManyRequests)
         XCTAssertEqual(seenOther()?.ok, false)
         XCTAssertEqual(answered.failure, "answered 429 Too Many Requests")
     }

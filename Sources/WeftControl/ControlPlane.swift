@@ -67,7 +67,9 @@ public final class ControlPlane: ServiceLifecycle.Service {
         let issuer = CAWorkloadIssuer(ca: ca, trustDomain: trustDomain, lifetime: settings.certificateLifetime)
         let servingTLS = try ServingCertificate(ca: ca, identity: ownIdentity(trustDomain), logger: logger)
 
-        let forwardTarget = settings.otlpForward.flatMap(OTLPForwarder.Target.init(url:))
+        // Forwarding is the intake's: nothing to forward, or to check, without it.
+        let forwardTarget =
+            settings.otlpPort > 0 ? settings.otlpForward.flatMap(OTLPForwarder.Target.init(url:)) : nil
         var forwardTLS: NIOSSLContext?
         if let forwardTarget, forwardTarget.tls {
             do {

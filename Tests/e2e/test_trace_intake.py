@@ -248,18 +248,23 @@ def check(condition):
 class Collector:
     """A stand-in OTLP/HTTP collector on loopback: keeps each POST's content type and body."""
 
-    def __init__(self, port, tls=None):
+    def __init__(self, port, tls=None, keep_alive=False):
         """`tls`: (certificate file, key file): the collector speaks https (Python's ssl,
-        that is OpenSSL)."""
+        that is OpenSSL). `keep_alive`: it answers HTTP/1.1 and keeps connections (as
+        collectors do); else HTTP/1.0, closing each."""
         import http.server
         import ssl
         import threading
         received = self.received = []
+        peers = self.peers = []  # each POST's client port
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 received.append((self.path, self.headers.get("content-type"), body))
+                peers.append(self.client_address[1])
                 self.send_response(200)
                 self.send_header("content-type", "application/x-protobuf")
                 self.send_header("content-length", "0")
@@ -361,7 +366,7 @@ def https_collector(cenv, request):
     # A test's `collector_names` marker names the certificate's subject alternative names.
     marker = request.node.get_closest_marker("collector_names")
     ca, certificate, key = make_collector_certificates(cenv.dir, *(marker.args if marker else ()))
-    c = Collector(free_port(), tls=(certificate, key))
+    c = Collector(free_port(), tls=(certificate, key), keep_alive=True)
     c.ca = ca
     yield c
     c.close()
@@ -388,11 +393,23 @@ def test_exports_are_forwarded_over_https_to_a_collector_its_ca_signs(cenv, http
     span = request.resource_spans[0].scope_spans[0].spans[0]
     assert (path, content_type, span.name, span.trace_id.hex()) == (
         "/v1/traces", "application/x-protobuf", "over tls", trace)
-    for _ in range(3):  # and again, on the kept connection
+    for _ in range(3):  # and again, on the kept-alive TLS connection
         assert post(control.otlp_port, one_span_export(trace, "over tls"), "application/json")[0] == 200
     eventually(lambda: check(len(https_collector.received) >= 4), timeout=10, what="every export")
-    eventually(lambda: check((metric(control.metrics(), "weft_control_otlp_forwarded_spans_total") or 0) >= 1),
-               timeout=10, what="forwarded spans counted")
+    eventually(lambda: check((metric(control.metrics(), "weft_control_otlp_forwarded_spans_total") or 0) >= 4),
+               timeout=10, what="every forwarded span counted")
+    assert (metric(control.metrics(), "weft_control_otlp_forward_dropped_spans_total") or 0) == 0
+    assert len(set(https_collector.peers)) == 1, "one TLS connection for every export: %s" % https_collector.peers
+
+
+@pytest.mark.collector_names("DNS:localhost")
+def test_an_https_collector_named_by_dns_is_checked_by_that_name(cenv, https_collector):
+    # Reached as localhost (SNI and the name check), its certificate naming only that.
+    control = cenv.start_control(extra=[
+        "--otlp-forward", "https://localhost:%d/v1/traces" % https_collector.port,
+        "--otlp-forward-ca", https_collector.ca])
+    assert post(control.otlp_port, one_span_export("4" * 32, "by name"), "application/json")[0] == 200
+    eventually(lambda: check(len(https_collector.received) >= 1), timeout=10, what="the collector got it")
 
 
 def test_an_untrusted_https_collector_gets_nothing_and_the_failure_is_logged(cenv, https_collector):

@@ -27,8 +27,8 @@ final class OTLPForwarder: Sendable {
     private let state: NIOLoopBoundBox<State>
     private let eventLoop: EventLoop
 
-    /// Where exports go: `http[s]://host[:port][/path]` (port 4318 and `/v1/traces` by
-    /// default).
+    /// Where exports go: `http[s]://host[:port][/path]`; the port is 4318 (OTLP/HTTP's)
+    /// for http and 443 for https (a hosted collector) unless given; the path `/v1/traces`.
     struct Target: Sendable, Equatable, CustomStringConvertible {
         let host: String
         let port: Int
@@ -44,7 +44,7 @@ final class OTLPForwarder: Sendable {
             let authority = rest.prefix { $0 != "/" }
             let path = rest.dropFirst(authority.count)
             var host = Substring(authority)
-            var port = MeshDefaults.otlpPort
+            var port = tls ? 443 : MeshDefaults.otlpPort
             if host.hasPrefix("[") {
                 guard let close = host.firstIndex(of: "]") else { return nil }
                 let after = host[host.index(after: close)...]

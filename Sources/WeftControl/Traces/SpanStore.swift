@@ -80,6 +80,8 @@ public final class SpanStore: Sendable {
         var secondFragment: [UInt8] = []
         var moreFragments: [[UInt8]] = []
         var bytes = 0
+        /// Its entry in the store's first-arrival order.
+        var serial: UInt64 = 0
         var start: UInt64 = .max
         var end: UInt64 = 0
         var spanCount = 0
@@ -162,8 +164,11 @@ public final class SpanStore: Sendable {
     private struct State {
         var traces: [TraceKey: Trace] = [:]
         /// First-arrival order, oldest at `head`; evicted keys are skipped.
-        var order: [TraceKey] = []
+        /// A trace dropped for its size leaves its entry: if its id comes again, the new trace
+        /// has a serial of its own, and the old entry does not evict it.
+        var order: [(key: TraceKey, serial: UInt64)] = []
         var head = 0
+        var serial: UInt64 = 0
         var bytes = 0
         var evicted = 0
     }
@@ -313,12 +318,15 @@ public final class SpanStore: Sendable {
             for piece in pieces {
                 if !refused.isEmpty && refused.contains(piece.key) { continue }
                 // One lookup: the trace, made empty for a new key.
-                let held = Self.slot(&state.traces[piece.key, default: Trace()]).take(
-                    piece, notes: notes[piece.notes], names: names, limit: limit - Self.perTraceBytes)
-                switch held {
+                let trace = Self.slot(&state.traces[piece.key, default: Trace()])
+                switch trace.take(piece, notes: notes[piece.notes], names: names, limit: limit - Self.perTraceBytes) {
                 case .added(let isNew):
                     state.bytes += piece.cost + (isNew ? Self.perTraceBytes : 0)
-                    if isNew { state.order.append(piece.key) }
+                    if isNew {
+                        state.serial += 1
+                        trace.serial = state.serial
+                        state.order.append((piece.key, state.serial))
+                    }
                 case .tooLarge(let wasNew):
                     let dropped = state.traces.removeValue(forKey: piece.key)
                     if !wasNew, let dropped { state.bytes -= dropped.bytes + Self.perTraceBytes }
@@ -341,9 +349,10 @@ public final class SpanStore: Sendable {
 
     private static func evict(_ state: inout State, limit: Int) {
         while state.bytes > limit, state.head < state.order.count {
-            let key = state.order[state.head]
+            let (key, serial) = state.order[state.head]
             state.head += 1
-            if let trace = state.traces.removeValue(forKey: key) {
+            if let index = state.traces.index(forKey: key), state.traces.values[index].serial == serial {
+                let trace = state.traces.remove(at: index).value
                 state.bytes -= trace.bytes + perTraceBytes
                 state.evicted += 1
             }

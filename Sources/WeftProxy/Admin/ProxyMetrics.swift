@@ -79,7 +79,9 @@ enum RequestProtocol: String, CaseIterable, Sendable {
     case http1, http2, grpc
 }
 
-/// Every metric handle of the proxy, created once at start-up.
+/// Every metric handle of the proxy, created once at start-up, but the latency histograms:
+/// those are counted per event loop (`LoopContext.requestLatency`, `RouteMetrics`), so
+/// their buckets carry exemplars and a request takes no lock for them.
 ///
 /// Labels come from fixed enums, so the label set is closed: no peer address or path
 /// ever becomes a label. The hot path indexes arrays; it never builds a string.

@@ -21,7 +21,9 @@ final class OTLPForwarderTests: XCTestCase {
         XCTAssertEqual(
             secure.map { [$0.host, "\($0.port)", $0.path, "\($0.tls)"] },
             ["collector.example", "4318", "/v1/traces", "true"])
-        XCTAssertEqual(OTLPForwarder.Target(url: "HTTPS://c")?.description, "https://c:4318/v1/traces")
+        XCTAssertEqual(
+            OTLPForwarder.Target(url: "HTTPS://c")?.description, "https://c:443/v1/traces",
+            "https's own port by default")
         for bad in [
             "ftp://collector:4318", "httpss://c", "https://", "collector:4318", "http://", "http://:4318", "http://h:0",
             "http://h:99999",

@@ -169,4 +169,25 @@ final class SpanStoreTests: XCTestCase {
         XCTAssertEqual(Set(store.list().map(\.spanCount)), [1])
         XCTAssertLessThanOrEqual(store.usage.bytes, 10_000)
     }
+
+    /// A trace dropped for its size, whose id comes again, is a new trace: the oldest go
+    /// first, and the dropped one's place in the order does not evict the new one early.
+    func testATraceStartedAgainAfterItWasDroppedIsEvictedInItsNewTurn() {
+        let store = SpanStore(limit: 10_000)
+        store.add(F.request(service: "web", [F.span(trace: 1, span: 1, start: 1)]))
+        store.add(F.request(service: "web", [F.span(trace: 1, span: 2, parent: 1, padding: 12_000)]))
+        XCTAssertEqual(store.usage.traces, 0, "dropped for its size")
+        // Trace 2 large enough that evicting it makes room for any one filler below.
+        store.add(F.request(service: "web", [F.span(trace: 2, span: 1, start: 2, padding: 2_000)]))
+        store.add(F.request(service: "web", [F.span(trace: 1, span: 3, start: 3)]))
+        // Fill the store until it evicts: trace 2 is the oldest, then the new trace 1.
+        var next: UInt8 = 10
+        while store.usage.evicted == 0 {
+            store.add(F.request(service: "web", [F.span(trace: next, span: 1, start: UInt64(next), padding: 500)]))
+            next += 1
+        }
+        XCTAssertEqual(store.usage.evicted, 1)
+        XCTAssertNil(store.trace(F.hex(F.id(2, count: 16))), "the oldest went first")
+        XCTAssertNotNil(store.trace(F.hex(F.id(1, count: 16))), "not the one started again after it")
+    }
 }

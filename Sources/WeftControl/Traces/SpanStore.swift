@@ -115,13 +115,13 @@ public final class SpanStore: Sendable {
             case added(isNew: Bool)
             /// The piece would take the trace past `limit`: it was not taken, and the trace
             /// is to be dropped.
-            case tooLarge(wasNew: Bool)
+            case tooLarge
         }
 
         /// Takes the piece unless the trace would then be charged more than `limit`.
         func take(_ piece: Piece, notes: ArraySlice<SpanNote>, names: [String], limit: Int) -> Held {
             let isNew = bytes == 0
-            guard bytes + piece.cost <= limit else { return .tooLarge(wasNew: isNew) }
+            guard bytes + piece.cost <= limit else { return .tooLarge }
             take(piece, notes: notes, names: names)
             return .added(isNew: isNew)
         }
@@ -327,9 +327,11 @@ public final class SpanStore: Sendable {
                         trace.serial = state.serial
                         state.order.append((piece.key, state.serial))
                     }
-                case .tooLarge(let wasNew):
-                    let dropped = state.traces.removeValue(forKey: piece.key)
-                    if !wasNew, let dropped { state.bytes -= dropped.bytes + Self.perTraceBytes }
+                case .tooLarge:
+                    // A trace made for this piece holds nothing and was never charged.
+                    if let dropped = state.traces.removeValue(forKey: piece.key), dropped.bytes > 0 {
+                        state.bytes -= dropped.bytes + Self.perTraceBytes
+                    }
                     refused.insert(piece.key)
                 }
             }
